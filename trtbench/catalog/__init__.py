@@ -1,0 +1,1 @@
+"""What trtbench knows about GPUs and models without asking the hardware."""

@@ -1,0 +1,134 @@
+"""Model architectures: bundled presets, or a HF `config.json`, reduced to what sizing and timing need."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtbench.errors import SpecError
+
+
+@dataclass(frozen=True)
+class ModelArch:
+    name: str
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tie_embeddings: bool = False
+    qkv_bias: bool = False
+    max_position: int = 131072
+
+    @property
+    def params_per_layer(self) -> int:
+        d, dh = self.hidden, self.head_dim
+        attn = d * self.heads * dh + 2 * d * self.kv_heads * dh + self.heads * dh * d
+        bias = (self.heads + 2 * self.kv_heads) * dh if self.qkv_bias else 0
+        return attn + bias + 3 * d * self.intermediate + 2 * d
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden
+
+    @property
+    def lm_head_params(self) -> int:
+        return 0 if self.tie_embeddings else self.vocab * self.hidden
+
+    @property
+    def transformer_params(self) -> int:
+        """Parameters every generated token multiplies through (all layers, no embedding or head)."""
+        return self.layers * self.params_per_layer + self.hidden
+
+    @property
+    def params(self) -> int:
+        return self.transformer_params + self.embedding_params + self.lm_head_params
+
+    def kv_bytes_per_token(self, kv_dtype_bytes: int, tp: int = 1) -> int:
+        """KV cache bytes per token on one TP rank, as TensorRT-LLM's runtime sizes it."""
+        kv_heads_per_rank = max(1, self.kv_heads // tp)
+        return 2 * self.layers * kv_heads_per_rank * self.head_dim * kv_dtype_bytes
+
+
+def _llama(name: str, hidden: int, inter: int, layers: int, heads: int, head_dim: int,
+           tie: bool = False, max_position: int = 131072) -> ModelArch:
+    return ModelArch(name, hidden, inter, layers, heads, 8, head_dim, 128256, tie, False, max_position)
+
+
+PRESETS: dict[str, ModelArch] = {
+    m.name: m
+    for m in (
+        _llama("Llama-3.1-8B", 4096, 14336, 32, 32, 128),
+        _llama("Llama-3-8B", 4096, 14336, 32, 32, 128, max_position=8192),
+        _llama("Llama-3.1-70B", 8192, 28672, 80, 64, 128),
+        _llama("Llama-3.3-70B", 8192, 28672, 80, 64, 128),
+        _llama("Llama-3.2-1B", 2048, 8192, 16, 32, 64, tie=True),
+        _llama("Llama-3.2-3B", 3072, 8192, 28, 24, 128, tie=True),
+        ModelArch("Mistral-7B", 4096, 14336, 32, 32, 8, 128, 32000, max_position=32768),
+        ModelArch("Qwen2.5-7B", 3584, 18944, 28, 28, 4, 128, 152064, qkv_bias=True),
+    )
+}
+
+# Suffixes that name a variant of the same architecture (chat tuning, a quantized export, a release tag).
+_VARIANT = re.compile(r"(-(instruct|chat|hf|base|fp8|fp16|bf16|awq|gptq|v\d+(\.\d+)*))+$")
+
+
+def _preset_key(name: str) -> str:
+    base = name.strip().rstrip("/").split("/")[-1]
+    base = re.sub(r"^meta-", "", base, flags=re.IGNORECASE)
+    return _VARIANT.sub("", base.lower())
+
+
+_BY_KEY = {_preset_key(k): v for k, v in PRESETS.items()}
+
+
+def find_preset(name: str) -> ModelArch | None:
+    """The preset for a HF name such as `meta-llama/Meta-Llama-3.1-8B-Instruct` or `Llama-3.1-8B`."""
+    return _BY_KEY.get(_preset_key(name))
+
+
+def resolve_model(name: str, preset: str | None = None, config: str | Path | None = None) -> ModelArch:
+    """An explicit config.json wins, then an explicit preset, then the preset the HF name implies."""
+    if config is not None:
+        return load_hf_config(Path(config), name)
+    arch = find_preset(preset or name)
+    if arch is None:
+        what = f"preset {preset!r}" if preset else f"model {name!r}"
+        raise SpecError(
+            f"no architecture for {what}; give model.config (a HF config.json) or model.preset, "
+            f"one of: {', '.join(PRESETS)}"
+        )
+    return arch
+
+
+def load_hf_config(path: Path, name: str) -> ModelArch:
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"model config not found: {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SpecError(f"cannot read model config {path}: {exc}") from None
+    try:
+        heads = int(cfg["num_attention_heads"])
+        hidden = int(cfg["hidden_size"])
+        return ModelArch(
+            name=name,
+            hidden=hidden,
+            intermediate=int(cfg["intermediate_size"]),
+            layers=int(cfg["num_hidden_layers"]),
+            heads=heads,
+            kv_heads=int(cfg.get("num_key_value_heads") or heads),
+            head_dim=int(cfg.get("head_dim") or hidden // heads),
+            vocab=int(cfg["vocab_size"]),
+            tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
+            max_position=int(cfg.get("max_position_embeddings") or 131072),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpecError(f"model config {path} lacks a usable field: {exc}") from None

@@ -1,0 +1,69 @@
+"""The `trtbench` command. User errors print one line and exit 2 (typer does the same for usage errors)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from trtbench import __version__
+from trtbench.commands import plan as plan_cmd
+from trtbench.commands import report as report_cmd
+from trtbench.commands import sweep as sweep_cmd
+from trtbench.commands.utils import console
+from trtbench.errors import TrtbenchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Find the ISL / OSL / request-count configurations with the most throughput, and the ones that fail.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"trtbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """trtbench: TensorRT-LLM throughput sweeps, measured or simulated."""
+
+
+@app.command()
+def sweep(
+    spec: Path = typer.Argument(..., help="sweep spec (YAML)"),
+    backend: str = typer.Option(None, "--backend", help="auto | trtllm | sim (overrides the spec)"),
+    out: Path = typer.Option(None, "--out", help="run directory (default: runs/<sweep name>)"),
+    fresh: bool = typer.Option(False, "--fresh", help="start over in a new run directory; the old one is kept"),
+    top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
+) -> None:
+    """Run every point of SPEC (resuming a previous run), then write the report."""
+    sweep_cmd.sweep(spec, backend, out, fresh, top_n)
+
+
+@app.command()
+def plan(spec: Path = typer.Argument(..., help="sweep spec (YAML)")) -> None:
+    """Show the expanded grid and the memory verdict of each point; runs nothing."""
+    plan_cmd.plan(spec)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `trtbench sweep`"),
+    top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
+) -> None:
+    """Write report.md and results.csv for RUN_DIR."""
+    report_cmd.report(run_dir, top_n)
+
+
+def main() -> None:
+    try:
+        app()
+    except TrtbenchError as exc:
+        console.print(f"[red]trtbench: error:[/] {exc}", soft_wrap=True)
+        sys.exit(2)

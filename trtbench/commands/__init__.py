@@ -1,0 +1,1 @@
+"""One module per subcommand; `trtbench.cli` wires them into the typer app."""

@@ -1,0 +1,35 @@
+"""`trtbench sweep SPEC`: run (or resume) every point of a spec, then write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from trtbench.backends import select_backend
+from trtbench.commands.utils import console, report_run
+from trtbench.runner import run_sweep
+from trtbench.spec import load_spec
+from trtbench.store import RunStore, next_free_dir
+
+
+def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int) -> None:
+    spec = load_spec(spec_path)
+    run_dir = out or spec.run_dir()
+    if fresh:
+        run_dir = next_free_dir(run_dir)
+    selection = select_backend(spec, backend)
+    store = RunStore.create(run_dir)
+    console.print(f"[bold]{spec.name}[/]: {len(spec.pairs)} points -> {run_dir}  ({selection.reason})")
+    if selection.backend.source == "simulated":
+        console.print("[yellow]SIMULATED[/]: no GPU run; every number is a prediction of trtbench's simulator")
+    try:
+        summary = run_sweep(spec, selection, store, console)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: every finished point is recorded in {run_dir}; "
+                      f"run the same command again to resume")
+        raise typer.Exit(130) from None
+    if summary.already_done:
+        console.print(f"resumed: {summary.already_done} point(s) already recorded, {summary.ran} run now")
+    report = report_run(run_dir, top_n)
+    console.print(f"report: {report}")

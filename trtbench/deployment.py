@@ -1,0 +1,42 @@
+"""What runs where: model architecture, GPU, precision and parallelism, resolved once from a spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trtbench.catalog.gpus import GPU, resolve_gpu
+from trtbench.catalog.models import ModelArch, resolve_model
+from trtbench.errors import SpecError
+from trtbench.spec import RuntimeSpec, SweepSpec
+
+
+@dataclass(frozen=True)
+class Deployment:
+    arch: ModelArch
+    gpu: GPU
+    precision: str
+    kv_dtype_bytes: int
+    tp: int
+    pp: int
+    runtime: RuntimeSpec
+
+    @property
+    def n_gpus(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes per weight of the quantized layers (FP8: 1; FP16/BF16: 2)."""
+        return 1 if self.precision == "fp8" else 2
+
+
+def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
+    """`gpu_name` replaces `gpu: auto` with the device actually present."""
+    gpu_id = gpu_name or spec.gpu
+    if gpu_id == "auto":
+        raise SpecError("gpu: auto needs a visible NVIDIA GPU; name the GPU to simulate (e.g. gpu: h100-sxm)")
+    arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
+    if arch.kv_heads % spec.tp and spec.tp % arch.kv_heads:
+        raise SpecError(f"tp: {spec.tp} does not divide the model's {arch.kv_heads} KV heads")
+    return Deployment(arch, resolve_gpu(gpu_id), spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
+                      spec.runtime)

@@ -1,0 +1,28 @@
+"""The seam between the sim backend and whatever predicts time: a model takes a feasible point and
+its memory plan and returns an `Estimate`. The roofline is the first; a scheduler simulation or a
+measured-kernel model plugs in behind the same call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from trtbench.deployment import Deployment
+from trtbench.sim.memory import MemoryPlan
+
+
+@dataclass(frozen=True)
+class Estimate:
+    wall_s: float
+    output_tok_per_s: float
+    request_per_s: float
+    total_tok_per_s: float
+    avg_latency_s: float
+    avg_concurrency: float
+    model: str  # which performance model produced it, for the provenance of every simulated number
+
+
+class PerformanceModel(Protocol):
+    name: str
+
+    def estimate(self, dep: Deployment, plan: MemoryPlan, isl: int, osl: int, requests: int) -> Estimate: ...

@@ -1,0 +1,118 @@
+"""GPU memory as TensorRT-LLM lays it out: weights, activation workspace, then a KV pool from what is left.
+
+The KV pool is `fraction x (total - weights - activations - runtime overhead)`, in blocks of
+`tokens_per_block`; GUARANTEED_NO_EVICT admits a request only when blocks for its whole
+sequence are free, so the pool divided by one sequence's blocks is the concurrency ceiling.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from trtbench.deployment import Deployment
+from trtbench.heuristics import InsufficientMemory, heuristic_limits
+
+GIB = 2**30
+# CUDA context, cuBLAS/cuDNN workspaces, CUDA graphs, sampler state: memory TensorRT-LLM cannot
+# give to the KV cache. NVIDIA's aiconfigurator reserves 3.5 GiB "to be safe"; a measured
+# 1.1.0rc3 log leaves about 1-2 GiB; we take the middle of what is observed.
+RUNTIME_OVERHEAD_GIB = 1.5
+NCCL_OVERHEAD_GIB = 0.4  # per rank when TP x PP > 1
+ACTIVATION_BYTES = 2  # activations in 16 bits, also with FP8 weights
+LOGITS_BYTES = 4  # sampled-token logits are kept in fp32
+
+Verdict = Literal["ok", "oom", "infeasible"]
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    verdict: Verdict
+    cause: str
+    gpu_total_gib: float
+    weights_gib: float
+    activation_gib: float
+    overhead_gib: float
+    kv_pool_gib: float
+    kv_bytes_per_token: int
+    kv_tokens: int
+    tokens_per_block: int
+    seq_blocks: int
+    max_concurrent_seqs: int
+    max_batch_size: int
+    max_num_tokens: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def weights_bytes_per_rank(dep: Deployment) -> float:
+    """Quantized layers at the precision's width; the embedding table and lm_head stay 16-bit,
+    as ModelOpt's FP8 recipe leaves them (8B FP8: 9.1 GB, the study's "~8.6 GB" engine)."""
+    arch = dep.arch
+    quantized = arch.transformer_params * dep.weight_bytes
+    kept = (arch.embedding_params + arch.lm_head_params) * 2
+    return (quantized + kept) / dep.n_gpus
+
+
+def activation_bytes_per_rank(dep: Deployment, max_num_tokens: int, max_batch_size: int) -> float:
+    """The runtime's workspace for one iteration of `max_num_tokens` tokens: the MLP's gate/up
+    output and the attention/residual buffers, plus fp32 logits for every sampled sequence."""
+    arch = dep.arch
+    per_token = ACTIVATION_BYTES * (2 * arch.intermediate + 4 * arch.hidden) / dep.tp
+    logits = max_batch_size * arch.vocab * LOGITS_BYTES
+    return max_num_tokens * per_token + logits
+
+
+def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
+    rt = dep.runtime
+    gpu_total = dep.gpu.mem_total_gib
+    weights = weights_bytes_per_rank(dep) / GIB
+    overhead = RUNTIME_OVERHEAD_GIB + (NCCL_OVERHEAD_GIB if dep.n_gpus > 1 else 0.0)
+    kv_per_token = dep.arch.kv_bytes_per_token(dep.kv_dtype_bytes, dep.tp)
+    tpb = rt.tokens_per_block
+    seq_blocks = math.ceil((isl + osl) / tpb)
+
+    def plan(verdict: Verdict, cause: str, bs: int = 0, tok: int = 0, act: float = 0.0,
+             pool: float = 0.0, kv_tokens: int = 0, concurrent: int = 0) -> MemoryPlan:
+        return MemoryPlan(verdict, cause, gpu_total, weights, act, overhead, pool, kv_per_token, kv_tokens,
+                          tpb, seq_blocks, concurrent, bs, tok)
+
+    if weights + overhead > gpu_total:
+        return plan("oom", f"weights load: {weights:.1f} GiB of weights per GPU do not fit in "
+                           f"{gpu_total:.1f} GiB ({dep.gpu.name})")
+    if isl + osl > dep.arch.max_position:
+        return plan("infeasible", f"sequence of {isl + osl} tokens exceeds the model's "
+                                  f"max_position_embeddings {dep.arch.max_position}")
+    try:
+        limits = heuristic_limits(
+            dep.arch, gpu_total_gib=gpu_total, n_gpus=dep.n_gpus, precision=dep.precision,
+            kv_dtype_bytes=dep.kv_dtype_bytes, tp=dep.tp, pp=dep.pp, isl=isl, osl=osl,
+            fraction=rt.kv_cache_free_gpu_mem_fraction, chunked_context=rt.chunked_context,
+        )
+        bs = rt.max_batch_size or limits.max_batch_size
+        tok = rt.max_num_tokens or limits.max_num_tokens
+    except InsufficientMemory as exc:
+        if rt.max_batch_size is None or rt.max_num_tokens is None:
+            return plan("infeasible", f"trtllm-bench heuristic: {exc}")
+        bs, tok = rt.max_batch_size, rt.max_num_tokens
+    if not rt.chunked_context and isl > tok:
+        return plan("infeasible", f"prompt of {isl} tokens exceeds max_num_tokens {tok} with chunked "
+                                  f"context off", bs, tok)
+
+    act = activation_bytes_per_rank(dep, tok, bs) / GIB
+    free = gpu_total - weights - act - overhead
+    if free <= 0:
+        return plan("oom", f"KV cache allocation: weights {weights:.1f} GiB + activations {act:.1f} GiB "
+                           f"(max_num_tokens {tok}) + runtime {overhead:.1f} GiB exceed {gpu_total:.1f} GiB",
+                    bs, tok, act)
+    pool = free * rt.kv_cache_free_gpu_mem_fraction
+    kv_tokens = int(pool * GIB // kv_per_token) // tpb * tpb
+    concurrent = kv_tokens // tpb // seq_blocks
+    if concurrent < 1:
+        need = seq_blocks * tpb * kv_per_token / GIB
+        return plan("infeasible", f"one sequence of {isl + osl} tokens needs {need:.2f} GiB of KV cache; "
+                                  f"the pool holds {pool:.2f} GiB ({kv_tokens} tokens)",
+                    bs, tok, act, pool, kv_tokens)
+    return plan("ok", "", bs, tok, act, pool, kv_tokens, concurrent)

@@ -1,0 +1,255 @@
+"""The sweep spec: YAML in, a validated `SweepSpec` out, or one line naming the file, line and key."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trtbench.catalog.gpus import resolve_gpu
+from trtbench.errors import SpecError
+
+PosInt = Annotated[int, Field(strict=True, gt=0)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    name: str = Field(min_length=1, description="HF model name, e.g. meta-llama/Llama-3.1-8B")
+    path: str | None = Field(None, description="local checkpoint directory (passed as --model_path)")
+    preset: str | None = Field(None, description="architecture preset when the name does not imply one")
+    config: str | None = Field(None, description="HF config.json describing the architecture")
+
+
+class GridSpec(_Strict):
+    isl: list[PosInt] = Field(min_length=1)
+    osl: list[PosInt] = Field(min_length=1)
+
+    @field_validator("isl", "osl")
+    @classmethod
+    def _unique(cls, values: list[int]) -> list[int]:
+        if len(set(values)) != len(values):
+            raise ValueError("lists a length twice")
+        return values
+
+
+class RequestRule(_Strict):
+    """How many requests a pair gets when the table does not say: a fixed count or a token budget."""
+
+    fixed: PosInt | None = None
+    budget_tokens: PosInt | None = Field(None, description="requests = budget / (ISL + OSL)")
+    min: PosInt = 1
+    max: PosInt | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> RequestRule:
+        if (self.fixed is None) == (self.budget_tokens is None):
+            raise ValueError("give exactly one of 'fixed' or 'budget_tokens'")
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+    def count(self, isl: int, osl: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        assert self.budget_tokens is not None
+        raw = self.budget_tokens // (isl + osl)
+        n = _two_significant_digits(raw) if raw > 0 else 0
+        n = max(n, self.min)
+        return min(n, self.max) if self.max is not None else n
+
+
+def _two_significant_digits(n: int) -> int:
+    """Round down to two significant digits, so budget-derived counts read like hand-picked ones."""
+    step = 10 ** max(0, int(math.log10(n)) - 1)
+    return n // step * step
+
+
+class PairCount(_Strict):
+    isl: PosInt
+    osl: PosInt
+    requests: PosInt
+
+
+class RequestsSpec(_Strict):
+    default: RequestRule
+    table: list[PairCount] = Field(default_factory=list)
+
+    @field_validator("table")
+    @classmethod
+    def _unique_pairs(cls, table: list[PairCount]) -> list[PairCount]:
+        seen: set[tuple[int, int]] = set()
+        for row in table:
+            if (row.isl, row.osl) in seen:
+                raise ValueError(f"pair {row.isl}/{row.osl} is listed twice")
+            seen.add((row.isl, row.osl))
+        return table
+
+    def count(self, isl: int, osl: int) -> int:
+        for row in self.table:
+            if (row.isl, row.osl) == (isl, osl):
+                return row.requests
+        return self.default.count(isl, osl)
+
+
+class RuntimeSpec(_Strict):
+    kv_cache_free_gpu_mem_fraction: float = Field(0.90, gt=0, le=1)
+    max_batch_size: PosInt | None = None
+    max_num_tokens: PosInt | None = None
+    concurrency: PosInt | None = None
+    warmup: NonNegInt = 2
+    timeout_s: float = Field(3600.0, gt=0, description="per point")
+    chunked_context: bool = False
+    tokens_per_block: PosInt = 32
+
+
+class SweepSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    model: ModelSpec
+    gpu: str = "auto"
+    precision: Literal["fp8", "fp16", "bf16"]
+    kv_cache_dtype: Literal["fp8", "auto"] = "auto"
+    tp: PosInt = 1
+    pp: PosInt = 1
+    backend: Literal["auto", "trtllm", "sim"] = "auto"
+    grid: GridSpec
+    requests: RequestsSpec
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    output_dir: str | None = None
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("gpu")
+    @classmethod
+    def _canonical_gpu(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        try:
+            return resolve_gpu(value).id
+        except SpecError as exc:  # re-raised as ValueError so pydantic locates it
+            raise ValueError(str(exc)) from None
+
+    @property
+    def kv_dtype_bytes(self) -> int:
+        """`auto` keeps the KV cache in the activation dtype (16-bit), as TensorRT-LLM does."""
+        return 1 if self.kv_cache_dtype == "fp8" else 2
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return [(isl, osl) for isl in self.grid.isl for osl in self.grid.osl]
+
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def hash(self) -> str:
+        return stable_hash(self.canonical())
+
+
+def stable_hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
+    return parse_spec(text, str(path))
+
+
+def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise SpecError(f"{source}{where}: YAML syntax error: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: YAML error: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: a sweep spec is a YAML mapping (name, model, gpu, grid, ...)")
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_describe(exc, root, source)) from None
+
+
+def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
+    """One validation error, as `file:line: key: problem`; an unknown key first, since a misspelt key
+    also makes the key it was meant to be look missing."""
+    err = min(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    line = _line_of(root, loc)
+    where = f"{source}:{line}" if line else source
+    if err["type"] == "extra_forbidden":
+        hint = _nearest_key(loc)
+        return f"{where}: unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+    if err["type"] == "missing":
+        return f"{where}: missing required key {key!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] in ("literal_error", "greater_than", "less_than_equal", "int_type", "int_from_float",
+                       "greater_than_equal", "string_pattern_mismatch", "float_type", "int_parsing"):
+        msg += f" (got {err['input']!r})"
+    return f"{where}: {key}: {msg}"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc`, or of its deepest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _nearest_key(loc: tuple[Any, ...]) -> str | None:
+    model: type[BaseModel] = SweepSpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        inner = _model_in(field.annotation) if field else None
+        if inner is None:
+            return None
+        model = inner
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
