@@ -47,7 +47,8 @@ class RunStore:
         if path.exists():
             if not path.is_dir():
                 raise StoreError(f"output directory {path} exists and is not a directory")
-            if any(path.iterdir()) and not (path / RUN_META).is_file():
+            ours = (path / RUN_META).is_file() or (path / LOCK).is_file()  # a lock: killed before run.json
+            if any(path.iterdir()) and not ours:
                 raise StoreError(f"output directory {path} exists and is not a trtbench run (no run.json); "
                                  f"choose another --out")
         try:

@@ -1,0 +1,94 @@
+"""Catalog numbers must equal the hardware reference's, since every memory verdict rests on them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trtbench.catalog.gpus import GPUS, resolve_gpu
+from trtbench.catalog.models import PRESETS, find_preset, resolve_model
+from trtbench.errors import SpecError
+
+# (model, parameter count, BF16 KV bytes per token) from the reference's model table.
+REFERENCE_MODELS = [
+    ("Llama-3.1-8B", 8_030_261_248, 131_072),
+    ("Llama-3.1-70B", 70_553_706_496, 327_680),
+    ("Llama-3.2-1B", 1_235_814_400, 32_768),
+    ("Llama-3.2-3B", 3_212_749_824, 114_688),
+    ("Mistral-7B", 7_241_732_096, 131_072),
+    ("Qwen2.5-7B", 7_615_616_512, 57_344),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "kv_bf16"), REFERENCE_MODELS)
+def test_presets_match_reference(name, params, kv_bf16):
+    arch = PRESETS[name]
+    assert arch.params == params
+    assert arch.kv_bytes_per_token(2) == kv_bf16
+    assert arch.kv_bytes_per_token(1) == kv_bf16 // 2
+
+
+def test_kv_heads_split_across_tp_ranks():
+    arch = PRESETS["Llama-3.1-70B"]
+    assert arch.kv_bytes_per_token(2, tp=8) == 327_680 // 8
+    assert arch.kv_bytes_per_token(2, tp=16) == arch.kv_bytes_per_token(2, tp=8)  # one head per rank at least
+
+
+@pytest.mark.parametrize(
+    ("name", "preset"),
+    [
+        ("meta-llama/Llama-3.1-8B", "Llama-3.1-8B"),
+        ("meta-llama/Meta-Llama-3.1-8B-Instruct", "Llama-3.1-8B"),
+        ("nvidia/Llama-3.1-8B-Instruct-FP8", "Llama-3.1-8B"),
+        ("meta-llama/Llama-3.3-70B-Instruct", "Llama-3.3-70B"),
+        ("meta-llama/Meta-Llama-3-8B", "Llama-3-8B"),
+        ("mistralai/Mistral-7B-v0.1", "Mistral-7B"),
+        ("Qwen/Qwen2.5-7B-Instruct", "Qwen2.5-7B"),
+    ],
+)
+def test_hf_names_resolve_to_presets(name, preset):
+    found = find_preset(name)
+    assert found is not None and found.name == preset
+
+
+def test_unknown_model_needs_a_config():
+    with pytest.raises(SpecError, match="model.config"):
+        resolve_model("acme/secret-13B")
+
+
+def test_hf_config_json(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({
+        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072,
+    }))
+    arch = resolve_model("acme/llama-clone", config=tmp_path)
+    assert arch.params == PRESETS["Llama-3.1-8B"].params
+
+
+@pytest.mark.parametrize(
+    ("name", "gpu_id"),
+    [
+        ("h100-sxm", "h100-sxm"),
+        ("H100-SXM-80GB", "h100-sxm"),
+        ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+        ("NVIDIA H100 PCIe", "h100-pcie"),
+        ("NVIDIA A100-SXM4-80GB", "a100-sxm-80gb"),
+        ("H200", "h200-sxm"),
+        ("l40s", "l40s"),
+    ],
+)
+def test_gpu_aliases(name, gpu_id):
+    assert resolve_gpu(name).id == gpu_id
+
+
+def test_unknown_gpu_lists_ids():
+    with pytest.raises(SpecError) as info:
+        resolve_gpu("Voodoo 5")
+    assert all(gpu_id in str(info.value) for gpu_id in GPUS)
+
+
+def test_gpu_figures_are_dense_and_from_the_reference():
+    h100 = GPUS["h100-sxm"]
+    assert (h100.bf16_tflops, h100.fp8_tflops, h100.mem_total_mib, h100.hbm_tb_s) == (989, 1979, 81559, 3.35)
+    assert GPUS["a100-sxm-80gb"].peak_flops("fp8") == GPUS["a100-sxm-80gb"].peak_flops("bf16")  # no FP8 on Ampere

@@ -1,0 +1,180 @@
+"""Resume, interruption, kill -9, locking and failures-as-data for the runner and store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from trtbench.backends.sim import SimBackend
+from trtbench.errors import StoreError
+from trtbench.store import RunStore
+from tests.conftest import REPO, SMALL_SPEC
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def test_sweep_records_every_point(cli, write_spec, tmp_path):
+    result = cli("sweep", str(write_spec()))
+    assert result.code == 0, result.err
+    recs = records(tmp_path / "runs" / "tiny")
+    assert len(recs) == 4 and len({r["point_id"] for r in recs}) == 4
+    assert all(r["source"] == "simulated" and r["backend"] == "sim" for r in recs)
+    assert "backend sim (asked for)" in result.err
+
+
+def test_interrupted_sweep_resumes_without_loss_or_duplicates(cli, write_spec, tmp_path, monkeypatch):
+    spec = write_spec()
+    real_run = SimBackend.run
+    calls = {"n": 0}
+
+    def dies_on_third(self, point):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_run(self, point)
+
+    monkeypatch.setattr(SimBackend, "run", dies_on_third)
+    first = cli("sweep", str(spec))
+    assert first.code == 130 and "run the same command again to resume" in first.err
+    run_dir = tmp_path / "runs" / "tiny"
+    before = records(run_dir)
+    assert len(before) == 2
+
+    monkeypatch.setattr(SimBackend, "run", real_run)
+    second = cli("sweep", str(spec))
+    assert second.code == 0, second.err
+    assert "2 point(s) already recorded, 2 run now" in second.err
+    after = records(run_dir)
+    assert after[:2] == before  # nothing recorded was rewritten
+    assert len(after) == 4 and len({r["point_id"] for r in after}) == 4
+
+    third = cli("sweep", str(spec))  # all done: nothing runs, nothing is appended
+    assert third.code == 0 and records(run_dir) == after
+
+
+def test_backend_exception_is_recorded_and_sweep_goes_on(cli, write_spec, tmp_path, monkeypatch):
+    real_run = SimBackend.run
+
+    def flaky(self, point):
+        if point.isl == 2048 and point.osl == 128:
+            raise RuntimeError("driver fell over")
+        return real_run(self, point)
+
+    monkeypatch.setattr(SimBackend, "run", flaky)
+    assert cli("sweep", str(write_spec())).code == 0
+    recs = {(r["isl"], r["osl"]): r for r in records(tmp_path / "runs" / "tiny")}
+    assert len(recs) == 4
+    assert recs[(2048, 128)]["status"] == "error"
+    assert "RuntimeError: driver fell over" in recs[(2048, 128)]["cause"]
+    report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    assert "75.0% (3/4)" in report and "driver fell over" in report
+
+
+SLOW_SWEEP = """
+import sys, time
+from rich.console import Console
+from trtbench.backends import select_backend
+from trtbench.runner import run_sweep
+from trtbench.spec import load_spec
+from trtbench.store import RunStore
+
+spec = load_spec(sys.argv[1])
+selection = select_backend(spec)
+real_run = selection.backend.run
+
+def slow(point):
+    time.sleep(0.3)
+    return real_run(point)
+
+selection.backend.run = slow
+run_sweep(spec, selection, RunStore.create(spec.run_dir()), Console(stderr=True))
+"""
+
+
+def test_kill_9_mid_sweep_then_resume(write_spec, tmp_path, cli):
+    spec = write_spec(SMALL_SPEC.replace("isl: [128, 2048]", "isl: [128, 256, 512, 1024, 2048]"))
+    script = tmp_path / "slow.py"
+    script.write_text(textwrap.dedent(SLOW_SWEEP))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), str(spec)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = tmp_path / "runs" / "tiny" / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not results.exists() or results.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    survivors = records(tmp_path / "runs" / "tiny")
+    assert 3 <= len(survivors) < 10
+
+    # A kill during a write leaves a torn line; the next run must cut it, not choke on it.
+    with results.open("a") as fh:
+        fh.write('{"point_id": "torn')
+    assert cli("sweep", str(spec)).code == 0
+    final = records(tmp_path / "runs" / "tiny")
+    assert final[: len(survivors)] == survivors
+    assert len(final) == 10 and len({r["point_id"] for r in final}) == 10
+
+
+def test_second_sweep_on_same_run_dir_is_refused(write_spec, tmp_path):
+    store = RunStore.create(tmp_path / "runs" / "tiny")
+    with store.lock():
+        child = subprocess.run(
+            [sys.executable, "-m", "trtbench", "sweep", str(write_spec())],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        )
+    assert child.returncode == 2
+    assert f"in use by another sweep (pid {os.getpid()})" in child.stderr
+    assert "Traceback" not in child.stderr
+
+
+def test_lock_is_released_after_a_sweep(tmp_path):
+    store = RunStore.create(tmp_path / "run")
+    with store.lock():
+        pass
+    with store.lock():  # would raise if the first lock leaked
+        pass
+
+
+def test_fresh_starts_a_new_directory_and_keeps_the_old(cli, write_spec, tmp_path):
+    spec = write_spec()
+    assert cli("sweep", str(spec)).code == 0
+    old = records(tmp_path / "runs" / "tiny")
+    result = cli("sweep", str(spec), "--fresh")
+    assert result.code == 0
+    assert records(tmp_path / "runs" / "tiny") == old
+    assert len(records(tmp_path / "runs" / "tiny-2")) == 4
+
+
+def test_changed_spec_reruns_only_what_changed(cli, write_spec, tmp_path):
+    assert cli("sweep", str(write_spec())).code == 0
+    changed = write_spec(SMALL_SPEC.replace("isl: [128, 2048]", "isl: [128, 4096]"))
+    result = cli("sweep", str(changed))
+    assert "2 point(s) already recorded, 2 run now" in result.err
+    run_dir = tmp_path / "runs" / "tiny"
+    assert len(records(run_dir)) == 6  # the old 2048 records stay on disk ...
+    report = (run_dir / "report.md").read_text()
+    assert "2 record(s) from an earlier version of the spec" in report  # ... but are not reported
+    assert "| 2048 |" not in report
+
+
+def test_corrupt_record_is_a_clean_error(write_spec, tmp_path, cli):
+    assert cli("sweep", str(write_spec())).code == 0
+    results = tmp_path / "runs" / "tiny" / "results.jsonl"
+    lines = results.read_text().splitlines()
+    lines[1] = "this is not json"
+    results.write_text("\n".join(lines) + "\n")
+    result = cli("report", "runs/tiny")
+    assert result.code == 2 and "results.jsonl:2: not a trtbench record" in result.err
+    with pytest.raises(StoreError):
+        RunStore.open(tmp_path / "runs" / "tiny").records()
