@@ -53,7 +53,7 @@ def test_hf_names_resolve_to_presets(name, preset):
 
 
 def test_unknown_model_needs_a_config():
-    with pytest.raises(SpecError, match="model.config"):
+    with pytest.raises(SpecError, match=r"model\.config"):
         resolve_model("acme/secret-13B")
 
 

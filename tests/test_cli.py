@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from trtbench import __version__
 from tests.conftest import REPO
+from trtbench import __version__
 
 
 def trtbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import SMALL_SPEC
 from trtbench.grid import expand
 from trtbench.spec import RequestRule, parse_spec
-from tests.conftest import SMALL_SPEC
 
 SIM = {"backend": "sim", "trtbench": "x", "perf_model": "roofline-v1", "gpu": "h100-sxm"}
 

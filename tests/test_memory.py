@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
+from tests.conftest import SMALL_SPEC
 from trtbench.deployment import deployment_for
 from trtbench.sim.memory import GIB, plan_memory
 from trtbench.spec import parse_spec
-from tests.conftest import SMALL_SPEC
 
 
 def dep_for(text: str = SMALL_SPEC, **changes):

@@ -6,11 +6,11 @@ import re
 
 import pandas as pd
 
+from tests.conftest import SMALL_SPEC
 from trtbench import analyze as an
 from trtbench.records import Metrics, Record
 from trtbench.report import TOP_HEADER, render
 from trtbench.spec import parse_spec
-from tests.conftest import SMALL_SPEC
 
 
 def rec(isl: int, osl: int, n: int, tok_s: float | None, status: str = "ok", cause: str = "",

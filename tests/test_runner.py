@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO, SMALL_SPEC
 from trtbench.backends.sim import SimBackend
 from trtbench.errors import StoreError
 from trtbench.store import RunStore
-from tests.conftest import REPO, SMALL_SPEC
 
 
 def records(run_dir: Path) -> list[dict]:
