@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import platform
 import socket
 import sys
@@ -25,6 +24,7 @@ from rich.progress import (
 
 from trtbench import __version__
 from trtbench.backends import Selection
+from trtbench.backends.base import Backend
 from trtbench.grid import Point, expand
 from trtbench.nvml import visible_gpus
 from trtbench.records import Outcome, Record
@@ -49,7 +49,6 @@ def provenance(selection: Selection) -> dict[str, Any]:
     return {
         "trtbench": __version__,
         "host": socket.gethostname(),
-        "user": getpass.getuser(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "backend": selection.backend.identity(),
@@ -85,7 +84,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, store: RunStore, console: C
     return SweepSummary(store.path, len(points), len(points) - len(todo), len(todo))
 
 
-def _run_point(backend: Any, point: Point) -> Record:
+def _run_point(backend: Backend, point: Point) -> Record:
     started_at, t0 = now_iso(), time.monotonic()
     try:
         outcome = backend.run(point)

@@ -27,8 +27,9 @@ def select_backend(spec: SweepSpec, override: str | None = None) -> Selection:
         if bench and gpus:
             choice, why = "trtllm", f"trtllm-bench at {bench} and {len(gpus)} GPU(s) ({gpus[0].name})"
         else:
-            missing = " and ".join(m for m, absent in (("trtllm-bench", not bench), ("a GPU", not gpus)) if absent)
-            choice, why = "sim", f"no {missing} here"
+            missing = [m for m, absent in (("trtllm-bench on PATH", not bench), ("a GPU visible to NVML", not gpus))
+                       if absent]
+            choice, why = "sim", "not found: " + ", ".join(missing)
         reason = f"backend auto -> {choice}: {why}"
     else:
         reason = f"backend {choice} (asked for)"

@@ -1,0 +1,82 @@
+"""Backend selection, and the sim backend's outcomes for each memory verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SMALL_SPEC
+from trtbench import backends
+from trtbench.backends import select_backend
+from trtbench.backends.sim import SimBackend
+from trtbench.deployment import deployment_for
+from trtbench.errors import SpecError, TrtbenchError
+from trtbench.grid import expand
+from trtbench.nvml import GpuInfo
+from trtbench.spec import parse_spec
+
+H100 = GpuInfo("NVIDIA H100 80GB HBM3", 81559, "560.35.03")
+
+
+def machine(monkeypatch, *, bench: bool, gpus: list[GpuInfo]) -> None:
+    monkeypatch.setattr(backends, "visible_gpus", lambda: gpus)
+    monkeypatch.setattr(backends.shutil, "which", lambda name: "/opt/bin/trtllm-bench" if bench else None)
+
+
+def test_auto_without_gpu_picks_sim_and_says_why(monkeypatch):
+    machine(monkeypatch, bench=False, gpus=[])
+    sel = select_backend(parse_spec(SMALL_SPEC.replace("backend: sim", "backend: auto")))
+    assert isinstance(sel.backend, SimBackend)
+    assert sel.reason == "backend auto -> sim: not found: trtllm-bench on PATH, a GPU visible to NVML"
+
+
+def test_auto_with_bench_but_no_gpu_picks_sim(monkeypatch):
+    machine(monkeypatch, bench=True, gpus=[])
+    sel = select_backend(parse_spec(SMALL_SPEC.replace("backend: sim", "backend: auto")))
+    assert sel.reason.endswith("not found: a GPU visible to NVML")
+
+
+def test_auto_with_bench_and_gpu_wants_trtllm(monkeypatch):
+    machine(monkeypatch, bench=True, gpus=[H100])
+    with pytest.raises(TrtbenchError, match="trtllm backend"):
+        select_backend(parse_spec(SMALL_SPEC.replace("backend: sim", "backend: auto")))
+
+
+def test_gpu_auto_takes_the_visible_gpu(monkeypatch):
+    machine(monkeypatch, bench=False, gpus=[H100])
+    sel = select_backend(parse_spec(SMALL_SPEC.replace("gpu: h100-sxm", "gpu: auto")))
+    assert sel.backend.identity()["gpu"] == "h100-sxm"
+
+
+def test_gpu_auto_without_a_gpu_is_an_error(monkeypatch):
+    machine(monkeypatch, bench=False, gpus=[])
+    with pytest.raises(SpecError, match="gpu: auto needs a visible NVIDIA GPU"):
+        select_backend(parse_spec(SMALL_SPEC.replace("gpu: h100-sxm", "gpu: auto")))
+
+
+def test_sim_outcomes_carry_source_memory_and_metrics():
+    spec = parse_spec(SMALL_SPEC)
+    backend = SimBackend(deployment_for(spec))
+    outcomes = [backend.run(p) for p in expand(spec, backend.identity())]
+    assert all(o.status == "ok" and o.source == "simulated" for o in outcomes)
+    for o, p in zip(outcomes, expand(spec, backend.identity()), strict=True):
+        m = o.metrics
+        assert m is not None and o.memory is not None
+        assert m.output_tok_per_s == pytest.approx(p.requests * p.osl / m.total_latency_s)
+        assert m.request_per_s * p.osl == pytest.approx(m.output_tok_per_s)
+        assert m.avg_concurrency <= o.memory["max_concurrent_seqs"]
+
+
+def test_sim_timeout_when_predicted_run_exceeds_limit():
+    spec = parse_spec(SMALL_SPEC + "runtime:\n  timeout_s: 1\n")
+    backend = SimBackend(deployment_for(spec))
+    outcome = backend.run(expand(spec, backend.identity())[-1])
+    assert outcome.status == "timeout" and outcome.metrics is None
+    assert "exceeds the per-point timeout of 1 s" in outcome.cause
+
+
+def test_sim_reports_memory_failures_as_outcomes():
+    text = SMALL_SPEC.replace("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B").replace("h100-sxm", "l4")
+    spec = parse_spec(text)
+    backend = SimBackend(deployment_for(spec))
+    outcome = backend.run(expand(spec, backend.identity())[0])
+    assert outcome.status == "oom" and "weights load" in outcome.cause and outcome.metrics is None
