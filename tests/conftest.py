@@ -70,3 +70,37 @@ def _no_gpu_tools(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see a real trtllm-bench, whatever the machine has on PATH."""
     monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
                                                if not (Path(p) / "trtllm-bench").exists()))
+
+
+FAKES = REPO / "tests" / "fakes"
+
+
+@dataclass
+class FakeBench:
+    record: Path  # what the fake printed, one JSON line per run
+    monkeypatch: pytest.MonkeyPatch
+
+    def version(self, version: str) -> None:
+        self.monkeypatch.setenv("FAKE_TRTLLM_VERSION", version)
+
+    def fail(self, mode: str, min_isl: int = 0) -> None:
+        self.monkeypatch.setenv("FAKE_TRTLLM_FAIL", mode)
+        self.monkeypatch.setenv("FAKE_TRTLLM_FAIL_MIN_ISL", str(min_isl))
+
+    def printed(self) -> list[dict]:
+        import json
+
+        return [json.loads(line) for line in self.record.read_text().splitlines()] if self.record.exists() else []
+
+
+@pytest.fixture
+def fake_bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _no_gpu_tools: None) -> FakeBench:
+    """tests/fakes/trtllm-bench on PATH, its stand-in tensorrt_llm importable, datasets cached in tmp."""
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(FAKES / "site"), str(REPO),
+                                                                   os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("TRTBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    record = tmp_path / "fake-record.jsonl"
+    monkeypatch.setenv("FAKE_TRTLLM_RECORD", str(record))
+    monkeypatch.delenv("FAKE_TRTLLM_FAIL", raising=False)
+    return FakeBench(record, monkeypatch)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import SMALL_SPEC
-from trtbench import backends
-from trtbench.backends import select_backend
+from trtbench.backends import select as backends
+from trtbench.backends.select import select_backend
 from trtbench.backends.sim import SimBackend
+from trtbench.backends.trtllm.backend import TrtllmBackend
 from trtbench.deployment import deployment_for
-from trtbench.errors import SpecError, TrtbenchError
+from trtbench.errors import SpecError
 from trtbench.grid import expand
 from trtbench.nvml import GpuInfo
 from trtbench.spec import parse_spec
@@ -35,10 +36,13 @@ def test_auto_with_bench_but_no_gpu_picks_sim(monkeypatch):
     assert sel.reason.endswith("not found: a GPU visible to NVML")
 
 
-def test_auto_with_bench_and_gpu_wants_trtllm(monkeypatch):
+def test_auto_with_bench_and_gpu_picks_trtllm(monkeypatch, tmp_path):
     machine(monkeypatch, bench=True, gpus=[H100])
-    with pytest.raises(TrtbenchError, match="trtllm backend"):
-        select_backend(parse_spec(SMALL_SPEC.replace("backend: sim", "backend: auto")))
+    spec = parse_spec(SMALL_SPEC.replace("backend: sim", "backend: auto") + "trtllm: {version: 1.1.0}\n")
+    sel = select_backend(spec, run_dir=tmp_path)
+    assert isinstance(sel.backend, TrtllmBackend)
+    assert sel.reason.startswith("backend auto -> trtllm: trtllm-bench at /opt/bin/trtllm-bench and 1 GPU(s)")
+    assert sel.backend.identity()["gpu"] == "NVIDIA H100 80GB HBM3"
 
 
 def test_gpu_auto_takes_the_visible_gpu(monkeypatch):

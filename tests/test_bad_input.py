@@ -109,6 +109,6 @@ def test_report_of_missing_run_dir(cli, tmp_path):
     assert result.code == 2 and "does not exist" in result.err and "Traceback" not in result.err
 
 
-def test_trtllm_backend_not_available_is_a_clean_error(cli, write_spec, tmp_path):
+def test_trtllm_bench_missing_from_path(cli, write_spec, tmp_path):
     result = cli("sweep", str(write_spec()), "--backend", "trtllm")
-    _assert_clean_failure(result, tmp_path, "trtllm backend")
+    _assert_clean_failure(result, tmp_path, "trtllm-bench is not on PATH", "--backend sim")

@@ -83,7 +83,7 @@ def test_backend_exception_is_recorded_and_sweep_goes_on(cli, write_spec, tmp_pa
 SLOW_SWEEP = """
 import sys, time
 from rich.console import Console
-from trtbench.backends import select_backend
+from trtbench.backends.select import select_backend
 from trtbench.runner import run_sweep
 from trtbench.spec import load_spec
 from trtbench.store import RunStore

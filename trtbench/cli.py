@@ -41,9 +41,10 @@ def sweep(
     out: Path = typer.Option(None, "--out", help="run directory (default: runs/<sweep name>)"),
     fresh: bool = typer.Option(False, "--fresh", help="start over in a new run directory; the old one is kept"),
     top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the command of every point; run nothing"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report."""
-    sweep_cmd.sweep(spec, backend, out, fresh, top_n)
+    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -12,28 +13,37 @@ class GpuInfo:
     driver: str
 
 
-def visible_gpus() -> list[GpuInfo]:
+def init() -> Any | None:
+    """The initialised pynvml module, or None where there is no NVML (no package, library or driver);
+    the caller owns the matching nvmlShutdown()."""
     try:
         import pynvml
     except ImportError:
-        return []
+        return None
     try:
         pynvml.nvmlInit()
-    except pynvml.NVMLError:
+    except Exception:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        return None
+    return pynvml
+
+
+def text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def visible_gpus() -> list[GpuInfo]:
+    nvml = init()
+    if nvml is None:
         return []
     try:
-        driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        driver = text(nvml.nvmlSystemGetDriverVersion())
         gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(GpuInfo(_text(pynvml.nvmlDeviceGetName(handle)), mem.total / 2**20, driver))
+        for i in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            mem = nvml.nvmlDeviceGetMemoryInfo(handle)
+            gpus.append(GpuInfo(text(nvml.nvmlDeviceGetName(handle)), mem.total / 2**20, driver))
         return gpus
-    except pynvml.NVMLError:
+    except Exception:  # NVMLError: treat a half-working driver as no GPU
         return []
     finally:
-        pynvml.nvmlShutdown()
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        nvml.nvmlShutdown()

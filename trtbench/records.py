@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Status = Literal["ok", "oom", "timeout", "error", "infeasible"]
+# crash: killed by a signal or an MPI abort; no_report: exit 0 without a report (usually an OOM).
+Status = Literal["ok", "oom", "timeout", "error", "infeasible", "crash", "no_report"]
 Source = Literal["measured", "simulated"]
 
 

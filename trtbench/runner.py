@@ -23,8 +23,8 @@ from rich.progress import (
 )
 
 from trtbench import __version__
-from trtbench.backends import Selection
 from trtbench.backends.base import Backend
+from trtbench.backends.select import Selection
 from trtbench.grid import Point, expand
 from trtbench.nvml import visible_gpus
 from trtbench.records import Outcome, Record

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.gpus import resolve_gpu
-from trtbench.errors import SpecError
+from trtbench.errors import SpecError, TrtbenchError
 
 PosInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
@@ -112,6 +113,30 @@ class RuntimeSpec(_Strict):
     tokens_per_block: PosInt = 32
 
 
+class TrtllmSpec(_Strict):
+    """How to drive the real trtllm-bench; ignored by the sim backend."""
+
+    executable: str = "trtllm-bench"
+    version: str | None = Field(None, description="TensorRT-LLM version; detected when unset")
+    backend: Literal["auto", "pytorch", "tensorrt"] = "auto"
+    engine_dir: str | None = None
+    workspace: str | None = None
+    log_level: Literal["internal_error", "error", "warning", "info", "verbose", "debug", "trace"] = "info"
+    streaming: bool = Field(False, description="needed for TTFT / TPOT figures")
+    cuda_graphs: bool = True
+    extra_llm_api_options: dict[str, Any] = Field(default_factory=dict, description="merged over ours")
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return TrtllmVersion.parse(value).text
+        except TrtbenchError as exc:
+            raise ValueError(str(exc)) from None
+
+
 class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: ModelSpec
@@ -124,6 +149,7 @@ class SweepSpec(_Strict):
     grid: GridSpec
     requests: RequestsSpec
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     output_dir: str | None = None
 
     @field_validator("model", mode="before")

@@ -17,6 +17,10 @@ class Backend(Protocol):
         each point's id, so a new version never reuses an old result."""
         ...
 
+    def command(self, point: Point) -> list[str] | None:
+        """The argument list `run` would execute (None for a backend that runs no command)."""
+        ...
+
     def run(self, point: Point) -> Outcome:
         """Run one point. Failures of the point come back as an Outcome, never as an exception."""
         ...

@@ -25,6 +25,9 @@ class SimBackend:
         return {"backend": self.name, "trtbench": __version__, "perf_model": self.perf.name,
                 "gpu": self.dep.gpu.id}
 
+    def command(self, point: Point) -> list[str] | None:
+        return None
+
     def run(self, point: Point) -> Outcome:
         plan = plan_memory(self.dep, point.isl, point.osl)
         detail = {"perf_model": self.perf.name}

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
-from trtbench.backends import select_backend
+from trtbench.backends.select import Selection, select_backend
 from trtbench.commands.utils import console, report_run
+from trtbench.grid import expand
 from trtbench.runner import run_sweep
-from trtbench.spec import load_spec
+from trtbench.spec import SweepSpec, load_spec
 from trtbench.store import RunStore, next_free_dir
 
 
-def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int) -> None:
+def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool) -> None:
     spec = load_spec(spec_path)
     run_dir = out or spec.run_dir()
     if fresh:
         run_dir = next_free_dir(run_dir)
-    selection = select_backend(spec, backend)
+    selection = select_backend(spec, backend, run_dir)
+    if dry_run:
+        print_commands(spec, selection)
+        return
     store = RunStore.create(run_dir)
     console.print(f"[bold]{spec.name}[/]: {len(spec.pairs)} points -> {run_dir}  ({selection.reason})")
     if selection.backend.source == "simulated":
@@ -33,3 +38,11 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         console.print(f"resumed: {summary.already_done} point(s) already recorded, {summary.ran} run now")
     report = report_run(run_dir, top_n)
     console.print(f"report: {report}")
+
+
+def print_commands(spec: SweepSpec, selection: Selection) -> None:
+    """One line per point on stdout: the exact command a measuring backend would run."""
+    console.print(f"dry run ({selection.reason}); nothing is run or written")
+    for point in expand(spec, selection.backend.identity()):
+        args = selection.backend.command(point)
+        print(shlex.join(args) if args else f"# {point.label}: simulated, no command")

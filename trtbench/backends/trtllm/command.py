@@ -1,0 +1,118 @@
+"""The trtllm-bench argument list for one point, for the installed release (reference sections 1 and 4).
+
+Global options go before the subcommand; `--tp/--pp` are throughput options. Every flag added
+here exists in the release it is added for; `--backend` and `--dataset` are always explicit,
+because the default backend flipped from the TensorRT engine to PyTorch around 1.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trtbench.backends.trtllm.version import TrtllmVersion
+from trtbench.errors import TrtbenchError
+from trtbench.spec import SweepSpec
+
+CUDA_GRAPH_BATCH_SIZES = [2**i for i in range(14)]  # 1 ... 8192, as NVIDIA's perf-overview YAML
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What stays the same across the points of one sweep."""
+
+    bench: str
+    version: TrtllmVersion
+    mode: str  # pytorch | tensorrt
+    spec: SweepSpec
+    options_yaml: Path | None  # extra_llm_api_options file, when the mode and release take one
+
+
+def choose_mode(spec: SweepSpec, version: TrtllmVersion) -> str:
+    wanted = spec.trtllm.backend
+    if wanted == "auto":
+        wanted = "tensorrt" if spec.trtllm.engine_dir or not version.has_pytorch_backend else "pytorch"
+    if wanted == "pytorch" and not version.has_pytorch_backend:
+        raise TrtbenchError(f"TensorRT-LLM {version.text} has no PyTorch backend (0.17+); set trtllm.engine_dir "
+                            f"to a built engine")
+    if wanted == "tensorrt":
+        if not version.has_tensorrt_backend:
+            raise TrtbenchError(f"TensorRT-LLM {version.text} removed the TensorRT engine backend; "
+                                f"use trtllm.backend: pytorch")
+        if not spec.trtllm.engine_dir:
+            raise TrtbenchError(f"the TensorRT engine path of TensorRT-LLM {version.text} needs trtllm.engine_dir")
+    return wanted
+
+
+def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[str, Any] | None:
+    """The extra_llm_api_options YAML: KV cache dtype and memory fraction, CUDA graphs; the user's
+    own `trtllm.extra_llm_api_options` are merged over it."""
+    if mode != "pytorch" or not version.has_extra_llm_api_options:
+        return None
+    options: dict[str, Any]
+    if version.kv_yaml_style == "kv_cache_config":
+        options = {"kv_cache_config": {"dtype": spec.kv_cache_dtype,
+                                       "free_gpu_memory_fraction": spec.runtime.kv_cache_free_gpu_mem_fraction}}
+        if spec.trtllm.cuda_graphs:
+            options["cuda_graph_config"] = {"enable_padding": True, "batch_sizes": CUDA_GRAPH_BATCH_SIZES}
+    else:
+        options = {"pytorch_backend_config": {"kv_cache_dtype": spec.kv_cache_dtype}}
+    return _merge(options, spec.trtllm.extra_llm_api_options)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json: Path | None) -> list[str]:
+    spec, v, rt = inv.spec, inv.version, inv.spec.runtime
+    args = [inv.bench, "--model", spec.model.name]
+    if spec.model.path:
+        args += ["--model_path", spec.model.path]
+    if spec.trtllm.workspace:
+        args += ["--workspace", spec.trtllm.workspace]
+    args += ["--log_level", spec.trtllm.log_level, "throughput", "--dataset", str(dataset)]
+    if inv.mode == "pytorch":
+        args += ["--backend", "pytorch"]
+    else:
+        args += [*v.engine_backend_flag, "--engine_dir", str(spec.trtllm.engine_dir)]
+    if inv.options_yaml is not None:
+        args += ["--extra_llm_api_options", str(inv.options_yaml)]
+    args += ["--kv_cache_free_gpu_mem_fraction", str(rt.kv_cache_free_gpu_mem_fraction)]
+    if rt.max_batch_size:
+        args += ["--max_batch_size", str(rt.max_batch_size)]
+    if rt.max_num_tokens:
+        args += ["--max_num_tokens", str(rt.max_num_tokens)]
+    if rt.concurrency and v.has_concurrency:
+        args += ["--concurrency", str(rt.concurrency)]
+    if rt.chunked_context and v.at_least(1, 0):
+        args += ["--enable_chunked_context"]
+    args += ["--warmup", str(rt.warmup), "--num_requests", str(num_requests)]
+    if spec.trtllm.streaming and v.has_streaming:
+        args += ["--streaming"]
+    if report_json is not None and v.has_report_json:
+        args += ["--report_json", str(report_json)]
+    if v.has_eos_id:
+        args += ["--eos_id", "-1"]
+    if v.has_parallel_options:
+        args += ["--tp", str(spec.tp), "--pp", str(spec.pp)]
+    return args
+
+
+def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
+    """Spec settings this release cannot honour: said once at the start instead of silently dropped."""
+    notes = []
+    if spec.runtime.concurrency and not version.has_concurrency:
+        notes.append("runtime.concurrency needs 0.19+")
+    if spec.trtllm.streaming and not version.has_streaming:
+        notes.append("trtllm.streaming needs 0.13+")
+    if spec.runtime.chunked_context and not version.at_least(1, 0):
+        notes.append("runtime.chunked_context needs 1.0+")
+    if (spec.tp > 1 or spec.pp > 1) and not version.has_parallel_options and not spec.trtllm.engine_dir:
+        notes.append("tp/pp without an engine need 0.19+")
+    return notes

@@ -1,0 +1,122 @@
+"""Which TensorRT-LLM is installed, and what its trtllm-bench accepts and prints.
+
+Release boundaries follow the CLI reference (docs/trtllm-bench.md, section 0); several are
+inferred from the features of each file, so each capability is one comparison here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtbench.errors import TrtbenchError
+
+SUPPORTED = ((0, 12), (1, 3))  # inclusive major.minor range
+SUPPORTED_TEXT = "0.12 to 1.3"
+_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@dataclass(frozen=True, order=True)
+class TrtllmVersion:
+    major: int
+    minor: int
+    patch: int = 0
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> TrtllmVersion:
+        match = _VERSION.match(text.strip())
+        if not match:
+            raise TrtbenchError(f"cannot read TensorRT-LLM version {text!r}; expected e.g. 0.21.0 or 1.1.0rc3")
+        version = cls(int(match[1]), int(match[2]), int(match[3] or 0), text.strip())
+        if not SUPPORTED[0] <= (version.major, version.minor) <= SUPPORTED[1]:
+            raise TrtbenchError(f"TensorRT-LLM {version.text} is not supported; trtbench drives {SUPPORTED_TEXT}")
+        return version
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return (self.major, self.minor) >= (major, minor)
+
+    # What trtllm-bench throughput accepts, by release.
+    @property
+    def has_streaming(self) -> bool:
+        return self.at_least(0, 13)
+
+    @property
+    def has_pytorch_backend(self) -> bool:
+        return self.at_least(0, 17)
+
+    @property
+    def has_extra_llm_api_options(self) -> bool:
+        return self.at_least(0, 17)
+
+    @property
+    def has_report_json(self) -> bool:
+        return self.at_least(0, 19)
+
+    @property
+    def has_concurrency(self) -> bool:
+        return self.at_least(0, 19)
+
+    @property
+    def has_parallel_options(self) -> bool:
+        """--tp/--pp/--ep as options of throughput."""
+        return self.at_least(0, 19)
+
+    @property
+    def has_eos_id(self) -> bool:
+        return self.at_least(1, 0)
+
+    @property
+    def has_tensorrt_backend(self) -> bool:
+        """The TRT engine path; removed in 1.3."""
+        return not self.at_least(1, 3)
+
+    @property
+    def engine_backend_flag(self) -> list[str]:
+        """Before 1.0 the engine path is `--backend` left unset; from 1.0 it is named `tensorrt`."""
+        return ["--backend", "tensorrt"] if self.at_least(1, 0) else []
+
+    @property
+    def dataset_ids_key(self) -> str:
+        return "logits" if not self.at_least(0, 13) else "input_ids"
+
+    @property
+    def kv_yaml_style(self) -> str:
+        """How extra_llm_api_options carries the KV cache dtype: 0.17-0.20 `pytorch_backend_config`,
+        0.21+ `kv_cache_config`."""
+        return "kv_cache_config" if self.at_least(0, 21) else "pytorch_backend_config"
+
+
+def python_of(executable: str) -> str:
+    """The Python that owns a console script, from its shebang (`#!/usr/bin/env python3` too)."""
+    try:
+        first = Path(executable).read_bytes()[:256].split(b"\n", 1)[0].decode(errors="replace")
+    except OSError:
+        first = ""
+    if not first.startswith("#!"):
+        return "python3"
+    parts = first[2:].split()
+    if parts and Path(parts[0]).name == "env":
+        parts = [p for p in parts[1:] if not p.startswith("-")]
+    return parts[0] if parts else "python3"
+
+
+def detect_version(bench: str, timeout_s: float = 120) -> TrtllmVersion:
+    """`tensorrt_llm.__version__` as seen by the Python that runs trtllm-bench."""
+    python = python_of(bench)
+    if shutil.which(python) is None and not Path(python).exists():
+        raise TrtbenchError(f"cannot find {python}, the Python of {bench}; set trtllm.version in the spec")
+    try:
+        done = subprocess.run([python, "-c", "import tensorrt_llm; print(tensorrt_llm.__version__)"],
+                              capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TrtbenchError(f"cannot ask {python} for the TensorRT-LLM version ({exc}); "
+                            f"set trtllm.version in the spec") from None
+    lines = [line for line in done.stdout.splitlines() if _VERSION.match(line.strip())]
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TrtbenchError(f"{python} cannot import tensorrt_llm ({last}); set trtllm.version in the spec")
+    return TrtllmVersion.parse(lines[-1])

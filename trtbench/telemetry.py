@@ -1,0 +1,112 @@
+"""GPU telemetry during a run: a sampler thread over NVML (nvidia-ml-py).
+
+Records peak memory used, mean and peak board power, energy, and SM clock, summed (power, energy)
+or maxed (memory) over the visible GPUs. Without NVML it records nothing; `available()` lets the
+caller say so once per sweep rather than once per point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any
+
+from trtbench.nvml import init as nvml_init
+from trtbench.nvml import text as nvml_text
+
+INTERVAL_S = 0.2
+
+
+@dataclass(frozen=True)
+class TelemetrySummary:
+    gpu_name: str
+    driver: str
+    gpus: int
+    samples: int
+    peak_memory_used_gib: float
+    mean_power_w: float
+    peak_power_w: float
+    energy_j: float
+    mean_sm_clock_mhz: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def available() -> bool:
+    nvml = nvml_init()
+    if nvml is None:
+        return False
+    nvml.nvmlShutdown()
+    return True
+
+
+class Sampler:
+    """`with Sampler() as s: ...` then `s.summary` (None without NVML or without samples)."""
+
+    def __init__(self, interval_s: float = INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.summary: TelemetrySummary | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._samples: list[tuple[float, float, float, float]] = []  # time, mem bytes, power W, clock MHz
+        self._nvml: Any | None = None
+
+    def __enter__(self) -> Sampler:
+        self._nvml = nvml_init()
+        if self._nvml is not None:
+            nvml = self._nvml
+            self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+            self._name = nvml_text(nvml.nvmlDeviceGetName(self._handles[0])) if self._handles else "none"
+            self._driver = nvml_text(nvml.nvmlSystemGetDriverVersion())
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        nvml = self._nvml
+        mem = power = clock = 0.0
+        for handle in self._handles:
+            mem = max(mem, float(nvml.nvmlDeviceGetMemoryInfo(handle).used))
+            power += nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0  # mW -> W
+            clock += float(nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM))
+        self._samples.append((time.monotonic(), mem, power, clock / max(1, len(self._handles))))
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self._sample()
+            except Exception:  # a GPU that falls off the bus mid-run must not kill the sweep
+                break
+            if self._stop.wait(self.interval_s):
+                break
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._nvml is None:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self._sample()  # one closing sample, so even a short run has two to integrate
+        self._nvml.nvmlShutdown()
+        self.summary = self._summarize()
+
+    def _summarize(self) -> TelemetrySummary | None:
+        s = self._samples
+        if not s:
+            return None
+        energy = sum((t1 - t0) * (p0 + p1) / 2 for (t0, _, p0, _), (t1, _, p1, _) in itertools.pairwise(s))
+        return TelemetrySummary(
+            gpu_name=self._name, driver=self._driver, gpus=len(self._handles), samples=len(s),
+            peak_memory_used_gib=max(m for _, m, _, _ in s) / 2**30,
+            mean_power_w=sum(p for _, _, p, _ in s) / len(s),
+            peak_power_w=max(p for _, _, p, _ in s),
+            energy_j=energy,
+            mean_sm_clock_mhz=sum(c for _, _, _, c in s) / len(s),
+        )
