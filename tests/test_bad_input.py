@@ -112,3 +112,9 @@ def test_report_of_missing_run_dir(cli, tmp_path):
 def test_trtllm_bench_missing_from_path(cli, write_spec, tmp_path):
     result = cli("sweep", str(write_spec()), "--backend", "trtllm")
     _assert_clean_failure(result, tmp_path, "trtllm-bench is not on PATH", "--backend sim")
+
+
+def test_duplicate_key(cli, write_spec, tmp_path):
+    spec = write_spec(SMALL_SPEC + "precision: fp16\n")
+    _assert_clean_failure(cli("sweep", str(spec)), tmp_path, "duplicate key 'precision'", "first on line 4",
+                          "spec.yaml:12:")

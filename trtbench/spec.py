@@ -214,10 +214,27 @@ def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
         raise SpecError(f"{source}: YAML error: {exc}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a sweep spec is a YAML mapping (name, model, gpu, grid, ...)")
+    _refuse_duplicate_keys(root, source)
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_describe(exc, root, source)) from None
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, source: str, path: str = "") -> None:
+    """YAML lets a later key silently replace an earlier one; in a spec that is always a mistake."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = f"{path}.{key.value}" if path else str(key.value)
+            if key.value in seen:
+                raise SpecError(f"{source}:{key.start_mark.line + 1}: duplicate key {name!r} "
+                                f"(first on line {seen[key.value]})")
+            seen[key.value] = key.start_mark.line + 1
+            _refuse_duplicate_keys(value, source, name)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, source, f"{path}.{i}")
 
 
 def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:

@@ -41,7 +41,9 @@ def choose_mode(spec: SweepSpec, version: TrtllmVersion) -> str:
             raise TrtbenchError(f"TensorRT-LLM {version.text} removed the TensorRT engine backend; "
                                 f"use trtllm.backend: pytorch")
         if not spec.trtllm.engine_dir:
-            raise TrtbenchError(f"the TensorRT engine path of TensorRT-LLM {version.text} needs trtllm.engine_dir")
+            why = "" if version.has_pytorch_backend else " (its PyTorch backend arrived in 0.17)"
+            raise TrtbenchError(f"the TensorRT engine path of TensorRT-LLM {version.text} needs trtllm.engine_dir"
+                                f"{why}")
     return wanted
 
 

@@ -1,0 +1,97 @@
+"""Every pattern of the failure table, checked with the exact messages the CLI reference quotes."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from trtbench.failures import PATTERNS, classify, match_log
+
+REFERENCE_MESSAGES = [
+    ("[TRT] [E] 2: [virtualMemoryBuffer.cpp::resizePhysical::140] Error Code 2: OutOfMemory (no further information)",
+     "oom", "build"),
+    ("[TRT] [E] 2: [virtualMemoryBuffer.cpp::resizePhysical::140] Error Code 2: OutOfMemory (Requested size was "
+     "16654532608 bytes.)", "oom", "build"),
+    ("[TRT] [W] Requested amount of GPU memory (24793579520 bytes) could not be allocated. There may not be enough "
+     "free memory for allocation to succeed.", "oom", "build"),
+    ("[TRT] [E] 2: [globWriter.cpp::makeResizableGpuMemory::423] Error Code 2: OutOfMemory (no further information)",
+     "oom", "build"),
+    ("[TRT-LLM] [E] Engine building failed, please check the error log.", "oom", "build"),
+    ("The model requires at least: 140.00 GB, the total GPU memory of 79.65 is insufficient.", "oom", "weights load"),
+    ("[TRT-LLM] [RANK 1] [E] Failed to initialize executor on rank 1: Executor creation failed due to insufficient "
+     "GPU memory.", "oom", "KV cache allocation"),
+    ("The following component could not be created: KV cache", "oom", "KV cache allocation"),
+    ("The amount of KV cache memory is insufficient to run this model. Please try with more GPUs.", "oom",
+     "KV cache allocation"),
+    ("[TensorRT-LLM][ERROR] CUDA runtime error in ::cudaMallocAsync(ptr, n, mCudaStream->get()): out of memory "
+     "(/src/tllmBuffers.h:112)", "oom", "runtime"),
+    ("[TensorRT-LLM][ERROR] CUDA runtime error in ::cudaMallocAsync(ptr, n, mMemPool->getPool(), "
+     "mCudaStream->get()): out of memory (/src/tllmBuffers.h:125)", "oom", "runtime"),
+    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 MiB. GPU 0 has a total capacity of 22.19 GiB "
+     "of which 1.50 MiB is free", "oom", "runtime"),
+    ("Killed", "oom", "host memory"),
+    ("Engine supports a max sequence of 8192. Provided dataset contains a maximum sequence of 32768. Please rebuild "
+     "a new engine to support this dataset.", "infeasible", "max_seq_len"),
+    ("The sum of prompt length (16384) and query length (0) max_tokens (16384) should not exceed max_seq_len (8192)",
+     "infeasible", "max_seq_len"),
+    ("The sum of prompt length (16384), query length (0) should not exceed max_num_tokens (8192)", "infeasible",
+     "max_num_tokens"),
+    ("`default_max_tokens` (-12) must be greater than 0, `default_max_tokens` (-12) = max_seq_len (8192) - "
+     "`splited_prompt_len` (8204) - `query_token_len` (0)", "infeasible", "max_seq_len"),
+    ("Adjusted max_seq_len to 86720", "infeasible", "max_seq_len"),
+    ("MPI_ABORT was invoked on rank 1 in communicator MPI_COMM_WORLD with errorcode 1.", "crash", "MPI"),
+    ("[TensorRT-LLM][ERROR] Assertion failed: Failed: MPI error /src/mpiUtils.cpp:211 '6'", "crash", "MPI"),
+    ("PRTE ERROR: Bad parameter in file base/odls_base_default_fns.c at line 962", "crash", "MPI"),
+    ("Model is a file or directory, please provide a model name.", "error", "model name"),
+]
+
+
+@pytest.mark.parametrize(("message", "status", "where"), REFERENCE_MESSAGES)
+def test_reference_message(message, status, where):
+    found = match_log(f"[TRT-LLM] [I] starting\n{message}\nsome trailing line\n")
+    assert found is not None and (found.status, found.where) == (status, where)
+    assert found.line == message
+
+
+def test_every_pattern_is_exercised_by_a_reference_message():
+    for pattern in PATTERNS:
+        if pattern.where == "CLI":
+            continue
+        assert any(pattern.regex.search(m) for m, _, _ in REFERENCE_MESSAGES), pattern.regex.pattern
+
+
+def test_oom_wins_over_the_mpi_abort_it_causes():
+    log = ("MPI_ABORT was invoked on rank 0 in communicator MPI_COMM_WORLD with errorcode 1.\n"
+           "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 MiB.\n")
+    assert classify(1, False, log, False).status == "oom"
+
+
+def test_success_is_exit_0_with_a_report():
+    assert classify(0, False, "all good", True) is None
+
+
+def test_nonzero_exit_with_a_report_is_still_a_failure():
+    failure = classify(3, False, "report printed\nthen Segfault in teardown", True)
+    assert failure is not None and failure.status == "error" and failure.where == "exit 3"
+    assert failure.line == "then Segfault in teardown"
+
+
+def test_timeout_beats_everything():
+    failure = classify(-9, True, "Killed\nstill waiting for rank 0", False, timeout_s=600)
+    assert failure.status == "timeout" and "timeout of 600 s" in failure.line and "rank 0" in failure.line
+
+
+def test_signal_is_a_crash_naming_the_signal():
+    failure = classify(-signal.SIGSEGV, False, "running", False)
+    assert failure.status == "crash" and "SIGSEGV" in failure.line
+
+
+def test_exit_0_without_report_is_no_report_and_says_probably_oom():
+    failure = classify(0, False, "[TRT-LLM] [I] Loading model...", False)
+    assert failure.status == "no_report" and "probably an OOM" in failure.cause
+
+
+def test_unknown_failure_quotes_the_last_line():
+    failure = classify(1, False, "line one\nValueError: something odd\n\n", False)
+    assert failure.cause == "error (exit 1): ValueError: something odd"

@@ -1,0 +1,200 @@
+"""Whole sweeps through the real trtllm backend against the fake trtllm-bench, one per report format,
+and every fault of the issue recorded as data."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMALL_SPEC
+from trtbench.backends.trtllm.backend import TrtllmBackend
+from trtbench.backends.trtllm.parse import parse_text
+
+TRTLLM_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
+ENGINE = "trtllm: {engine_dir: /engines/llama-fp8}\n"
+STREAMING = "trtllm: {streaming: true}\n"
+
+
+def records(tmp_path: Path, name: str = "tiny") -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / "runs" / name / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("version", "extra", "text_format", "stored_format"),
+    [
+        ("0.12.0", ENGINE, "A", "A"),
+        ("0.16.0", "trtllm: {engine_dir: /engines/llama-fp8, streaming: true}\n", "B", "B"),
+        ("0.18.0", STREAMING, "B", "B"),  # PyTorch backend, `= PyTorch backend` header
+        ("0.20.0", STREAMING, "C", "json"),
+        ("1.1.0", STREAMING, "D", "json"),
+        ("1.2.0", "", "D", "json"),
+    ],
+)
+def test_sweep_on_each_report_format(cli, write_spec, tmp_path, fake_bench, version, extra, text_format,
+                                     stored_format):
+    fake_bench.version(version)
+    result = cli("sweep", str(write_spec(TRTLLM_SPEC + extra)))
+    assert result.code == 0, result.err
+    assert f"TensorRT-LLM {version}" in result.err  # detected through the bench's own Python
+    printed = {(p["isl"], p["osl"]): p for p in fake_bench.printed()}
+    recs = records(tmp_path)
+    assert len(recs) == 4 and len(printed) == 4
+    for rec in recs:
+        assert rec["status"] == "ok" and rec["source"] == "measured", rec["cause"]
+        assert rec["detail"]["report_format"] == stored_format
+        fake = printed[(rec["isl"], rec["osl"])]
+        for key, value in fake.items():
+            if key in ("isl", "osl", "n", "argv"):
+                continue
+            assert rec["metrics"][key] == pytest.approx(value, rel=1e-9), key
+        assert rec["metrics"]["kv_allocated_gib"] == 58.30  # the last allocation, not the estimation pool
+        # The text report in the log parses to the same numbers, whatever the stored source was.
+        text = parse_text(Path(rec["detail"]["log"]).read_text())
+        assert text is not None and text.format == text_format
+        for key in ("output_tok_per_s", "request_per_s", "total_latency_s"):
+            assert text.metrics[key] == pytest.approx(rec["metrics"][key], rel=1e-5, abs=1e-4)
+        assert fake["n"] == rec["requests"] == 100
+    report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    assert "SIMULATED" not in report and "measured with trtllm-bench" in report
+
+
+def test_streaming_figures_are_kept(cli, write_spec, tmp_path, fake_bench):
+    fake_bench.version("1.1.0")
+    assert cli("sweep", str(write_spec(TRTLLM_SPEC + STREAMING))).code == 0
+    for rec in records(tmp_path):
+        assert rec["metrics"]["ttft_ms"] == pytest.approx(50.0 + rec["isl"] / 100)
+        assert rec["metrics"]["tpot_ms"] == pytest.approx(10.0 + rec["osl"] / 1000)
+        assert "--streaming" in rec["detail"]["command"]
+
+
+# (fake failure mode, status, where, a piece of the decisive line)
+FAULTS = [
+    ("oom_runtime", "oom", "runtime", "cudaMallocAsync"),
+    ("oom_torch", "oom", "runtime", "torch.OutOfMemoryError"),
+    ("oom_executor", "oom", "KV cache allocation", "insufficient GPU memory"),
+    ("oom_weights", "oom", "weights load", "requires at least"),
+    ("host_killed", "oom", "host memory", "Killed"),
+    ("max_seq_len", "infeasible", "max_seq_len", "Engine supports a max sequence of 8192"),
+    ("adjusted_seq_len", "infeasible", "max_seq_len", "Adjusted max_seq_len to 86720"),
+    ("prompt_over_tokens", "infeasible", "max_num_tokens", "should not exceed max_num_tokens"),
+    ("mpi_abort", "crash", "MPI", "MPI_ABORT was invoked on rank 0"),
+    ("signal", "crash", "signal", "SIGSEGV"),
+    ("no_report", "no_report", "", "probably an OOM"),
+]
+
+
+@pytest.mark.parametrize(("mode", "status", "where", "evidence"), FAULTS)
+def test_faults_are_recorded_and_the_sweep_goes_on(cli, write_spec, tmp_path, fake_bench, mode, status, where,
+                                                   evidence):
+    fake_bench.fail(mode, min_isl=2048)  # only the ISL=2048 points fail
+    result = cli("sweep", str(write_spec(TRTLLM_SPEC)))
+    assert result.code == 0, result.err
+    by_isl: dict[int, list[dict]] = {}
+    for rec in records(tmp_path):
+        by_isl.setdefault(rec["isl"], []).append(rec)
+    assert all(r["status"] == "ok" for r in by_isl[128])
+    for rec in by_isl[2048]:
+        assert rec["status"] == status and rec["metrics"] is None
+        assert rec["detail"]["failure_where"] == where
+        assert evidence in rec["cause"]
+        assert Path(rec["detail"]["log"]).exists()
+    report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    assert "50.0% (2/4)" in report and f"| {status} |" in report
+
+
+@pytest.mark.parametrize("mode", ["garbled", "missing_field"])
+def test_bad_report_is_an_error_naming_the_field_with_the_raw_log_kept(cli, write_spec, tmp_path, fake_bench, mode):
+    fake_bench.version("0.16.0")  # a text-only release: the text report is all there is
+    fake_bench.fail(mode)
+    assert cli("sweep", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 0
+    for rec in records(tmp_path):
+        assert rec["status"] == "error"
+        field = "Token Throughput (tokens/sec)" if mode == "garbled" else "Request Throughput (req/sec)"
+        assert field in rec["cause"] and "raw log:" in rec["cause"]
+        assert Path(rec["detail"]["log"]).read_text().count("PERFORMANCE OVERVIEW") == 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it holds nothing, so count it dead.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_hang_is_killed_at_the_timeout_with_its_children(cli, write_spec, tmp_path, fake_bench, monkeypatch):
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
+    fake_bench.fail("hang", min_isl=2048)
+    spec = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [2048]").replace("osl: [128, 1024]", "osl: [128]")
+    t0 = time.monotonic()
+    result = cli("sweep", str(write_spec(spec + "runtime: {timeout_s: 1.5}\n")))
+    assert result.code == 0, result.err
+    assert time.monotonic() - t0 < 20  # SIGTERM is ignored by the hung rank: SIGKILL follows the grace period
+    (rec,) = records(tmp_path)
+    assert rec["status"] == "timeout" and "killed at the per-point timeout of 2 s" in rec["cause"]
+    leader, child = map(int, pids.read_text().split())
+    deadline = time.monotonic() + 5
+    while (_alive(leader) or _alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(leader) and not _alive(child)
+
+
+def test_log_on_a_full_disk_does_not_lose_the_point(cli, write_spec, tmp_path, fake_bench, monkeypatch):
+    real_paths = TrtllmBackend._paths
+
+    def full_disk_log(self, point):
+        _, report = real_paths(self, point)
+        return Path("/dev/full"), report
+
+    monkeypatch.setattr(TrtllmBackend, "_paths", full_disk_log)
+    fake_bench.version("0.16.0")
+    assert cli("sweep", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 0
+    for rec in records(tmp_path):
+        assert rec["status"] == "ok"  # parsed from the output kept in memory
+        assert "No space left on device" in rec["detail"]["log_error"]
+
+
+def test_missing_bench_exits_2_before_any_run(cli, write_spec, tmp_path):
+    result = cli("sweep", str(write_spec(TRTLLM_SPEC)))
+    assert result.code == 2
+    assert "trtllm-bench is not on PATH" in result.err and "--backend sim" in result.err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("version", ["2.0.0", "0.11.0"])
+def test_unsupported_detected_version(cli, write_spec, tmp_path, fake_bench, version):
+    fake_bench.version(version)
+    result = cli("sweep", str(write_spec(TRTLLM_SPEC)))
+    assert result.code == 2 and f"TensorRT-LLM {version} is not supported" in result.err
+    assert "0.12 to 1.3" in result.err and not (tmp_path / "runs").exists()
+
+
+def test_unsupported_version_in_spec(cli, write_spec, tmp_path):
+    result = cli("sweep", str(write_spec(TRTLLM_SPEC + "trtllm: {version: 0.9.1}\n")))
+    assert result.code == 2 and "trtllm.version" in result.err and "0.12 to 1.3" in result.err
+
+
+def test_old_release_without_engine_is_refused(cli, write_spec, tmp_path, fake_bench):
+    fake_bench.version("0.14.0")
+    result = cli("sweep", str(write_spec(TRTLLM_SPEC)))
+    assert result.code == 2 and "needs trtllm.engine_dir (its PyTorch backend arrived in 0.17)" in result.err
+
+
+def test_datasets_are_cached_and_reused(cli, write_spec, tmp_path, fake_bench):
+    spec = write_spec(TRTLLM_SPEC)
+    assert cli("sweep", str(spec)).code == 0
+    cache = tmp_path / "cache" / "datasets"
+    files = sorted(cache.iterdir())
+    assert len(files) == 4
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    assert cli("sweep", str(spec), "--fresh").code == 0
+    assert {f: f.stat().st_mtime_ns for f in sorted(cache.iterdir())} == stamps
