@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: install
-	$(BIN)/ruff check trtbench tests
+	$(BIN)/ruff check trtbench tests benchmarks
 
 test: lint
 	$(BIN)/pytest

@@ -198,3 +198,12 @@ def test_datasets_are_cached_and_reused(cli, write_spec, tmp_path, fake_bench):
     stamps = {f: f.stat().st_mtime_ns for f in files}
     assert cli("sweep", str(spec), "--fresh").code == 0
     assert {f: f.stat().st_mtime_ns for f in sorted(cache.iterdir())} == stamps
+
+
+def test_measured_memory_table_shows_only_what_was_logged(cli, write_spec, tmp_path, fake_bench):
+    fake_bench.version("1.1.0")
+    assert cli("sweep", str(write_spec(TRTLLM_SPEC))).code == 0
+    report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    memory = report.split("## Memory", 1)[1].split("## ", 1)[0]
+    assert "| KV cache pool (GiB) | 58.30 |" in memory and "| KV cache capacity (tokens) | 955,136 |" in memory
+    assert "nan" not in memory and "Activation workspace" not in memory

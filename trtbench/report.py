@@ -92,21 +92,24 @@ def memory_section(df: pd.DataFrame) -> str:
     if planned.empty:
         return "No memory figures were recorded."
 
-    def span(col: str, fmt: str = "{:,.1f}") -> str:
-        lo, hi = planned[col].min(), planned[col].max()
-        return fmt.format(lo) if lo == hi else f"{fmt.format(lo)} - {fmt.format(hi)}"
-
-    rows = [
-        ("GPU memory total (GiB)", span("gpu_total_gib", "{:,.2f}")),
-        ("Weights / engine per GPU (GiB)", span("weights_gib", "{:,.2f}")),
-        ("Activation workspace (GiB)", span("activation_gib", "{:,.2f}")),
-        ("Runtime overhead (GiB)", span("overhead_gib", "{:,.2f}")),
-        ("KV cache pool (GiB)", span("kv_pool_gib", "{:,.2f}")),
-        ("KV cache capacity (tokens)", span("kv_tokens", "{:,.0f}")),
-        ("Max concurrent sequences", span("max_concurrent_seqs", "{:,.0f}")),
-        ("max_batch_size", span("max_batch_size", "{:,.0f}")),
-        ("max_num_tokens", span("max_num_tokens", "{:,.0f}")),
+    quantities = [
+        ("GPU memory total (GiB)", "gpu_total_gib", "{:,.2f}"),
+        ("Weights / engine per GPU (GiB)", "weights_gib", "{:,.2f}"),
+        ("Activation workspace (GiB)", "activation_gib", "{:,.2f}"),
+        ("Runtime overhead (GiB)", "overhead_gib", "{:,.2f}"),
+        ("KV cache pool (GiB)", "kv_pool_gib", "{:,.2f}"),
+        ("KV cache capacity (tokens)", "kv_tokens", "{:,.0f}"),
+        ("Max concurrent sequences", "max_concurrent_seqs", "{:,.0f}"),
+        ("max_batch_size", "max_batch_size", "{:,.0f}"),
+        ("max_num_tokens", "max_num_tokens", "{:,.0f}"),
     ]
+    rows = []
+    for label, col, fmt in quantities:
+        values = planned[col].dropna()
+        if values.empty:  # a measured run reports only what trtllm-bench logs
+            continue
+        lo, hi = values.min(), values.max()
+        rows.append((label, fmt.format(lo) if lo == hi else f"{fmt.format(lo)} - {fmt.format(hi)}"))
     return md_table(("Quantity", "Value (range over points)"), rows)
 
 
