@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SWEEP ?= sweeps/h100_grid.yaml
+PREC ?= fp8
 
-.PHONY: install test lint sweep smoke clean
+.PHONY: install test lint sweep smoke engine clean
 
 install: $(STAMP)
 
@@ -26,6 +27,11 @@ sweep: install
 
 smoke: install
 	$(BIN)/trtbench sweep sweeps/smoke.yaml
+
+# The engine $(SWEEP) needs, at precision $(PREC) (FP8 KV cache as the spec says): built once, then reused.
+engine: install
+	$(BIN)/trtbench build $(SWEEP) --precision $(PREC) $(if $(MODEL),--model $(MODEL)) \
+		$(if $(ENGINES),--engines-dir $(ENGINES)) $(if $(DRY_RUN),--dry-run)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

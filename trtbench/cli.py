@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from trtbench import __version__
+from trtbench.commands import build as build_cmd
 from trtbench.commands import plan as plan_cmd
 from trtbench.commands import report as report_cmd
 from trtbench.commands import sweep as sweep_cmd
@@ -42,9 +43,31 @@ def sweep(
     fresh: bool = typer.Option(False, "--fresh", help="start over in a new run directory; the old one is kept"),
     top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the command of every point; run nothing"),
+    no_build: bool = typer.Option(False, "--no-build", help="refuse to build a missing engine"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report."""
-    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run)
+    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build)
+
+
+@app.command()
+def build(
+    spec: Path = typer.Argument(None, help="sweep spec whose engine to build (optional with --model)"),
+    model: str = typer.Option(None, "--model", help="HF model name"),
+    precision: str = typer.Option(None, "--precision", help="fp8 | fp16 | bf16"),
+    kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="fp8 | auto"),
+    tp: int = typer.Option(None, "--tp", min=1),
+    max_seq_len: int = typer.Option(None, "--max-seq-len", min=1),
+    max_batch_size: int = typer.Option(None, "--max-batch-size", min=1),
+    max_num_tokens: int = typer.Option(None, "--max-num-tokens", min=1),
+    tool: str = typer.Option(None, "--tool", help="trtllm-build | trtllm-bench"),
+    engines_dir: str = typer.Option(None, "--engines-dir", help="engine cache (default: engines/)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the build commands; run nothing"),
+) -> None:
+    """Build the engine SPEC needs (or one from the options), once: a complete cached engine is reused."""
+    overrides = {"model": model, "precision": precision, "kv_cache_dtype": kv_cache_dtype, "tp": tp,
+                 "max_seq_len": max_seq_len, "max_batch_size": max_batch_size, "max_num_tokens": max_num_tokens,
+                 "tool": tool, "engines_dir": engines_dir}
+    build_cmd.build(spec, overrides, dry_run)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import Any
 from trtbench.spec import SweepSpec, stable_hash
 
 # Spec fields that say where results go or how the grid is written, not what a point measures.
-_NOT_IDENTITY = ("name", "output_dir", "grid", "requests", "backend")
+_NOT_IDENTITY = ("name", "output_dir", "grid", "requests", "backend", "build")  # the engine used is in the backend id
 
 
 @dataclass(frozen=True, order=True)

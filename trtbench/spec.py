@@ -137,6 +137,20 @@ class TrtllmSpec(_Strict):
             raise ValueError(str(exc)) from None
 
 
+class BuildSpec(_Strict):
+    """How engines are built for the trtllm backend (`trtbench build`, `make engine`)."""
+
+    max_seq_len: PosInt | None = Field(None, description="default: the grid's longest ISL + OSL")
+    max_batch_size: PosInt | None = Field(None, description="default: trtllm-bench's heuristic, largest over the grid")
+    max_num_tokens: PosInt | None = None
+    tool: Literal["trtllm-build", "trtllm-bench"] = "trtllm-build"
+    quantize_script: str = Field("quantize.py", description="TensorRT-LLM's examples/quantization/quantize.py")
+    calib_size: PosInt = 512
+    checkpoint: str | None = Field(None, description="PyTorch path: a pre-quantized checkpoint (HF name or dir)")
+    engines_dir: str = "engines"
+    timeout_s: float = Field(7200.0, gt=0, description="per build step")
+
+
 class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: ModelSpec
@@ -150,6 +164,7 @@ class SweepSpec(_Strict):
     requests: RequestsSpec
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
+    build: BuildSpec = Field(default_factory=BuildSpec)
     output_dir: str | None = None
 
     @field_validator("model", mode="before")

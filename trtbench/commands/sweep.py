@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from trtbench.backends.select import Selection, select_backend
+from trtbench.backends.trtllm.backend import TrtllmBackend
+from trtbench.commands.build import attach_engine
 from trtbench.commands.utils import console, report_run
 from trtbench.grid import expand
 from trtbench.runner import run_sweep
@@ -15,12 +17,15 @@ from trtbench.spec import SweepSpec, load_spec
 from trtbench.store import RunStore, next_free_dir
 
 
-def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool) -> None:
+def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
+          no_build: bool) -> None:
     spec = load_spec(spec_path)
     run_dir = out or spec.run_dir()
     if fresh:
         run_dir = next_free_dir(run_dir)
     selection = select_backend(spec, backend, run_dir)
+    if isinstance(selection.backend, TrtllmBackend) and selection.backend.needs_engine:
+        attach_engine(spec, selection.backend, allow_build=not no_build, dry_run=dry_run)
     if dry_run:
         print_commands(spec, selection)
         return

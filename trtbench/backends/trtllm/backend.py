@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from trtbench.backends.trtllm.process import run_logged
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.models import resolve_model
 from trtbench.dataset import DatasetSpec, dataset_path, ensure_dataset
-from trtbench.failures import classify
+from trtbench.failures import Failure, classify
 from trtbench.grid import Point
 from trtbench.records import Metrics, Outcome, Source
 from trtbench.spec import SweepSpec
@@ -35,11 +36,22 @@ class TrtllmBackend:
         mode = choose_mode(spec, version)
         self.options = llm_api_options(spec, version, mode)
         options_yaml = (run_dir / OPTIONS_FILE).resolve() if self.options is not None else None
-        self.inv = Invocation(bench, version, mode, spec, options_yaml)
+        self.inv = Invocation(bench, version, mode, spec, options_yaml, spec.trtllm.engine_dir)
+        self.engine_failure: Failure | None = None
+
+    @property
+    def needs_engine(self) -> bool:
+        """The TensorRT path without an engine in the spec: trtbench builds (or finds) one."""
+        return self.inv.mode == "tensorrt" and not self.spec.trtllm.engine_dir
+
+    def attach_engine(self, engine_dir: Path, failure: Failure | None = None) -> None:
+        """Run on `engine_dir`; if its build failed, every point reports that failure instead of running."""
+        self.inv = replace(self.inv, engine_dir=str(engine_dir))
+        self.engine_failure = failure
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "trtllm_version": self.version.text, "mode": self.inv.mode, "gpu": self.gpu,
-                "engine_dir": self.spec.trtllm.engine_dir, "llm_api_options": self.options}
+                "engine_dir": self.inv.engine_dir, "llm_api_options": self.options}
 
     def _dataset(self, point: Point) -> DatasetSpec:
         return DatasetSpec(point.isl, point.osl, point.requests, self.vocab, ids_key=self.version.dataset_ids_key)
@@ -55,6 +67,12 @@ class TrtllmBackend:
                                num_requests=point.requests, report_json=report)
 
     def run(self, point: Point) -> Outcome:
+        if self.engine_failure is not None:
+            return Outcome(status=self.engine_failure.status,  # type: ignore[arg-type]
+                           cause=f"engine build failed: {self.engine_failure.cause}", source=self.source,
+                           detail={"engine_dir": self.inv.engine_dir, "failure_where": "engine build"})
+        if self.inv.mode == "tensorrt" and self.inv.engine_dir is None:
+            raise RuntimeError("TensorRT mode without an engine: the sweep must attach one first")
         log_path, report_path = self._paths(point)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.unlink(missing_ok=True)
@@ -65,7 +83,7 @@ class TrtllmBackend:
             result = run_logged(args, log_path, self.spec.runtime.timeout_s, env=dict(os.environ))
         detail: dict[str, Any] = {
             "command": args, "log": str(log_path), "returncode": result.returncode, "wall_s": result.duration_s,
-            "trtllm_version": self.version.text, "mode": self.inv.mode,
+            "trtllm_version": self.version.text, "mode": self.inv.mode, "engine_dir": self.inv.engine_dir,
         }
         if result.log_error:
             detail["log_error"] = result.log_error

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.errors import TrtbenchError
@@ -27,23 +27,25 @@ class Invocation:
     mode: str  # pytorch | tensorrt
     spec: SweepSpec
     options_yaml: Path | None  # extra_llm_api_options file, when the mode and release take one
+    engine_dir: str | None  # tensorrt mode: the spec's engine, or the one trtbench builds
 
 
-def choose_mode(spec: SweepSpec, version: TrtllmVersion) -> str:
+def choose_mode(spec: SweepSpec, version: TrtllmVersion | None) -> Literal["pytorch", "tensorrt"]:
+    """An explicit trtllm.backend wins. Otherwise: the TensorRT engine when one is given, when the
+    release is unknown (what `make engine` builds) or older than 0.19; the PyTorch backend from 0.19,
+    as NVIDIA's perf docs run it, and wherever the engine path is gone."""
     wanted = spec.trtllm.backend
     if wanted == "auto":
-        wanted = "tensorrt" if spec.trtllm.engine_dir or not version.has_pytorch_backend else "pytorch"
-    if wanted == "pytorch" and not version.has_pytorch_backend:
-        raise TrtbenchError(f"TensorRT-LLM {version.text} has no PyTorch backend (0.17+); set trtllm.engine_dir "
-                            f"to a built engine")
-    if wanted == "tensorrt":
-        if not version.has_tensorrt_backend:
-            raise TrtbenchError(f"TensorRT-LLM {version.text} removed the TensorRT engine backend; "
-                                f"use trtllm.backend: pytorch")
-        if not spec.trtllm.engine_dir:
-            why = "" if version.has_pytorch_backend else " (its PyTorch backend arrived in 0.17)"
-            raise TrtbenchError(f"the TensorRT engine path of TensorRT-LLM {version.text} needs trtllm.engine_dir"
-                                f"{why}")
+        if spec.trtllm.engine_dir or version is None:
+            wanted = "tensorrt"
+        else:
+            wanted = "pytorch" if version.at_least(0, 19) or not version.has_tensorrt_backend else "tensorrt"
+    if version is not None and wanted == "pytorch" and not version.has_pytorch_backend:
+        raise TrtbenchError(f"TensorRT-LLM {version.text} has no PyTorch backend (0.17+); use trtllm.backend: "
+                            f"tensorrt")
+    if version is not None and wanted == "tensorrt" and not version.has_tensorrt_backend:
+        raise TrtbenchError(f"TensorRT-LLM {version.text} removed the TensorRT engine backend; "
+                            f"use trtllm.backend: pytorch")
     return wanted
 
 
@@ -82,7 +84,7 @@ def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report
     if inv.mode == "pytorch":
         args += ["--backend", "pytorch"]
     else:
-        args += [*v.engine_backend_flag, "--engine_dir", str(spec.trtllm.engine_dir)]
+        args += [*v.engine_backend_flag, "--engine_dir", str(inv.engine_dir)]
     if inv.options_yaml is not None:
         args += ["--extra_llm_api_options", str(inv.options_yaml)]
     args += ["--kv_cache_free_gpu_mem_fraction", str(rt.kv_cache_free_gpu_mem_fraction)]

@@ -120,3 +120,12 @@ def detect_version(bench: str, timeout_s: float = 120) -> TrtllmVersion:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise TrtbenchError(f"{python} cannot import tensorrt_llm ({last}); set trtllm.version in the spec")
     return TrtllmVersion.parse(lines[-1])
+
+
+def known_version(pinned: str | None, executable: str) -> TrtllmVersion | None:
+    """The pinned version, else the installed one, else None (no TensorRT-LLM here: planning and dry
+    runs still work)."""
+    if pinned:
+        return TrtllmVersion.parse(pinned)
+    bench = shutil.which(executable)
+    return detect_version(bench) if bench else None

@@ -1,0 +1,216 @@
+"""The builder: plans, builds through the fake tools, reuse, killed builds, build failures, make engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAKES, REPO, SMALL_SPEC
+from trtbench.backends.trtllm.version import TrtllmVersion
+from trtbench.build import engine as engine_mod
+from trtbench.build.cache import EngineCache
+from trtbench.build.plan import build_config, plan_engines
+from trtbench.grid import expand
+from trtbench.nvml import GpuInfo
+from trtbench.spec import load_spec, parse_spec
+
+V016 = TrtllmVersion.parse("0.16.0")
+H100 = GpuInfo("NVIDIA H100 80GB HBM3", 81559, "560.35.03")
+TRT_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
+
+
+@pytest.fixture
+def builder(fake_bench, monkeypatch, tmp_path):
+    """Fake build tools on PATH, a GPU for the builder's check, calls logged."""
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("FAKE_BUILD_CALLS", str(calls))
+    monkeypatch.delenv("FAKE_BUILD_FAIL", raising=False)
+    monkeypatch.setattr(engine_mod, "visible_gpus", lambda: [H100])
+    fake_bench.version("0.16.0")
+    return calls
+
+
+def calls_of(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_plan_for_the_h100_grid_is_one_engine_for_all_64_points():
+    spec = load_spec(REPO / "sweeps" / "h100_grid.yaml")
+    points = expand(spec, {"backend": "plan"})
+    (plan,) = plan_engines(spec, V016, points)
+    assert len(plan.points) == 64 and plan.unserved == []
+    c = plan.config
+    assert (c.max_seq_len, c.max_input_len, c.precision, c.kv_cache_dtype, c.path) == (32768, 16384, "fp8", "fp8",
+                                                                                       "tensorrt")
+    # max_batch_size: the largest the heuristic picks over the grid (128/128 wants 4096);
+    # max_num_tokens: at least the longest prompt, since chunked context is off.
+    assert c.max_batch_size == 4096 and c.max_num_tokens >= 16384
+    assert c.name.startswith("Llama-3.1-8B_fp8_kv-fp8_tp1pp1_tensorrt_")
+
+
+def test_a_shorter_engine_leaves_long_points_unserved():
+    spec = load_spec(REPO / "sweeps" / "h100_grid.yaml")
+    spec = spec.model_copy(update={"build": spec.build.model_copy(update={"max_seq_len": 8192})})
+    (plan,) = plan_engines(spec, V016, expand(spec, {"backend": "plan"}))
+    assert all(p.isl + p.osl <= 8192 for p in plan.points)
+    assert {(p.isl, p.osl) for p in plan.unserved} >= {(16384, 16384), (128, 16384), (8192, 128)}
+    assert len(plan.points) + len(plan.unserved) == 64
+
+
+def test_config_hash_changes_with_what_changes_the_engine():
+    base = build_config(parse_spec(TRT_SPEC), V016)
+    assert build_config(parse_spec(TRT_SPEC), V016).hash() == base.hash()
+    fp16 = build_config(parse_spec(TRT_SPEC.replace("precision: fp8", "precision: fp16")), V016)
+    newer = build_config(parse_spec(TRT_SPEC), TrtllmVersion.parse("0.17.0"))
+    assert len({base.hash(), fp16.hash(), newer.hash()}) == 3
+    assert "_fp16_kv-fp8_" in fp16.name
+
+
+def test_build_through_the_fakes_writes_a_manifest(cli, write_spec, tmp_path, builder):
+    result = cli("build", str(write_spec(TRT_SPEC)))
+    assert result.code == 0, result.err
+    (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
+    manifest = json.loads((engine_dir / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert manifest["trtllm_version"] == "0.16.0" and manifest["config"]["precision"] == "fp8"
+    assert engine_dir.name.endswith("_" + manifest["config_hash"][:8])
+    assert manifest["size_bytes"] > 4096 and (engine_dir / "build.log").exists()
+    engine = json.loads((engine_dir / "engine" / "config.json").read_text())
+    assert engine["pretrained_config"]["quantization"] == {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}
+    assert engine["build_config"]["max_seq_len"] == 2048 + 1024  # the grid's longest sequence
+    assert engine["build_config"]["plugin_config"]["use_fp8_context_fmha"] == "enable"
+    assert not (engine_dir / "checkpoint").exists()  # the intermediate checkpoint is not kept
+    quantize, build = (s["command"] for s in manifest["steps"])
+    assert quantize[quantize.index("--qformat") + 1] == "fp8" and "--kv_cache_dtype" in quantize
+    assert "--use_paged_context_fmha" in build
+    assert [c.split()[0] for c in calls_of(builder)] == ["quantize.py", "trtllm-build"]
+
+    again = cli("build", str(write_spec(TRT_SPEC)))
+    assert again.code == 0 and "already built" in again.err
+    assert len(calls_of(builder)) == 2  # the fakes were not called again
+
+
+def test_trtllm_bench_build_tool(cli, write_spec, tmp_path, builder):
+    result = cli("build", str(write_spec(TRT_SPEC)), "--tool", "trtllm-bench")
+    assert result.code == 0, result.err
+    (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
+    assert (engine_dir / "engine" / "rank0.engine").exists() and not (engine_dir / "workspace").exists()
+    (call,) = calls_of(builder)
+    assert call.startswith("trtllm-bench build") and "--quantization FP8" in call
+
+
+def test_build_oom_is_recorded_and_the_sweep_marks_its_points(cli, write_spec, tmp_path, builder, monkeypatch):
+    monkeypatch.setenv("FAKE_BUILD_FAIL", "build_oom")
+    result = cli("sweep", str(write_spec(TRT_SPEC)))
+    assert result.code == 0, result.err
+    (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
+    manifest = json.loads((engine_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert manifest["failure"]["status"] == "oom" and manifest["failure"]["where"] == "build"
+    assert "Error Code 2: OutOfMemory" in manifest["failure"]["line"]
+    recs = [json.loads(line) for line in (tmp_path / "runs/tiny/results.jsonl").read_text().splitlines()]
+    assert len(recs) == 4
+    assert all(r["status"] == "oom" and r["cause"].startswith("engine build failed: oom (build)") for r in recs)
+    assert not (tmp_path / "fake-record.jsonl").exists()  # no benchmark ran on a missing engine
+    assert EngineCache(tmp_path / "engines").reusable(build_config(parse_spec(TRT_SPEC), V016)) is None
+
+    monkeypatch.delenv("FAKE_BUILD_FAIL")  # the next build retries the failed configuration
+    assert cli("build", str(write_spec(TRT_SPEC))).code == 0
+    assert json.loads((engine_dir / "manifest.json").read_text())["status"] == "ok"
+
+
+def test_calibration_failure_names_the_step(cli, write_spec, tmp_path, builder, monkeypatch):
+    monkeypatch.setenv("FAKE_BUILD_FAIL", "calibration")
+    assert cli("build", str(write_spec(TRT_SPEC))).code == 1
+    (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
+    failure = json.loads((engine_dir / "manifest.json").read_text())["failure"]
+    assert failure["status"] == "error" and failure["where"] == "calibration, exit 1"
+    assert "calibration failed" in failure["line"]
+    assert calls_of(builder) == [calls_of(builder)[0]]  # trtllm-build never ran
+
+
+def test_sweep_builds_then_runs_on_the_engine(cli, write_spec, tmp_path, builder):
+    result = cli("sweep", str(write_spec(TRT_SPEC)))
+    assert result.code == 0, result.err
+    recs = [json.loads(line) for line in (tmp_path / "runs/tiny/results.jsonl").read_text().splitlines()]
+    engine = str((tmp_path / "engines").resolve())
+    assert all(r["status"] == "ok" and r["detail"]["engine_dir"].startswith(engine) for r in recs)
+    assert all(r["detail"]["command"][r["detail"]["command"].index("--engine_dir") + 1] == r["detail"]["engine_dir"]
+               for r in recs)
+
+
+def test_no_build_refuses_a_missing_engine(cli, write_spec, tmp_path, builder):
+    result = cli("sweep", str(write_spec(TRT_SPEC)), "--no-build")
+    assert result.code == 2 and "no engine for this sweep" in result.err and "make engine" in result.err
+    assert calls_of(builder) == [] and not (tmp_path / "runs").exists()
+
+
+def test_no_gpu_means_no_build(cli, write_spec, tmp_path, fake_bench):
+    fake_bench.version("0.16.0")
+    result = cli("build", str(write_spec(TRT_SPEC)))
+    assert result.code == 2
+    assert "cannot build an engine here, missing: a GPU visible to NVML" in result.err
+    assert "--dry-run" in result.err and "--backend sim" in result.err
+
+
+def test_killed_build_leaves_nothing_reusable(write_spec, tmp_path):
+    spec = write_spec(TRT_SPEC)
+    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": f"{FAKES / 'site'}{os.pathsep}{REPO}", "FAKE_NVML_GPU": "NVIDIA H100 80GB HBM3",
+           "FAKE_TRTLLM_VERSION": "0.16.0", "FAKE_BUILD_SLEEP": "30"}
+    proc = subprocess.Popen([sys.executable, "-m", "trtbench", "build", str(spec)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((tmp_path / "engines").glob(".staging/*/engine/rank0.engine")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cache = EngineCache(tmp_path / "engines")
+    config = build_config(parse_spec(TRT_SPEC), V016)
+    assert list((tmp_path / "engines").glob(".staging/*/engine/rank0.engine"))  # the half-written engine
+    assert not cache.path(config).exists() and cache.reusable(config) is None
+
+    env["FAKE_BUILD_SLEEP"] = "0"
+    done = subprocess.run([sys.executable, "-m", "trtbench", "build", str(spec)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert cache.reusable(config) is not None
+    assert list((tmp_path / "engines" / ".staging").iterdir()) == []  # the dead build's staging is swept
+
+
+def make(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_make_engine_dry_run_prints_fp8_commands(tmp_path):
+    result = make("engine", "PREC=fp8", "DRY_RUN=1", f"ENGINES={tmp_path / 'engines'}", cwd=tmp_path,
+                  env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "quantize.py" in line or "trtllm-build" in line]
+    quantize = next(line for line in lines if "--qformat" in line)
+    build = next(line for line in lines if line.split()[0].endswith("trtllm-build"))
+    assert "--qformat fp8" in quantize and "--kv_cache_dtype fp8" in quantize and "--calib_size 512" in quantize
+    assert "--use_fp8_context_fmha enable" in build and "--max_seq_len 32768" in build
+    assert not (tmp_path / "engines").exists()
+
+
+def test_make_engine_twice_builds_once(tmp_path):
+    calls = tmp_path / "calls"
+    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": f"{FAKES / 'site'}{os.pathsep}{REPO}", "FAKE_NVML_GPU": "NVIDIA H100 80GB HBM3",
+           "FAKE_TRTLLM_VERSION": "0.16.0", "FAKE_BUILD_CALLS": str(calls)}
+    args = ("engine", "PREC=fp16", "SWEEP=sweeps/smoke.yaml", f"ENGINES={tmp_path / 'engines'}")
+    first = make(*args, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert len(calls_of(calls)) == 2 and "--qformat full_prec" in calls_of(calls)[0]
+    second = make(*args, cwd=tmp_path, env=env)
+    assert second.returncode == 0 and "already built" in second.stdout + second.stderr
+    assert len(calls_of(calls)) == 2

@@ -1,0 +1,106 @@
+"""Which engines a sweep needs, and which points each one serves.
+
+A grid needs as few builds as possible: one engine per build configuration, built for the longest
+sequence in the grid, with max_batch_size / max_num_tokens from the spec or from trtllm-bench's
+heuristic (the largest any point asks for). A point longer than an explicit `build.max_seq_len`
+cannot run on that engine and is listed as unserved.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from trtbench.backends.trtllm.command import choose_mode
+from trtbench.backends.trtllm.version import TrtllmVersion
+from trtbench.catalog.gpus import resolve_gpu
+from trtbench.catalog.models import resolve_model
+from trtbench.grid import Point
+from trtbench.heuristics import InsufficientMemory, heuristic_limits
+from trtbench.spec import SweepSpec, stable_hash
+
+
+class BuildConfig(BaseModel):
+    """Everything that determines an engine's bytes; its hash names the engine directory."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    model_path: str | None
+    precision: str
+    kv_cache_dtype: str
+    tp: int
+    pp: int
+    path: Literal["tensorrt", "pytorch"]
+    tool: str
+    max_seq_len: int
+    max_input_len: int
+    max_batch_size: int
+    max_num_tokens: int
+    calib_size: int
+    checkpoint: str | None
+    trtllm_version: str | None
+
+    def hash(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+    @property
+    def name(self) -> str:
+        model = re.sub(r"[^A-Za-z0-9.]+", "-", self.model.split("/")[-1]).strip("-")
+        return f"{model}_{self.precision}_kv-{self.kv_cache_dtype}_tp{self.tp}pp{self.pp}_{self.path}_{self.hash()[:8]}"
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    config: BuildConfig
+    points: list[Point]  # served by this engine
+    unserved: list[Point]  # longer than the engine's max_seq_len
+
+
+def build_config(spec: SweepSpec, version: TrtllmVersion | None) -> BuildConfig:
+    path = choose_mode(spec, version)
+    b = spec.build
+    longest = max(isl + osl for isl, osl in spec.pairs)
+    max_seq = b.max_seq_len or longest
+    max_isl = max(isl for isl, _ in spec.pairs)
+    bs, tok = b.max_batch_size, b.max_num_tokens
+    if bs is None or tok is None:
+        hb, ht = _heuristic_maxima(spec, path)
+        bs, tok = bs or hb, tok or ht
+    if not spec.runtime.chunked_context:
+        tok = max(tok, min(max_isl, max_seq))  # a whole prompt must fit one iteration
+    return BuildConfig(
+        model=spec.model.name, model_path=spec.model.path, precision=spec.precision,
+        kv_cache_dtype=spec.kv_cache_dtype, tp=spec.tp, pp=spec.pp, path=path, tool=b.tool,
+        max_seq_len=max_seq, max_input_len=min(max_isl, max_seq), max_batch_size=bs, max_num_tokens=tok,
+        calib_size=b.calib_size, checkpoint=b.checkpoint,
+        trtllm_version=version.text if version else None,
+    )
+
+
+def _heuristic_maxima(spec: SweepSpec, path: str) -> tuple[int, int]:
+    arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
+    gpu_gib = resolve_gpu(spec.gpu).mem_total_gib if spec.gpu != "auto" else 80.0
+    bs = tok = 0
+    for isl, osl in spec.pairs:
+        try:
+            limits = heuristic_limits(
+                arch, gpu_total_gib=gpu_gib, n_gpus=spec.tp * spec.pp, precision=spec.precision,
+                kv_dtype_bytes=spec.kv_dtype_bytes, tp=spec.tp, pp=spec.pp, isl=isl, osl=osl,
+                fraction=0.95 if path == "tensorrt" else spec.runtime.kv_cache_free_gpu_mem_fraction,
+                pytorch_backend=path == "pytorch", chunked_context=spec.runtime.chunked_context,
+            )
+        except InsufficientMemory:
+            continue  # that point will fail on any engine; it must not size the others
+        bs, tok = max(bs, limits.max_batch_size), max(tok, limits.max_num_tokens)
+    return bs or 64, tok or 2048
+
+
+def plan_engines(spec: SweepSpec, version: TrtllmVersion | None, points: list[Point]) -> list[EnginePlan]:
+    config = build_config(spec, version)
+    served = [p for p in points if p.isl + p.osl <= config.max_seq_len]
+    unserved = [p for p in points if p.isl + p.osl > config.max_seq_len]
+    return [EnginePlan(config, served, unserved)]
