@@ -69,7 +69,7 @@ def test_options_yaml_by_era(cli, write_spec, tmp_path, fake_bench):
     assert options["cuda_graph_config"]["batch_sizes"][-1] == 8192
 
     fake_bench.version("0.18.0")
-    assert cli("sweep", str(write_spec(TRTLLM_SPEC)), "--fresh").code == 0
+    assert cli("sweep", str(write_spec(TRTLLM_SPEC + "trtllm: {backend: pytorch}\n")), "--fresh").code == 0
     old = yaml.safe_load((tmp_path / "runs" / "tiny-2" / "llm_api_options.yaml").read_text())
     assert old == {"pytorch_backend_config": {"kv_cache_dtype": "fp8"}}
 

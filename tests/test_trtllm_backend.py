@@ -28,7 +28,7 @@ def records(tmp_path: Path, name: str = "tiny") -> list[dict]:
     [
         ("0.12.0", ENGINE, "A", "A"),
         ("0.16.0", "trtllm: {engine_dir: /engines/llama-fp8, streaming: true}\n", "B", "B"),
-        ("0.18.0", STREAMING, "B", "B"),  # PyTorch backend, `= PyTorch backend` header
+        ("0.18.0", "trtllm: {streaming: true, backend: pytorch}\n", "B", "B"),  # `= PyTorch backend` header
         ("0.20.0", STREAMING, "C", "json"),
         ("1.1.0", STREAMING, "D", "json"),
         ("1.2.0", "", "D", "json"),
