@@ -214,3 +214,27 @@ def test_make_engine_twice_builds_once(tmp_path):
     second = make(*args, cwd=tmp_path, env=env)
     assert second.returncode == 0 and "already built" in second.stdout + second.stderr
     assert len(calls_of(calls)) == 2
+
+
+def test_pytorch_path_engine_holds_checkpoint_and_options(cli, write_spec, tmp_path, fake_bench, monkeypatch):
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("FAKE_BUILD_CALLS", str(calls))
+    fake_bench.version("1.1.0")
+    text = TRT_SPEC + "build: {checkpoint: nvidia/Llama-3.1-8B-Instruct-FP8}\n"
+    result = cli("build", str(write_spec(text)))  # no GPU needed: nothing is compiled
+    assert result.code == 0, result.err
+    (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
+    assert "_pytorch_" in engine_dir.name and not calls.exists()
+    assert (engine_dir / "checkpoint.txt").read_text().strip() == "nvidia/Llama-3.1-8B-Instruct-FP8"
+    options = (engine_dir / "llm_api_options.yaml").read_text()
+    assert "dtype: fp8" in options and "free_gpu_memory_fraction: 0.9" in options
+    assert json.loads((engine_dir / "manifest.json").read_text())["status"] == "ok"
+    # The sweep's PyTorch runs load that checkpoint.
+    run = cli("sweep", str(write_spec(text)), "--dry-run")
+    assert run.out.count("--model nvidia/Llama-3.1-8B-Instruct-FP8") == 4
+
+
+def test_fp8_pytorch_run_without_fp8_checkpoint_is_said(cli, write_spec, fake_bench):
+    fake_bench.version("1.1.0")
+    result = cli("sweep", str(write_spec(TRT_SPEC)), "--dry-run")
+    assert "precision fp8 on the PyTorch backend needs an FP8 checkpoint" in result.err.replace("\n", " ")

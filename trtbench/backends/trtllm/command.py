@@ -75,9 +75,13 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json: Path | None) -> list[str]:
     spec, v, rt = inv.spec, inv.version, inv.spec.runtime
-    args = [inv.bench, "--model", spec.model.name]
-    if spec.model.path:
-        args += ["--model_path", spec.model.path]
+    model, model_path = spec.model.name, spec.model.path
+    checkpoint = spec.build.checkpoint if inv.mode == "pytorch" else None
+    if checkpoint:  # the PyTorch backend loads quantized weights from a (pre-)quantized checkpoint
+        model, model_path = (model, checkpoint) if Path(checkpoint).is_dir() else (checkpoint, None)
+    args = [inv.bench, "--model", model]
+    if model_path:
+        args += ["--model_path", model_path]
     if spec.trtllm.workspace:
         args += ["--workspace", spec.trtllm.workspace]
     args += ["--log_level", spec.trtllm.log_level, "throughput", "--dataset", str(dataset)]
@@ -119,4 +123,8 @@ def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
         notes.append("runtime.chunked_context needs 1.0+")
     if (spec.tp > 1 or spec.pp > 1) and not version.has_parallel_options and not spec.trtllm.engine_dir:
         notes.append("tp/pp without an engine need 0.19+")
+    if (choose_mode(spec, version) == "pytorch" and spec.precision == "fp8" and not spec.build.checkpoint
+            and "fp8" not in spec.model.name.lower()):
+        notes.append("precision fp8 on the PyTorch backend needs an FP8 checkpoint (build.checkpoint, e.g. "
+                     "nvidia/Llama-3.1-8B-Instruct-FP8); the model's weights load as published")
     return notes
