@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SWEEP ?= sweeps/h100_grid.yaml
 PREC ?= fp8
 
-.PHONY: install test lint sweep smoke engine clean
+.PHONY: install test lint sweep smoke engine calibrate clean
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ smoke: install
 engine: install
 	$(BIN)/trtbench build $(SWEEP) --precision $(PREC) $(if $(MODEL),--model $(MODEL)) \
 		$(if $(ENGINES),--engines-dir $(ENGINES)) $(if $(DRY_RUN),--dry-run)
+
+# Refit the simulator's factors to NVIDIA's H100 table (run at fraction 0.95) and commit the result.
+calibrate: install
+	$(BIN)/trtbench calibrate trtbench/data/calibration_h100_sxm_llama31_8b_fp8.csv --gpu h100-sxm \
+		--kv-fraction 0.95 --fit --write
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

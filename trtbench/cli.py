@@ -9,7 +9,9 @@ import typer
 
 from trtbench import __version__
 from trtbench.commands import build as build_cmd
+from trtbench.commands import calibrate as calibrate_cmd
 from trtbench.commands import plan as plan_cmd
+from trtbench.commands import predict as predict_cmd
 from trtbench.commands import report as report_cmd
 from trtbench.commands import sweep as sweep_cmd
 from trtbench.commands.utils import console
@@ -74,6 +76,42 @@ def build(
 def plan(spec: Path = typer.Argument(..., help="sweep spec (YAML)")) -> None:
     """Show the expanded grid and the memory verdict of each point; runs nothing."""
     plan_cmd.plan(spec)
+
+
+@app.command()
+def predict(
+    gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU id or alias"),
+    model: str = typer.Option("meta-llama/Llama-3.1-8B", "--model", help="HF model name"),
+    precision: str = typer.Option("fp8", "--precision", help="fp8 | fp16 | bf16"),
+    kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="fp8 | auto (default: fp8 with fp8 weights)"),
+    tp: int = typer.Option(1, "--tp", min=1),
+    isl: int = typer.Option(None, "--isl", min=1),
+    osl: int = typer.Option(None, "--osl", min=1),
+    requests: int = typer.Option(None, "--requests", min=1),
+    fraction: float = typer.Option(0.9, "--kv-fraction", min=0.01, max=1.0, help="kv_cache_free_gpu_mem_fraction"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    csv: Path = typer.Option(None, "--csv", help="rows gpu,model,precision,tp,isl,osl,num_requests"),
+    out: Path = typer.Option(None, "--out", help="with --csv: where to write the predictions (default: stdout)"),
+) -> None:
+    """Predict throughput, memory and OOM for one point, or for each row of --csv (simulated)."""
+    if csv is not None:
+        predict_cmd.predict_csv(csv, out, fraction)
+        return
+    if None in (isl, osl, requests):
+        raise typer.BadParameter("give --isl, --osl and --requests (or --csv)")
+    predict_cmd.predict_one(gpu, model, precision, kv_cache_dtype, tp, isl, osl, requests, fraction, as_json)
+
+
+@app.command()
+def calibrate(
+    csv: Path = typer.Argument(..., help="CSV with isl, osl, num_requests, output_tok_per_s (+ gpu, model, ...)"),
+    gpu: list[str] = typer.Option(None, "--gpu", help="GPU for rows without one; repeat to compare candidates"),
+    fraction: float = typer.Option(0.9, "--kv-fraction", min=0.01, max=1.0, help="kv_cache_free_gpu_mem_fraction"),
+    fit: bool = typer.Option(False, "--fit", help="refit the step model's factors to this CSV"),
+    write: bool = typer.Option(False, "--write", help="with --fit: store the factors as the calibration"),
+) -> None:
+    """Per-row error, MAPE and Spearman rank correlation of the simulator against measurements."""
+    calibrate_cmd.calibrate(csv, gpu or [], fraction, fit, write)
 
 
 @app.command()

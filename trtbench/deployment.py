@@ -36,7 +36,26 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     if gpu_id == "auto":
         raise SpecError("gpu: auto needs a visible NVIDIA GPU; name the GPU to simulate (e.g. gpu: h100-sxm)")
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
-    if arch.kv_heads % spec.tp and spec.tp % arch.kv_heads:
-        raise SpecError(f"tp: {spec.tp} does not divide the model's {arch.kv_heads} KV heads")
+    _check_tp(arch, spec.tp)
     return Deployment(arch, resolve_gpu(gpu_id), spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
                       spec.runtime)
+
+
+def _check_tp(arch: ModelArch, tp: int) -> None:
+    if arch.kv_heads % tp and tp % arch.kv_heads:
+        raise SpecError(f"tp {tp} does not divide the model's {arch.kv_heads} KV heads")
+
+
+def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: int = 1,
+                    kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None) -> Deployment:
+    """A deployment from loose values (a CSV row, CLI options) instead of a sweep spec; names resolve as
+    in specs (GPU aliases, HF model names). FP8 weights get an FP8 KV cache unless told otherwise."""
+    precision = precision.lower()
+    if precision not in ("fp8", "fp16", "bf16"):
+        raise SpecError(f"unknown precision {precision!r}; expected fp8, fp16 or bf16")
+    kv = (kv_cache_dtype or ("fp8" if precision == "fp8" else "auto")).lower()
+    if kv not in ("fp8", "auto"):
+        raise SpecError(f"unknown KV cache dtype {kv!r}; expected fp8 or auto")
+    arch = resolve_model(model)
+    _check_tp(arch, tp)
+    return Deployment(arch, resolve_gpu(gpu), precision, 1 if kv == "fp8" else 2, tp, pp, runtime or RuntimeSpec())

@@ -8,9 +8,10 @@ from trtbench import __version__
 from trtbench.deployment import Deployment
 from trtbench.grid import Point
 from trtbench.records import Metrics, Outcome, Source
+from trtbench.sim import roofline
 from trtbench.sim.estimate import PerformanceModel
+from trtbench.sim.ifb import IfbModel
 from trtbench.sim.memory import plan_memory
-from trtbench.sim.roofline import Roofline
 
 
 class SimBackend:
@@ -19,7 +20,7 @@ class SimBackend:
 
     def __init__(self, dep: Deployment, perf: PerformanceModel | None = None) -> None:
         self.dep = dep
-        self.perf: PerformanceModel = perf or Roofline()
+        self.perf: PerformanceModel = perf or IfbModel()
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.name, "trtbench": __version__, "perf_model": self.perf.name,
@@ -41,6 +42,7 @@ class SimBackend:
                      f"the KV cache holds {plan.max_concurrent_seqs} sequences of {point.isl + point.osl} tokens")
             return Outcome(status="timeout", cause=cause, source=self.source, memory=plan.as_dict(),
                            detail={**detail, "predicted_wall_s": est.wall_s})
+        bound = roofline.bound_s(self.dep, plan, point.isl, point.osl, point.requests)
         metrics = Metrics(
             output_tok_per_s=est.output_tok_per_s,
             request_per_s=est.request_per_s,
@@ -48,5 +50,8 @@ class SimBackend:
             total_latency_s=est.wall_s,
             avg_latency_s=est.avg_latency_s,
             avg_concurrency=est.avg_concurrency,
+            ttft_ms=est.ttft_ms,
+            tpot_ms=est.tpot_ms,
+            roofline_output_tok_per_s=point.requests * point.osl / bound,
         )
         return Outcome(status="ok", source=self.source, metrics=metrics, memory=plan.as_dict(), detail=detail)

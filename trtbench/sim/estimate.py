@@ -20,6 +20,8 @@ class Estimate:
     avg_latency_s: float
     avg_concurrency: float
     model: str  # which performance model produced it, for the provenance of every simulated number
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
 
 
 class PerformanceModel(Protocol):

@@ -1,72 +1,30 @@
-"""First performance model: a roofline for prefill and for steady-state decode at the concurrency the
-KV pool allows.
+"""The roofline bound of a point: the fastest any schedule could run it on this GPU.
 
-Each iteration costs max(bytes / (eta_mem x HBM bandwidth), FLOPs / (eta_compute x tensor peak))
-plus a fixed launch/scheduling overhead. Prefill and decode are timed apart and added, which
-ignores in-flight batching's overlap of the two and the tail of the last wave; the scheduler
-simulation replaces this. TP communication is not modelled here.
+All FLOPs at tensor peak (GEMMs at the weight precision, attention and lm_head at 16 bits), and
+at full HBM bandwidth the weights once per decode step at the largest concurrency the KV pool and
+max_batch_size allow, plus every KV byte once. The simulator can only be slower (its per-operator
+costs are each at least these), so measured or simulated throughput divided by this bound is an
+efficiency in (0, 1].
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from trtbench.deployment import Deployment
-from trtbench.sim.estimate import Estimate
 from trtbench.sim.memory import MemoryPlan, weights_bytes_per_rank
 
-# Achievable fractions of peak, from the literature the hardware reference cites, not fitted:
-# decode HBM efficiency 0.8 (aiconfigurator) and prefill GEMMs at 0.55-0.75 of peak.
-ETA_MEM = 0.8
-ETA_COMPUTE = 0.65
-T_FIXED_S = 0.5e-3  # per iteration with CUDA graphs: launches, sampling, scheduling
 
-
-@dataclass(frozen=True)
-class Roofline:
-    eta_mem: float = ETA_MEM
-    eta_compute: float = ETA_COMPUTE
-    t_fixed_s: float = T_FIXED_S
-    name: str = "roofline-v1"
-
-    def _iteration_s(self, dep: Deployment, flops: float, nbytes: float) -> float:
-        peak = dep.gpu.peak_flops(dep.precision) * self.eta_compute
-        bandwidth = dep.gpu.hbm_tb_s * 1e12 * self.eta_mem
-        return max(flops / peak, nbytes / bandwidth) + self.t_fixed_s
-
-    def estimate(self, dep: Deployment, plan: MemoryPlan, isl: int, osl: int, requests: int) -> Estimate:
-        arch, n = dep.arch, dep.n_gpus
-        weights = weights_bytes_per_rank(dep)
-        linear_flops_per_token = 2 * arch.transformer_params / n
-        head_flops = 2 * arch.vocab * arch.hidden / n  # logits for the sampled token (tied or not)
-        attn_flops_per_pair = 4 * arch.layers * arch.heads * arch.head_dim / n
-        kv_bytes = plan.kv_bytes_per_token
-
-        # Prefill: every prompt once, in iterations of up to max_num_tokens tokens.
-        prefill_tokens = requests * isl
-        prefill_iters = math.ceil(prefill_tokens / plan.max_num_tokens)
-        prefill_flops = (prefill_tokens * linear_flops_per_token + requests * head_flops
-                         + requests * attn_flops_per_pair * isl * (isl + 1) / 2)
-        prefill_s = (self._iteration_s(dep, prefill_flops / prefill_iters,
-                                       weights + prefill_tokens / prefill_iters * kv_bytes) * prefill_iters)
-
-        # Decode: `batch` sequences in flight, each step reads the weights and every live KV token.
-        batch = max(1, min(plan.max_concurrent_seqs, plan.max_batch_size, requests,
-                           dep.runtime.concurrency or requests))
-        mean_kv = isl + osl / 2
-        step_flops = batch * (linear_flops_per_token + head_flops + attn_flops_per_pair * mean_kv)
-        step_bytes = weights + batch * (mean_kv + 1) * kv_bytes
-        decode_steps = requests * (osl - 1) / batch  # the first output token comes from prefill
-        decode_s = decode_steps * self._iteration_s(dep, step_flops, step_bytes)
-
-        wall = prefill_s + decode_s
-        return Estimate(
-            wall_s=wall,
-            output_tok_per_s=requests * osl / wall,
-            request_per_s=requests / wall,
-            total_tok_per_s=requests * (isl + osl) / wall,
-            avg_latency_s=wall * batch / requests,
-            avg_concurrency=batch,
-            model=self.name,
-        )
+def bound_s(dep: Deployment, plan: MemoryPlan, isl: int, osl: int, requests: int) -> float:
+    arch, n = dep.arch, dep.n_gpus
+    decode_kv = (osl - 1) * isl + (osl - 1) * osl / 2  # sum of KV lengths over one request's decode steps
+    context_pairs = isl * (isl + 1) / 2
+    gemm = 2 * arch.transformer_params * (isl + osl) / dep.gpu.peak_flops(dep.precision)
+    head = 2 * arch.vocab * arch.hidden * osl / dep.gpu.peak_flops("bf16")
+    attn = 4 * arch.layers * arch.heads * arch.head_dim * (context_pairs + decode_kv) / dep.gpu.peak_flops("bf16")
+    compute_s = requests * (gemm + head + attn) / n
+    concurrency = max(1, min(plan.max_concurrent_seqs, plan.max_batch_size, requests))
+    steps = math.ceil(requests * (osl - 1) / concurrency) + 1
+    kv_bytes = requests * (decode_kv + isl + osl) * plan.kv_bytes_per_token
+    memory_s = (steps * weights_bytes_per_rank(dep) + kv_bytes) / (dep.gpu.hbm_tb_s * 1e12)
+    return max(compute_s, memory_s)

@@ -1,0 +1,163 @@
+"""The in-flight-batching simulator: accuracy on the calibration table, physical sanity, hand-checked memory."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from trtbench.deployment import make_deployment
+from trtbench.sim import calibration, roofline
+from trtbench.sim.memory import GIB, NCCL_OVERHEAD_GIB, RUNTIME_OVERHEAD_GIB, plan_memory
+from trtbench.sim.predict import predict, predict_frame, score
+from trtbench.sim.scheduler import SchedulerLimits, simulate
+from trtbench.sim.steptime import Batch
+from trtbench.spec import RuntimeSpec
+
+CAL = calibration.data_path(calibration.CALIBRATION_DATA)
+STUDY = calibration.data_path("h100_study_002.csv")
+
+
+def dep(model="meta-llama/Llama-3.1-8B", gpu="h100-sxm", precision="fp8", tp=1, **runtime):
+    return make_deployment(model, gpu, precision, tp=tp, runtime=RuntimeSpec(**runtime))
+
+
+def test_calibration_table_within_targets():
+    scored, mape, spearman = score(predict_frame(pd.read_csv(CAL), fraction=0.95))
+    assert len(scored) == 11
+    assert mape <= 8.0
+    assert scored["error_pct"].abs().max() <= 20.0
+    assert spearman >= 0.95
+
+
+def test_study_fits_one_h100_sku_better_and_says_how_much():
+    rows = pd.read_csv(STUDY)
+    mapes = {gpu: score(predict_frame(rows, defaults={"gpu": gpu}))[1] for gpu in ("h100-sxm", "h100-pcie")}
+    assert mapes["h100-pcie"] < mapes["h100-sxm"]  # the study's numbers sit below NVIDIA's SXM figures
+
+
+def test_committed_calibration_is_what_the_fit_reproduces():
+    from trtbench.sim.fit import fit
+
+    committed, info = calibration.load()
+    assert info["fitted_on"] == calibration.CALIBRATION_DATA
+    refit = fit(pd.read_csv(CAL), {"gpu": "h100-sxm"}, fraction=info["kv_cache_free_gpu_mem_fraction"])
+    for field in ("eta_mem", "eta_gemm", "eta_attn", "t_iter_s"):
+        assert getattr(refit, field) == pytest.approx(getattr(committed, field), rel=0.02, abs=1e-5), field
+
+
+def test_factors_are_physical():
+    factors, _ = calibration.load()
+    for name, (lo, hi) in calibration.BOUNDS.items():
+        assert lo <= getattr(factors, name) <= hi
+
+
+@pytest.mark.parametrize(
+    ("model", "gpu", "precision", "tp", "isl", "osl", "n"),
+    [
+        ("meta-llama/Llama-3.1-8B", "h100-sxm", "fp8", 1, 128, 128, 30000),
+        ("meta-llama/Llama-3.1-8B", "h100-sxm", "fp8", 1, 16384, 2048, 200),
+        ("meta-llama/Llama-3.1-8B", "a100-sxm-80gb", "fp16", 1, 1024, 1024, 3000),
+        ("meta-llama/Llama-3.1-70B", "h100-sxm", "fp8", 2, 2048, 2048, 1500),
+        ("meta-llama/Llama-3.1-70B", "h200-sxm", "fp8", 4, 128, 4096, 1500),
+        ("Qwen/Qwen2.5-7B", "l40s", "fp8", 1, 512, 512, 2000),
+        ("meta-llama/Llama-3.2-1B", "l4", "bf16", 1, 1000, 1000, 1000),
+    ],
+)
+def test_throughput_never_exceeds_the_roofline(model, gpu, precision, tp, isl, osl, n):
+    d = dep(model, gpu, precision, tp)
+    outcome = predict(d, isl, osl, n)
+    assert outcome.status == "ok", outcome.cause
+    plan = plan_memory(d, isl, osl)
+    bound = n * osl / roofline.bound_s(d, plan, isl, osl, n)
+    assert 0 < outcome.metrics.output_tok_per_s <= bound
+
+
+def test_throughput_rises_then_saturates_with_request_count():
+    d = dep()
+    rates = [predict(d, 512, 512, n).metrics.output_tok_per_s for n in (1, 10, 100, 1000, 4000, 16000)]
+    assert rates == sorted(rates)  # more requests never hurt
+    assert rates[1] > 5 * rates[0] and rates[2] > 5 * rates[1]  # batching pays while the batch is small
+    assert rates[-1] < 1.15 * rates[-2]  # past the KV pool's capacity it saturates
+
+
+def test_throughput_falls_with_isl_at_fixed_osl():
+    d = dep()
+    rates = [predict(d, isl, 1024, 1000).metrics.output_tok_per_s for isl in (128, 512, 2048, 8192, 16384)]
+    assert rates == sorted(rates, reverse=True) and rates[0] > 3 * rates[-1]
+
+
+def test_kv_pool_for_the_study_matches_the_hand_calculation():
+    """8B FP8 + FP8 KV on H100 80GB with the study's one-engine limits (bs 4096, 16384 tokens)."""
+    d = dep(max_batch_size=4096, max_num_tokens=16384, chunked_context=True)
+    plan = plan_memory(d, 16384, 16384)
+    weights = (6_979_588_096 * 1 + 2 * 525_336_576 * 2) / GIB  # FP8 layers, 16-bit embedding and lm_head
+    activations = (16384 * 2 * (2 * 14336 + 4 * 4096) + 4096 * 128256 * 4) / GIB
+    pool = 0.9 * (81559 / 1024 - weights - activations - RUNTIME_OVERHEAD_GIB)
+    assert plan.kv_pool_gib == pytest.approx(pool)
+    assert plan.kv_pool_gib == pytest.approx(58.3, abs=1.5)  # the study's "~58.3 GiB allocated"
+    assert plan.kv_tokens == int(pool * GIB // 65536) // 32 * 32
+    assert plan.max_concurrent_seqs == plan.kv_tokens // 32 // 1024  # 32,768-token sequences
+
+
+def test_70b_tp2_memory_by_hand():
+    d = dep("meta-llama/Llama-3.1-70B", tp=2, max_batch_size=256, max_num_tokens=8192)
+    plan = plan_memory(d, 2048, 2048)
+    transformer = 70_553_706_496 - 2 * 128256 * 8192
+    weights = (transformer * 1 + 2 * 128256 * 8192 * 2) / 2 / GIB
+    activations = (8192 * 2 * (2 * 28672 + 4 * 8192) / 2 + 256 * 128256 * 4) / GIB
+    pool = 0.9 * (81559 / 1024 - weights - activations - RUNTIME_OVERHEAD_GIB - NCCL_OVERHEAD_GIB)
+    assert plan.weights_gib == pytest.approx(weights) and 33 < weights < 35
+    assert plan.kv_bytes_per_token == 2 * 80 * 4 * 128  # 4 of the 8 KV heads per rank, FP8
+    assert plan.kv_pool_gib == pytest.approx(pool)
+    assert plan.max_concurrent_seqs == plan.kv_tokens // 32 // 128
+    # FP8 on one GPU leaves 13 sequences of room; BF16 weights (131 GiB) do not load at all.
+    assert plan_memory(dep("meta-llama/Llama-3.1-70B", tp=1), 2048, 2048).max_concurrent_seqs < 20
+    assert plan_memory(dep("meta-llama/Llama-3.1-70B", precision="bf16"), 2048, 2048).verdict == "oom"
+
+
+class CountingStep:
+    """A step model with a known cost: 1 ms per iteration plus 1 us per token."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def iteration_s(self, b: Batch) -> float:
+        self.calls += 1
+        return 1e-3 + 1e-6 * b.tokens
+
+
+def test_scheduler_by_hand_one_wave():
+    """4 requests of 100 + 10 tokens, room for all: one context iteration (400 tokens), then 9 decode
+    iterations of 4 tokens, all skipped in one event."""
+    limits = SchedulerLimits(kv_blocks=1000, tokens_per_block=32, max_batch_size=64, max_num_tokens=1024,
+                             chunked_context=False)
+    step = CountingStep()
+    res = simulate(100, 10, 4, limits, step)
+    assert res.iterations == 10
+    assert res.wall_s == pytest.approx((1e-3 + 400e-6) + 9 * (1e-3 + 4e-6))
+    assert res.avg_ttft_s == pytest.approx(1e-3 + 400e-6)
+    assert res.avg_latency_s == pytest.approx(res.wall_s)
+    assert step.calls == 2  # event skipping: the 9 decode steps cost one call
+
+
+def test_scheduler_capacity_limits_concurrency():
+    """KV room for 2 sequences of 4 blocks: 6 requests run in 3 waves."""
+    limits = SchedulerLimits(kv_blocks=8, tokens_per_block=32, max_batch_size=64, max_num_tokens=1024,
+                             chunked_context=False)
+    res = simulate(100, 20, 6, limits, CountingStep())
+    one_wave = (1e-3 + 200e-6) + 19 * (1e-3 + 2e-6)
+    assert res.wall_s == pytest.approx(3 * one_wave)
+    assert res.iterations == 60
+
+
+def test_chunked_context_splits_long_prompts():
+    limits = SchedulerLimits(kv_blocks=10_000, tokens_per_block=64, max_batch_size=8, max_num_tokens=1024,
+                             chunked_context=True)
+    res = simulate(4000, 2, 1, limits, CountingStep())
+    assert res.iterations == 4 + 1  # 1024 + 1024 + 1024 + 928, then the second token
+    with pytest.raises(Exception, match="exceeds max_num_tokens"):
+        simulate(4000, 2, 1, dataclasses.replace(limits, chunked_context=False), CountingStep())

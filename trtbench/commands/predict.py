@@ -1,0 +1,55 @@
+"""`trtbench predict`: the simulator's prediction for one point, or for every row of a CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from trtbench.commands.utils import console, read_csv
+from trtbench.deployment import make_deployment
+from trtbench.errors import TrtbenchError
+from trtbench.sim.predict import predict, predict_frame
+from trtbench.spec import RuntimeSpec
+
+
+def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
+                requests: int, fraction: float, as_json: bool) -> None:
+    dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
+                          runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction))
+    outcome = predict(dep, isl, osl, requests)
+    result = {"gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "isl": isl, "osl": osl,
+              "requests": requests, "source": "simulated", "status": outcome.status, "cause": outcome.cause,
+              "metrics": outcome.metrics.model_dump() if outcome.metrics else None, "memory": outcome.memory,
+              "model_version": outcome.detail.get("perf_model")}
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{model} {precision} on {dep.gpu.name}, TP{tp}: ISL={isl} OSL={osl} N={requests} "
+                        f"(simulated)")
+    table.add_column("Quantity")
+    table.add_column("Value", justify="right")
+    table.add_row("status", outcome.status + (f": {outcome.cause}" if outcome.cause else ""))
+    for key, value in (result["metrics"] or {}).items():
+        if value is not None:
+            table.add_row(key, f"{value:,.2f}")
+    mem = outcome.memory or {}
+    for key in ("kv_pool_gib", "kv_tokens", "max_concurrent_seqs", "max_batch_size", "max_num_tokens"):
+        if key in mem:
+            table.add_row(key, f"{mem[key]:,.2f}" if isinstance(mem[key], float) else f"{mem[key]:,}")
+    table.caption = result["model_version"]
+    console.print(table)
+
+
+def predict_csv(path: Path, out: Path | None, fraction: float) -> None:
+    frame = predict_frame(read_csv(path), fraction=fraction)
+    if out is None:
+        print(frame.to_csv(index=False), end="")
+        return
+    try:
+        frame.to_csv(out, index=False)
+    except OSError as exc:
+        raise TrtbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
+    console.print(f"{len(frame)} predictions (simulated) -> {out}")
+

@@ -1,0 +1,36 @@
+"""Refit the step model's factors to measured throughput (`trtbench calibrate CSV --fit`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trtbench.sim.calibration import BOUNDS, DEFAULT
+from trtbench.sim.ifb import IfbModel
+from trtbench.sim.predict import predict_frame
+from trtbench.sim.steptime import Factors
+
+
+def fit(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None, fraction: float = 0.9) -> Factors:
+    """Least squares on log(predicted / measured) within the physical bounds, starting from literature values."""
+    from scipy.optimize import least_squares  # only fitting needs scipy; predictions do not
+
+    measured = rows[rows["output_tok_per_s"].notna()].reset_index(drop=True)
+    names = list(BOUNDS)
+    lower = np.array([BOUNDS[n][0] for n in names])
+    upper = np.array([BOUNDS[n][1] for n in names])
+    scale = upper - lower
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        factors = Factors(**{n: float(v) for n, v in zip(names, lower + x * scale, strict=True)})
+        pred = predict_frame(measured, IfbModel(factors), defaults, fraction)["pred_output_tok_per_s"]
+        ratio = pred.to_numpy(dtype=float) / measured["output_tok_per_s"].to_numpy(dtype=float)
+        return np.log(np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1e-3))
+
+    x0 = (np.array([getattr(DEFAULT, n) for n in names]) - lower) / scale
+    # The scheduler is piecewise in its inputs: finite differences need steps larger than its jumps.
+    result = least_squares(residuals, x0, bounds=(0.0, 1.0), diff_step=1e-2, xtol=1e-6, ftol=1e-8)
+    return Factors(**{n: float(v) for n, v in zip(names, lower + result.x * scale, strict=True)})

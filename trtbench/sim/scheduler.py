@@ -1,0 +1,165 @@
+"""TensorRT-LLM's in-flight batching for `trtllm-bench throughput`, simulated iteration by iteration but
+skipping ahead in closed form whenever nothing changes but the KV lengths.
+
+All requests are issued at t=0 (warmup is not simulated: trtllm-bench excludes it). Each iteration:
+1. GUARANTEED_NO_EVICT capacity scheduler: admit waiting requests in order while the blocks for their
+   whole sequence are free and fewer than max_batch_size (and `concurrency`) are active; the first
+   that does not fit stops admission.
+2. Micro-batch scheduler: every generating request costs one token; context requests fill what is left
+   of max_num_tokens in order, whole prompts (chunked context off: the first that does not fit stops)
+   or chunks in multiples of tokens_per_block (chunked context on).
+3. One forward pass, timed by a StepModel.
+Requests with identical lengths that start together move as one cohort, so a 30,000-request point is
+a few thousand events. Between events a run of n identical iterations costs n x the step time at the
+run's mean KV length (exact while one roofline regime holds, as the KV term is linear).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from trtbench.sim.steptime import Batch, StepModel
+
+
+@dataclass(frozen=True)
+class SchedulerLimits:
+    kv_blocks: int
+    tokens_per_block: int
+    max_batch_size: int
+    max_num_tokens: int
+    chunked_context: bool
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class SimResult:
+    wall_s: float
+    avg_latency_s: float
+    avg_ttft_s: float
+    avg_tpot_s: float
+    avg_concurrency: float  # as trtllm-bench defines it: sum of latencies / wall time
+    iterations: int
+    events: int
+
+
+class _Pending:
+    """Admitted requests still in their context phase: `count` requests with `done` prompt tokens each."""
+
+    __slots__ = ("count", "done")
+
+    def __init__(self, count: int, done: int = 0) -> None:
+        self.count, self.done = count, done
+
+
+class _Generating:
+    """Requests that produced their first token at iteration `start` (time `ttft`)."""
+
+    __slots__ = ("count", "start", "ttft")
+
+    def __init__(self, count: int, start: int, ttft: float) -> None:
+        self.count, self.start, self.ttft = count, start, ttft
+
+
+class Infeasible(Exception):
+    """No progress is possible (a prompt that can never be scheduled)."""
+
+
+def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: StepModel) -> SimResult:
+    tpb = limits.tokens_per_block
+    seq_blocks = -(-(isl + osl) // tpb)
+    cap = min(limits.max_batch_size, limits.concurrency or requests)
+    if limits.kv_blocks < seq_blocks:
+        raise Infeasible(f"one sequence needs {seq_blocks} KV blocks; the pool has {limits.kv_blocks}")
+    if not limits.chunked_context and isl > limits.max_num_tokens:
+        raise Infeasible(f"prompt of {isl} tokens exceeds max_num_tokens {limits.max_num_tokens}")
+
+    t = 0.0
+    it = 0  # iterations run so far
+    waiting, free_blocks, active = requests, limits.kv_blocks, 0
+    pending: deque[_Pending] = deque()
+    gen: deque[_Generating] = deque()
+    gen_count = 0
+    gen_start_sum = 0  # sum of count x start over generating cohorts: their KV lengths in O(1)
+    sum_latency = sum_ttft = sum_tpot = 0.0
+    events = 0
+
+    while waiting or pending or gen:
+        events += 1
+        admit = min(waiting, free_blocks // seq_blocks, cap - active)
+        if admit > 0:
+            pending.append(_Pending(admit))
+            waiting -= admit
+            free_blocks -= admit * seq_blocks
+            active += admit
+
+        # Micro-batch: all generating requests, then contexts in order within the token budget.
+        budget = limits.max_num_tokens - gen_count
+        slots = limits.max_batch_size - gen_count
+        ctx_tokens = ctx_seqs = finished_ctx = 0
+        pairs = prefix = 0.0
+        while pending and budget > 0 and slots > 0:
+            head = pending[0]
+            remaining = isl - head.done
+            whole = min(head.count, budget // remaining, slots)
+            if whole > 0:
+                ctx_tokens += whole * remaining
+                pairs += whole * remaining * (head.done + (remaining + 1) / 2)
+                prefix += whole * head.done
+                finished_ctx += whole
+                ctx_seqs += whole
+                budget -= whole * remaining
+                slots -= whole
+                head.count -= whole
+                if head.count == 0:
+                    pending.popleft()
+                    continue
+            if limits.chunked_context and budget >= tpb and slots > 0:
+                chunk = budget // tpb * tpb  # < remaining: the request did not fit whole
+                ctx_tokens += chunk
+                pairs += chunk * (head.done + (chunk + 1) / 2)
+                prefix += head.done
+                ctx_seqs += 1
+                budget -= chunk
+                head.count -= 1
+                if head.count == 0:
+                    pending.popleft()
+                pending.appendleft(_Pending(1, head.done + chunk))  # it goes on first next time
+            break  # the first request that does not fit whole stops the walk
+
+        kv_gen = gen_count * (isl + it) - gen_start_sum  # KV tokens the generating requests hold
+        if ctx_tokens == 0 and gen_count == 0:
+            raise Infeasible("nothing can be scheduled")
+
+        if ctx_tokens == 0:
+            # Admission just took all it could, so nothing changes until the oldest cohort finishes:
+            # skip there in one step.
+            n = gen[0].start + osl - it
+            mean_kv = kv_gen + gen_count * (n - 1) / 2
+            dt = n * step.iteration_s(Batch(gen_count, gen_count, gen_count, mean_kv, mean_kv))
+        else:
+            n = 1
+            batch = Batch(ctx_tokens + gen_count, ctx_seqs + gen_count, gen_count + finished_ctx,
+                          pairs + kv_gen, kv_gen + prefix)
+            dt = step.iteration_s(batch)
+        t += dt
+        it += n
+        if finished_ctx:
+            # Their first token comes out of this iteration; their KV is isl + 1 from the next.
+            gen.append(_Generating(finished_ctx, it - 1, t))
+            gen_count += finished_ctx
+            gen_start_sum += finished_ctx * (it - 1)
+        while gen and gen[0].start + osl <= it:  # its last token came out of iteration start + osl - 1
+            done = gen.popleft()
+            gen_count -= done.count
+            gen_start_sum -= done.count * done.start
+            free_blocks += done.count * seq_blocks
+            active -= done.count
+            sum_latency += done.count * t
+            sum_ttft += done.count * done.ttft
+            if osl > 1:
+                sum_tpot += done.count * (t - done.ttft) / (osl - 1)
+
+    return SimResult(wall_s=t, avg_latency_s=sum_latency / requests, avg_ttft_s=sum_ttft / requests,
+                     avg_tpot_s=sum_tpot / requests, avg_concurrency=sum_latency / t if t else 0.0, iterations=it,
+                     events=events)
