@@ -10,6 +10,7 @@ import typer
 from trtbench import __version__
 from trtbench.commands import build as build_cmd
 from trtbench.commands import calibrate as calibrate_cmd
+from trtbench.commands import compare as compare_cmd
 from trtbench.commands import plan as plan_cmd
 from trtbench.commands import predict as predict_cmd
 from trtbench.commands import report as report_cmd
@@ -112,6 +113,16 @@ def calibrate(
 ) -> None:
     """Per-row error, MAPE and Spearman rank correlation of the simulator against measurements."""
     calibrate_cmd.calibrate(csv, gpu or [], fraction, fit, write)
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="baseline run directory (A)"),
+    run_b: Path = typer.Argument(..., help="run directory to compare with it (B)"),
+    out: Path = typer.Option(None, "--out", help="output directory (default: runs/compare_<A>_vs_<B>)"),
+) -> None:
+    """Compare two runs point by point: B/A ratios, failures in one only, geometric-mean speedup."""
+    compare_cmd.compare_runs(run_a, run_b, out)
 
 
 @app.command()

@@ -39,6 +39,7 @@ class Outcome(BaseModel):
 
 
 class Record(Outcome):
+    prediction: dict[str, Any] | None = None  # the simulator's view of a measured point, recorded beside it
     point_id: str
     isl: int
     osl: int

@@ -25,6 +25,9 @@ from rich.progress import (
 from trtbench import __version__
 from trtbench.backends.base import Backend
 from trtbench.backends.select import Selection
+from trtbench.backends.sim import SimBackend
+from trtbench.deployment import deployment_for
+from trtbench.errors import TrtbenchError
 from trtbench.grid import Point, expand
 from trtbench.nvml import visible_gpus
 from trtbench.records import Outcome, Record
@@ -59,8 +62,20 @@ def provenance(selection: Selection) -> dict[str, Any]:
     }
 
 
+def companion_for(spec: SweepSpec, backend: Backend) -> SimBackend | None:
+    """For a measuring backend, the simulator whose prediction is recorded beside each measurement
+    (None where the GPU or model is unknown to it)."""
+    if backend.source != "measured":
+        return None
+    try:
+        return SimBackend(deployment_for(spec, str(backend.identity().get("gpu") or spec.gpu)))
+    except TrtbenchError:
+        return None
+
+
 def run_sweep(spec: SweepSpec, selection: Selection, store: RunStore, console: Console) -> SweepSummary:
     backend = selection.backend
+    companion = companion_for(spec, backend)
     points = expand(spec, backend.identity())
     with store.lock():
         store.repair()
@@ -78,26 +93,38 @@ def run_sweep(spec: SweepSpec, selection: Selection, store: RunStore, console: C
             task = progress.add_task("starting", total=len(points), completed=len(points) - len(todo))
             for point in todo:
                 progress.update(task, description=f"{backend.name}: {point.label}")
-                store.append(_run_point(backend, point))
+                store.append(_run_point(backend, point, companion))
                 progress.advance(task)
             progress.update(task, description=f"{backend.name}: done")
     return SweepSummary(store.path, len(points), len(points) - len(todo), len(todo))
 
 
-def _run_point(backend: Backend, point: Point) -> Record:
+def _run_point(backend: Backend, point: Point, companion: SimBackend | None) -> Record:
     started_at, t0 = now_iso(), time.monotonic()
     try:
         outcome = backend.run(point)
     except Exception as exc:  # a backend bug must not end the sweep: record it and go on
         outcome = Outcome(status="error", cause=f"backend raised {type(exc).__name__}: {exc}",
                           source=backend.source)
+    duration = time.monotonic() - t0
     return Record(
         **outcome.model_dump(),
+        prediction=_predict(companion, point),
         point_id=point.id,
         isl=point.isl,
         osl=point.osl,
         requests=point.requests,
         backend=backend.name,
         started_at=started_at,
-        duration_s=time.monotonic() - t0,
+        duration_s=duration,
     )
+
+
+def _predict(companion: SimBackend | None, point: Point) -> dict[str, Any] | None:
+    if companion is None:
+        return None
+    predicted = companion.run(point)
+    metrics = predicted.metrics
+    return {"status": predicted.status, "cause": predicted.cause, "model": predicted.detail.get("perf_model"),
+            "output_tok_per_s": metrics.output_tok_per_s if metrics else None,
+            "roofline_output_tok_per_s": getattr(metrics, "roofline_output_tok_per_s", None) if metrics else None}

@@ -32,6 +32,7 @@ class TelemetrySummary:
     peak_power_w: float
     energy_j: float
     mean_sm_clock_mhz: float
+    power_limit_w: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +64,9 @@ class Sampler:
             self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
             self._name = nvml_text(nvml.nvmlDeviceGetName(self._handles[0])) if self._handles else "none"
             self._driver = nvml_text(nvml.nvmlSystemGetDriverVersion())
+            self._power_limit: float | None = None
+            with contextlib.suppress(Exception):  # not every board or driver reports it
+                self._power_limit = sum(nvml.nvmlDeviceGetEnforcedPowerLimit(h) for h in self._handles) / 1000
             self._thread = threading.Thread(target=self._loop, daemon=True)
             self._thread.start()
         return self
@@ -109,4 +113,5 @@ class Sampler:
             peak_power_w=max(p for _, _, p, _ in s),
             energy_j=energy,
             mean_sm_clock_mhz=sum(c for _, _, _, c in s) / len(s),
+            power_limit_w=self._power_limit,
         )

@@ -1,0 +1,171 @@
+"""The report's figures, as PNG files beside report.md. Each plot function takes the results frame and
+returns the file it wrote, or None when the data cannot make that plot (it is then left out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+FAILURE_LABEL = {"oom": "OOM", "timeout": "TIMEOUT", "infeasible": "INFEAS.", "error": "ERROR", "crash": "CRASH",
+                 "no_report": "NO REPORT"}
+
+
+@dataclass(frozen=True)
+class PlotContext:
+    title: str  # model, GPU, precision, backend
+    simulated: bool
+    n_gpus: int = 1
+
+
+def _finish(fig: Figure, ctx: PlotContext, path: Path) -> Path:
+    if ctx.simulated:
+        fig.text(0.5, 0.5, "SIMULATED", fontsize=60, color="gray", alpha=0.15, ha="center", va="center",
+                 rotation=30, transform=fig.transFigure)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def heatmap(df: pd.DataFrame, ctx: PlotContext, path: Path, value: str = "output_tok_per_s",
+            label: str = "output tokens/s", fmt: str = "{:,.0f}") -> Path | None:
+    """ISL x OSL grid of `value`; failed cells grey, marked with their failure class."""
+    if df.empty:
+        return None
+    isls, osls = sorted(df["isl"].unique()), sorted(df["osl"].unique())
+    grid = np.full((len(isls), len(osls)), np.nan)
+    status = {}
+    for r in df.itertuples():
+        i, j = isls.index(r.isl), osls.index(r.osl)
+        status[(i, j)] = r.status
+        if r.status == "ok" and pd.notna(getattr(r, value)):
+            grid[i, j] = getattr(r, value)
+    fig, ax = plt.subplots(figsize=(1.1 * len(osls) + 3, 0.7 * len(isls) + 2))
+    ax.set_facecolor("#d9d9d9")
+    if np.isfinite(grid).any():
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto", origin="lower")
+        fig.colorbar(image, ax=ax, label=label)
+    else:
+        ax.imshow(np.zeros_like(grid), cmap="Greys", vmin=0, vmax=4, aspect="auto", origin="lower")
+    finite = grid[np.isfinite(grid)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    for (i, j), s in status.items():
+        if s == "ok" and np.isfinite(grid[i, j]):
+            dark = high > low and (grid[i, j] - low) / (high - low) < 0.55  # viridis is dark at the low end
+            ax.text(j, i, fmt.format(grid[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")
+        else:
+            ax.text(j, i, FAILURE_LABEL.get(s, s.upper()), ha="center", va="center", fontsize=7, color="darkred",
+                    fontweight="bold")
+    ax.set_xticks(range(len(osls)), [str(o) for o in osls])
+    ax.set_yticks(range(len(isls)), [str(i) for i in isls])
+    ax.set_xlabel("output length OSL (tokens)")
+    ax.set_ylabel("input length ISL (tokens)")
+    ax.set_title(f"{label} by ISL x OSL\n{ctx.title}", fontsize=10)
+    return _finish(fig, ctx, path)
+
+
+def throughput_vs_osl(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
+    ok = df[df["status"] == "ok"]
+    if ok.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for isl, group in ok.sort_values("osl").groupby("isl"):
+        ax.plot(group["osl"], group["output_tok_per_s"], marker="o", label=f"ISL {isl}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("output length OSL (tokens, log2)")
+    ax.set_ylabel("output tokens/s (log2)")
+    ax.set_title(f"Throughput vs output length, one line per input length\n{ctx.title}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _finish(fig, ctx, path)
+
+
+def requests_vs_length(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
+    ok = df[df["status"] == "ok"]
+    if ok.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    points = ax.scatter(ok["isl"] + ok["osl"], ok["request_per_s"], c=np.log2(ok["isl"]), cmap="plasma")
+    fig.colorbar(points, ax=ax, label="log2 ISL")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens per request, ISL + OSL (log2)")
+    ax.set_ylabel("requests/s (log)")
+    ax.set_title(f"Request throughput vs tokens per request\n{ctx.title}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    return _finish(fig, ctx, path)
+
+
+def pareto(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
+    """Per-GPU output throughput vs per-user throughput, with the frontier."""
+    ok = df[(df["status"] == "ok") & df["per_user_tok_s"].notna()]
+    if ok.empty:
+        return None
+    x = ok["per_user_tok_s"].to_numpy(dtype=float)
+    y = ok["output_tok_per_s"].to_numpy(dtype=float) / ctx.n_gpus
+    order = np.argsort(-x)
+    frontier, best = [], -np.inf
+    for k in order:  # from the most interactive point down, keep those that raise throughput
+        if y[k] > best:
+            frontier.append(k)
+            best = y[k]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(x, y, alpha=0.6, label="grid points")
+    ax.plot(x[frontier], y[frontier], color="crimson", marker="o", label="Pareto frontier")
+    for k in frontier:
+        ax.annotate(f"{ok['isl'].iloc[k]}/{ok['osl'].iloc[k]}", (x[k], y[k]), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("per-user output tokens/s (OSL / request latency)")
+    ax.set_ylabel("output tokens/s per GPU")
+    ax.set_title(f"Throughput per GPU vs per-user speed\n{ctx.title}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, ctx, path)
+
+
+def kv_capacity(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
+    """How many sequences the KV pool holds at each sequence length, with the grid's points on it."""
+    known = df[df["kv_tokens"].notna() & (df["kv_tokens"] > 0)]
+    if known.empty:
+        return None
+    seq = (known["isl"] + known["osl"]).to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lengths = np.logspace(np.log2(max(64, seq.min() / 2)), np.log2(seq.max() * 2), 100, base=2)
+    pool = float(known["kv_tokens"].median())
+    ax.plot(lengths, pool / lengths, color="gray", label=f"KV pool of {pool:,.0f} tokens / sequence length")
+    ax.scatter(seq, known["kv_tokens"] / seq, c=["tab:green" if s == "ok" else "tab:red" for s in known["status"]],
+               zorder=3, label="grid points (red: failed)")
+    ax.axhline(1, color="crimson", linestyle="--", linewidth=1, label="one sequence")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length ISL + OSL (tokens, log2)")
+    ax.set_ylabel("sequences that fit in the KV cache (log)")
+    ax.set_title(f"KV cache capacity vs sequence length\n{ctx.title}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return _finish(fig, ctx, path)
+
+
+def all_plots(df: pd.DataFrame, ctx: PlotContext, out_dir: Path) -> dict[str, Path]:
+    """Every plot the data supports, by name."""
+    makers = {
+        "heatmap": heatmap, "throughput_vs_osl": throughput_vs_osl, "requests_vs_length": requests_vs_length,
+        "pareto": pareto, "kv_capacity": kv_capacity,
+    }
+    made = {}
+    for name, make in makers.items():
+        path = make(df, ctx, out_dir / f"{name}.png")
+        if path is not None:
+            made[name] = path
+    return made
