@@ -35,6 +35,19 @@ def _finish(fig: Figure, ctx: PlotContext, path: Path) -> Path:
     return path
 
 
+def _axes(ax: plt.Axes, ctx: PlotContext, title: str, xlabel: str, ylabel: str, xbase: int | None = 2,
+          ybase: int | None = 10) -> None:
+    """Log axes (base 2 for token lengths), labels with units, a title naming what was run, a grid."""
+    if xbase:
+        ax.set_xscale("log", base=xbase)
+    if ybase:
+        ax.set_yscale("log", base=ybase)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n{ctx.title}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def heatmap(df: pd.DataFrame, ctx: PlotContext, path: Path, value: str = "output_tok_per_s",
             label: str = "output tokens/s", fmt: str = "{:,.0f}") -> Path | None:
     """ISL x OSL grid of `value`; failed cells grey, marked with their failure class."""
@@ -80,12 +93,8 @@ def throughput_vs_osl(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for isl, group in ok.sort_values("osl").groupby("isl"):
         ax.plot(group["osl"], group["output_tok_per_s"], marker="o", label=f"ISL {isl}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    ax.set_xlabel("output length OSL (tokens, log2)")
-    ax.set_ylabel("output tokens/s (log2)")
-    ax.set_title(f"Throughput vs output length, one line per input length\n{ctx.title}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
+    _axes(ax, ctx, "Throughput vs output length, one line per input length", "output length OSL (tokens, log2)",
+          "output tokens/s (log2)", ybase=2)
     ax.legend(fontsize=7, ncol=2)
     return _finish(fig, ctx, path)
 
@@ -97,12 +106,8 @@ def requests_vs_length(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path |
     fig, ax = plt.subplots(figsize=(7, 4.5))
     points = ax.scatter(ok["isl"] + ok["osl"], ok["request_per_s"], c=np.log2(ok["isl"]), cmap="plasma")
     fig.colorbar(points, ax=ax, label="log2 ISL")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("tokens per request, ISL + OSL (log2)")
-    ax.set_ylabel("requests/s (log)")
-    ax.set_title(f"Request throughput vs tokens per request\n{ctx.title}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
+    _axes(ax, ctx, "Request throughput vs tokens per request", "tokens per request, ISL + OSL (log2)",
+          "requests/s (log)")
     return _finish(fig, ctx, path)
 
 
@@ -125,11 +130,8 @@ def pareto(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
     for k in frontier:
         ax.annotate(f"{ok['isl'].iloc[k]}/{ok['osl'].iloc[k]}", (x[k], y[k]), fontsize=6, xytext=(3, 3),
                     textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("per-user output tokens/s (OSL / request latency)")
-    ax.set_ylabel("output tokens/s per GPU")
-    ax.set_title(f"Throughput per GPU vs per-user speed\n{ctx.title}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
+    _axes(ax, ctx, "Throughput per GPU vs per-user speed", "per-user output tokens/s (OSL / request latency)",
+          "output tokens/s per GPU", xbase=10, ybase=None)
     ax.legend(fontsize=8)
     return _finish(fig, ctx, path)
 
@@ -147,12 +149,8 @@ def kv_capacity(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
     ax.scatter(seq, known["kv_tokens"] / seq, c=["tab:green" if s == "ok" else "tab:red" for s in known["status"]],
                zorder=3, label="grid points (red: failed)")
     ax.axhline(1, color="crimson", linestyle="--", linewidth=1, label="one sequence")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length ISL + OSL (tokens, log2)")
-    ax.set_ylabel("sequences that fit in the KV cache (log)")
-    ax.set_title(f"KV cache capacity vs sequence length\n{ctx.title}", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
+    _axes(ax, ctx, "KV cache capacity vs sequence length", "sequence length ISL + OSL (tokens, log2)",
+          "sequences that fit in the KV cache (log)")
     ax.legend(fontsize=7)
     return _finish(fig, ctx, path)
 
