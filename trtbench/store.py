@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from trtbench.errors import StoreError
+from trtbench.files import atomic_write
 from trtbench.records import Record
 from trtbench.spec import SweepSpec, load_spec
 
@@ -77,8 +78,8 @@ class RunStore:
             os.close(fd)
 
     def write_meta(self, spec: SweepSpec, meta: dict[str, Any]) -> None:
-        _atomic_write(self.path / SPEC, yaml.safe_dump(spec.canonical(), sort_keys=False))
-        _atomic_write(self.path / RUN_META, json.dumps(meta, indent=2) + "\n")
+        atomic_write(self.path / SPEC, yaml.safe_dump(spec.canonical(), sort_keys=False))
+        atomic_write(self.path / RUN_META, json.dumps(meta, indent=2) + "\n")
 
     def meta(self) -> dict[str, Any]:
         try:
@@ -125,14 +126,6 @@ class RunStore:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def next_free_dir(path: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.models import resolve_model
 from trtbench.dataset import DatasetSpec, dataset_path, ensure_dataset
 from trtbench.failures import Failure, classify
+from trtbench.files import atomic_write
 from trtbench.grid import Point
 from trtbench.records import Metrics, Outcome, Source
 from trtbench.spec import SweepSpec
@@ -80,7 +80,7 @@ class TrtllmBackend:
         ensure_dataset(self._dataset(point), self.dataset_root)
         args = self.command(point)
         with Sampler() as telemetry:
-            result = run_logged(args, log_path, self.spec.runtime.timeout_s, env=dict(os.environ))
+            result = run_logged(args, log_path, self.spec.runtime.timeout_s)
         detail: dict[str, Any] = {
             "command": args, "log": str(log_path), "returncode": result.returncode, "wall_s": result.duration_s,
             "trtllm_version": self.version.text, "mode": self.inv.mode, "engine_dir": self.inv.engine_dir,
@@ -131,9 +131,5 @@ class TrtllmBackend:
         if path is None:
             return
         text = yaml.safe_dump(self.options, sort_keys=False)
-        if path.exists() and path.read_text() == text:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        if not path.exists() or path.read_text() != text:
+            atomic_write(path, text)
