@@ -118,3 +118,10 @@ def test_duplicate_key(cli, write_spec, tmp_path):
     spec = write_spec(SMALL_SPEC + "precision: fp16\n")
     _assert_clean_failure(cli("sweep", str(spec)), tmp_path, "duplicate key 'precision'", "first on line 4",
                           "spec.yaml:12:")
+
+
+def test_usage_errors_are_plain_and_exit_2(cli):
+    result = cli("predict", "--isl", "1")
+    assert result.code == 2
+    assert "Error: Invalid value: give --isl, --osl and --requests (or --csv)" in result.err
+    assert "╭" not in result.err and "Traceback" not in result.err

@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # usage errors as plain "Error: ..." lines, not boxes
     help="Find the ISL / OSL / request-count configurations with the most throughput, and the ones that fail.",
 )
 
@@ -130,7 +131,7 @@ def report(
     run_dir: Path = typer.Argument(..., help="a run directory written by `trtbench sweep`"),
     top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
 ) -> None:
-    """Write report.md and results.csv for RUN_DIR."""
+    """Write report.md, its plots, results.csv and results.parquet for RUN_DIR."""
     report_cmd.report(run_dir, top_n)
 
 
