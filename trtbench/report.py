@@ -1,4 +1,5 @@
-"""Analysis -> `report.md` (the tables people read) and `results.csv` (one row per point).
+"""Analysis -> `report.md` (the tables people read, with its plots) and `results.csv` / `results.parquet`
+(one row per point).
 
 Every table carries a line saying whether its numbers were measured or simulated.
 """

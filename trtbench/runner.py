@@ -29,7 +29,6 @@ from trtbench.backends.sim import SimBackend
 from trtbench.deployment import deployment_for
 from trtbench.errors import TrtbenchError
 from trtbench.grid import Point, expand
-from trtbench.nvml import visible_gpus
 from trtbench.records import Outcome, Record
 from trtbench.spec import SweepSpec
 from trtbench.store import RunStore
@@ -48,7 +47,7 @@ def now_iso() -> str:
 
 
 def provenance(selection: Selection) -> dict[str, Any]:
-    gpus = visible_gpus()
+    gpus = selection.gpus
     return {
         "trtbench": __version__,
         "host": socket.gethostname(),

@@ -22,6 +22,7 @@ from trtbench.spec import SweepSpec
 class Selection:
     backend: Backend
     reason: str  # shown to the user: which backend, and why
+    gpus: list[GpuInfo]  # what NVML saw when the backend was chosen (for provenance)
 
 
 def select_backend(spec: SweepSpec, override: str | None = None, run_dir: Path | None = None) -> Selection:
@@ -29,27 +30,26 @@ def select_backend(spec: SweepSpec, override: str | None = None, run_dir: Path |
     run_dir = run_dir or spec.run_dir()
     choice = override or spec.backend
     gpus = visible_gpus()
-    bench = shutil.which("trtllm-bench")
+    bench = shutil.which(spec.trtllm.executable)
     if choice == "auto":
         if bench and gpus:
-            choice, why = "trtllm", f"trtllm-bench at {bench} and {len(gpus)} GPU(s) ({gpus[0].name})"
+            choice, why = "trtllm", f"{spec.trtllm.executable} at {bench} and {len(gpus)} GPU(s) ({gpus[0].name})"
         else:
-            missing = [m for m, absent in (("trtllm-bench on PATH", not bench), ("a GPU visible to NVML", not gpus))
-                       if absent]
+            missing = [m for m, absent in ((f"{spec.trtllm.executable} on PATH", not bench),
+                                           ("a GPU visible to NVML", not gpus)) if absent]
             choice, why = "sim", "not found: " + ", ".join(missing)
         reason = f"backend auto -> {choice}: {why}"
     else:
         reason = f"backend {choice} (asked for)"
-    gpu_name = gpus[0].name if spec.gpu == "auto" and gpus else None
     if choice == "trtllm":
-        return _trtllm(spec, run_dir, gpus, reason)
+        return _trtllm(spec, run_dir, bench, gpus, reason)
     if choice != "sim":
         raise TrtbenchError(f"unknown backend {choice!r}; choose auto, trtllm or sim")
-    return Selection(SimBackend(deployment_for(spec, gpu_name)), reason)
+    gpu_name = gpus[0].name if spec.gpu == "auto" and gpus else None
+    return Selection(SimBackend(deployment_for(spec, gpu_name)), reason, gpus)
 
 
-def _trtllm(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo], reason: str) -> Selection:
-    bench = shutil.which(spec.trtllm.executable)
+def _trtllm(spec: SweepSpec, run_dir: Path, bench: str | None, gpus: list[GpuInfo], reason: str) -> Selection:
     if bench is None:
         raise TrtbenchError(f"{spec.trtllm.executable} is not on PATH: install TensorRT-LLM (NVIDIA's container "
                             f"or pip index) and activate its environment, or run with --backend sim")
@@ -60,4 +60,4 @@ def _trtllm(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo], reason: str) ->
     notes += [f"ignored: {n}" for n in unsupported_settings(spec, version)]
     if not telemetry.available():
         notes.append("no GPU telemetry (NVML not available)")
-    return Selection(backend, f"{reason}; " + "; ".join(notes))
+    return Selection(backend, f"{reason}; " + "; ".join(notes), gpus)
