@@ -14,6 +14,7 @@ from trtbench.errors import TrtbenchError
 from trtbench.grid import Point
 from trtbench.records import Outcome
 from trtbench.sim.estimate import PerformanceModel
+from trtbench.sim.ifb import IfbModel
 from trtbench.spec import RequestRule, RuntimeSpec
 
 REQUIRED = ("isl", "osl")
@@ -35,7 +36,8 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
                             f"num_requests")
     defaults = {**ROW_DEFAULTS, **(defaults or {})}
     runtime = RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction)
-    deployments: dict[tuple[Any, ...], Deployment] = {}
+    perf = perf or IfbModel()  # once: it reads the committed calibration
+    backends: dict[tuple[Any, ...], SimBackend] = {}
     out = []
     for number, row in enumerate(rows.to_dict("records"), 1):
         get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k) for k in ("gpu", "model", "precision", "tp")}
@@ -44,12 +46,12 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
             n = (_positive(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
                  else MISSING_REQUESTS.count(isl, osl))
             key = (get["model"], get["gpu"], get["precision"], int(get["tp"]))
-            if key not in deployments:
-                deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
-                                                   tp=int(get["tp"]), runtime=runtime)
+            if key not in backends:
+                backends[key] = SimBackend(make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
+                                                           tp=int(get["tp"]), runtime=runtime), perf)
         except TrtbenchError as exc:
             raise TrtbenchError(f"row {number}: {exc}") from None
-        outcome = predict(deployments[key], isl, osl, n, perf)
+        outcome = backends[key].run(Point(isl, osl, n, "predict"))
         out.append({
             "pred_output_tok_per_s": outcome.metrics.output_tok_per_s if outcome.metrics else math.nan,
             "pred_status": outcome.status,

@@ -40,7 +40,6 @@ class SimResult:
     avg_tpot_s: float
     avg_concurrency: float  # as trtllm-bench defines it: sum of latencies / wall time
     iterations: int
-    events: int
 
 
 class _Pending:
@@ -82,10 +81,8 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
     gen_count = 0
     gen_start_sum = 0  # sum of count x start over generating cohorts: their KV lengths in O(1)
     sum_latency = sum_ttft = sum_tpot = 0.0
-    events = 0
 
     while waiting or pending or gen:
-        events += 1
         admit = min(waiting, free_blocks // seq_blocks, cap - active)
         if admit > 0:
             pending.append(_Pending(admit))
@@ -161,5 +158,4 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
                 sum_tpot += done.count * (t - done.ttft) / (osl - 1)
 
     return SimResult(wall_s=t, avg_latency_s=sum_latency / requests, avg_ttft_s=sum_ttft / requests,
-                     avg_tpot_s=sum_tpot / requests, avg_concurrency=sum_latency / t if t else 0.0, iterations=it,
-                     events=events)
+                     avg_tpot_s=sum_tpot / requests, avg_concurrency=sum_latency / t if t else 0.0, iterations=it)
