@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trtbench.dataset import DatasetSpec, ensure_dataset
+from trtbench.backends.trtllm.dataset import DatasetSpec, ensure_dataset
 
 CASES = [DatasetSpec(128, 128, 30_000, 128_256), DatasetSpec(16_384, 2_048, 200, 128_256)]
 

@@ -104,3 +104,10 @@ def fake_bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _no_gpu_tools: N
     monkeypatch.setenv("FAKE_TRTLLM_RECORD", str(record))
     monkeypatch.delenv("FAKE_TRTLLM_FAIL", raising=False)
     return FakeBench(record, monkeypatch)
+
+
+def load_records(path: Path) -> list[dict]:
+    """results.jsonl as dicts, each point's axes (isl, osl, requests, ...) also at the top level."""
+    import json
+
+    return [{**rec, **rec["axes"]} for rec in map(json.loads, path.read_text().splitlines())]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import SMALL_SPEC
-from trtbench.backends import select as backends
-from trtbench.backends.select import select_backend
+from trtbench.analyze import analyze
+from trtbench.backends import registry as backends
+from trtbench.backends.registry import select_backend
 from trtbench.backends.sim import SimBackend
+from trtbench.backends.trtllm import entry
 from trtbench.backends.trtllm.backend import TrtllmBackend
-from trtbench.deployment import deployment_for
 from trtbench.errors import SpecError
 from trtbench.grid import expand
 from trtbench.nvml import GpuInfo
+from trtbench.records import Record
 from trtbench.spec import parse_spec
 
 H100 = GpuInfo("NVIDIA H100 80GB HBM3", 81559, "560.35.03")
@@ -20,7 +22,7 @@ H100 = GpuInfo("NVIDIA H100 80GB HBM3", 81559, "560.35.03")
 
 def machine(monkeypatch, *, bench: bool, gpus: list[GpuInfo]) -> None:
     monkeypatch.setattr(backends, "visible_gpus", lambda: gpus)
-    monkeypatch.setattr(backends.shutil, "which", lambda name: "/opt/bin/trtllm-bench" if bench else None)
+    monkeypatch.setattr(entry.shutil, "which", lambda name: "/opt/bin/trtllm-bench" if bench else None)
 
 
 def test_auto_without_gpu_picks_sim_and_says_why(monkeypatch):
@@ -42,13 +44,13 @@ def test_auto_with_bench_and_gpu_picks_trtllm(monkeypatch, tmp_path):
     sel = select_backend(spec, run_dir=tmp_path)
     assert isinstance(sel.backend, TrtllmBackend)
     assert sel.reason.startswith("backend auto -> trtllm: trtllm-bench at /opt/bin/trtllm-bench and 1 GPU(s)")
-    assert sel.backend.identity()["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert sel.backend.identity().backend["gpu"] == "NVIDIA H100 80GB HBM3"
 
 
 def test_gpu_auto_takes_the_visible_gpu(monkeypatch):
     machine(monkeypatch, bench=False, gpus=[H100])
     sel = select_backend(parse_spec(SMALL_SPEC.replace("gpu: h100-sxm", "gpu: auto")))
-    assert sel.backend.identity()["gpu"] == "h100-sxm"
+    assert sel.backend.identity().backend["gpu"] == "h100-sxm"
 
 
 def test_gpu_auto_without_a_gpu_is_an_error(monkeypatch):
@@ -59,7 +61,7 @@ def test_gpu_auto_without_a_gpu_is_an_error(monkeypatch):
 
 def test_sim_outcomes_carry_source_memory_and_metrics():
     spec = parse_spec(SMALL_SPEC)
-    backend = SimBackend(deployment_for(spec))
+    backend = SimBackend(spec)
     outcomes = [backend.run(p) for p in expand(spec, backend.identity())]
     assert all(o.status == "ok" and o.source == "simulated" for o in outcomes)
     for o, p in zip(outcomes, expand(spec, backend.identity()), strict=True):
@@ -67,20 +69,29 @@ def test_sim_outcomes_carry_source_memory_and_metrics():
         assert m is not None and o.memory is not None
         assert m.output_tok_per_s == pytest.approx(p.requests * p.osl / m.total_latency_s)
         assert m.request_per_s * p.osl == pytest.approx(m.output_tok_per_s)
-        assert m.avg_concurrency <= o.memory["max_concurrent_seqs"]
+        assert m.avg_concurrency <= o.memory.max_concurrent_seqs
+        assert o.predicted_wall_s == m.total_latency_s
 
 
-def test_sim_timeout_when_predicted_run_exceeds_limit():
+def test_sim_ignores_the_timeout_and_analysis_reports_the_overrun():
+    """The timeout is not an input of the simulator (editing it must not re-run points); the report
+    compares the predicted wall time with the spec's limit."""
     spec = parse_spec(SMALL_SPEC + "runtime:\n  timeout_s: 1\n")
-    backend = SimBackend(deployment_for(spec))
-    outcome = backend.run(expand(spec, backend.identity())[-1])
-    assert outcome.status == "timeout" and outcome.metrics is None
-    assert "exceeds the per-point timeout of 1 s" in outcome.cause
+    backend = SimBackend(spec)
+    point = expand(spec, backend.identity())[-1]
+    outcome = backend.run(point)
+    assert outcome.status == "ok" and outcome.predicted_wall_s > 1
+    record = Record(**dict(outcome), point_id=point.id, attempt="a", axes=point.values, backend="sim",
+                    started_at="2026-01-01T00:00:00+00:00", duration_s=0.0)
+    row = analyze([record], [point.id], spec).results.iloc[0]
+    assert row["status"] == "timeout" and "exceeds the per-point timeout of 1 s" in row["cause"]
+    relaxed = parse_spec(SMALL_SPEC + "runtime:\n  timeout_s: 100000\n")
+    assert analyze([record], [point.id], relaxed).results.iloc[0]["status"] == "ok"
 
 
 def test_sim_reports_memory_failures_as_outcomes():
     text = SMALL_SPEC.replace("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B").replace("h100-sxm", "l4")
     spec = parse_spec(text)
-    backend = SimBackend(deployment_for(spec))
+    backend = SimBackend(spec)
     outcome = backend.run(expand(spec, backend.identity())[0])
     assert outcome.status == "oom" and "weights load" in outcome.cause and outcome.metrics is None

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKES, REPO, SMALL_SPEC
+from tests.conftest import FAKES, REPO, SMALL_SPEC, load_records
+from trtbench.backends.trtllm.build import engine as engine_mod
+from trtbench.backends.trtllm.build.cache import EngineCache
+from trtbench.backends.trtllm.build.plan import build_config, plan_engines
 from trtbench.backends.trtllm.version import TrtllmVersion
-from trtbench.build import engine as engine_mod
-from trtbench.build.cache import EngineCache
-from trtbench.build.plan import build_config, plan_engines
-from trtbench.grid import expand
+from trtbench.grid import IdentityRule, expand
 from trtbench.nvml import GpuInfo
 from trtbench.spec import load_spec, parse_spec
 
@@ -43,7 +43,7 @@ def calls_of(path: Path) -> list[str]:
 
 def test_plan_for_the_h100_grid_is_one_engine_for_all_64_points():
     spec = load_spec(REPO / "sweeps" / "h100_grid.yaml")
-    points = expand(spec, {"backend": "plan"})
+    points = expand(spec, IdentityRule(()))
     (plan,) = plan_engines(spec, V016, points)
     assert len(plan.points) == 64 and plan.unserved == []
     c = plan.config
@@ -58,7 +58,7 @@ def test_plan_for_the_h100_grid_is_one_engine_for_all_64_points():
 def test_a_shorter_engine_leaves_long_points_unserved():
     spec = load_spec(REPO / "sweeps" / "h100_grid.yaml")
     spec = spec.model_copy(update={"build": spec.build.model_copy(update={"max_seq_len": 8192})})
-    (plan,) = plan_engines(spec, V016, expand(spec, {"backend": "plan"}))
+    (plan,) = plan_engines(spec, V016, expand(spec, IdentityRule(())))
     assert all(p.isl + p.osl <= 8192 for p in plan.points)
     assert {(p.isl, p.osl) for p in plan.unserved} >= {(16384, 16384), (128, 16384), (8192, 128)}
     assert len(plan.points) + len(plan.unserved) == 64
@@ -115,7 +115,7 @@ def test_build_oom_is_recorded_and_the_sweep_marks_its_points(cli, write_spec, t
     assert manifest["status"] == "failed"
     assert manifest["failure"]["status"] == "oom" and manifest["failure"]["where"] == "build"
     assert "Error Code 2: OutOfMemory" in manifest["failure"]["line"]
-    recs = [json.loads(line) for line in (tmp_path / "runs/tiny/results.jsonl").read_text().splitlines()]
+    recs = load_records(tmp_path / "runs/tiny/results.jsonl")
     assert len(recs) == 4
     assert all(r["status"] == "oom" and r["cause"].startswith("engine build failed: oom (build)") for r in recs)
     assert not (tmp_path / "fake-record.jsonl").exists()  # no benchmark ran on a missing engine
@@ -139,10 +139,10 @@ def test_calibration_failure_names_the_step(cli, write_spec, tmp_path, builder, 
 def test_sweep_builds_then_runs_on_the_engine(cli, write_spec, tmp_path, builder):
     result = cli("sweep", str(write_spec(TRT_SPEC)))
     assert result.code == 0, result.err
-    recs = [json.loads(line) for line in (tmp_path / "runs/tiny/results.jsonl").read_text().splitlines()]
+    recs = load_records(tmp_path / "runs/tiny/results.jsonl")
     engine = str((tmp_path / "engines").resolve())
     assert all(r["status"] == "ok" and r["detail"]["engine_dir"].startswith(engine) for r in recs)
-    assert all(r["detail"]["command"][r["detail"]["command"].index("--engine_dir") + 1] == r["detail"]["engine_dir"]
+    assert all(r["command"][r["command"].index("--engine_dir") + 1] == r["detail"]["engine_dir"]
                for r in recs)
 
 

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+import pandas as pd
+
+from tests.conftest import REPO, load_records
 from trtbench import __version__
 
 
@@ -30,8 +32,8 @@ def test_smoke_sweep_end_to_end(tmp_path):
     run_dir = tmp_path / "runs" / "smoke"
     lines = (run_dir / "results.jsonl").read_text().splitlines()
     assert len(lines) == 4
-    assert {(r["isl"], r["osl"]) for r in map(json.loads, lines)} == {(128, 128), (128, 1024), (1024, 128),
-                                                                      (1024, 1024)}
+    axes = [json.loads(line)["axes"] for line in lines]
+    assert {(r["isl"], r["osl"]) for r in axes} == {(128, 128), (128, 1024), (1024, 128), (1024, 1024)}
     report = (run_dir / "report.md").read_text()
     assert "Top 10 Configurations by Token Throughput" in report and "**SIMULATED**" in report
     assert len((run_dir / "results.csv").read_text().splitlines()) == 5
@@ -58,13 +60,16 @@ def test_plan_shows_verdicts_and_runs_nothing(tmp_path):
 def test_h100_grid_sweep(tmp_path):
     result = trtbench("sweep", str(REPO / "sweeps" / "h100_grid.yaml"), "--backend", "sim", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    records = [json.loads(line) for line in (tmp_path / "runs/h100_grid/results.jsonl").read_text().splitlines()]
+    records = load_records(tmp_path / "runs/h100_grid/results.jsonl")
     assert len(records) == 64 and len({r["point_id"] for r in records}) == 64
     by_pair = {(r["isl"], r["osl"]): r for r in records}
     assert by_pair[(128, 128)]["requests"] == 30000 and by_pair[(16384, 2048)]["requests"] == 200
-    worst = by_pair[(16384, 16384)]
-    assert worst["status"] != "ok" and "KV cache holds" in worst["cause"]
+    # The simulator records its prediction; the report compares the predicted wall time with timeout_s.
+    assert by_pair[(16384, 16384)]["predicted_wall_s"] > 1800
+    table = pd.read_csv(tmp_path / "runs/h100_grid/results.csv")
+    worst = table[(table["isl"] == 16384) & (table["osl"] == 16384)].iloc[0]
+    assert worst["status"] == "timeout" and "KV cache holds" in worst["cause"]
     report = (tmp_path / "runs/h100_grid/report.md").read_text()
-    ok = sum(r["status"] == "ok" for r in records)
+    ok = int((table["status"] == "ok").sum())
     assert f"% ({ok}/64)" in report
     assert "| 16384 | 16384 | 200 |" in report  # the failure is a row of the failure table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import yaml
 
@@ -56,21 +57,23 @@ def test_pytorch_run_on_1_x(cli, write_spec, tmp_path, fake_bench):
     assert value("--report_json").endswith(".report.json")
     assert value("--kv_cache_free_gpu_mem_fraction") == "0.9"
     options_file = value("--extra_llm_api_options")
-    assert options_file.endswith("llm_api_options.yaml")
+    assert Path(options_file).name.startswith("llm_api_options-") and options_file.endswith(".yaml")
 
 
 def test_options_yaml_by_era(cli, write_spec, tmp_path, fake_bench):
     fake_bench.version("1.1.0")
     text = TRTLLM_SPEC + "trtllm: {extra_llm_api_options: {kv_cache_config: {enable_block_reuse: false}}}\n"
     assert cli("sweep", str(write_spec(text))).code == 0
-    options = yaml.safe_load((tmp_path / "runs" / "tiny" / "llm_api_options.yaml").read_text())
+    (options_file,) = (tmp_path / "runs" / "tiny").glob("llm_api_options-*.yaml")
+    options = yaml.safe_load(options_file.read_text())
     assert options["kv_cache_config"] == {"dtype": "fp8", "free_gpu_memory_fraction": 0.9, "enable_block_reuse": False}
     assert options["cuda_graph_config"]["enable_padding"] is True
     assert options["cuda_graph_config"]["batch_sizes"][-1] == 8192
 
     fake_bench.version("0.18.0")
     assert cli("sweep", str(write_spec(TRTLLM_SPEC + "trtllm: {backend: pytorch}\n")), "--fresh").code == 0
-    old = yaml.safe_load((tmp_path / "runs" / "tiny-2" / "llm_api_options.yaml").read_text())
+    (old_file,) = (tmp_path / "runs" / "tiny-2").glob("llm_api_options-*.yaml")
+    old = yaml.safe_load(old_file.read_text())
     assert old == {"pytorch_backend_config": {"kv_cache_dtype": "fp8"}}
 
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from trtbench.dataset import DatasetSpec, ensure_dataset
+from trtbench.backends.trtllm.dataset import DatasetSpec, ensure_dataset
 
 
 def rows(path):

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from trtbench.failures import PATTERNS, classify, match_log
+from trtbench.backends.trtllm.failures import PATTERNS, classify, match_log
 
 REFERENCE_MESSAGES = [
     ("[TRT] [E] 2: [virtualMemoryBuffer.cpp::resizePhysical::140] Error Code 2: OutOfMemory (no further information)",

@@ -6,7 +6,7 @@ import pytest
 
 from trtbench.catalog.gpus import GPUS
 from trtbench.catalog.models import PRESETS
-from trtbench.heuristics import InsufficientMemory, heuristic_limits
+from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
 
 H100 = GPUS["h100-sxm"].mem_total_gib
 LLAMA8B = PRESETS["Llama-3.1-8B"]

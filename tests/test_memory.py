@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import SMALL_SPEC
 from trtbench.deployment import deployment_for
+from trtbench.precision import Precision
 from trtbench.sim.memory import GIB, plan_memory
 from trtbench.spec import parse_spec
 
@@ -15,6 +16,8 @@ from trtbench.spec import parse_spec
 def dep_for(text: str = SMALL_SPEC, **changes):
     dep = deployment_for(parse_spec(text))
     runtime = changes.pop("runtime", None)
+    if "precision" in changes:
+        changes["precision"] = Precision(changes["precision"])
     if runtime:
         changes["runtime"] = dep.runtime.model_copy(update=runtime)
     return dataclasses.replace(dep, **changes)

@@ -8,21 +8,23 @@ import pandas as pd
 
 from tests.conftest import SMALL_SPEC
 from trtbench import analyze as an
-from trtbench.records import Metrics, Record
+from trtbench.records import Metrics, Prediction, Record
 from trtbench.report import TOP_HEADER, render
 from trtbench.spec import parse_spec
 
 
 def rec(isl: int, osl: int, n: int, tok_s: float | None, status: str = "ok", cause: str = "",
-        source: str = "measured") -> Record:
+        source: str = "measured", prediction: Prediction | None = None, **metric: float) -> Record:
     metrics = None
     if tok_s is not None:
         wall = n * osl / tok_s
         metrics = Metrics(output_tok_per_s=tok_s, request_per_s=n / wall, total_tok_per_s=n * (isl + osl) / wall,
-                          total_latency_s=wall)
-    return Record(status=status, cause=cause, source=source, metrics=metrics, point_id=f"{isl}-{osl}", isl=isl,
-                  osl=osl, requests=n, backend="trtllm" if source == "measured" else "sim",
-                  started_at="2026-01-01T00:00:00+00:00", duration_s=1.0)
+                          total_latency_s=wall, **metric)
+    return Record(status=status, cause=cause, source=source, metrics=metrics, point_id=f"{isl}-{osl}",
+                  prediction=prediction,
+                  attempt=f"a-{isl}-{osl}", axes={"isl": isl, "osl": osl, "requests": n},
+                  backend="trtllm" if source == "measured" else "sim", started_at="2026-01-01T00:00:00+00:00",
+                  duration_s=1.0)
 
 
 # The study's own numbers for a few points, plus its one failure.
@@ -38,7 +40,7 @@ STUDY = [
 
 
 def analysis(records=STUDY):
-    return an.analyze(records, [r.point_id for r in records])
+    return an.analyze(records, [r.point_id for r in records], parse_spec(SMALL_SPEC))
 
 
 def table_after(md: str, heading: str) -> list[list[str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, SMALL_SPEC
+from tests.conftest import REPO, SMALL_SPEC, load_records
 from tests.test_report import STUDY, analysis, rec, table_after
 from trtbench import analyze as an
-from trtbench.plots import PlotContext, all_plots
+from trtbench.plots import draw
+from trtbench.records import Prediction
 from trtbench.report import render, write_report
 from trtbench.spec import parse_spec
 
@@ -42,19 +42,17 @@ def test_recommendations_by_hand():
 
 
 def test_efficiency_is_throughput_over_the_bound():
-    records = [rec(128, 128, 100, 1000.0, source="simulated"), rec(256, 128, 100, 500.0, source="simulated")]
-    records[0].metrics.roofline_output_tok_per_s = 4000.0
-    records[1].metrics.roofline_output_tok_per_s = 2000.0
+    records = [rec(128, 128, 100, 1000.0, source="simulated", roofline_output_tok_per_s=4000.0),
+               rec(256, 128, 100, 500.0, source="simulated", roofline_output_tok_per_s=2000.0)]
     rows = table_after(render(SPEC, analysis(records), {}, 10), "Efficiency vs Roofline")
     assert rows == [["128", "128", "100", "1,000.00", "4,000.00", "25.0%"], ["256", "128", "100", "500.00",
                                                                              "2,000.00", "25.0%"]]
 
 
 def test_measured_points_sit_beside_predictions_and_big_misses_are_flagged():
-    records = [rec(128, 128, 100, 1000.0), rec(256, 128, 100, 1000.0), rec(512, 128, 100, None, status="oom")]
-    records[0].prediction = {"status": "ok", "output_tok_per_s": 1100.0}  # +10%
-    records[1].prediction = {"status": "ok", "output_tok_per_s": 1300.0}  # +30%: flagged
-    records[2].prediction = {"status": "oom", "output_tok_per_s": None}
+    records = [rec(128, 128, 100, 1000.0, prediction=Prediction(status="ok", output_tok_per_s=1100.0)),  # +10%
+               rec(256, 128, 100, 1000.0, prediction=Prediction(status="ok", output_tok_per_s=1300.0)),  # +30%
+               rec(512, 128, 100, None, status="oom", prediction=Prediction(status="oom"))]
     md = render(SPEC, analysis(records), {}, 10)
     rows = table_after(md, "Measured vs Predicted")
     assert rows[0] == ["128", "128", "100", "1,000.00", "1,100.00", "+10.0%", ""]
@@ -69,7 +67,8 @@ def test_simulated_report_has_no_prediction_table():
 
 
 def test_outputs_are_written_and_agree(tmp_path):
-    paths = write_report(tmp_path, SPEC, analysis(), {}, 10)
+    plots = draw(tmp_path, SPEC, analysis(), {})
+    paths = [*write_report(tmp_path, SPEC, analysis(), {}, 10, plots), *plots.values()]
     names = {p.name for p in paths}
     assert {"report.md", "results.csv", "results.parquet", "heatmap.png", "throughput_vs_osl.png"} <= names
     csv = pd.read_csv(tmp_path / "results.csv")
@@ -84,16 +83,15 @@ def test_outputs_are_written_and_agree(tmp_path):
 
 def test_plots_survive_a_run_where_everything_failed(tmp_path):
     failed = [rec(128, 128, 10, None, status="oom", cause="x"), rec(256, 512, 10, None, status="timeout")]
-    plots = all_plots(analysis(failed).results, PlotContext("t", simulated=True), tmp_path)
+    plots = draw(tmp_path, SPEC, analysis(failed), {})
     assert set(plots) == {"heatmap"}  # the failure map still says what happened; nothing else can be drawn
     write_report(tmp_path, SPEC, analysis(failed), {}, 10)
     assert "0.0% (0/2)" in (tmp_path / "report.md").read_text()
 
 
 def test_plots_survive_a_single_point(tmp_path):
-    one = [rec(128, 128, 10, 100.0, source="simulated")]
-    one[0].metrics.avg_latency_s = 2.0
-    plots = all_plots(analysis(one).results, PlotContext("t", simulated=True), tmp_path)
+    one = [rec(128, 128, 10, 100.0, source="simulated", avg_latency_s=2.0)]
+    plots = draw(tmp_path, SPEC, analysis(one), {})
     assert {"heatmap", "throughput_vs_osl", "requests_vs_length", "pareto"} <= set(plots)
 
 
@@ -122,7 +120,7 @@ def test_measured_report_provenance(cli, write_spec, tmp_path, fake_bench):
     # The simulator sat beside every measurement; the fake's toy numbers are far from it, so all are flagged.
     rows = table_after(report, "Measured vs Predicted")
     assert len(rows) == 4 and all(r[-1] == "**> 25%**" for r in rows)
-    recs = [json.loads(line) for line in (tmp_path / "runs/tiny/results.jsonl").read_text().splitlines()]
+    recs = load_records(tmp_path / "runs/tiny/results.jsonl")
     assert all(r["prediction"]["status"] == "ok" and r["prediction"]["output_tok_per_s"] > 0 for r in recs)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SMALL_SPEC
+from tests.conftest import REPO, SMALL_SPEC, load_records
 from trtbench.backends.sim import SimBackend
 from trtbench.errors import StoreError
 from trtbench.store import RunStore
 
 
 def records(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    return load_records(run_dir / "results.jsonl")
 
 
 def test_sweep_records_every_point(cli, write_spec, tmp_path):
@@ -37,7 +36,7 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(cli, write_spec, t
     real_run = SimBackend.run
     calls = {"n": 0}
 
-    def dies_on_third(self, point):
+    def dies_on_third(self, point, env=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
@@ -65,7 +64,7 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(cli, write_spec, t
 def test_backend_exception_is_recorded_and_sweep_goes_on(cli, write_spec, tmp_path, monkeypatch):
     real_run = SimBackend.run
 
-    def flaky(self, point):
+    def flaky(self, point, env=None):
         if point.isl == 2048 and point.osl == 128:
             raise RuntimeError("driver fell over")
         return real_run(self, point)
@@ -82,8 +81,9 @@ def test_backend_exception_is_recorded_and_sweep_goes_on(cli, write_spec, tmp_pa
 
 SLOW_SWEEP = """
 import sys, time
-from rich.console import Console
-from trtbench.backends.select import select_backend
+from trtbench.backends.registry import select_backend
+from trtbench.executors.base import NullObserver
+from trtbench.executors.local import LocalExecutor
 from trtbench.runner import run_sweep
 from trtbench.spec import load_spec
 from trtbench.store import RunStore
@@ -92,12 +92,12 @@ spec = load_spec(sys.argv[1])
 selection = select_backend(spec)
 real_run = selection.backend.run
 
-def slow(point):
+def slow(point, env=None):
     time.sleep(0.3)
     return real_run(point)
 
 selection.backend.run = slow
-run_sweep(spec, selection, RunStore.create(spec.run_dir()), Console(stderr=True))
+run_sweep(spec, selection, RunStore.create(spec.run_dir()), LocalExecutor(), NullObserver(), print)
 """
 
 

@@ -10,9 +10,9 @@ import pytest
 from trtbench.deployment import make_deployment
 from trtbench.sim import calibration, roofline
 from trtbench.sim.memory import GIB, NCCL_OVERHEAD_GIB, RUNTIME_OVERHEAD_GIB, plan_memory
-from trtbench.sim.predict import predict, predict_frame, score
 from trtbench.sim.scheduler import SchedulerLimits, simulate
 from trtbench.sim.steptime import Batch
+from trtbench.sim.table import predict, predict_frame, score
 from trtbench.spec import RuntimeSpec
 
 CAL = calibration.data_path(calibration.CALIBRATION_DATA)

@@ -10,7 +10,7 @@ import types
 import pytest
 
 from tests.conftest import SMALL_SPEC
-from trtbench.telemetry import Sampler, available
+from trtbench.backends.trtllm.telemetry import Sampler, available
 
 
 class FakeNvml(types.ModuleType):
@@ -87,7 +87,7 @@ def test_telemetry_is_stored_with_each_point(cli, write_spec, tmp_path, fake_ben
     assert "no GPU telemetry" not in result.err
     for line in (tmp_path / "runs" / "tiny" / "results.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        tel = rec["detail"]["telemetry"]
+        tel = rec["telemetry"]
         assert tel["mean_power_w"] == pytest.approx(700.0) and tel["gpus"] == 2
         output_tokens = rec["metrics"]["output_tok_per_s"] * rec["metrics"]["total_latency_s"]
         assert rec["metrics"]["j_per_output_token"] == pytest.approx(tel["energy_j"] / output_tokens)

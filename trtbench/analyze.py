@@ -1,17 +1,21 @@
-"""Records -> one DataFrame, and every ranking the report prints derived from one ordering of it.
+"""Records -> one DataFrame, and every number the report prints, computed here and tested on records.
 
-Because top-N, best-by-ISL and best-by-OSL all take rows from `ranked()`, no derived table can
-disagree with the top-N (the study's OSL=128 row did).
+Because top-N, best-by-ISL and best-by-OSL all take rows from `ranked()`, no derived table can disagree
+with the top-N (the study's OSL=128 row did). A grid with extra axes (TP, precision, ...) is analysed
+per group of those axes, and the top-N ranks across groups with the axes as columns.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from trtbench.records import Record
+from trtbench.records import Record, Source, Status
+from trtbench.spec import EXTRA_AXES, SweepSpec
 
 METRIC_COLUMNS = ("output_tok_per_s", "request_per_s", "total_tok_per_s", "total_latency_s",
                   "avg_latency_s", "avg_concurrency")
@@ -20,12 +24,38 @@ MEMORY_COLUMNS = ("gpu_total_gib", "weights_gib", "activation_gib", "overhead_gi
 # Derived per point: the simulator's prediction (for measured points), the roofline bound, efficiency.
 DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", "pred_status", "pred_output_tok_per_s",
                    "pred_error_pct", "roofline_output_tok_per_s", "efficiency_pct", "energy_j",
-                   "j_per_output_token")
-# results.csv / results.parquet columns, in order; documented in the README, so only ever append.
+                   "j_per_output_token", "predicted_wall_s")
+# results.csv / results.parquet columns after the axis columns, in order; documented in the README.
 COLUMNS = ("isl", "osl", "requests", "status", "cause", "source", "backend", *METRIC_COLUMNS,
            "total_tokens", *MEMORY_COLUMNS, "point_id", "started_at", "duration_s", *DERIVED_COLUMNS)
 DISAGREEMENT_PCT = 25.0  # a measurement this far from its prediction is flagged
 BALANCED_WITHIN = 0.10  # a balanced production point gives up at most this much token throughput
+BAND_WITHIN = 0.10  # an ISL/OSL value is in the best band when its best throughput is this close to the peak
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    """GPU telemetry over the measured points."""
+
+    peak_memory_gib: float
+    mean_power_w: float
+    peak_power_w: float
+    energy_kj: float
+    best_j_per_output_token: float | None
+    gpu_name: str
+    driver: str
+    mean_sm_clock_mhz: float
+    power_limit_w: float | None
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Where the numbers came from, for the provenance table."""
+
+    start: str | None
+    end: str | None
+    gpu_hours: float  # measured points' benchmark time x GPUs per point
+    command: list[str] | None  # one point's exact command
 
 
 @dataclass(frozen=True)
@@ -33,28 +63,45 @@ class Analysis:
     results: pd.DataFrame  # one row per point of the current grid that has a record, grid order
     missing: int  # points of the grid with no record yet (an interrupted sweep)
     stale: int  # records of points no longer in the grid (the spec changed since)
-    records: list[Record]  # the current points' records, for what the frame does not carry (provenance)
+    axes: list[str]  # extra axes the grid sweeps (group keys), in EXTRA_AXES order
+    utilisation: Utilisation | None = None
+    facts: RunFacts | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # points per source
 
 
-def to_frame(records: list[Record]) -> pd.DataFrame:
+def _effective(r: Record, timeout_s: float) -> tuple[str, str]:
+    """A simulated point predicted to outlast the per-point timeout is reported as the timeout it would be."""
+    if r.source is Source.SIMULATED and r.status is Status.OK and (r.predicted_wall_s or 0) > timeout_s:
+        seqs = r.memory.max_concurrent_seqs if r.memory else None
+        held = f"; the KV cache holds {seqs} sequences of {r.isl + r.osl} tokens" if seqs else ""
+        return Status.TIMEOUT.value, (f"predicted {r.predicted_wall_s:,.0f} s exceeds the per-point timeout of "
+                                      f"{timeout_s:,.0f} s{held}")
+    return r.status.value, r.cause
+
+
+def to_frame(records: list[Record], axes: list[str], timeout_s: float = math.inf) -> pd.DataFrame:
     rows = []
     for r in records:
-        row = {"isl": r.isl, "osl": r.osl, "requests": r.requests, "status": r.status, "cause": r.cause,
-               "source": r.source, "backend": r.backend, "total_tokens": r.requests * (r.isl + r.osl),
-               "point_id": r.point_id, "started_at": r.started_at, "duration_s": r.duration_s}
+        status, cause = _effective(r, timeout_s)
+        row: dict[str, Any] = {a: r.axes.get(a) for a in axes}
+        row.update({"isl": r.isl, "osl": r.osl, "requests": r.requests, "status": status, "cause": cause,
+                    "source": r.source.value, "backend": r.backend, "total_tokens": r.requests * (r.isl + r.osl),
+                    "point_id": r.point_id, "started_at": r.started_at, "duration_s": r.duration_s,
+                    "predicted_wall_s": r.predicted_wall_s})
         metrics = r.metrics.model_dump() if r.metrics else {}
         row.update({c: metrics.get(c) for c in METRIC_COLUMNS})
-        row.update({c: (r.memory or {}).get(c) for c in MEMORY_COLUMNS})
+        memory = r.memory.model_dump() if r.memory else {}
+        row.update({c: memory.get(c) for c in MEMORY_COLUMNS})
         row.update(_derived(r, metrics))
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows, columns=[*axes, *COLUMNS])
 
 
 def _derived(r: Record, metrics: dict[str, Any]) -> dict[str, Any]:
-    prediction = r.prediction or {}
+    prediction = r.prediction
     output = metrics.get("output_tok_per_s")
-    predicted = prediction.get("output_tok_per_s")
-    bound = metrics.get("roofline_output_tok_per_s") or prediction.get("roofline_output_tok_per_s")
+    predicted = prediction.output_tok_per_s if prediction else None
+    bound = metrics.get("roofline_output_tok_per_s") or (prediction.roofline_output_tok_per_s if prediction else None)
     per_user = metrics.get("per_user_tok_s")
     if per_user is None and metrics.get("avg_latency_s"):
         per_user = r.osl / metrics["avg_latency_s"]  # trtllm-bench's definition: OSL / request latency
@@ -62,7 +109,7 @@ def _derived(r: Record, metrics: dict[str, Any]) -> dict[str, Any]:
         "ttft_ms": metrics.get("ttft_ms"),
         "tpot_ms": metrics.get("tpot_ms"),
         "per_user_tok_s": per_user,
-        "pred_status": prediction.get("status"),
+        "pred_status": prediction.status.value if prediction else None,
         "pred_output_tok_per_s": predicted,
         "pred_error_pct": 100 * (predicted - output) / output if output and predicted else None,
         "roofline_output_tok_per_s": bound,
@@ -72,15 +119,30 @@ def _derived(r: Record, metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def analyze(records: list[Record], point_ids: list[str]) -> Analysis:
+def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec) -> Analysis:
     order = {pid: i for i, pid in enumerate(point_ids)}
     current = sorted((r for r in records if r.point_id in order), key=lambda r: order[r.point_id])
-    return Analysis(to_frame(current), len(point_ids) - len(current), len(records) - len(current), current)
+    axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
+    df = to_frame(current, axes, spec.runtime.timeout_s)
+    counts = {str(k): int(v) for k, v in df["source"].value_counts().items()}
+    return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
+                    utilisation(current), run_facts(current, spec), counts)
+
+
+def groups(a: Analysis) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+    """(axis values, rows) per combination of the extra axes, in grid order; one group without axes."""
+    if not a.axes:
+        return [({}, a.results)]
+    out = []
+    for key, frame in a.results.groupby(a.axes, sort=False):
+        values = key if isinstance(key, tuple) else (key,)
+        out.append((dict(zip(a.axes, values, strict=True)), frame))
+    return out
 
 
 def ranked(df: pd.DataFrame) -> pd.DataFrame:
     """Successful points, best output token throughput first; ties keep grid order."""
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"] == Status.OK.value]
     return ok.sort_values("output_tok_per_s", ascending=False, kind="stable")
 
 
@@ -95,25 +157,59 @@ def best_by(df: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["status"] != "ok"]
+    return df[df["status"] != Status.OK.value]
 
 
 def success_rate(df: pd.DataFrame) -> tuple[int, int]:
-    return int((df["status"] == "ok").sum()), len(df)
+    return int((df["status"] == Status.OK.value).sum()), len(df)
+
+
+def failures_by_status(df: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in failures(df)["status"].value_counts().items()}
 
 
 def disagreements(df: pd.DataFrame) -> pd.DataFrame:
     """Measured points whose prediction is off by more than DISAGREEMENT_PCT."""
-    measured = df[(df["source"] == "measured") & df["pred_error_pct"].notna()]
+    measured = df[(df["source"] == Source.MEASURED.value) & df["pred_error_pct"].notna()]
     return measured[measured["pred_error_pct"].abs() > DISAGREEMENT_PCT]
 
 
-def band(best: pd.DataFrame, key: str, within: float = 0.10) -> list[int]:
+def predicted_vs_measured(df: pd.DataFrame) -> pd.DataFrame:
+    """Measured points that have a prediction beside them, with a `flagged` column."""
+    measured = df[(df["source"] == Source.MEASURED.value) & df["pred_status"].notna()].copy()
+    measured["flagged"] = measured["point_id"].isin(set(disagreements(df)["point_id"]))
+    return measured
+
+
+def band(best: pd.DataFrame, key: str, within: float = BAND_WITHIN) -> list[int]:
     """Values of `key` whose best throughput is within `within` of the overall best."""
     if best.empty:
         return []
     peak = best["output_tok_per_s"].max()
     return sorted(int(v) for v in best.loc[best["output_tok_per_s"] >= (1 - within) * peak, key])
+
+
+@dataclass(frozen=True)
+class Insights:
+    """The study's "Key Performance Insights", as facts."""
+
+    isl_band: list[int]
+    osl_band: list[int]
+    best: pd.Series
+    worst: pd.Series
+    best_over_worst: float
+    drop_pct: float
+    fastest: pd.Series  # highest request rate
+
+
+def insights(df: pd.DataFrame) -> Insights | None:
+    ok = ranked(df)
+    if ok.empty:
+        return None
+    best, worst = ok.iloc[0], ok.iloc[-1]
+    return Insights(band(best_by(df, "isl"), "isl"), band(best_by(df, "osl"), "osl"), best, worst,
+                    best.output_tok_per_s / worst.output_tok_per_s,
+                    100 * (1 - worst.output_tok_per_s / best.output_tok_per_s), ok.loc[ok["request_per_s"].idxmax()])
 
 
 def recommendations(df: pd.DataFrame) -> list[tuple[str, str, pd.Series]]:
@@ -131,5 +227,44 @@ def recommendations(df: pd.DataFrame) -> list[tuple[str, str, pd.Series]]:
     ]
 
 
-def sources(df: pd.DataFrame) -> dict[str, int]:
-    return {str(k): int(v) for k, v in df["source"].value_counts().items()}
+def efficiency(df: pd.DataFrame) -> pd.DataFrame:
+    return ranked(df).dropna(subset=["efficiency_pct"])
+
+
+def memory_ranges(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """(min, max) over the points that planned or logged a KV pool, per memory column with values."""
+    planned = df.dropna(subset=["kv_pool_gib"])
+    planned = planned[planned["kv_pool_gib"] > 0]
+    out = {}
+    for col in MEMORY_COLUMNS:
+        values = planned[col].dropna()
+        if not values.empty:  # a measured run reports only what trtllm-bench logs
+            out[col] = (float(values.min()), float(values.max()))
+    return out
+
+
+def utilisation(records: list[Record]) -> Utilisation | None:
+    telemetry = [r.telemetry for r in records if r.telemetry is not None]
+    if not telemetry:
+        return None
+    per_token = [r.metrics.j_per_output_token for r in records if r.metrics and r.metrics.j_per_output_token]
+    first = telemetry[0]
+    return Utilisation(
+        peak_memory_gib=max(t.peak_memory_used_gib for t in telemetry),
+        mean_power_w=sum(t.mean_power_w for t in telemetry) / len(telemetry),
+        peak_power_w=max(t.peak_power_w for t in telemetry),
+        energy_kj=sum(t.energy_j for t in telemetry) / 1000,
+        best_j_per_output_token=min(per_token) if per_token else None,
+        gpu_name=first.gpu_name, driver=first.driver, mean_sm_clock_mhz=first.mean_sm_clock_mhz,
+        power_limit_w=first.power_limit_w,
+    )
+
+
+def run_facts(records: list[Record], spec: SweepSpec) -> RunFacts:
+    """Start and end, GPU-hours of the measured points (TP x PP GPUs each), one point's command."""
+    ends = [datetime.fromisoformat(r.started_at) + timedelta(seconds=r.duration_s) for r in records]
+    gpu_seconds = sum(r.duration_s * int(r.axes.get("tp", spec.tp)) * int(r.axes.get("pp", spec.pp))
+                      for r in records if r.source is Source.MEASURED)
+    command = next((r.command for r in records if r.command), None)
+    return RunFacts(min((r.started_at for r in records), default=None),
+                    max(ends).isoformat(timespec="seconds") if ends else None, gpu_seconds / 3600, command)

@@ -1,4 +1,6 @@
-"""The `trtbench` command. User errors print one line and exit 2 (typer does the same for usage errors)."""
+"""The `trtbench` command. User errors print one line and exit 2 (typer does the same for usage errors).
+
+Each command imports its module when it runs: `trtbench --version` and usage errors load no analysis stack."""
 
 from __future__ import annotations
 
@@ -8,14 +10,6 @@ from pathlib import Path
 import typer
 
 from trtbench import __version__
-from trtbench.commands import build as build_cmd
-from trtbench.commands import calibrate as calibrate_cmd
-from trtbench.commands import compare as compare_cmd
-from trtbench.commands import plan as plan_cmd
-from trtbench.commands import predict as predict_cmd
-from trtbench.commands import report as report_cmd
-from trtbench.commands import sweep as sweep_cmd
-from trtbench.commands.utils import console
 from trtbench.errors import TrtbenchError
 
 app = typer.Typer(
@@ -48,9 +42,12 @@ def sweep(
     top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the command of every point; run nothing"),
     no_build: bool = typer.Option(False, "--no-build", help="refuse to build a missing engine"),
+    no_plots: bool = typer.Option(False, "--no-plots", help="write the report without drawing its plots"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report."""
-    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build)
+    from trtbench.commands import sweep as sweep_cmd
+
+    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots)
 
 
 @app.command()
@@ -71,12 +68,16 @@ def build(
     overrides = {"model": model, "precision": precision, "kv_cache_dtype": kv_cache_dtype, "tp": tp,
                  "max_seq_len": max_seq_len, "max_batch_size": max_batch_size, "max_num_tokens": max_num_tokens,
                  "tool": tool, "engines_dir": engines_dir}
+    from trtbench.commands import build as build_cmd
+
     build_cmd.build(spec, overrides, dry_run)
 
 
 @app.command()
 def plan(spec: Path = typer.Argument(..., help="sweep spec (YAML)")) -> None:
     """Show the expanded grid and the memory verdict of each point; runs nothing."""
+    from trtbench.commands import plan as plan_cmd
+
     plan_cmd.plan(spec)
 
 
@@ -96,6 +97,8 @@ def predict(
     out: Path = typer.Option(None, "--out", help="with --csv: where to write the predictions (default: stdout)"),
 ) -> None:
     """Predict throughput, memory and OOM for one point, or for each row of --csv (simulated)."""
+    from trtbench.commands import predict as predict_cmd
+
     if csv is not None:
         predict_cmd.predict_csv(csv, out, fraction)
         return
@@ -113,6 +116,8 @@ def calibrate(
     write: bool = typer.Option(False, "--write", help="with --fit: store the factors as the calibration"),
 ) -> None:
     """Per-row error, MAPE and Spearman rank correlation of the simulator against measurements."""
+    from trtbench.commands import calibrate as calibrate_cmd
+
     calibrate_cmd.calibrate(csv, gpu or [], fraction, fit, write)
 
 
@@ -121,23 +126,31 @@ def compare(
     run_a: Path = typer.Argument(..., help="baseline run directory (A)"),
     run_b: Path = typer.Argument(..., help="run directory to compare with it (B)"),
     out: Path = typer.Option(None, "--out", help="output directory (default: runs/compare_<A>_vs_<B>)"),
+    no_plots: bool = typer.Option(False, "--no-plots", help="no ratio heatmap"),
 ) -> None:
     """Compare two runs point by point: B/A ratios, failures in one only, geometric-mean speedup."""
-    compare_cmd.compare_runs(run_a, run_b, out)
+    from trtbench.commands import compare as compare_cmd
+
+    compare_cmd.compare_runs(run_a, run_b, out, plots=not no_plots)
 
 
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="a run directory written by `trtbench sweep`"),
     top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
+    no_plots: bool = typer.Option(False, "--no-plots", help="write the tables only, no PNG plots"),
 ) -> None:
     """Write report.md, its plots, results.csv and results.parquet for RUN_DIR."""
-    report_cmd.report(run_dir, top_n)
+    from trtbench.commands import report as report_cmd
+
+    report_cmd.report(run_dir, top_n, plots=not no_plots)
 
 
 def main() -> None:
     try:
         app()
     except TrtbenchError as exc:
+        from trtbench.commands.utils import console
+
         console.print(f"[red]trtbench: error:[/] {exc}", soft_wrap=True)
         sys.exit(2)

@@ -12,12 +12,13 @@ import pandas as pd
 from trtbench.analyze import Analysis
 from trtbench.errors import TrtbenchError
 
-KEYS = ["isl", "osl", "requests"]
+LENGTH_KEYS = ["isl", "osl", "requests"]
 
 
 @dataclass(frozen=True)
 class Comparison:
-    joined: pd.DataFrame  # KEYS, a_status, b_status, a_tok_s, b_tok_s, ratio (B/A), delta (B-A), status
+    keys: list[str]  # the columns points are matched on: extra axes both runs sweep, then ISL, OSL, requests
+    joined: pd.DataFrame  # keys, a_status, b_status, a_tok_s, b_tok_s, ratio (B/A), delta (B-A), status
     failed_only_in_a: pd.DataFrame
     failed_only_in_b: pd.DataFrame
     geomean: float | None  # geometric mean of B/A over the points that succeeded in both
@@ -26,13 +27,15 @@ class Comparison:
 
 
 def compare(a: Analysis, b: Analysis) -> Comparison:
-    left = a.results[[*KEYS, "status", "output_tok_per_s"]].rename(
+    keys = [*(x for x in a.axes if x in b.axes), *LENGTH_KEYS]
+    left = a.results[[*keys, "status", "output_tok_per_s"]].rename(
         columns={"status": "a_status", "output_tok_per_s": "a_tok_s"})
-    right = b.results[[*KEYS, "status", "output_tok_per_s"]].rename(
+    right = b.results[[*keys, "status", "output_tok_per_s"]].rename(
         columns={"status": "b_status", "output_tok_per_s": "b_tok_s"})
-    joined = left.merge(right, on=KEYS, how="inner")
+    joined = left.merge(right, on=keys, how="inner")
     if joined.empty:
-        raise TrtbenchError("the two runs share no (ISL, OSL, requests) point; nothing to compare")
+        names = ", ".join({"isl": "ISL", "osl": "OSL"}.get(k, k) for k in keys)
+        raise TrtbenchError(f"the two runs share no ({names}) point; nothing to compare")
     both = (joined["a_status"] == "ok") & (joined["b_status"] == "ok")
     joined["ratio"] = np.where(both, joined["b_tok_s"] / joined["a_tok_s"], np.nan)
     joined["delta"] = np.where(both, joined["b_tok_s"] - joined["a_tok_s"], np.nan)
@@ -42,5 +45,5 @@ def compare(a: Analysis, b: Analysis) -> Comparison:
     ratios = joined.loc[both, "ratio"]
     geomean = float(math.exp(np.log(ratios).mean())) if len(ratios) else None
     a_failed, b_failed = joined["a_status"] != "ok", joined["b_status"] != "ok"
-    return Comparison(joined, joined[a_failed & ~b_failed], joined[b_failed & ~a_failed], geomean,
+    return Comparison(keys, joined, joined[a_failed & ~b_failed], joined[b_failed & ~a_failed], geomean,
                       len(left) - len(joined), len(right) - len(joined))

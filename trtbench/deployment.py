@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from trtbench.catalog.gpus import GPU, resolve_gpu
 from trtbench.catalog.models import ModelArch, resolve_model
 from trtbench.errors import SpecError
+from trtbench.precision import KvDtype, Precision
 from trtbench.spec import RuntimeSpec, SweepSpec
 
 
@@ -14,7 +15,7 @@ from trtbench.spec import RuntimeSpec, SweepSpec
 class Deployment:
     arch: ModelArch
     gpu: GPU
-    precision: str
+    precision: Precision
     kv_dtype_bytes: int
     tp: int
     pp: int
@@ -27,11 +28,12 @@ class Deployment:
     @property
     def weight_bytes(self) -> int:
         """Bytes per weight of the quantized layers (FP8: 1; FP16/BF16: 2)."""
-        return 1 if self.precision == "fp8" else 2
+        return self.precision.bytes
 
 
 def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
-    """`gpu_name` replaces `gpu: auto` with the device actually present."""
+    """`spec` is one point's spec (`SweepSpec.at`); `gpu_name` replaces `gpu: auto` with the device
+    actually present."""
     gpu_id = gpu_name or spec.gpu
     if gpu_id == "auto":
         raise SpecError("gpu: auto needs a visible NVIDIA GPU; name the GPU to simulate (e.g. gpu: h100-sxm)")
@@ -50,12 +52,14 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
                     kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None) -> Deployment:
     """A deployment from loose values (a CSV row, CLI options) instead of a sweep spec; names resolve as
     in specs (GPU aliases, HF model names). FP8 weights get an FP8 KV cache unless told otherwise."""
-    precision = precision.lower()
-    if precision not in ("fp8", "fp16", "bf16"):
-        raise SpecError(f"unknown precision {precision!r}; expected fp8, fp16 or bf16")
-    kv = (kv_cache_dtype or ("fp8" if precision == "fp8" else "auto")).lower()
-    if kv not in ("fp8", "auto"):
-        raise SpecError(f"unknown KV cache dtype {kv!r}; expected fp8 or auto")
+    try:
+        prec = Precision(precision.lower())
+    except ValueError:
+        raise SpecError(f"unknown precision {precision!r}; expected fp8, fp16 or bf16") from None
+    try:
+        kv = KvDtype((kv_cache_dtype or ("fp8" if prec is Precision.FP8 else "auto")).lower())
+    except ValueError:
+        raise SpecError(f"unknown KV cache dtype {kv_cache_dtype!r}; expected fp8 or auto") from None
     arch = resolve_model(model)
     _check_tp(arch, tp)
-    return Deployment(arch, resolve_gpu(gpu), precision, 1 if kv == "fp8" else 2, tp, pp, runtime or RuntimeSpec())
+    return Deployment(arch, resolve_gpu(gpu), prec, kv.bytes, tp, pp, runtime or RuntimeSpec())

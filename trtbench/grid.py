@@ -1,38 +1,93 @@
-"""Spec -> ordered grid points, each with an id that changes whenever anything behind its result does."""
+"""Spec -> ordered grid points. A point is a mapping of axis -> value with an id; expansion is one pure
+function.
+
+A point's id hashes what can change its result and nothing else: its axis values, the spec fields its
+backend declares (`IdentityRule.fields`), and the backend's own identity (tool versions). Timeouts,
+log levels, names and output paths are never part of it, so editing them never re-runs a point.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from trtbench.spec import SweepSpec, stable_hash
-
-# Spec fields that say where results go or how the grid is written, not what a point measures.
-_NOT_IDENTITY = ("name", "output_dir", "grid", "requests", "backend", "build")  # the engine used is in the backend id
+from trtbench.records import AxisValue
+from trtbench.spec import EXTRA_AXES, SweepSpec, stable_hash
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
+class IdentityRule:
+    """What a backend says about identity: dotted spec fields that change its results, and who it is."""
+
+    fields: tuple[str, ...]
+    backend: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Point:
-    isl: int
-    osl: int
-    requests: int
+    axes: tuple[tuple[str, AxisValue], ...]  # in AXES order
     id: str
 
     @property
+    def values(self) -> dict[str, AxisValue]:
+        return dict(self.axes)
+
+    @property
+    def isl(self) -> int:
+        return int(self.values["isl"])
+
+    @property
+    def osl(self) -> int:
+        return int(self.values["osl"])
+
+    @property
+    def requests(self) -> int:
+        return int(self.values["requests"])
+
+    @property
+    def extra(self) -> dict[str, AxisValue]:
+        """The axes besides ISL, OSL and requests (TP, precision, ...)."""
+        return {k: v for k, v in self.axes if k in EXTRA_AXES}
+
+    @property
     def label(self) -> str:
-        return f"ISL={self.isl} OSL={self.osl} N={self.requests}"
+        extra = " ".join(f"{k}={v}" for k, v in self.extra.items())
+        return f"{extra + ' ' if extra else ''}ISL={self.isl} OSL={self.osl} N={self.requests}"
 
 
-def point_context(spec: SweepSpec, backend_identity: dict[str, Any]) -> dict[str, Any]:
-    context = {k: v for k, v in spec.canonical().items() if k not in _NOT_IDENTITY}
-    return {"spec": context, "backend": backend_identity}
+def combinations(spec: SweepSpec) -> Iterator[dict[str, AxisValue]]:
+    """Every axis combination: extra axes outermost (EXTRA_AXES order), then ISL, then OSL."""
+    swept = spec.grid.swept()
+    for extra in itertools.product(*swept.values()):
+        values = {axis: (v.value if hasattr(v, "value") else v) for axis, v in zip(swept, extra, strict=True)}
+        for isl, osl in spec.pairs:
+            yield {**values, "isl": isl, "osl": osl, "requests": spec.requests.count(isl, osl)}
 
 
-def expand(spec: SweepSpec, backend_identity: dict[str, Any]) -> list[Point]:
-    """Points in ISL-major order, as the spec lists the lengths."""
-    context = point_context(spec, backend_identity)
+def field_value(spec: SweepSpec, dotted: str) -> Any:
+    value: Any = spec.model_dump(mode="json")
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+# Every axis is part of every id, whatever the backend declares, so no two points can share one.
+_AXIS_FIELDS = tuple(f"{where}.{axis}" if where else axis for axis, where in EXTRA_AXES.items())
+
+
+def point_id(spec: SweepSpec, values: Mapping[str, AxisValue], rule: IdentityRule) -> str:
+    """`spec` is the point's own spec (`spec.at(values)`): a scalar TP of 2 and the TP=2 point of a
+    TP grid get the same id."""
+    fields = sorted(set(rule.fields) | set(_AXIS_FIELDS))
+    return stable_hash({"spec": {f: field_value(spec, f) for f in fields}, "backend": dict(rule.backend),
+                        "isl": values["isl"], "osl": values["osl"], "requests": values["requests"]})
+
+
+def expand(spec: SweepSpec, rule: IdentityRule) -> list[Point]:
     points = []
-    for isl, osl in spec.pairs:
-        n = spec.requests.count(isl, osl)
-        points.append(Point(isl, osl, n, stable_hash({**context, "isl": isl, "osl": osl, "requests": n})))
+    for values in combinations(spec):
+        axes = tuple(values.items())
+        points.append(Point(axes, point_id(spec.at(values), values, rule)))
     return points

@@ -1,10 +1,12 @@
-"""The report's figures, as PNG files beside report.md. Each plot function takes the results frame and
+"""The report's figures, as PNG files beside report.md; imported only when plots are drawn (matplotlib is slow
+to import). Each plot function takes the results frame and
 returns the file it wrote, or None when the data cannot make that plot (it is then left out)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,6 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from trtbench.analyze import Analysis, groups
+from trtbench.spec import SweepSpec
 
 FAILURE_LABEL = {"oom": "OOM", "timeout": "TIMEOUT", "infeasible": "INFEAS.", "error": "ERROR", "crash": "CRASH",
                  "no_report": "NO REPORT"}
@@ -155,15 +160,26 @@ def kv_capacity(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
     return _finish(fig, ctx, path)
 
 
-def all_plots(df: pd.DataFrame, ctx: PlotContext, out_dir: Path) -> dict[str, Path]:
-    """Every plot the data supports, by name."""
-    makers = {
-        "heatmap": heatmap, "throughput_vs_osl": throughput_vs_osl, "requests_vs_length": requests_vs_length,
-        "pareto": pareto, "kv_capacity": kv_capacity,
-    }
+MAKERS = {"heatmap": heatmap, "throughput_vs_osl": throughput_vs_osl, "requests_vs_length": requests_vs_length,
+          "pareto": pareto, "kv_capacity": kv_capacity}
+
+
+def draw(run_dir: Path, spec: SweepSpec, analysis: Analysis, meta: dict[str, Any]) -> dict[str, Path]:
+    """Every plot the data supports, one set per group of the extra axes, by name (`heatmap`, or
+    `heatmap@TP 2, Precision fp8` in a grid with extra axes)."""
+    backend = meta.get("provenance", {}).get("backend", {})
+    simulated = bool(analysis.counts.get("simulated"))
     made = {}
-    for name, make in makers.items():
-        path = make(df, ctx, out_dir / f"{name}.png")
-        if path is not None:
-            made[name] = path
+    for values, frame in groups(analysis):
+        at = spec.at(values)
+        group = ", ".join(f"{k}={v}" for k, v in values.items())
+        ctx = PlotContext(title=f"{spec.model.name}, {backend.get('gpu') or spec.gpu}, {at.precision} "
+                                f"(KV {at.kv_cache_dtype}), TP{at.tp}, {backend.get('backend', spec.backend)}"
+                                + (f"\n{group}" if group else ""),
+                          simulated=simulated, n_gpus=at.tp * at.pp)
+        suffix = "".join(f"_{k}-{v}" for k, v in values.items())
+        for name, make in MAKERS.items():
+            path = make(frame, ctx, run_dir / f"{name}{suffix}.png")
+            if path is not None:
+                made[name + (f"@{group}" if group else "")] = path
     return made

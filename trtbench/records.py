@@ -1,23 +1,54 @@
 """The record of one grid point: what a backend returns and the store keeps, one JSON line each.
 
-Failures are records too: status says what happened, cause quotes the evidence.
+Failures are records too: `status` says what happened, `cause` quotes the evidence. The format is
+versioned (`schema_version`); `parse_record` also reads the unversioned lines trtbench 0.1.0 wrote,
+so recorded GPU-hours survive an upgrade. Every model refuses fields it does not know: a typo in a
+backend is a bug to see, not data to lose.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# crash: killed by a signal or an MPI abort; no_report: exit 0 without a report (usually an OOM).
-Status = Literal["ok", "oom", "timeout", "error", "infeasible", "crash", "no_report"]
-Source = Literal["measured", "simulated"]
+from trtbench.precision import Named
+
+SCHEMA_VERSION = 1
+AxisValue = int | str
 
 
-class Metrics(BaseModel):
+class Status(Named):
+    """How a point ended. crash: killed by a signal or an MPI abort; no_report: exit 0 without a
+    report (usually an OOM)."""
+
+    OK = "ok"
+    OOM = "oom"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    INFEASIBLE = "infeasible"
+    CRASH = "crash"
+    NO_REPORT = "no_report"
+
+
+class Source(Named):
+    MEASURED = "measured"
+    SIMULATED = "simulated"
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Latency breakdowns as trtllm-bench prints them (text rows `[TTFT] P95: ...`, JSON percentile maps).
+PERCENTILE_KEY = re.compile(r"^(latency|ttft|tpot)_(min|max|average|p50|p90|p95|p99)_ms$|"
+                            r"^gtps_(min|max|average|p50|p90|p95|p99)$")
+
+
+class Metrics(_Closed):
     """Throughput is output tokens per second, as trtllm-bench's "Token Throughput" and the study use it."""
-
-    model_config = ConfigDict(extra="allow")
 
     output_tok_per_s: float
     request_per_s: float
@@ -25,29 +56,177 @@ class Metrics(BaseModel):
     total_latency_s: float
     avg_latency_s: float | None = None
     avg_concurrency: float | None = None
+    num_requests: float | None = None
+    avg_input_len: float | None = None
+    avg_output_len: float | None = None
+    per_user_tok_s: float | None = None
+    per_gpu_tok_s: float | None = None
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    user_speed_tok_s: float | None = None
+    max_runtime_batch_size: float | None = None
+    max_runtime_tokens: float | None = None
+    kv_memory_fraction: float | None = None
+    kv_allocated_gib: float | None = None
+    kv_allocated_tokens: float | None = None
+    engine_size_gib: float | None = None
+    energy_j: float | None = None
+    j_per_output_token: float | None = None
+    roofline_output_tok_per_s: float | None = None  # the simulator's upper bound for this point
+    percentiles: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("percentiles")
+    @classmethod
+    def _known_percentiles(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(k for k in value if not PERCENTILE_KEY.match(k))
+        if unknown:
+            raise ValueError(f"unknown percentile field(s): {', '.join(unknown)}")
+        return value
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any]) -> Metrics:
+        """Percentile keys (`ttft_p95_ms`) go to `percentiles`, the rest to named fields."""
+        flat = {k: v for k, v in values.items() if not PERCENTILE_KEY.match(k)}
+        return cls(**flat, percentiles={k: v for k, v in values.items() if PERCENTILE_KEY.match(k)})
 
 
-class Outcome(BaseModel):
-    """What a backend says about one point."""
+class Memory(_Closed):
+    """GPU memory per rank, as the simulator planned it or trtllm-bench logged it (GiB = 2^30 bytes)."""
+
+    gpu_total_gib: float | None = None
+    weights_gib: float | None = None
+    activation_gib: float | None = None
+    overhead_gib: float | None = None
+    kv_pool_gib: float | None = None
+    kv_bytes_per_token: int | None = None
+    kv_tokens: float | None = None
+    tokens_per_block: int | None = None
+    seq_blocks: int | None = None
+    max_concurrent_seqs: int | None = None
+    max_batch_size: float | None = None
+    max_num_tokens: float | None = None
+
+
+class Telemetry(_Closed):
+    """NVML samples over one point's run, summed (power, energy) or maxed (memory) over its GPUs."""
+
+    gpu_name: str
+    driver: str
+    gpus: int
+    samples: int
+    peak_memory_used_gib: float
+    mean_power_w: float
+    peak_power_w: float
+    energy_j: float
+    mean_sm_clock_mhz: float
+    power_limit_w: float | None = None
+
+
+class Prediction(_Closed):
+    """The simulator's view of a measured point, recorded beside the measurement."""
+
+    status: Status
+    cause: str = ""
+    model: str | None = None
+    output_tok_per_s: float | None = None
+    roofline_output_tok_per_s: float | None = None
+    wall_s: float | None = None
+
+
+class Outcome(_Closed):
+    """What a backend says about one point. `detail` is backend-specific and for people (command line,
+    log path, report format): nothing in trtbench reads it back."""
 
     status: Status
     cause: str = ""
     source: Source
     metrics: Metrics | None = None
-    memory: dict[str, Any] | None = None
-    detail: dict[str, Any] = {}  # backend specifics: performance model, command line, log path
+    memory: Memory | None = None
+    telemetry: Telemetry | None = None
+    perf_model: str | None = None  # the model behind a simulated number
+    predicted_wall_s: float | None = None  # simulated: how long the point would run
+    command: list[str] | None = None  # measured: the exact argument list that ran
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
 
 
 class Record(Outcome):
-    prediction: dict[str, Any] | None = None  # the simulator's view of a measured point, recorded beside it
+    """One point's outcome with its place in the grid. `attempt` is unique per run of a point, so a
+    record merged twice (a crash between append and cleanup) is recognised and kept once."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
     point_id: str
-    isl: int
-    osl: int
-    requests: int
+    attempt: str
+    axes: dict[str, AxisValue]
+    prediction: Prediction | None = None
     backend: str
     started_at: str
     duration_s: float
 
     @property
-    def ok(self) -> bool:
-        return self.status == "ok"
+    def isl(self) -> int:
+        return int(self.axes["isl"])
+
+    @property
+    def osl(self) -> int:
+        return int(self.axes["osl"])
+
+    @property
+    def requests(self) -> int:
+        return int(self.axes["requests"])
+
+
+class RecordError(ValueError):
+    """A line that is not a record of any format trtbench wrote."""
+
+
+def parse_record(line: bytes | str) -> Record:
+    try:
+        data = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(f"not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise RecordError("not a JSON object")
+    version = data.get("schema_version")
+    if version is None:
+        data = _from_v0(data)
+    elif version != SCHEMA_VERSION:
+        raise RecordError(f"schema_version {version!r} is newer than this trtbench reads ({SCHEMA_VERSION})")
+    try:
+        return Record.model_validate(data)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise RecordError(str(exc).splitlines()[0] + f" ({str(exc).splitlines()[1].strip()})") from None
+
+
+# What 0.1.0 kept in its free dicts, and where it lives now.
+_V0_MEMORY_DROPPED = ("verdict", "cause")
+
+
+def _from_v0(data: dict[str, Any]) -> dict[str, Any]:
+    """A trtbench 0.1.0 record: flat isl/osl/requests, free metrics/memory/detail/prediction dicts."""
+    try:
+        axes = {"isl": data.pop("isl"), "osl": data.pop("osl"), "requests": data.pop("requests")}
+    except KeyError as exc:
+        raise RecordError(f"no {exc.args[0]!r} field (neither a 0.1.0 nor a current record)") from None
+    detail = dict(data.pop("detail", None) or {})
+    memory = {k: v for k, v in (data.pop("memory", None) or {}).items() if k not in _V0_MEMORY_DROPPED}
+    metrics = data.pop("metrics", None)
+    prediction = data.pop("prediction", None)
+    return {
+        **data,
+        "schema_version": SCHEMA_VERSION,
+        "attempt": f"v0-{data.get('point_id')}",
+        "axes": axes,
+        "metrics": Metrics.from_flat(metrics).model_dump() if metrics else None,
+        "memory": memory or None,
+        "telemetry": detail.pop("telemetry", None),
+        "perf_model": detail.pop("perf_model", None),
+        "predicted_wall_s": detail.pop("predicted_wall_s", None),
+        "command": detail.pop("command", None),
+        "detail": detail,
+        "prediction": {k: v for k, v in prediction.items() if k != "roofline_output_tok_per_s" or v is not None}
+        if prediction else None,
+    }

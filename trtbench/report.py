@@ -1,5 +1,5 @@
-"""Analysis -> `report.md` (the tables people read, with its plots) and `results.csv` / `results.parquet`
-(one row per point).
+"""Analysis -> `report.md` (the tables people read) and `results.csv` / `results.parquet` (one row per
+point). It formats what `analyze` computed and reads nothing but the run's records and metadata.
 
 Every table carries a line saying whether its numbers were measured or simulated.
 """
@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from trtbench import analyze as an
-from trtbench.plots import PlotContext, all_plots
+from trtbench.files import atomic_write
 from trtbench.spec import SweepSpec
 
 TOP_HEADER = ("Rank", "ISL", "OSL", "Requests", "Token Throughput", "Request Throughput", "Total Tokens")
+AXIS_TITLES = {"precision": "Precision", "kv_cache_dtype": "KV cache", "tp": "TP", "pp": "PP",
+               "max_batch_size": "max_batch_size", "max_num_tokens": "max_num_tokens", "concurrency": "Concurrency"}
+PLOT_TITLES = {
+    "heatmap": "Output token throughput by ISL x OSL (failed cells marked)",
+    "throughput_vs_osl": "Throughput vs output length, one line per input length",
+    "requests_vs_length": "Request throughput vs tokens per request",
+    "pareto": "Throughput per GPU vs per-user speed (Pareto)",
+    "kv_capacity": "KV cache capacity vs sequence length",
+}
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("-" * (len(h) + 2) for h in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -44,8 +52,15 @@ def fmt_tokens(n: float) -> str:
     return str(int(n))
 
 
-def source_line(df: pd.DataFrame, perf_model: str | None) -> str:
-    counts = an.sources(df)
+def group_title(values: dict[str, Any]) -> str:
+    return ", ".join(f"{AXIS_TITLES[k]} {v}" for k, v in values.items())
+
+
+def _axes(row: Any, axes: list[str]) -> list[Any]:
+    return [row[a] for a in axes]
+
+
+def source_line(counts: dict[str, int], perf_model: str | None) -> str:
     if not counts:
         return "_Source: no results._"
     if set(counts) == {"simulated"}:
@@ -55,26 +70,31 @@ def source_line(df: pd.DataFrame, perf_model: str | None) -> str:
     return f"_Source: mixed: {counts.get('measured', 0)} measured, {counts.get('simulated', 0)} simulated points._"
 
 
-def top_table(df: pd.DataFrame, n: int) -> str:
+def top_table(df: pd.DataFrame, n: int, axes: list[str]) -> str:
     rows = [
-        (rank, r.isl, r.osl, fmt_count(r.requests), fmt_rate(r.output_tok_per_s), fmt_rate(r.request_per_s),
-         fmt_tokens(r.total_tokens))
-        for rank, r in enumerate(an.top(df, n).itertuples(), 1)
+        (rank, *_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), fmt_rate(r["output_tok_per_s"]),
+         fmt_rate(r["request_per_s"]), fmt_tokens(r["total_tokens"]))
+        for rank, (_, r) in enumerate(an.top(df, n).iterrows(), 1)
     ]
-    return md_table(TOP_HEADER, rows)
+    return md_table((TOP_HEADER[0], *(AXIS_TITLES[a] for a in axes), *TOP_HEADER[1:]), rows)
 
 
 def best_by_table(df: pd.DataFrame, key: str) -> str:
     other = "osl" if key == "isl" else "isl"
-    rows = [
-        (getattr(r, key), fmt_rate(r.output_tok_per_s),
-         f"{other.upper()}={getattr(r, other)}, {fmt_count(r.requests)} req")
-        for r in an.best_by(df, key).itertuples()
-    ]
+    rows = [(r[key], fmt_rate(r["output_tok_per_s"]), f"{other.upper()}={r[other]}, {fmt_count(r['requests'])} req")
+            for _, r in an.best_by(df, key).iterrows()]
     return md_table((key.upper(), "Best Token Throughput", "Best Configuration"), rows)
 
 
-def failure_section(df: pd.DataFrame) -> str:
+def best_by_section(a: an.Analysis, key: str) -> str:
+    parts = []
+    for values, frame in an.groups(a):
+        table = best_by_table(frame, key)
+        parts.append(f"### {group_title(values)}\n\n{table}" if values else table)
+    return "\n\n".join(parts)
+
+
+def failure_section(df: pd.DataFrame, axes: list[str]) -> str:
     ok, total = an.success_rate(df)
     rate = f"{100 * ok / total:.1f}% ({ok}/{total})" if total else "n/a (0/0)"
     failed = an.failures(df)
@@ -82,204 +102,181 @@ def failure_section(df: pd.DataFrame) -> str:
     if failed.empty:
         parts.append("No point failed.")
     else:
-        by_status = ", ".join(f"{k}: {v}" for k, v in failed["status"].value_counts().items())
+        by_status = ", ".join(f"{k}: {v}" for k, v in an.failures_by_status(df).items())
         parts.append(f"**Failed**: {len(failed)} ({by_status})")
-        parts.append(md_table(("ISL", "OSL", "Requests", "Status", "Cause"),
-                              [(r.isl, r.osl, fmt_count(r.requests), r.status, r.cause.replace("|", "/"))
-                               for r in failed.itertuples()]))
+        parts.append(md_table((*(AXIS_TITLES[x] for x in axes), "ISL", "OSL", "Requests", "Status", "Cause"),
+                              [(*_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), r["status"], r["cause"])
+                               for _, r in failed.iterrows()]))
     return "\n\n".join(parts)
 
 
-def memory_section(df: pd.DataFrame) -> str:
-    planned = df.dropna(subset=["kv_pool_gib"])
-    planned = planned[planned["kv_pool_gib"] > 0]
-    if planned.empty:
-        return "No memory figures were recorded."
-
-    quantities = [
-        ("GPU memory total (GiB)", "gpu_total_gib", "{:,.2f}"),
-        ("Weights / engine per GPU (GiB)", "weights_gib", "{:,.2f}"),
-        ("Activation workspace (GiB)", "activation_gib", "{:,.2f}"),
-        ("Runtime overhead (GiB)", "overhead_gib", "{:,.2f}"),
-        ("KV cache pool (GiB)", "kv_pool_gib", "{:,.2f}"),
-        ("KV cache capacity (tokens)", "kv_tokens", "{:,.0f}"),
-        ("Max concurrent sequences", "max_concurrent_seqs", "{:,.0f}"),
-        ("max_batch_size", "max_batch_size", "{:,.0f}"),
-        ("max_num_tokens", "max_num_tokens", "{:,.0f}"),
-    ]
-    rows = []
-    for label, col, fmt in quantities:
-        values = planned[col].dropna()
-        if values.empty:  # a measured run reports only what trtllm-bench logs
-            continue
-        lo, hi = values.min(), values.max()
-        rows.append((label, fmt.format(lo) if lo == hi else f"{fmt.format(lo)} - {fmt.format(hi)}"))
-    return md_table(("Quantity", "Value (range over points)"), rows)
+MEMORY_LABELS = {
+    "gpu_total_gib": ("GPU memory total (GiB)", "{:,.2f}"),
+    "weights_gib": ("Weights / engine per GPU (GiB)", "{:,.2f}"),
+    "activation_gib": ("Activation workspace (GiB)", "{:,.2f}"),
+    "overhead_gib": ("Runtime overhead (GiB)", "{:,.2f}"),
+    "kv_pool_gib": ("KV cache pool (GiB)", "{:,.2f}"),
+    "kv_tokens": ("KV cache capacity (tokens)", "{:,.0f}"),
+    "max_concurrent_seqs": ("Max concurrent sequences", "{:,.0f}"),
+    "max_batch_size": ("max_batch_size", "{:,.0f}"),
+    "max_num_tokens": ("max_num_tokens", "{:,.0f}"),
+}
 
 
-def insights_section(df: pd.DataFrame) -> str:
-    """The study's "Key Performance Insights", as facts computed from the records."""
-    ok = an.ranked(df)
-    if ok.empty:
-        return "No point succeeded, so there is nothing to compare."
-    lines = []
-    for key, name in (("isl", "input length"), ("osl", "output length")):
-        values = an.band(an.best_by(df, key), key)
-        span = f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
-        lines.append(f"- **Best {name} band**: {key.upper()} {span} (best throughput within 10% of the peak)")
-    best, worst = ok.iloc[0], ok.iloc[-1]
-    drop = 100 * (1 - worst.output_tok_per_s / best.output_tok_per_s)
-    lines.append(f"- **Best to worst**: {fmt_rate(best.output_tok_per_s)} tok/s at {best.isl}/{best.osl} down to "
-                 f"{fmt_rate(worst.output_tok_per_s)} tok/s at {worst.isl}/{worst.osl} "
-                 f"({best.output_tok_per_s / worst.output_tok_per_s:,.1f}x, -{drop:.1f}%)")
-    fastest = ok.loc[ok["request_per_s"].idxmax()]
-    lines.append(f"- **Highest request rate**: {fmt_rate(fastest.request_per_s)} req/s at "
-                 f"{fastest.isl}/{fastest.osl}")
-    return "\n".join(lines)
-
-
-def recommendations_section(df: pd.DataFrame) -> str:
-    picks = an.recommendations(df)
-    if not picks:
-        return "No recommendation: no point succeeded."
-    return md_table(("Goal", "ISL", "OSL", "Requests", "Token Throughput", "Request Throughput", "Rule"),
-                    [(goal, r.isl, r.osl, fmt_count(r.requests), fmt_rate(r.output_tok_per_s),
-                      fmt_rate(r.request_per_s), rule) for goal, rule, r in picks])
-
-
-def efficiency_section(df: pd.DataFrame) -> str:
-    rated = an.ranked(df).dropna(subset=["efficiency_pct"])
-    if rated.empty:
-        return "No roofline bound was recorded for these points."
-    rows = [(r.isl, r.osl, fmt_count(r.requests), fmt_rate(r.output_tok_per_s),
-             fmt_rate(r.roofline_output_tok_per_s), f"{r.efficiency_pct:.1f}%") for r in rated.itertuples()]
-    return ("Output tokens/s as a share of the roofline bound: all FLOPs at tensor peak and every weight and "
-            "KV byte at full HBM bandwidth (`sim/roofline.py`).\n\n"
-            + md_table(("ISL", "OSL", "Requests", "Token Throughput", "Roofline bound", "Efficiency"), rows))
-
-
-def predictions_section(df: pd.DataFrame) -> str | None:
-    measured = df[(df["source"] == "measured") & df["pred_status"].notna()]
-    if measured.empty:
-        return None
-    flagged = set(an.disagreements(df)["point_id"])
-    rows = []
-    for r in measured.itertuples():
-        predicted = fmt_rate(r.pred_output_tok_per_s) if pd.notna(r.pred_output_tok_per_s) else r.pred_status
-        measured_value = fmt_rate(r.output_tok_per_s) if r.status == "ok" else r.status
-        error = f"{r.pred_error_pct:+.1f}%" if pd.notna(r.pred_error_pct) else "-"
-        rows.append((r.isl, r.osl, fmt_count(r.requests), measured_value, predicted, error,
-                     "**> 25%**" if r.point_id in flagged else ""))
-    return (f"Each measurement beside the simulator's prediction; {len(flagged)} point(s) disagree by more than "
-            f"{an.DISAGREEMENT_PCT:.0f}%.\n\n"
-            + md_table(("ISL", "OSL", "Requests", "Measured tok/s", "Predicted tok/s", "Error", "Flag"), rows))
-
-
-def utilisation_rows(records: list[Any]) -> list[tuple[str, str]]:
-    """GPU telemetry summed up over the measured points."""
-    telemetry = [r.detail["telemetry"] for r in records if r.detail.get("telemetry")]
-    if not telemetry:
-        return []
-    rows = [("Peak GPU memory used (GiB)", f"{max(t['peak_memory_used_gib'] for t in telemetry):,.2f}"),
-            ("Mean board power (W)", f"{sum(t['mean_power_w'] for t in telemetry) / len(telemetry):,.0f}"),
-            ("Peak board power (W)", f"{max(t['peak_power_w'] for t in telemetry):,.0f}"),
-            ("Energy, all points (kJ)", f"{sum(t['energy_j'] for t in telemetry) / 1000:,.1f}")]
-    per_token = [r.metrics.j_per_output_token for r in records
-                 if r.metrics is not None and getattr(r.metrics, "j_per_output_token", None)]
-    if per_token:
-        rows.append(("Energy per output token (J), best point", f"{min(per_token):.4f}"))
-    return rows
-
-
-def memory_and_utilisation(df: pd.DataFrame, records: list[Any]) -> str:
-    util = utilisation_rows(records)
-    text = memory_section(df)
-    if util:
-        text += "\n\n" + md_table(("Telemetry (measured)", "Value"), util)
+def memory_section(a: an.Analysis) -> str:
+    ranges = an.memory_ranges(a.results)
+    if not ranges:
+        text = "No memory figures were recorded."
+    else:
+        rows = []
+        for col, (lo, hi) in ranges.items():
+            label, fmt = MEMORY_LABELS[col]
+            rows.append((label, fmt.format(lo) if lo == hi else f"{fmt.format(lo)} - {fmt.format(hi)}"))
+        text = md_table(("Quantity", "Value (range over points)"), rows)
+    u = a.utilisation
+    if u is not None:
+        rows = [("Peak GPU memory used (GiB)", f"{u.peak_memory_gib:,.2f}"),
+                ("Mean board power (W)", f"{u.mean_power_w:,.0f}"), ("Peak board power (W)", f"{u.peak_power_w:,.0f}"),
+                ("Energy, all points (kJ)", f"{u.energy_kj:,.1f}")]
+        if u.best_j_per_output_token is not None:
+            rows.append(("Energy per output token (J), best point", f"{u.best_j_per_output_token:.4f}"))
+        text += "\n\n" + md_table(("Telemetry (measured)", "Value"), rows)
     return text
 
 
-def provenance_section(spec: SweepSpec, analysis: an.Analysis, meta: dict[str, Any]) -> str:
+def _at(r: Any, axes: list[str]) -> str:
+    extra = ", ".join(f"{AXIS_TITLES[x]} {r[x]}" for x in axes)
+    return f"{r['isl']}/{r['osl']}" + (f" ({extra})" if extra else "")
+
+
+def insights_section(a: an.Analysis) -> str:
+    found = an.insights(a.results)
+    if found is None:
+        return "No point succeeded, so there is nothing to compare."
+    lines = []
+    for values, name, key in ((found.isl_band, "input length", "ISL"), (found.osl_band, "output length", "OSL")):
+        span = f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
+        lines.append(f"- **Best {name} band**: {key} {span} (best throughput within {an.BAND_WITHIN:.0%} of the peak)")
+    best, worst = found.best, found.worst
+    lines.append(f"- **Best to worst**: {fmt_rate(best['output_tok_per_s'])} tok/s at {_at(best, a.axes)} down to "
+                 f"{fmt_rate(worst['output_tok_per_s'])} tok/s at {_at(worst, a.axes)} "
+                 f"({found.best_over_worst:,.1f}x, -{found.drop_pct:.1f}%)")
+    lines.append(f"- **Highest request rate**: {fmt_rate(found.fastest['request_per_s'])} req/s at "
+                 f"{_at(found.fastest, a.axes)}")
+    return "\n".join(lines)
+
+
+def recommendations_section(a: an.Analysis) -> str:
+    picks = an.recommendations(a.results)
+    if not picks:
+        return "No recommendation: no point succeeded."
+    return md_table(("Goal", *(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Requests", "Token Throughput",
+                     "Request Throughput", "Rule"),
+                    [(goal, *_axes(r, a.axes), r["isl"], r["osl"], fmt_count(r["requests"]),
+                      fmt_rate(r["output_tok_per_s"]), fmt_rate(r["request_per_s"]), rule) for goal, rule, r in picks])
+
+
+def efficiency_section(a: an.Analysis) -> str:
+    rated = an.efficiency(a.results)
+    if rated.empty:
+        return "No roofline bound was recorded for these points."
+    rows = [(*_axes(r, a.axes), r["isl"], r["osl"], fmt_count(r["requests"]), fmt_rate(r["output_tok_per_s"]),
+             fmt_rate(r["roofline_output_tok_per_s"]), f"{r['efficiency_pct']:.1f}%") for _, r in rated.iterrows()]
+    return ("Output tokens/s as a share of the roofline bound: all FLOPs at tensor peak and every weight and "
+            "KV byte at full HBM bandwidth (`sim/roofline.py`).\n\n"
+            + md_table((*(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Requests", "Token Throughput",
+                        "Roofline bound", "Efficiency"), rows))
+
+
+def predictions_section(a: an.Analysis) -> str | None:
+    measured = an.predicted_vs_measured(a.results)
+    if measured.empty:
+        return None
+    rows = []
+    for _, r in measured.iterrows():
+        predicted = fmt_rate(r["pred_output_tok_per_s"]) if pd.notna(r["pred_output_tok_per_s"]) else r["pred_status"]
+        measured_value = fmt_rate(r["output_tok_per_s"]) if r["status"] == "ok" else r["status"]
+        error = f"{r['pred_error_pct']:+.1f}%" if pd.notna(r["pred_error_pct"]) else "-"
+        rows.append((*_axes(r, a.axes), r["isl"], r["osl"], fmt_count(r["requests"]), measured_value, predicted, error,
+                     f"**> {an.DISAGREEMENT_PCT:.0f}%**" if r["flagged"] else ""))
+    return (f"Each measurement beside the simulator's prediction; {int(measured['flagged'].sum())} point(s) disagree "
+            f"by more than {an.DISAGREEMENT_PCT:.0f}%.\n\n"
+            + md_table((*(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Requests", "Measured tok/s",
+                        "Predicted tok/s", "Error", "Flag"), rows))
+
+
+def provenance_section(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any]) -> str:
     prov = meta.get("provenance", {})
-    records = analysis.records
-    details = [r.detail for r in records]
-    versions = sorted({d["trtllm_version"] for d in details if d.get("trtllm_version")})
-    engines = sorted({d["engine_dir"] for d in details if d.get("engine_dir")})
-    telemetry = next((d["telemetry"] for d in details if d.get("telemetry")), None)
-    command = next((d["command"] for d in details if d.get("command")), None)
-    start = min((r.started_at for r in records), default="-")
-    end = max((datetime.fromisoformat(r.started_at) + timedelta(seconds=r.duration_s) for r in records),
-              default=None)
-    gpu_seconds = sum(r.duration_s for r in records if r.source == "measured") * spec.tp * spec.pp
-    gpu = (f"{telemetry['gpu_name']}, driver {telemetry['driver']}, SM clock {telemetry['mean_sm_clock_mhz']:,.0f} "
-           f"MHz, power limit {telemetry.get('power_limit_w') or '?'} W, peak memory used "
-           f"{telemetry['peak_memory_used_gib']:,.1f} GiB" if telemetry else
+    backend = prov.get("backend", {})
+    facts, u = a.facts, a.utilisation
+    engines = backend.get("engines") or []
+    gpu = (f"{u.gpu_name}, driver {u.driver}, SM clock {u.mean_sm_clock_mhz:,.0f} MHz, power limit "
+           f"{u.power_limit_w or '?'} W, peak memory used {u.peak_memory_gib:,.1f} GiB" if u else
            ", ".join(f"{g['name']} ({g['memory_total_mib'] / 1024:,.1f} GiB)" for g in prov.get("gpus", []))
            or "none visible (simulated run)")
     rows = [
         ("trtbench", prov.get("trtbench", "?")),
         ("spec", f"`{spec.name}`, hash {spec.hash()} (resolved copy: spec.yaml)"),
         ("backend", prov.get("backend_reason", "?")),
-        ("TensorRT-LLM", ", ".join(versions) or "not used"),
-        ("engine(s)", ", ".join(f"{e} (manifest: {_manifest_of(e)})" for e in engines) or "none"),
+        ("TensorRT-LLM", backend.get("trtllm_version") or "not used"),
+        ("engine(s)", ", ".join(f"{e['dir']} (manifest: {e['manifest']})" for e in engines)
+         or backend.get("engine_dir") or "none"),
         ("GPU", gpu),
         ("host", f"{prov.get('host', '?')}, Python {prov.get('python', '?')}, {prov.get('platform', '?')}"),
-        ("start / end", f"{start} / {end.isoformat(timespec='seconds') if end else '-'}"),
-        ("total GPU time", f"{gpu_seconds / 3600:,.2f} GPU-hours" if gpu_seconds else "none (simulated)"),
-        ("one point's command", f"`{shlex.join(command)}`" if command else "none (simulated: no command runs)"),
+        ("start / end", f"{facts.start or '-'} / {facts.end or '-'}" if facts else "-"),
+        ("total GPU time", f"{facts.gpu_hours:,.2f} GPU-hours" if facts and facts.gpu_hours else "none (simulated)"),
+        ("one point's command", f"`{shlex.join(facts.command)}`" if facts and facts.command
+         else "none (simulated: no command runs)"),
     ]
-    return md_table(("Field", "Value"), [(k, str(v).replace("|", "/")) for k, v in rows])
+    return md_table(("Field", "Value"), rows)
 
 
-def _manifest_of(engine_dir: str) -> str:
-    for candidate in (Path(engine_dir) / "manifest.json", Path(engine_dir).parent / "manifest.json"):
-        if candidate.is_file():
-            return str(candidate)
-    return "not found"
+def _deployment_cell(spec: SweepSpec, axis: str, value: Any) -> str:
+    return "swept" if axis in spec.grid.swept() else str(value)
 
 
-def render(spec: SweepSpec, analysis: an.Analysis, meta: dict[str, Any], top_n: int,
-           plots: dict[str, Path] | None = None) -> str:
-    df = analysis.results
-    prov = meta.get("provenance", {})
-    identity = prov.get("backend", {})
-    perf_model = identity.get("perf_model")
-    source = source_line(df, perf_model)
-    counts = an.sources(df)
-    gpu = identity.get("gpu") or spec.gpu
+def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, plots: dict[str, Path] | None = None
+           ) -> str:
+    df = a.results
+    backend = meta.get("provenance", {}).get("backend", {})
+    perf_model = backend.get("perf_model")
+    source = source_line(a.counts, perf_model)
+    gpu = backend.get("gpu") or spec.gpu
     out = [f"# {spec.model.name} on {gpu}: ISL x OSL throughput sweep `{spec.name}`", ""]
-    if counts.get("simulated"):
-        out += [f"> **SIMULATED**: {counts['simulated']} of {len(df)} points were predicted by trtbench's "
+    if a.counts.get("simulated"):
+        out += [f"> **SIMULATED**: {a.counts['simulated']} of {len(df)} points were predicted by trtbench's "
                 f"simulator ({perf_model}), not measured on a GPU. Treat them as estimates.", ""]
+    tp_pp = "swept" if {"tp", "pp"} & set(spec.grid.swept()) else f"{spec.tp} x {spec.pp}"
     out += [md_table(("Model", "GPU", "Precision", "KV cache", "TP x PP", "Backend", "Spec hash"),
-                     [(spec.model.name, gpu, spec.precision, spec.kv_cache_dtype,
-                       f"{spec.tp} x {spec.pp}", identity.get("backend", spec.backend), spec.hash())]), ""]
+                     [(spec.model.name, gpu, _deployment_cell(spec, "precision", spec.precision),
+                       _deployment_cell(spec, "kv_cache_dtype", spec.kv_cache_dtype), tp_pp,
+                       backend.get("backend", spec.backend), spec.hash())]), ""]
     best = an.top(df, 1)
     if not best.empty:
         r = best.iloc[0]
-        kind = "simulated" if r.source == "simulated" else "measured"
-        out += [f"Peak token throughput ({kind}): **{fmt_rate(r.output_tok_per_s)} output tokens/s** "
-                f"at ISL={r.isl}, OSL={r.osl}, {fmt_count(r.requests)} requests.", ""]
-    if analysis.missing:
-        out += [f"**Incomplete**: {analysis.missing} point(s) of the grid have no result yet; "
-                f"rerun the sweep to resume.", ""]
-    if analysis.stale:
-        out += [f"{analysis.stale} record(s) from an earlier version of the spec are kept in results.jsonl "
+        extra = "".join(f", {AXIS_TITLES[x]} {r[x]}" for x in a.axes)
+        out += [f"Peak token throughput ({r['source']}): **{fmt_rate(r['output_tok_per_s'])} output tokens/s** "
+                f"at ISL={r['isl']}, OSL={r['osl']}, {fmt_count(r['requests'])} requests{extra}.", ""]
+    if a.missing:
+        out += [f"**Incomplete**: {a.missing} point(s) of the grid have no result yet; rerun the sweep to resume.", ""]
+    if a.stale:
+        out += [f"{a.stale} record(s) from an earlier version of the spec are kept in results.jsonl "
                 f"and not shown.", ""]
     note = "Token Throughput is output tokens/s; Total Tokens is requests x (ISL + OSL)."
+    if a.axes:
+        note += f" Ranked across every {', '.join(AXIS_TITLES[x] for x in a.axes)} combination."
     sections: list[tuple[str, str | None]] = [
-        (f"Top {top_n} Configurations by Token Throughput", f"{source} {note}\n\n{top_table(df, top_n)}"),
-        ("Best by Input Length", f"{source}\n\n{best_by_table(df, 'isl')}"),
-        ("Best by Output Length", f"{source}\n\n{best_by_table(df, 'osl')}"),
-        ("Key Performance Insights", f"{source}\n\n{insights_section(df)}"),
-        ("Recommendations", f"{source}\n\n{recommendations_section(df)}"),
-        ("Failure Analysis", f"{source}\n\n{failure_section(df)}"),
-        ("Memory and Utilisation", f"{source} GiB = 2^30 bytes.\n\n"
-                                   f"{memory_and_utilisation(df, analysis.records)}"),
-        ("Efficiency vs Roofline", f"{source}\n\n{efficiency_section(df)}"),
-        ("Measured vs Predicted", predictions_section(df)),
+        (f"Top {top_n} Configurations by Token Throughput", f"{source} {note}\n\n{top_table(df, top_n, a.axes)}"),
+        ("Best by Input Length", f"{source}\n\n{best_by_section(a, 'isl')}"),
+        ("Best by Output Length", f"{source}\n\n{best_by_section(a, 'osl')}"),
+        ("Key Performance Insights", f"{source}\n\n{insights_section(a)}"),
+        ("Recommendations", f"{source}\n\n{recommendations_section(a)}"),
+        ("Failure Analysis", f"{source}\n\n{failure_section(df, a.axes)}"),
+        ("Memory and Utilisation", f"{source} GiB = 2^30 bytes.\n\n{memory_section(a)}"),
+        ("Efficiency vs Roofline", f"{source}\n\n{efficiency_section(a)}"),
+        ("Measured vs Predicted", predictions_section(a)),
         ("Plots", _plots_section(plots, source) if plots else None),
-        ("Provenance", provenance_section(spec, analysis, meta)),
+        ("Provenance", provenance_section(spec, a, meta)),
     ]
     for title, body in sections:
         if body is not None:
@@ -287,31 +284,22 @@ def render(spec: SweepSpec, analysis: an.Analysis, meta: dict[str, Any], top_n: 
     return "\n".join(out)
 
 
-PLOT_TITLES = {
-    "heatmap": "Output token throughput by ISL x OSL (failed cells marked)",
-    "throughput_vs_osl": "Throughput vs output length, one line per input length",
-    "requests_vs_length": "Request throughput vs tokens per request",
-    "pareto": "Throughput per GPU vs per-user speed (Pareto)",
-    "kv_capacity": "KV cache capacity vs sequence length",
-}
-
-
 def _plots_section(plots: dict[str, Path], source: str) -> str:
-    return source + "\n\n" + "\n\n".join(f"### {PLOT_TITLES[name]}\n\n![{PLOT_TITLES[name]}]({path.name})"
+    def title(name: str) -> str:
+        base, _, group = name.partition("@")
+        return PLOT_TITLES[base] + (f" ({group})" if group else "")
+
+
+    return source + "\n\n" + "\n\n".join(f"### {title(name)}\n\n![{title(name)}]({path.name})"
                                            for name, path in plots.items())
 
 
-def write_report(run_dir: Path, spec: SweepSpec, analysis: an.Analysis, meta: dict[str, Any],
-                 top_n: int = 10) -> list[Path]:
-    """report.md with its plots, results.csv and results.parquet (one row per point, `analyze.COLUMNS`)."""
-    identity = meta.get("provenance", {}).get("backend", {})
-    ctx = PlotContext(
-        title=f"{spec.model.name}, {identity.get('gpu') or spec.gpu}, {spec.precision} (KV {spec.kv_cache_dtype}), "
-              f"TP{spec.tp}, {identity.get('backend', spec.backend)}",
-        simulated=bool(an.sources(analysis.results).get("simulated")), n_gpus=spec.tp * spec.pp)
-    plots = all_plots(analysis.results, ctx, run_dir)
+def write_report(run_dir: Path, spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int = 10,
+                 plots: dict[str, Path] | None = None) -> list[Path]:
+    """report.md, results.csv and results.parquet (one row per point: the axis columns, then
+    `analyze.COLUMNS`), each written atomically."""
     report, csv, parquet = run_dir / "report.md", run_dir / "results.csv", run_dir / "results.parquet"
-    report.write_text(render(spec, analysis, meta, top_n, plots))
-    analysis.results.to_csv(csv, index=False)
-    analysis.results.to_parquet(parquet, index=False)
-    return [report, csv, parquet, *plots.values()]
+    atomic_write(report, render(spec, a, meta, top_n, plots))
+    atomic_write(csv, a.results.to_csv(index=False))
+    atomic_write(parquet, a.results.to_parquet(index=False) or b"")
+    return [report, csv, parquet]

@@ -1,4 +1,5 @@
-"""Run a sweep's points through a backend into a store: resume by default, failures as data."""
+"""Plan a sweep (which points still need a record, in what order) and hand them to an executor;
+resume by default, failures as data. The runner knows backends only through their seam."""
 
 from __future__ import annotations
 
@@ -6,32 +7,21 @@ import platform
 import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-
 from trtbench import __version__
-from trtbench.backends.base import Backend
-from trtbench.backends.select import Selection
-from trtbench.backends.sim import SimBackend
-from trtbench.deployment import deployment_for
-from trtbench.errors import TrtbenchError
+from trtbench.backends.base import Backend, Log
+from trtbench.backends.registry import Selection
+from trtbench.executors.base import Executor, Observer, Task, Work
 from trtbench.grid import Point, expand
-from trtbench.records import Outcome, Record
+from trtbench.records import Outcome, Prediction, Record, Status
 from trtbench.spec import SweepSpec
 from trtbench.store import RunStore
+from trtbench.upgrade import upgrade_v0
 
 
 @dataclass(frozen=True)
@@ -40,6 +30,7 @@ class SweepSummary:
     total: int
     already_done: int
     ran: int
+    adopted: int  # records of a trtbench 0.1.0 run carried over
 
 
 def now_iso() -> str:
@@ -48,82 +39,72 @@ def now_iso() -> str:
 
 def provenance(selection: Selection) -> dict[str, Any]:
     gpus = selection.gpus
+    backend = selection.backend
     return {
         "trtbench": __version__,
         "host": socket.gethostname(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "backend": selection.backend.identity(),
+        "backend": {**backend.identity().backend, **backend.provenance()},
         "backend_reason": selection.reason,
+        "source": backend.capabilities().source.value,
         "gpus": [{"name": g.name, "memory_total_mib": g.memory_total_mib} for g in gpus],
         "driver": gpus[0].driver if gpus else None,
         "command": sys.argv,
     }
 
 
-def companion_for(spec: SweepSpec, backend: Backend) -> SimBackend | None:
-    """For a measuring backend, the simulator whose prediction is recorded beside each measurement
-    (None where the GPU or model is unknown to it)."""
-    if backend.source != "measured":
-        return None
-    try:
-        return SimBackend(deployment_for(spec, str(backend.identity().get("gpu") or spec.gpu)))
-    except TrtbenchError:
-        return None
+def todo(points: list[Point], records: list[Record]) -> list[Point]:
+    """The points without a record, in grid order."""
+    done = {r.point_id for r in records}
+    return [p for p in points if p.id not in done]
 
 
-def run_sweep(spec: SweepSpec, selection: Selection, store: RunStore, console: Console) -> SweepSummary:
+def run_sweep(spec: SweepSpec, selection: Selection, store: RunStore, executor: Executor, observer: Observer,
+              log: Log) -> SweepSummary:
     backend = selection.backend
-    companion = companion_for(spec, backend)
     points = expand(spec, backend.identity())
     with store.lock():
         store.repair()
-        done = {r.point_id for r in store.records()}
-        store.write_meta(spec, {
-            "spec_hash": spec.hash(),
-            "point_ids": [p.id for p in points],
-            "updated_at": now_iso(),
-            "provenance": provenance(selection),
-        })
-        todo = [p for p in points if p.id not in done]
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("starting", total=len(points), completed=len(points) - len(todo))
-            for point in todo:
-                progress.update(task, description=f"{backend.name}: {point.label}")
-                store.append(_run_point(backend, point, companion))
-                progress.advance(task)
-            progress.update(task, description=f"{backend.name}: done")
-    return SweepSummary(store.path, len(points), len(points) - len(todo), len(todo))
+        adopted = upgrade_v0(store, spec, backend.name, backend.identity(), points)
+        store.merge()  # records a worker submitted after the last controller stopped
+        remaining = todo(points, store.records())
+        backend.prepare(remaining, log)
+        meta = {"spec_hash": spec.hash(), "point_ids": [p.id for p in points], "started_at": now_iso(),
+                "provenance": provenance(selection)}
+        store.write_meta(spec, meta)
+
+        def deliver(record: Record) -> None:
+            store.submit(record)
+            store.merge()
+
+        observer.begin(len(points), len(points) - len(remaining))
+        work = Work([Task(p) for p in remaining], lambda task: run_point(backend, selection.companion, task), deliver)
+        executor.execute(work, observer)
+        store.write_meta(spec, {**meta, "finished_at": now_iso()})
+    return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted)
 
 
-def _run_point(backend: Backend, point: Point, companion: SimBackend | None) -> Record:
+def run_point(backend: Backend, companion: Backend | None, task: Task) -> Record:
+    point = task.point
     started_at, t0 = now_iso(), time.monotonic()
     try:
-        outcome = backend.run(point)
+        outcome = backend.run(point, task.env)
     except Exception as exc:  # a backend bug must not end the sweep: record it and go on
-        outcome = Outcome(status="error", cause=f"backend raised {type(exc).__name__}: {exc}",
-                          source=backend.source)
+        outcome = Outcome(status=Status.ERROR, cause=f"backend raised {type(exc).__name__}: {exc}",
+                          source=backend.capabilities().source)
     duration = time.monotonic() - t0
-    return Record(
-        **outcome.model_dump(),
-        prediction=_predict(companion, point),
-        point_id=point.id,
-        isl=point.isl,
-        osl=point.osl,
-        requests=point.requests,
-        backend=backend.name,
-        started_at=started_at,
-        duration_s=duration,
-    )
+    return Record(**dict(outcome), prediction=predict(companion, point), point_id=point.id,
+                  attempt=uuid.uuid4().hex, axes=point.values, backend=backend.name, started_at=started_at,
+                  duration_s=duration)
 
 
-def _predict(companion: SimBackend | None, point: Point) -> dict[str, Any] | None:
+def predict(companion: Backend | None, point: Point) -> Prediction | None:
     if companion is None:
         return None
     predicted = companion.run(point)
     metrics = predicted.metrics
-    return {"status": predicted.status, "cause": predicted.cause, "model": predicted.detail.get("perf_model"),
-            "output_tok_per_s": metrics.output_tok_per_s if metrics else None,
-            "roofline_output_tok_per_s": getattr(metrics, "roofline_output_tok_per_s", None) if metrics else None}
+    return Prediction(status=predicted.status, cause=predicted.cause, model=predicted.perf_model,
+                      output_tok_per_s=metrics.output_tok_per_s if metrics else None,
+                      roofline_output_tok_per_s=metrics.roofline_output_tok_per_s if metrics else None,
+                      wall_s=predicted.predicted_wall_s)

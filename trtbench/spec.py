@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.gpus import resolve_gpu
-from trtbench.errors import SpecError, TrtbenchError
+from trtbench.errors import SpecError
+from trtbench.precision import KvDtype, Precision
 
 PosInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
@@ -31,16 +31,36 @@ class ModelSpec(_Strict):
     config: str | None = Field(None, description="HF config.json describing the architecture")
 
 
+# Grid axes besides ISL and OSL, outermost first, and where each one's scalar lives in the spec
+# ("" = top level). Requests is an axis too, derived per (ISL, OSL) by `requests:`.
+EXTRA_AXES: dict[str, str] = {"precision": "", "kv_cache_dtype": "", "tp": "", "pp": "",
+                              "max_batch_size": "runtime", "max_num_tokens": "runtime", "concurrency": "runtime"}
+AXES = (*EXTRA_AXES, "isl", "osl", "requests")
+
+
 class GridSpec(_Strict):
+    """Lists to sweep. ISL and OSL always; any of EXTRA_AXES optionally (a scalar elsewhere otherwise)."""
+
     isl: list[PosInt] = Field(min_length=1)
     osl: list[PosInt] = Field(min_length=1)
+    precision: list[Precision] | None = Field(None, min_length=1)
+    kv_cache_dtype: list[KvDtype] | None = Field(None, min_length=1)
+    tp: list[PosInt] | None = Field(None, min_length=1)
+    pp: list[PosInt] | None = Field(None, min_length=1)
+    max_batch_size: list[PosInt] | None = Field(None, min_length=1)
+    max_num_tokens: list[PosInt] | None = Field(None, min_length=1)
+    concurrency: list[PosInt] | None = Field(None, min_length=1)
 
-    @field_validator("isl", "osl")
+    @field_validator("*")
     @classmethod
-    def _unique(cls, values: list[int]) -> list[int]:
-        if len(set(values)) != len(values):
-            raise ValueError("lists a length twice")
+    def _unique(cls, values: list[Any] | None) -> list[Any] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError("lists a value twice")
         return values
+
+    def swept(self) -> dict[str, list[Any]]:
+        """The extra axes this grid sweeps, in EXTRA_AXES order."""
+        return {axis: values for axis in EXTRA_AXES if (values := getattr(self, axis)) is not None}
 
 
 class RequestRule(_Strict):
@@ -117,7 +137,8 @@ class TrtllmSpec(_Strict):
     """How to drive the real trtllm-bench; ignored by the sim backend."""
 
     executable: str = "trtllm-bench"
-    version: str | None = Field(None, description="TensorRT-LLM version; detected when unset")
+    version: str | None = Field(None, pattern=r"^\d+\.\d+(\.\d+)?\S*$",
+                                description="TensorRT-LLM version, e.g. 1.1.0rc3; detected when unset")
     backend: Literal["auto", "pytorch", "tensorrt"] = "auto"
     engine_dir: str | None = None
     workspace: str | None = None
@@ -125,16 +146,6 @@ class TrtllmSpec(_Strict):
     streaming: bool = Field(False, description="needed for TTFT / TPOT figures")
     cuda_graphs: bool = True
     extra_llm_api_options: dict[str, Any] = Field(default_factory=dict, description="merged over ours")
-
-    @field_validator("version")
-    @classmethod
-    def _known_version(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return TrtllmVersion.parse(value).text
-        except TrtbenchError as exc:
-            raise ValueError(str(exc)) from None
 
 
 class BuildSpec(_Strict):
@@ -155,11 +166,11 @@ class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: ModelSpec
     gpu: str = "auto"
-    precision: Literal["fp8", "fp16", "bf16"]
-    kv_cache_dtype: Literal["fp8", "auto"] = "auto"
+    precision: Precision
+    kv_cache_dtype: KvDtype = KvDtype.AUTO
     tp: PosInt = 1
     pp: PosInt = 1
-    backend: Literal["auto", "trtllm", "sim"] = "auto"
+    backend: str = Field("auto", pattern=r"^[a-z][a-z0-9_-]*$", description="auto, or a registered backend")
     grid: GridSpec
     requests: RequestsSpec
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
@@ -182,20 +193,55 @@ class SweepSpec(_Strict):
         except SpecError as exc:  # re-raised as ValueError so pydantic locates it
             raise ValueError(str(exc)) from None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _axis_in_one_place(cls, data: Any) -> Any:
+        """An axis is a scalar or a grid list, never both. A swept precision needs no top-level one:
+        the scalar then holds the first value (what a point without the axis would run)."""
+        grid = data.get("grid") if isinstance(data, dict) else None
+        if not isinstance(grid, dict):
+            return data
+        for axis, where in EXTRA_AXES.items():
+            if axis not in grid:
+                continue
+            holder = data.get(where) if where else data
+            if isinstance(holder, dict) and holder.get(axis) is not None:
+                name = f"{where}.{axis}" if where else axis
+                raise ValueError(f"{name} is set and also swept under grid.{axis}; keep one")
+        swept = grid.get("precision")
+        if isinstance(swept, list) and swept:
+            data = {**data, "precision": swept[0]}
+        return data
+
     @property
     def kv_dtype_bytes(self) -> int:
-        """`auto` keeps the KV cache in the activation dtype (16-bit), as TensorRT-LLM does."""
-        return 1 if self.kv_cache_dtype == "fp8" else 2
+        return self.kv_cache_dtype.bytes
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
         return [(isl, osl) for isl in self.grid.isl for osl in self.grid.osl]
 
+    def at(self, values: dict[str, Any]) -> SweepSpec:
+        """This spec with the scalar of each extra axis in `values` set: what one point runs."""
+        top = {a: v for a, v in values.items() if EXTRA_AXES.get(a) == ""}
+        runtime = {a: v for a, v in values.items() if EXTRA_AXES.get(a) == "runtime"}
+        if "precision" in top:
+            top["precision"] = Precision(top["precision"])
+        if "kv_cache_dtype" in top:
+            top["kv_cache_dtype"] = KvDtype(top["kv_cache_dtype"])
+        return self.model_copy(update={**top, "runtime": self.runtime.model_copy(update=runtime)})
+
     def run_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
 
     def canonical(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The spec as data, each swept axis only under `grid:` (so it loads back as it was)."""
+        data = self.model_dump(mode="json")
+        for axis in self.grid.swept():
+            where = EXTRA_AXES[axis]
+            (data[where] if where else data).pop(axis)
+        data["grid"] = {k: v for k, v in data["grid"].items() if v is not None}
+        return data
 
     def hash(self) -> str:
         return stable_hash(self.canonical())
@@ -266,7 +312,7 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
     if err["type"] == "missing":
         return f"{where}: missing required key {key!r}"
     msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] in ("literal_error", "greater_than", "less_than_equal", "int_type", "int_from_float",
+    if err["type"] in ("literal_error", "enum", "greater_than", "less_than_equal", "int_type", "int_from_float",
                        "greater_than_equal", "string_pattern_mismatch", "float_type", "int_parsing"):
         msg += f" (got {err['input']!r})"
     return f"{where}: {key}: {msg}"

@@ -1,9 +1,11 @@
 """A run directory: the resolved spec, run metadata and provenance, and `results.jsonl`.
 
-Each record is one line, flushed and fsynced before the next point starts, so a kill -9 loses at
-most the point in flight. A torn last line (killed mid-write) is cut off on the next open; it never
-held a complete record. One sweep at a time: an flock on `.lock`, released by the kernel even on
-kill -9.
+Writers never touch `results.jsonl` directly: each finished point is submitted as its own file in
+`pending/` (written atomically, so any number of threads, processes or cluster jobs can submit), and
+the one process holding the run's lock merges them: append and fsync the record, then remove the
+file. A record carries a unique `attempt`, so a merge interrupted between the two steps appends
+nothing twice. A torn last line (killed mid-append) is cut off on the next open; it never held a
+complete record. The lock is an flock on `.lock`, released by the kernel even on kill -9.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from trtbench.errors import StoreError
 from trtbench.files import atomic_write
-from trtbench.records import Record
+from trtbench.records import SCHEMA_VERSION, Record, RecordError, parse_record
 from trtbench.spec import SweepSpec, load_spec
 
 RESULTS = "results.jsonl"
 RUN_META = "run.json"
 SPEC = "spec.yaml"
 LOCK = ".lock"
+PENDING = "pending"
+REJECTED = "rejected"
 
 
 class RunStore:
@@ -62,6 +65,10 @@ class RunStore:
     def results_path(self) -> Path:
         return self.path / RESULTS
 
+    @property
+    def pending_dir(self) -> Path:
+        return self.path / PENDING
+
     @contextmanager
     def lock(self) -> Iterator[None]:
         fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -79,13 +86,20 @@ class RunStore:
 
     def write_meta(self, spec: SweepSpec, meta: dict[str, Any]) -> None:
         atomic_write(self.path / SPEC, yaml.safe_dump(spec.canonical(), sort_keys=False))
-        atomic_write(self.path / RUN_META, json.dumps(meta, indent=2) + "\n")
+        atomic_write(self.path / RUN_META, json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2) + "\n")
 
     def meta(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / RUN_META).read_text())
+            meta = json.loads((self.path / RUN_META).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise StoreError(f"cannot read {self.path / RUN_META}: {exc}") from None
+        if not isinstance(meta, dict):
+            raise StoreError(f"{self.path / RUN_META} is not a JSON object")
+        return meta
+
+    def schema_version(self) -> int:
+        """0 for a run written by trtbench 0.1.0 (its run.json has no version)."""
+        return int(self.meta().get("schema_version", 0))
 
     def spec(self) -> SweepSpec:
         return load_spec(self.path / SPEC)
@@ -102,30 +116,70 @@ class RunStore:
                 fh.flush()
                 os.fsync(fh.fileno())
 
-    def records(self) -> list[Record]:
-        """Every complete record, first one per point id (a torn last line is ignored)."""
+    def all_records(self) -> list[Record]:
+        """Every complete record in file order (a torn last line is ignored)."""
         path = self.results_path
         if not path.exists():
             return []
-        seen: dict[str, Record] = {}
+        records = []
         # What follows the last newline is empty, or a torn write that never was a record.
         for number, line in enumerate(path.read_bytes().split(b"\n")[:-1], 1):
             if not line.strip():
                 continue
             try:
-                record = Record.model_validate_json(line)
-            except ValidationError as exc:
-                raise StoreError(f"{path}:{number}: not a trtbench record ({exc.error_count()} errors); "
-                                 f"the file was edited or belongs to another version") from None
+                records.append(parse_record(line))
+            except RecordError as exc:
+                raise StoreError(f"{path}:{number}: not a trtbench record: {exc}") from None
+        return records
+
+    def records(self) -> list[Record]:
+        """The first record of each point id."""
+        seen: dict[str, Record] = {}
+        for record in self.all_records():
             seen.setdefault(record.point_id, record)
         return list(seen.values())
 
-    def append(self, record: Record) -> None:
-        line = record.model_dump_json() + "\n"
+    def submit(self, record: Record) -> Path:
+        """Hand in a finished point from any writer; `merge` moves it into results.jsonl."""
+        path = self.pending_dir / f"{record.point_id}.{record.attempt}.json"
+        atomic_write(path, record.model_dump_json() + "\n")
+        return path
+
+    def merge(self) -> list[Record]:
+        """Fold submitted records into results.jsonl, each exactly once; only the lock holder calls this.
+        A pending file that is not a record is moved to pending/rejected/ and named in the error."""
+        files = sorted(self.pending_dir.glob("*.json"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        if not files:
+            return []
+        attempts = {r.attempt for r in self.all_records()}
+        merged = []
+        for file in files:
+            try:
+                record = parse_record(file.read_bytes())
+            except RecordError as exc:
+                rejected = self.pending_dir / REJECTED / file.name
+                rejected.parent.mkdir(exist_ok=True)
+                os.replace(file, rejected)
+                raise StoreError(f"{file.name} in {self.pending_dir} is not a trtbench record ({exc}); moved to "
+                                 f"{rejected}") from None
+            if record.attempt not in attempts:
+                self._append(record)
+                attempts.add(record.attempt)
+                merged.append(record)
+            file.unlink()
+        return merged
+
+    def _append(self, record: Record) -> None:
         with self.results_path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
+            fh.write(record.model_dump_json() + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+    def rewrite(self, records: list[Record], keep_as: str) -> None:
+        """Replace results.jsonl with `records` (an upgrade), keeping the old file as `keep_as`."""
+        old = self.results_path.read_bytes() if self.results_path.exists() else b""
+        atomic_write(self.path / keep_as, old)
+        atomic_write(self.results_path, "".join(r.model_dump_json() + "\n" for r in records))
 
 
 def next_free_dir(path: Path) -> Path:

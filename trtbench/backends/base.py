@@ -1,26 +1,73 @@
-"""What every backend offers the runner: run one point, say who you are."""
+"""The seam every backend fills: say who you are and what changes your results, prepare what the points
+need, run one point. The runner and executors see only this."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from trtbench.grid import Point
+from trtbench.grid import IdentityRule, Point
+from trtbench.nvml import GpuInfo
 from trtbench.records import Outcome, Source
+from trtbench.spec import SweepSpec
+
+Log = Callable[[str], None]  # one line for the user (progress of engine builds, notes)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    source: Source  # measured or simulated
+    needs_gpu: bool
+    runs_commands: bool  # has a command line to show in a dry run
+
+
+# Spec fields every backend that models or runs TensorRT-LLM is sensitive to. Timeouts, log levels and
+# output locations are absent on purpose: they never change a result.
+DEPLOYMENT_FIELDS = (
+    "model.name", "model.path", "model.preset", "model.config", "gpu", "precision", "kv_cache_dtype", "tp", "pp",
+    "runtime.kv_cache_free_gpu_mem_fraction", "runtime.max_batch_size", "runtime.max_num_tokens",
+    "runtime.concurrency", "runtime.chunked_context", "runtime.tokens_per_block",
+)
 
 
 class Backend(Protocol):
     name: str
-    source: Source
 
-    def identity(self) -> dict[str, Any]:
-        """Everything about the backend that changes results (tool and model versions); part of
-        each point's id, so a new version never reuses an old result."""
+    def identity(self) -> IdentityRule:
+        """The spec fields that can change this backend's results, and everything about the backend
+        itself that can (tool and model versions); together they make each point's id."""
+        ...
+
+    def capabilities(self) -> Capabilities: ...
+
+    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False,
+                allow_build: bool = True) -> list[str]:
+        """Make what the points need (engines, checkpoints) before any run; returns the commands that
+        would make what is missing (what `--dry-run` prints, making nothing)."""
         ...
 
     def command(self, point: Point) -> list[str] | None:
         """The argument list `run` would execute (None for a backend that runs no command)."""
         ...
 
-    def run(self, point: Point) -> Outcome:
-        """Run one point. Failures of the point come back as an Outcome, never as an exception."""
+    def run(self, point: Point, env: Mapping[str, str] | None = None) -> Outcome:
+        """Run one point, in a process environment of `env` over the current one. Failures of the
+        point come back as an Outcome, never as an exception."""
         ...
+
+    def provenance(self) -> dict[str, Any]:
+        """What a report needs to say where the numbers came from (versions, artifacts, manifests)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Registration:
+    """How the registry knows a backend."""
+
+    name: str
+    # In `auto` mode: whether this backend can run here, and why (what it found, or what is missing).
+    probe: Callable[[SweepSpec, list[GpuInfo]], tuple[bool, str]]
+    # The backend and notes for the user (release, ignored settings) for a spec, run directory and GPUs.
+    create: Callable[[SweepSpec, Path, list[GpuInfo]], tuple[Backend, list[str]]]

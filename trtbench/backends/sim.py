@@ -2,56 +2,69 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from trtbench import __version__
-from trtbench.deployment import Deployment
-from trtbench.grid import Point
-from trtbench.records import Metrics, Outcome, Source
-from trtbench.sim import roofline
+from trtbench.backends.base import DEPLOYMENT_FIELDS, Backend, Capabilities, Log, Registration
+from trtbench.deployment import Deployment, deployment_for
+from trtbench.grid import IdentityRule, Point
+from trtbench.nvml import GpuInfo
+from trtbench.records import Outcome, Source
 from trtbench.sim.estimate import PerformanceModel
 from trtbench.sim.ifb import IfbModel
-from trtbench.sim.memory import plan_memory
+from trtbench.sim.predict import predict_point
+from trtbench.spec import SweepSpec
 
 
 class SimBackend:
+    """Ignores `trtllm:` and `build:` entirely: nothing there changes a prediction. The per-point timeout
+    does not either: the predicted wall time is recorded, and the analysis compares it with the spec's."""
+
     name = "sim"
-    source: Source = "simulated"
 
-    def __init__(self, dep: Deployment, perf: PerformanceModel | None = None) -> None:
-        self.dep = dep
+    def __init__(self, spec: SweepSpec, gpu_name: str | None = None, perf: PerformanceModel | None = None) -> None:
+        self.spec, self.gpu_name = spec, gpu_name
         self.perf: PerformanceModel = perf or IfbModel()
+        self.gpu = deployment_for(spec, gpu_name).gpu  # also checks the spec's model and GPU up front
+        self._deployments: dict[tuple[tuple[str, Any], ...], Deployment] = {}
 
-    def identity(self) -> dict[str, Any]:
-        return {"backend": self.name, "trtbench": __version__, "perf_model": self.perf.name,
-                "gpu": self.dep.gpu.id}
+    def identity(self) -> IdentityRule:
+        return IdentityRule(DEPLOYMENT_FIELDS, {"backend": self.name, "perf_model": self.perf.name, "gpu": self.gpu.id})
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(source=Source.SIMULATED, needs_gpu=False, runs_commands=False)
+
+    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False,
+                allow_build: bool = True) -> list[str]:
+        for point in points:  # a bad axis value (TP that does not divide the heads) fails before any run
+            self.deployment(point)
+        return []
+
+    def provenance(self) -> dict[str, Any]:
+        return {"perf_model": self.perf.name, "gpu": self.gpu.id}
+
+    def deployment(self, point: Point) -> Deployment:
+        key = tuple(sorted(point.extra.items()))
+        if key not in self._deployments:
+            self._deployments[key] = deployment_for(self.spec.at(point.values), self.gpu_name)
+        return self._deployments[key]
 
     def command(self, point: Point) -> list[str] | None:
         return None
 
-    def run(self, point: Point) -> Outcome:
-        plan = plan_memory(self.dep, point.isl, point.osl)
-        detail = {"perf_model": self.perf.name}
-        if plan.verdict != "ok":
-            return Outcome(status=plan.verdict, cause=plan.cause, source=self.source,
-                           memory=plan.as_dict(), detail=detail)
-        est = self.perf.estimate(self.dep, plan, point.isl, point.osl, point.requests)
-        limit = self.dep.runtime.timeout_s
-        if est.wall_s > limit:
-            cause = (f"predicted {est.wall_s:,.0f} s exceeds the per-point timeout of {limit:,.0f} s; "
-                     f"the KV cache holds {plan.max_concurrent_seqs} sequences of {point.isl + point.osl} tokens")
-            return Outcome(status="timeout", cause=cause, source=self.source, memory=plan.as_dict(),
-                           detail={**detail, "predicted_wall_s": est.wall_s})
-        bound = roofline.bound_s(self.dep, plan, point.isl, point.osl, point.requests)
-        metrics = Metrics(
-            output_tok_per_s=est.output_tok_per_s,
-            request_per_s=est.request_per_s,
-            total_tok_per_s=est.total_tok_per_s,
-            total_latency_s=est.wall_s,
-            avg_latency_s=est.avg_latency_s,
-            avg_concurrency=est.avg_concurrency,
-            ttft_ms=est.ttft_ms,
-            tpot_ms=est.tpot_ms,
-            roofline_output_tok_per_s=point.requests * point.osl / bound,
-        )
-        return Outcome(status="ok", source=self.source, metrics=metrics, memory=plan.as_dict(), detail=detail)
+    def run(self, point: Point, env: Mapping[str, str] | None = None) -> Outcome:
+        return predict_point(self.deployment(point), self.perf, point.isl, point.osl, point.requests)
+
+
+
+def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo]) -> tuple[Backend, list[str]]:
+    """`gpu: auto` simulates the GPU that is present."""
+    return SimBackend(spec, gpus[0].name if spec.gpu == "auto" and gpus else None), []
+
+
+def _probe(spec: SweepSpec, gpus: list[GpuInfo]) -> tuple[bool, str]:
+    return True, "runs anywhere"
+
+
+REGISTRATION = Registration(name="sim", probe=_probe, create=_create)

@@ -9,7 +9,7 @@ from rich.table import Table
 from trtbench.commands.utils import console, read_csv
 from trtbench.sim import calibration
 from trtbench.sim.ifb import IfbModel
-from trtbench.sim.predict import predict_frame, score
+from trtbench.sim.table import predict_frame, score
 
 
 def calibrate(path: Path, gpus: list[str], fraction: float, fit: bool, write: bool) -> None:

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from rich.table import Table
 
+from trtbench.backends.trtllm.build.cache import EngineCache
+from trtbench.backends.trtllm.build.plan import plan_engines
 from trtbench.backends.trtllm.version import known_version
-from trtbench.build.cache import EngineCache
-from trtbench.build.plan import plan_engines
 from trtbench.commands.utils import console
 from trtbench.deployment import deployment_for
-from trtbench.grid import expand
+from trtbench.grid import IdentityRule, Point, expand
 from trtbench.nvml import visible_gpus
+from trtbench.records import Status
 from trtbench.sim.memory import plan_memory
 from trtbench.spec import SweepSpec, load_spec
 
@@ -20,40 +21,42 @@ from trtbench.spec import SweepSpec, load_spec
 def plan(spec_path: Path) -> None:
     spec = load_spec(spec_path)
     gpus = visible_gpus()
-    dep = deployment_for(spec, gpus[0].name if spec.gpu == "auto" and gpus else None)
+    gpu_name = gpus[0].name if spec.gpu == "auto" and gpus else None
+    points = expand(spec, IdentityRule(()))  # ids do not matter here
+    axes = list(spec.grid.swept())
+    gpu = deployment_for(spec, gpu_name).gpu
+    swept = f", sweeping {', '.join(axes)}" if axes else f", TP{spec.tp} PP{spec.pp}"
     table = Table(title=f"{spec.name}: {spec.model.name} {spec.precision} (KV {spec.kv_cache_dtype}) on "
-                        f"{dep.gpu.name}, TP{spec.tp} PP{spec.pp} - memory verdicts are simulated")
-    for col in ("ISL", "OSL", "Requests", "Verdict", "Max seqs", "KV pool GiB", "max_batch_size",
+                        f"{gpu.name}{swept} - memory verdicts are simulated")
+    for col in (*axes, "ISL", "OSL", "Requests", "Verdict", "Max seqs", "KV pool GiB", "max_batch_size",
                 "max_num_tokens", "Cause"):
-        table.add_column(col, justify="left" if col in ("Verdict", "Cause") else "right")
-    for isl, osl in spec.pairs:
-        mem = plan_memory(dep, isl, osl)
-        style = "green" if mem.verdict == "ok" else "red"
-        table.add_row(str(isl), str(osl), f"{spec.requests.count(isl, osl):,}", f"[{style}]{mem.verdict}[/]",
-                      f"{mem.max_concurrent_seqs:,}", f"{mem.kv_pool_gib:.1f}", str(mem.max_batch_size),
-                      str(mem.max_num_tokens), mem.cause)
+        table.add_column(col, justify="left" if col in ("Verdict", "Cause", "precision", "kv_cache_dtype") else "right")
+    for point in points:
+        mem = plan_memory(deployment_for(spec.at(point.values), gpu_name), point.isl, point.osl)
+        style = "green" if mem.verdict is Status.OK else "red"
+        table.add_row(*(str(point.values[a]) for a in axes), str(point.isl), str(point.osl), f"{point.requests:,}",
+                      f"[{style}]{mem.verdict}[/]", f"{mem.max_concurrent_seqs:,}", f"{mem.kv_pool_gib:.1f}",
+                      str(mem.max_batch_size), str(mem.max_num_tokens), mem.cause)
     console.print(table)
     if spec.backend != "sim":
-        print_engines(spec)
+        print_engines(spec, points)
 
 
-def print_engines(spec: SweepSpec) -> None:
-    """The engines the trtllm backend would use, and which points each serves."""
+def print_engines(spec: SweepSpec, points: list[Point]) -> None:
+    """The engines the trtllm backend would use (one per build configuration), and which points each serves."""
     version = known_version(spec.trtllm.version, spec.trtllm.executable)
     if spec.trtllm.engine_dir:
-        console.print(f"engine: {spec.trtllm.engine_dir} (given in the spec) serves all {len(spec.pairs)} points")
+        console.print(f"engine: {spec.trtllm.engine_dir} (given in the spec) serves all {len(points)} points")
         return
-    # Point ids do not matter here; only which lengths each engine serves.
-    points = expand(spec, {"backend": "plan"})
     cache = EngineCache(Path(spec.build.engines_dir))
     table = Table(title=f"Engines for TensorRT-LLM {version.text if version else '(version unknown)'}")
     for col in ("Engine", "Path", "State", "max_seq_len", "max_batch_size", "max_num_tokens", "Points", "Unserved"):
         table.add_column(col)
-    for plan in plan_engines(spec, version, points):
-        c = plan.config
+    for engine in plan_engines(spec, version, points):
+        c = engine.config
         manifest = cache.manifest(c)
         state = "built" if cache.reusable(c) else (f"failed: {manifest.failure}" if manifest else "to build")
-        unserved = ", ".join(f"{p.isl}/{p.osl}" for p in plan.unserved) or "-"
+        unserved = ", ".join(f"{p.isl}/{p.osl}" for p in engine.unserved) or "-"
         table.add_row(c.name, str(cache.path(c)), state, str(c.max_seq_len), str(c.max_batch_size),
-                      str(c.max_num_tokens), f"{len(plan.points)} of {len(points)}", unserved)
+                      str(c.max_num_tokens), f"{len(engine.points)} of {len(points)}", unserved)
     console.print(table)

@@ -10,7 +10,7 @@ from rich.table import Table
 from trtbench.commands.utils import console, read_csv
 from trtbench.deployment import make_deployment
 from trtbench.errors import TrtbenchError
-from trtbench.sim.predict import predict, predict_frame
+from trtbench.sim.table import predict, predict_frame
 from trtbench.spec import RuntimeSpec
 
 
@@ -20,9 +20,10 @@ def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None
                           runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction))
     outcome = predict(dep, isl, osl, requests)
     result = {"gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "isl": isl, "osl": osl,
-              "requests": requests, "source": "simulated", "status": outcome.status, "cause": outcome.cause,
-              "metrics": outcome.metrics.model_dump() if outcome.metrics else None, "memory": outcome.memory,
-              "model_version": outcome.detail.get("perf_model")}
+              "requests": requests, "source": "simulated", "status": outcome.status.value, "cause": outcome.cause,
+              "metrics": outcome.metrics.model_dump(exclude={"percentiles"}) if outcome.metrics else None,
+              "memory": outcome.memory.model_dump(exclude_none=True) if outcome.memory else None,
+              "predicted_wall_s": outcome.predicted_wall_s, "model_version": outcome.perf_model}
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -30,11 +31,11 @@ def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None
                         f"(simulated)")
     table.add_column("Quantity")
     table.add_column("Value", justify="right")
-    table.add_row("status", outcome.status + (f": {outcome.cause}" if outcome.cause else ""))
+    table.add_row("status", outcome.status.value + (f": {outcome.cause}" if outcome.cause else ""))
     for key, value in (result["metrics"] or {}).items():
         if value is not None:
             table.add_row(key, f"{value:,.2f}")
-    mem = outcome.memory or {}
+    mem = result["memory"] or {}
     for key in ("kv_pool_gib", "kv_tokens", "max_concurrent_seqs", "max_batch_size", "max_num_tokens"):
         if key in mem:
             table.add_row(key, f"{mem[key]:,.2f}" if isinstance(mem[key], float) else f"{mem[key]:,}")

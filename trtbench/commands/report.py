@@ -7,5 +7,5 @@ from pathlib import Path
 from trtbench.commands.utils import console, report_run
 
 
-def report(run_dir: Path, top_n: int) -> None:
-    console.print(f"report: {report_run(run_dir, top_n)}")
+def report(run_dir: Path, top_n: int, plots: bool = True) -> None:
+    console.print(f"report: {report_run(run_dir, top_n, plots)}")

@@ -1,21 +1,25 @@
-"""Helpers the subcommands share."""
+"""Helpers the subcommands share. Heavy modules (pandas, matplotlib) are imported inside the functions
+that need them, so `trtbench --version` and argument errors stay fast."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.console import Console
 
-from trtbench import analyze
 from trtbench.errors import TrtbenchError
-from trtbench.report import write_report
 from trtbench.store import RunStore
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 console = Console(stderr=True, highlight=False)
 
 
 def read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_csv(path)
     except FileNotFoundError:
@@ -24,9 +28,17 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise TrtbenchError(f"cannot read CSV {path}: {str(exc).splitlines()[0]}") from None
 
 
-def report_run(run_dir: Path, top_n: int = 10) -> Path:
-    """Analyze a run directory and write its report; returns the report's path."""
+def report_run(run_dir: Path, top_n: int = 10, plots: bool = True) -> Path:
+    """Analyze a run directory and write its report (and plots unless told not to); returns the report's path."""
+    from trtbench import analyze
+    from trtbench.report import write_report
+
     store = RunStore.open(run_dir)
-    meta = store.meta()
-    analysis = analyze.analyze(store.records(), meta.get("point_ids", []))
-    return write_report(run_dir, store.spec(), analysis, meta, top_n)[0]
+    meta, spec = store.meta(), store.spec()
+    analysis = analyze.analyze(store.records(), meta.get("point_ids", []), spec)
+    drawn = None
+    if plots:
+        from trtbench.plots import draw
+
+        drawn = draw(run_dir, spec, analysis, meta)
+    return write_report(run_dir, spec, analysis, meta, top_n, drawn)[0]

@@ -10,8 +10,8 @@ import pandas as pd
 
 from trtbench.sim.calibration import BOUNDS, DEFAULT
 from trtbench.sim.ifb import IfbModel
-from trtbench.sim.predict import predict_frame
 from trtbench.sim.steptime import Factors
+from trtbench.sim.table import predict_frame
 
 
 def fit(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None, fraction: float = 0.9) -> Factors:

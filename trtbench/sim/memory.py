@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
 
 from trtbench.deployment import Deployment
-from trtbench.heuristics import InsufficientMemory, heuristic_limits
+from trtbench.records import Memory, Status
+from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
 
 GIB = 2**30
 # CUDA context, cuBLAS/cuDNN workspaces, CUDA graphs, sampler state: memory TensorRT-LLM cannot
@@ -23,12 +23,10 @@ NCCL_OVERHEAD_GIB = 0.4  # per rank when TP x PP > 1
 ACTIVATION_BYTES = 2  # activations in 16 bits, also with FP8 weights
 LOGITS_BYTES = 4  # sampled-token logits are kept in fp32
 
-Verdict = Literal["ok", "oom", "infeasible"]
-
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    verdict: Verdict
+    verdict: Status  # ok, oom or infeasible
     cause: str
     gpu_total_gib: float
     weights_gib: float
@@ -43,8 +41,8 @@ class MemoryPlan:
     max_batch_size: int
     max_num_tokens: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def memory(self) -> Memory:
+        return Memory(**{k: v for k, v in asdict(self).items() if k not in ("verdict", "cause")})
 
 
 def weights_bytes_per_rank(dep: Deployment) -> float:
@@ -74,16 +72,16 @@ def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
     tpb = rt.tokens_per_block
     seq_blocks = math.ceil((isl + osl) / tpb)
 
-    def plan(verdict: Verdict, cause: str, bs: int = 0, tok: int = 0, act: float = 0.0,
+    def plan(verdict: Status, cause: str, bs: int = 0, tok: int = 0, act: float = 0.0,
              pool: float = 0.0, kv_tokens: int = 0, concurrent: int = 0) -> MemoryPlan:
         return MemoryPlan(verdict, cause, gpu_total, weights, act, overhead, pool, kv_per_token, kv_tokens,
                           tpb, seq_blocks, concurrent, bs, tok)
 
     if weights + overhead > gpu_total:
-        return plan("oom", f"weights load: {weights:.1f} GiB of weights per GPU do not fit in "
+        return plan(Status.OOM, f"weights load: {weights:.1f} GiB of weights per GPU do not fit in "
                            f"{gpu_total:.1f} GiB ({dep.gpu.name})")
     if isl + osl > dep.arch.max_position:
-        return plan("infeasible", f"sequence of {isl + osl} tokens exceeds the model's "
+        return plan(Status.INFEASIBLE, f"sequence of {isl + osl} tokens exceeds the model's "
                                   f"max_position_embeddings {dep.arch.max_position}")
     try:
         limits = heuristic_limits(
@@ -95,16 +93,16 @@ def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
         tok = rt.max_num_tokens or limits.max_num_tokens
     except InsufficientMemory as exc:
         if rt.max_batch_size is None or rt.max_num_tokens is None:
-            return plan("infeasible", f"trtllm-bench heuristic: {exc}")
+            return plan(Status.INFEASIBLE, f"trtllm-bench heuristic: {exc}")
         bs, tok = rt.max_batch_size, rt.max_num_tokens
     if not rt.chunked_context and isl > tok:
-        return plan("infeasible", f"prompt of {isl} tokens exceeds max_num_tokens {tok} with chunked "
+        return plan(Status.INFEASIBLE, f"prompt of {isl} tokens exceeds max_num_tokens {tok} with chunked "
                                   f"context off", bs, tok)
 
     act = activation_bytes_per_rank(dep, tok, bs) / GIB
     free = gpu_total - weights - act - overhead
     if free <= 0:
-        return plan("oom", f"KV cache allocation: weights {weights:.1f} GiB + activations {act:.1f} GiB "
+        return plan(Status.OOM, f"KV cache allocation: weights {weights:.1f} GiB + activations {act:.1f} GiB "
                            f"(max_num_tokens {tok}) + runtime {overhead:.1f} GiB exceed {gpu_total:.1f} GiB",
                     bs, tok, act)
     pool = free * rt.kv_cache_free_gpu_mem_fraction
@@ -112,7 +110,7 @@ def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
     concurrent = kv_tokens // tpb // seq_blocks
     if concurrent < 1:
         need = seq_blocks * tpb * kv_per_token / GIB
-        return plan("infeasible", f"one sequence of {isl + osl} tokens needs {need:.2f} GiB of KV cache; "
+        return plan(Status.INFEASIBLE, f"one sequence of {isl + osl} tokens needs {need:.2f} GiB of KV cache; "
                                   f"the pool holds {pool:.2f} GiB ({kv_tokens} tokens)",
                     bs, tok, act, pool, kv_tokens)
-    return plan("ok", "", bs, tok, act, pool, kv_tokens, concurrent)
+    return plan(Status.OK, "", bs, tok, act, pool, kv_tokens, concurrent)

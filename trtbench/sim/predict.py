@@ -1,89 +1,32 @@
-"""Predictions outside a sweep: one point, or a table of rows (`trtbench predict`, `trtbench calibrate`)."""
+"""One point through the simulator: the memory plan decides feasibility, the performance model the time."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from typing import Any
-
-import pandas as pd
-
-from trtbench.backends.sim import SimBackend
-from trtbench.deployment import Deployment, make_deployment
-from trtbench.errors import TrtbenchError
-from trtbench.grid import Point
-from trtbench.records import Outcome
+from trtbench.deployment import Deployment
+from trtbench.records import Metrics, Outcome, Source, Status
+from trtbench.sim import roofline
 from trtbench.sim.estimate import PerformanceModel
-from trtbench.sim.ifb import IfbModel
-from trtbench.spec import RequestRule, RuntimeSpec
-
-REQUIRED = ("isl", "osl")
-# What a row may leave out: NVIDIA's tables omit some request counts; the study names no GPU.
-ROW_DEFAULTS: dict[str, Any] = {"gpu": "h100-sxm", "model": "meta-llama/Llama-3.1-8B", "precision": "fp8", "tp": 1}
-MISSING_REQUESTS = RequestRule(budget_tokens=6_000_000, min=200, max=30_000)
+from trtbench.sim.memory import plan_memory
 
 
-def predict(dep: Deployment, isl: int, osl: int, requests: int, perf: PerformanceModel | None = None) -> Outcome:
-    return SimBackend(dep, perf).run(Point(isl, osl, requests, "predict"))
-
-
-def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
-                  defaults: Mapping[str, Any] | None = None, fraction: float = 0.9) -> pd.DataFrame:
-    """`rows` plus pred_output_tok_per_s, pred_status, pred_kv_tokens, pred_cause (input columns kept)."""
-    missing = [c for c in REQUIRED if c not in rows.columns]
-    if missing:
-        raise TrtbenchError(f"input has no {', '.join(missing)} column; needed: gpu,model,precision,tp,isl,osl,"
-                            f"num_requests")
-    defaults = {**ROW_DEFAULTS, **(defaults or {})}
-    runtime = RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction)
-    perf = perf or IfbModel()  # once: it reads the committed calibration
-    backends: dict[tuple[Any, ...], SimBackend] = {}
-    out = []
-    for number, row in enumerate(rows.to_dict("records"), 1):
-        get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k) for k in ("gpu", "model", "precision", "tp")}
-        try:
-            isl, osl = _positive(row["isl"], "isl"), _positive(row["osl"], "osl")
-            n = (_positive(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
-                 else MISSING_REQUESTS.count(isl, osl))
-            key = (get["model"], get["gpu"], get["precision"], int(get["tp"]))
-            if key not in backends:
-                backends[key] = SimBackend(make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
-                                                           tp=int(get["tp"]), runtime=runtime), perf)
-        except TrtbenchError as exc:
-            raise TrtbenchError(f"row {number}: {exc}") from None
-        outcome = backends[key].run(Point(isl, osl, n, "predict"))
-        out.append({
-            "pred_output_tok_per_s": outcome.metrics.output_tok_per_s if outcome.metrics else math.nan,
-            "pred_status": outcome.status,
-            "pred_kv_tokens": (outcome.memory or {}).get("kv_tokens"),
-            "pred_requests": n,
-            "pred_cause": outcome.cause,
-        })
-    return pd.concat([rows.reset_index(drop=True), pd.DataFrame(out)], axis=1)
-
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
-
-
-def _positive(value: Any, name: str) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise TrtbenchError(f"{name} {value!r} is not an integer") from None
-    if n <= 0 or n != float(value):
-        raise TrtbenchError(f"{name} {value!r} is not a positive integer")
-    return n
-
-
-def score(frame: pd.DataFrame) -> tuple[pd.DataFrame, float, float]:
-    """Per-row error (%) of predictions against `output_tok_per_s`, MAPE (%) and Spearman rank correlation,
-    over the rows that have a measurement."""
-    if "output_tok_per_s" not in frame.columns:
-        raise TrtbenchError("input has no output_tok_per_s column to compare with")
-    scored = frame[frame["output_tok_per_s"].notna()].copy()
-    scored["error_pct"] = 100 * (scored["pred_output_tok_per_s"] - scored["output_tok_per_s"]) / scored[
-        "output_tok_per_s"]
-    mape = float(scored["error_pct"].abs().mean())
-    spearman = float(scored["pred_output_tok_per_s"].corr(scored["output_tok_per_s"], method="spearman"))
-    return scored, mape, spearman
+def predict_point(dep: Deployment, perf: PerformanceModel, isl: int, osl: int, requests: int) -> Outcome:
+    plan = plan_memory(dep, isl, osl)
+    source = Source.SIMULATED
+    if plan.verdict is not Status.OK:
+        return Outcome(status=plan.verdict, cause=plan.cause, source=source, memory=plan.memory(),
+                       perf_model=perf.name)
+    est = perf.estimate(dep, plan, isl, osl, requests)
+    bound = roofline.bound_s(dep, plan, isl, osl, requests)
+    metrics = Metrics(
+        output_tok_per_s=est.output_tok_per_s,
+        request_per_s=est.request_per_s,
+        total_tok_per_s=est.total_tok_per_s,
+        total_latency_s=est.wall_s,
+        avg_latency_s=est.avg_latency_s,
+        avg_concurrency=est.avg_concurrency,
+        ttft_ms=est.ttft_ms,
+        tpot_ms=est.tpot_ms,
+        roofline_output_tok_per_s=requests * osl / bound,
+    )
+    return Outcome(status=Status.OK, source=source, metrics=metrics, memory=plan.memory(), perf_model=perf.name,
+                   predicted_wall_s=est.wall_s)

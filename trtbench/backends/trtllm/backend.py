@@ -2,56 +2,117 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trtbench.backends.base import DEPLOYMENT_FIELDS, Capabilities, Log
+from trtbench.backends.trtllm.build.cache import EngineCache
+from trtbench.backends.trtllm.build.engine import build_commands, engine_dir, ensure_engine
+from trtbench.backends.trtllm.build.plan import BuildConfig, build_config, build_key
 from trtbench.backends.trtllm.command import Invocation, choose_mode, llm_api_options, throughput_args
+from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
+from trtbench.backends.trtllm.failures import Failure, classify
 from trtbench.backends.trtllm.parse import Report, ReportError, kv_allocated, parse_json, parse_text
 from trtbench.backends.trtllm.process import run_logged
+from trtbench.backends.trtllm.telemetry import Sampler
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.models import resolve_model
-from trtbench.dataset import DatasetSpec, dataset_path, ensure_dataset
-from trtbench.failures import Failure, classify
+from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
-from trtbench.grid import Point
-from trtbench.records import Metrics, Outcome, Source
-from trtbench.spec import SweepSpec
-from trtbench.telemetry import Sampler
+from trtbench.grid import IdentityRule, Point
+from trtbench.records import Memory, Metrics, Outcome, Source, Status, Telemetry
+from trtbench.spec import SweepSpec, stable_hash
 
-OPTIONS_FILE = "llm_api_options.yaml"
+# What changes a measurement besides the deployment: the benchmark's own settings and the engine or
+# checkpoint it loads. Not here: timeouts, log level, workspace, the executable's path.
+TRTLLM_FIELDS = (*DEPLOYMENT_FIELDS, "runtime.warmup", "trtllm.backend", "trtllm.engine_dir", "trtllm.streaming",
+                 "trtllm.cuda_graphs", "trtllm.extra_llm_api_options", "build.max_seq_len", "build.max_batch_size",
+                 "build.max_num_tokens", "build.tool", "build.calib_size", "build.checkpoint")
+
+
+@dataclass(frozen=True)
+class EngineUse:
+    """The engine a group of points runs on; a failed build's failure is what each of them reports."""
+
+    config: BuildConfig
+    engine_dir: str
+    failure: Failure | None
 
 
 class TrtllmBackend:
     name = "trtllm"
-    source: Source = "measured"
 
     def __init__(self, spec: SweepSpec, run_dir: Path, bench: str, version: TrtllmVersion, gpu: str,
                  dataset_root: Path | None = None) -> None:
-        self.spec, self.run_dir, self.version, self.gpu = spec, run_dir, version, gpu
+        self.spec, self.run_dir, self.bench, self.version, self.gpu = spec, run_dir, bench, version, gpu
         self.dataset_root = dataset_root
         self.vocab = resolve_model(spec.model.name, spec.model.preset, spec.model.config).vocab
-        mode = choose_mode(spec, version)
-        self.options = llm_api_options(spec, version, mode)
-        options_yaml = (run_dir / OPTIONS_FILE).resolve() if self.options is not None else None
-        self.inv = Invocation(bench, version, mode, spec, options_yaml, spec.trtllm.engine_dir)
-        self.engine_failure: Failure | None = None
+        self.mode = choose_mode(spec, version)
+        self.cache = EngineCache(Path(spec.build.engines_dir))
+        self.engines: dict[tuple[tuple[str, object], ...], EngineUse] = {}  # per build key
 
     @property
     def needs_engine(self) -> bool:
-        """The TensorRT path without an engine in the spec: trtbench builds (or finds) one."""
-        return self.inv.mode == "tensorrt" and not self.spec.trtllm.engine_dir
+        """The TensorRT path without an engine in the spec: trtbench builds (or finds) one per build config."""
+        return self.mode == "tensorrt" and not self.spec.trtllm.engine_dir
 
-    def attach_engine(self, engine_dir: Path, failure: Failure | None = None) -> None:
-        """Run on `engine_dir`; if its build failed, every point reports that failure instead of running."""
-        self.inv = replace(self.inv, engine_dir=str(engine_dir))
-        self.engine_failure = failure
+    def identity(self) -> IdentityRule:
+        return IdentityRule(TRTLLM_FIELDS, {"backend": self.name, "trtllm_version": self.version.text,
+                                            "mode": self.mode, "gpu": self.gpu})
 
-    def identity(self) -> dict[str, Any]:
-        return {"backend": self.name, "trtllm_version": self.version.text, "mode": self.inv.mode, "gpu": self.gpu,
-                "engine_dir": self.inv.engine_dir, "llm_api_options": self.options}
+    def capabilities(self) -> Capabilities:
+        return Capabilities(source=Source.MEASURED, needs_gpu=True, runs_commands=True)
+
+    def provenance(self) -> dict[str, Any]:
+        engines = [{"name": use.config.name, "dir": use.engine_dir,
+                    "manifest": str(self.cache.manifest_path(use.config)),
+                    "failure": use.failure.cause if use.failure else None} for use in self.engines.values()]
+        return {"trtllm_version": self.version.text, "mode": self.mode, "gpu": self.gpu, "bench": self.bench,
+                "engine_dir": self.spec.trtllm.engine_dir, "engines": engines}
+
+    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False,
+                allow_build: bool = True) -> list[str]:
+        """Find or build one engine per build configuration of `points` (TensorRT path); returns the
+        build commands a dry run would run."""
+        if not self.needs_engine:
+            return []
+        groups: dict[tuple[tuple[str, object], ...], list[Point]] = {}
+        for point in points:
+            groups.setdefault(build_key(self.spec, point), []).append(point)
+        planned: list[str] = []
+        for key, group in groups.items():
+            config = build_config(self.spec.at(group[0].values), self.version, sorted({(p.isl, p.osl) for p in group}))
+            manifest = self.cache.reusable(config)
+            if manifest is None and dry_run:
+                planned += build_commands(self.spec, config, self.cache)
+            elif manifest is None:
+                if not allow_build:
+                    raise TrtbenchError(f"no engine for this sweep in {self.cache.path(config)}; run `trtbench build "
+                                        f"SPEC` (or `make engine`), or drop --no-build")
+                manifest = ensure_engine(self.spec, config, self.cache, log)
+            failure = Failure.from_dict(manifest.failure) if manifest and manifest.failure else None
+            self.engines[key] = EngineUse(config, str(engine_dir(self.cache, config)), failure)
+        return planned
+
+    def _engine(self, point: Point) -> tuple[str | None, Failure | None]:
+        if not self.needs_engine:
+            return self.spec.trtllm.engine_dir, None
+        use = self.engines.get(build_key(self.spec, point))
+        if use is None:
+            raise RuntimeError("TensorRT mode without an engine: prepare() must run first")
+        return use.engine_dir, use.failure
+
+    def _invocation(self, point: Point) -> tuple[Invocation, dict[str, Any] | None]:
+        spec = self.spec.at(point.values)
+        options = llm_api_options(spec, self.version, self.mode)
+        options_yaml = None
+        if options is not None:
+            options_yaml = (self.run_dir / f"llm_api_options-{stable_hash(options)[:8]}.yaml").resolve()
+        return Invocation(self.bench, self.version, self.mode, spec, options_yaml, self._engine(point)[0]), options
 
     def _dataset(self, point: Point) -> DatasetSpec:
         return DatasetSpec(point.isl, point.osl, point.requests, self.vocab, ids_key=self.version.dataset_ids_key)
@@ -63,73 +124,74 @@ class TrtllmBackend:
     def command(self, point: Point) -> list[str]:
         """The exact argument list for `point` (what --dry-run prints); writes nothing."""
         _, report = self._paths(point)
-        return throughput_args(self.inv, dataset=dataset_path(self._dataset(point), self.dataset_root),
+        inv, _ = self._invocation(point)
+        return throughput_args(inv, dataset=dataset_path(self._dataset(point), self.dataset_root),
                                num_requests=point.requests, report_json=report)
 
-    def run(self, point: Point) -> Outcome:
-        if self.engine_failure is not None:
-            return Outcome(status=self.engine_failure.status,  # type: ignore[arg-type]
-                           cause=f"engine build failed: {self.engine_failure.cause}", source=self.source,
-                           detail={"engine_dir": self.inv.engine_dir, "failure_where": "engine build"})
-        if self.inv.mode == "tensorrt" and self.inv.engine_dir is None:
-            raise RuntimeError("TensorRT mode without an engine: the sweep must attach one first")
+    def run(self, point: Point, env: Mapping[str, str] | None = None) -> Outcome:
+        engine, engine_failure = self._engine(point)
+        if engine_failure is not None:
+            return Outcome(status=engine_failure.status, cause=f"engine build failed: {engine_failure.cause}",
+                           source=Source.MEASURED, detail={"engine_dir": engine, "failure_where": "engine build"})
+        inv, options = self._invocation(point)
         log_path, report_path = self._paths(point)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.unlink(missing_ok=True)
-        self._write_options()
+        if inv.options_yaml is not None:
+            _write_options(inv.options_yaml, options or {})
         ensure_dataset(self._dataset(point), self.dataset_root)
         args = self.command(point)
-        with Sampler() as telemetry:
-            result = run_logged(args, log_path, self.spec.runtime.timeout_s)
+        timeout_s = self.spec.runtime.timeout_s
+        with Sampler() as sampler:
+            result = run_logged(args, log_path, timeout_s, env=dict(env) if env else None)
+        telemetry = Telemetry(**sampler.summary.as_dict()) if sampler.summary is not None else None
         detail: dict[str, Any] = {
-            "command": args, "log": str(log_path), "returncode": result.returncode, "wall_s": result.duration_s,
-            "trtllm_version": self.version.text, "mode": self.inv.mode, "engine_dir": self.inv.engine_dir,
+            "log": str(log_path), "returncode": result.returncode, "wall_s": result.duration_s,
+            "trtllm_version": self.version.text, "mode": self.mode, "engine_dir": engine,
         }
         if result.log_error:
             detail["log_error"] = result.log_error
-        if telemetry.summary is not None:
-            detail["telemetry"] = telemetry.summary.as_dict()
 
         try:
-            report = self._report(result.output, report_path)
+            report = _report(result.output, report_path)
         except ReportError as exc:
-            return Outcome(status="error", cause=f"{exc} (raw log: {log_path})", source=self.source, detail=detail)
-        failure = classify(result.returncode, result.timed_out, result.output, report is not None,
-                           self.spec.runtime.timeout_s)
+            return Outcome(status=Status.ERROR, cause=f"{exc} (raw log: {log_path})", source=Source.MEASURED,
+                           telemetry=telemetry, command=args, detail=detail)
+        failure = classify(result.returncode, result.timed_out, result.output, report is not None, timeout_s)
         if failure is not None:
             detail["failure_where"] = failure.where
-            return Outcome(status=failure.status, cause=failure.cause, source=self.source,  # type: ignore[arg-type]
-                           detail=detail)
+            return Outcome(status=failure.status, cause=failure.cause, source=Source.MEASURED, telemetry=telemetry,
+                           command=args, detail=detail)
         assert report is not None  # classify() passes only a run with a report
-        return self._success(point, report, result.output, detail)
+        return _success(point, report, result.output, telemetry, detail).model_copy(update={"command": args})
 
-    def _report(self, output: str, report_path: Path) -> Report | None:
-        if report_path.exists():
-            return parse_json(report_path)
-        return parse_text(output)
 
-    def _success(self, point: Point, report: Report, output: str, detail: dict[str, Any]) -> Outcome:
-        values = dict(report.metrics)
-        values.setdefault("total_tok_per_s", values["request_per_s"] * (point.isl + point.osl))
-        allocated = kv_allocated(output)
-        values.update(allocated)
-        telemetry = detail.get("telemetry")
-        if telemetry and values["output_tok_per_s"] > 0:
-            output_tokens = values["output_tok_per_s"] * values["total_latency_s"]
-            values["energy_j"] = telemetry["energy_j"]
-            values["j_per_output_token"] = telemetry["energy_j"] / output_tokens
-        detail.update(report_format=report.format, engine=report.info)
-        memory = {"kv_pool_gib": allocated.get("kv_allocated_gib"), "kv_tokens": allocated.get("kv_allocated_tokens"),
-                  "weights_gib": allocated.get("engine_size_gib"),
-                  "max_batch_size": values.get("max_runtime_batch_size"),
-                  "max_num_tokens": values.get("max_runtime_tokens")}
-        return Outcome(status="ok", source=self.source, metrics=Metrics(**values),
-                       memory={k: v for k, v in memory.items() if v is not None} or None, detail=detail)
+def _report(output: str, report_path: Path) -> Report | None:
+    if report_path.exists():
+        return parse_json(report_path)
+    return parse_text(output)
 
-    def _write_options(self) -> None:
-        path = self.inv.options_yaml
-        if path is None:
-            return
-        text = yaml.safe_dump(self.options, sort_keys=False)
-        if not path.exists() or path.read_text() != text:
-            atomic_write(path, text)
+
+def _success(point: Point, report: Report, output: str, telemetry: Telemetry | None,
+             detail: dict[str, Any]) -> Outcome:
+    values = dict(report.metrics)
+    values.setdefault("total_tok_per_s", values["request_per_s"] * (point.isl + point.osl))
+    allocated = kv_allocated(output)
+    values.update(allocated)
+    if telemetry is not None and values["output_tok_per_s"] > 0:
+        output_tokens = values["output_tok_per_s"] * values["total_latency_s"]
+        values["energy_j"] = telemetry.energy_j
+        values["j_per_output_token"] = telemetry.energy_j / output_tokens
+    detail.update(report_format=report.format, engine=report.info)
+    memory = Memory(kv_pool_gib=allocated.get("kv_allocated_gib"), kv_tokens=allocated.get("kv_allocated_tokens"),
+                    weights_gib=allocated.get("engine_size_gib"), max_batch_size=values.get("max_runtime_batch_size"),
+                    max_num_tokens=values.get("max_runtime_tokens"))
+    return Outcome(status=Status.OK, source=Source.MEASURED, metrics=Metrics.from_flat(values),
+                   memory=memory if memory.model_dump(exclude_none=True) else None, telemetry=telemetry,
+                   detail=detail)
+
+
+def _write_options(path: Path, options: dict[str, Any]) -> None:
+    text = yaml.safe_dump(options, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        atomic_write(path, text)

@@ -56,12 +56,12 @@ def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[
         return None
     options: dict[str, Any]
     if version.kv_yaml_style == "kv_cache_config":
-        options = {"kv_cache_config": {"dtype": spec.kv_cache_dtype,
+        options = {"kv_cache_config": {"dtype": spec.kv_cache_dtype.value,
                                        "free_gpu_memory_fraction": spec.runtime.kv_cache_free_gpu_mem_fraction}}
         if spec.trtllm.cuda_graphs:
             options["cuda_graph_config"] = {"enable_padding": True, "batch_sizes": CUDA_GRAPH_BATCH_SIZES}
     else:
-        options = {"pytorch_backend_config": {"kv_cache_dtype": spec.kv_cache_dtype}}
+        options = {"pytorch_backend_config": {"kv_cache_dtype": spec.kv_cache_dtype.value}}
     return _merge(options, spec.trtllm.extra_llm_api_options)
 
 

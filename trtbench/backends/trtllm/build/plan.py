@@ -9,6 +9,7 @@ cannot run on that engine and is listed as unserved.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +20,7 @@ from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
 from trtbench.grid import Point
-from trtbench.heuristics import InsufficientMemory, heuristic_limits
+from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
 from trtbench.spec import SweepSpec, stable_hash
 
 
@@ -60,32 +61,37 @@ class EnginePlan:
     unserved: list[Point]  # longer than the engine's max_seq_len
 
 
-def build_config(spec: SweepSpec, version: TrtllmVersion | None) -> BuildConfig:
+def build_config(spec: SweepSpec, version: TrtllmVersion | None,
+                 pairs: Sequence[tuple[int, int]] | None = None) -> BuildConfig:
+    """The engine for `spec` (one point's spec, or a spec without build-changing axes) serving the
+    (ISL, OSL) `pairs` (default: the spec's grid)."""
+    pairs = list(pairs or spec.pairs)
     path = choose_mode(spec, version)
     b = spec.build
-    longest = max(isl + osl for isl, osl in spec.pairs)
+    longest = max(isl + osl for isl, osl in pairs)
     max_seq = b.max_seq_len or longest
-    max_isl = max(isl for isl, _ in spec.pairs)
-    bs, tok = b.max_batch_size, b.max_num_tokens
+    max_isl = max(isl for isl, _ in pairs)
+    bs = b.max_batch_size or spec.runtime.max_batch_size
+    tok = b.max_num_tokens or spec.runtime.max_num_tokens
     if bs is None or tok is None:
-        hb, ht = _heuristic_maxima(spec, path)
+        hb, ht = _heuristic_maxima(spec, path, pairs)
         bs, tok = bs or hb, tok or ht
     if not spec.runtime.chunked_context:
         tok = max(tok, min(max_isl, max_seq))  # a whole prompt must fit one iteration
     return BuildConfig(
-        model=spec.model.name, model_path=spec.model.path, precision=spec.precision,
-        kv_cache_dtype=spec.kv_cache_dtype, tp=spec.tp, pp=spec.pp, path=path, tool=b.tool,
+        model=spec.model.name, model_path=spec.model.path, precision=spec.precision.value,
+        kv_cache_dtype=spec.kv_cache_dtype.value, tp=spec.tp, pp=spec.pp, path=path, tool=b.tool,
         max_seq_len=max_seq, max_input_len=min(max_isl, max_seq), max_batch_size=bs, max_num_tokens=tok,
         calib_size=b.calib_size, checkpoint=b.checkpoint,
         trtllm_version=version.text if version else None,
     )
 
 
-def _heuristic_maxima(spec: SweepSpec, path: str) -> tuple[int, int]:
+def _heuristic_maxima(spec: SweepSpec, path: str, pairs: list[tuple[int, int]]) -> tuple[int, int]:
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
     gpu_gib = resolve_gpu(spec.gpu).mem_total_gib if spec.gpu != "auto" else 80.0
     bs = tok = 0
-    for isl, osl in spec.pairs:
+    for isl, osl in pairs:
         try:
             limits = heuristic_limits(
                 arch, gpu_total_gib=gpu_gib, n_gpus=spec.tp * spec.pp, precision=spec.precision,
@@ -99,8 +105,21 @@ def _heuristic_maxima(spec: SweepSpec, path: str) -> tuple[int, int]:
     return bs or 64, tok or 2048
 
 
-def plan_engines(spec: SweepSpec, version: TrtllmVersion | None, points: list[Point]) -> list[EnginePlan]:
-    config = build_config(spec, version)
-    served = [p for p in points if p.isl + p.osl <= config.max_seq_len]
-    unserved = [p for p in points if p.isl + p.osl > config.max_seq_len]
-    return [EnginePlan(config, served, unserved)]
+def build_key(spec: SweepSpec, point: Point) -> tuple[tuple[str, object], ...]:
+    """The axes of `point` that change the engine it runs on (all but the lengths, requests and
+    concurrency): points with the same key share one engine."""
+    return tuple((k, v) for k, v in point.extra.items() if k != "concurrency")
+
+
+def plan_engines(spec: SweepSpec, version: TrtllmVersion | None, points: Sequence[Point]) -> list[EnginePlan]:
+    """One engine per distinct build configuration in the grid, each sized for the points it serves."""
+    groups: dict[tuple[tuple[str, object], ...], list[Point]] = {}
+    for point in points:
+        groups.setdefault(build_key(spec, point), []).append(point)
+    plans = []
+    for group in groups.values():
+        config = build_config(spec.at(group[0].values), version, sorted({(p.isl, p.osl) for p in group}))
+        served = [p for p in group if p.isl + p.osl <= config.max_seq_len]
+        unserved = [p for p in group if p.isl + p.osl > config.max_seq_len]
+        plans.append(EnginePlan(config, served, unserved))
+    return plans

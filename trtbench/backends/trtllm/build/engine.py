@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
-from rich.console import Console
 
 from trtbench import __version__
+from trtbench.backends.trtllm.build.cache import EngineCache, Manifest, size_on_disk
+from trtbench.backends.trtllm.build.plan import BuildConfig
+from trtbench.backends.trtllm.build.steps import (
+    CHECKPOINT_SUBDIR,
+    ENGINE_SUBDIR,
+    Step,
+    Toolchain,
+    bench_engine_location,
+    build_steps,
+)
 from trtbench.backends.trtllm.command import llm_api_options
+from trtbench.backends.trtllm.failures import Failure, classify
 from trtbench.backends.trtllm.process import run_logged
 from trtbench.backends.trtllm.version import TrtllmVersion
-from trtbench.build.cache import EngineCache, Manifest, size_on_disk
-from trtbench.build.plan import BuildConfig
-from trtbench.build.steps import CHECKPOINT_SUBDIR, ENGINE_SUBDIR, Step, Toolchain, bench_engine_location, build_steps
 from trtbench.errors import TrtbenchError
-from trtbench.failures import Failure, classify
 from trtbench.nvml import visible_gpus
+from trtbench.records import Status
 from trtbench.spec import SweepSpec
 
 
@@ -35,23 +44,23 @@ def check_can_build(config: BuildConfig, tools: Toolchain) -> str:
     return gpus[0].name
 
 
-def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, console: Console) -> Manifest:
+def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, say: Callable[[str], None]) -> Manifest:
     """The manifest of a reusable engine for `config`, building it first if needed. A failed build is
     recorded (manifest status `failed`) and returned, not raised: the sweep turns it into failed points."""
     found = cache.reusable(config)
     if found is not None:
-        console.print(f"engine {config.name}: already built ({found.built_at}), reusing {cache.path(config)}")
+        say(f"engine {config.name}: already built ({found.built_at}), reusing {cache.path(config)}")
         return found
     tools = Toolchain.find(spec)
     gpu = check_can_build(config, tools) if config.path == "tensorrt" else None
     staging = cache.staging(config)
-    console.print(f"engine {config.name}: building in {staging}")
+    say(f"engine {config.name}: building in {staging}")
     t0 = time.monotonic()
     log = staging / "build.log"
     records: list[dict[str, object]] = []
     failure: Failure | None = None
     for step in build_steps(config, staging, tools):
-        console.print(f"  {step.name}: {' '.join(step.args[:2])} ...")
+        say(f"  {step.name}: {' '.join(step.args[:2])} ...")
         failure = _run_step(step, log, spec.build.timeout_s, records)
         if failure is not None:
             break
@@ -66,13 +75,13 @@ def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, cons
         trtbench=__version__, trtllm_version=config.trtllm_version, gpu=gpu,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), build_s=time.monotonic() - t0,
         size_bytes=size_on_disk(staging), engine_subdir=engine_subdir,
-        failure={"status": failure.status, "where": failure.where, "line": failure.line} if failure else None,
+        failure=failure.as_dict() if failure else None,
         steps=records,
     )
     (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     final = cache.commit(staging, config)
     verdict = f"FAILED: {failure.cause}" if failure else f"built in {manifest.build_s:,.0f} s"
-    console.print(f"engine {config.name}: {verdict} -> {final}")
+    say(f"engine {config.name}: {verdict} -> {final}")
     return manifest
 
 
@@ -84,7 +93,7 @@ def _run_step(step: Step, log: Path, timeout_s: float, records: list[dict[str, o
                     "seconds": round(result.duration_s, 3)})
     failure = classify(result.returncode, result.timed_out, result.output, has_report=True, timeout_s=timeout_s)
     if failure is not None and failure.status == "error":  # name the step that failed (e.g. calibration)
-        failure = Failure("error", f"{step.name}, {failure.where}", failure.line)
+        failure = Failure(Status.ERROR, f"{step.name}, {failure.where}", failure.line)
     return failure
 
 
@@ -96,7 +105,7 @@ def _collect_engine(config: BuildConfig, staging: Path) -> tuple[str | None, Fai
             built.rename(engine)
         shutil.rmtree(staging / "workspace", ignore_errors=True)
     if not (engine / "config.json").is_file() or not list(engine.glob("rank*.engine")):
-        return None, Failure("error", "engine build", f"the build exited 0 but wrote no engine in {engine}")
+        return None, Failure(Status.ERROR, "engine build", f"the build exited 0 but wrote no engine in {engine}")
     return ENGINE_SUBDIR, None
 
 
@@ -111,3 +120,12 @@ def _write_pytorch_files(spec: SweepSpec, config: BuildConfig, staging: Path) ->
 def engine_dir(cache: EngineCache, config: BuildConfig) -> Path:
     """Where trtllm-bench finds the engine of `config` (built or not yet)."""
     return (cache.path(config) / ENGINE_SUBDIR).resolve()
+
+
+def build_commands(spec: SweepSpec, config: BuildConfig, cache: EngineCache) -> list[str]:
+    """What a dry run shows for `config`: a comment line, then each build step's command."""
+    if config.path == "pytorch":
+        return [f"# {config.name}: PyTorch backend, no engine to compile; {cache.path(config)} gets the "
+                f"checkpoint name and extra_llm_api_options"]
+    lines = [f"# {config.name}: commands run in a staging copy of {cache.path(config)}"]
+    return lines + [shlex.join(step.args) for step in build_steps(config, cache.path(config), Toolchain.find(spec))]

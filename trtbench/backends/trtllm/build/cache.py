@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from trtbench.build.plan import BuildConfig
+from trtbench.backends.trtllm.build.plan import BuildConfig
 
 MANIFEST = "manifest.json"
 STAGING = ".staging"
@@ -40,6 +40,9 @@ class EngineCache:
 
     def path(self, config: BuildConfig) -> Path:
         return self.root / config.name
+
+    def manifest_path(self, config: BuildConfig) -> Path:
+        return self.path(config) / MANIFEST
 
     def manifest(self, config: BuildConfig) -> Manifest | None:
         try:

@@ -12,8 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from trtbench.backends.trtllm.build.plan import BuildConfig
 from trtbench.backends.trtllm.version import python_of
-from trtbench.build.plan import BuildConfig
 from trtbench.errors import TrtbenchError
 from trtbench.spec import SweepSpec
 

@@ -1,0 +1,45 @@
+"""How the registry finds and makes the trtllm backend."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from trtbench.backends.base import Backend, Registration
+from trtbench.backends.trtllm import telemetry
+from trtbench.backends.trtllm.backend import TrtllmBackend
+from trtbench.backends.trtllm.command import unsupported_settings
+from trtbench.backends.trtllm.version import TrtllmVersion, detect_version
+from trtbench.errors import TrtbenchError
+from trtbench.nvml import GpuInfo
+from trtbench.spec import SweepSpec
+
+
+def _probe(spec: SweepSpec, gpus: list[GpuInfo]) -> tuple[bool, str]:
+    bench = shutil.which(spec.trtllm.executable)
+    absent = [what for what, gone in ((f"{spec.trtllm.executable} on PATH", not bench),
+                                      ("a GPU visible to NVML", not gpus)) if gone]
+    if absent:
+        return False, "not found: " + ", ".join(absent)
+    return True, f"{spec.trtllm.executable} at {bench} and {len(gpus)} GPU(s) ({gpus[0].name})"
+
+
+def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo]) -> tuple[Backend, list[str]]:
+    try:
+        pinned = TrtllmVersion.parse(spec.trtllm.version) if spec.trtllm.version else None
+    except TrtbenchError as exc:
+        raise TrtbenchError(f"trtllm.version: {exc}") from None
+    bench = shutil.which(spec.trtllm.executable)
+    if bench is None:
+        raise TrtbenchError(f"{spec.trtllm.executable} is not on PATH: install TensorRT-LLM (NVIDIA's container "
+                            f"or pip index) and activate its environment, or run with --backend sim")
+    version = pinned or detect_version(bench)
+    backend = TrtllmBackend(spec, run_dir, bench, version, gpus[0].name if gpus else spec.gpu)
+    notes = [f"TensorRT-LLM {version.text}, {backend.mode} backend"]
+    notes += [f"ignored: {n}" for n in unsupported_settings(spec, version)]
+    if not telemetry.available():
+        notes.append("no GPU telemetry (NVML not available)")
+    return backend, notes
+
+
+REGISTRATION = Registration(name="trtllm", probe=_probe, create=_create)

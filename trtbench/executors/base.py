@@ -1,0 +1,55 @@
+"""The executor seam: the runner hands over tasks and a way to run and deliver one; an executor decides
+where and when each runs. Progress is an observer, told of each start and finish."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from trtbench.grid import Point
+from trtbench.records import Record
+
+
+@dataclass(frozen=True)
+class Task:
+    point: Point
+    env: Mapping[str, str] = field(default_factory=dict)  # the point's process environment, over the current one
+    expected_s: float | None = None  # predicted duration, for ordering and progress
+
+
+class Observer(Protocol):
+    def begin(self, total: int, done: int) -> None:
+        """The sweep has `total` points, `done` of them recorded before this run."""
+        ...
+
+    def started(self, task: Task) -> None: ...
+
+    def finished(self, task: Task, record: Record) -> None: ...
+
+
+class NullObserver:
+    def begin(self, total: int, done: int) -> None:
+        pass
+
+    def started(self, task: Task) -> None:
+        pass
+
+    def finished(self, task: Task, record: Record) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Work:
+    tasks: Sequence[Task]
+    run: Callable[[Task], Record]  # run one point in this process (backend + companion -> record)
+    deliver: Callable[[Record], None]  # hand a finished record to the store (safe from any writer)
+
+
+class Executor(Protocol):
+    name: str
+
+    def execute(self, work: Work, observer: Observer) -> None:
+        """Run every task once and deliver its record; return when all are delivered. A KeyboardInterrupt
+        propagates after the point in flight is stopped: what was delivered stays."""
+        ...

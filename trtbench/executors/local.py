@@ -1,0 +1,16 @@
+"""One point at a time, in this process: the default executor."""
+
+from __future__ import annotations
+
+from trtbench.executors.base import Observer, Work
+
+
+class LocalExecutor:
+    name = "local"
+
+    def execute(self, work: Work, observer: Observer) -> None:
+        for task in work.tasks:
+            observer.started(task)
+            record = work.run(task)
+            work.deliver(record)
+            observer.finished(task, record)

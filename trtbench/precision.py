@@ -1,0 +1,36 @@
+"""Closed sets of names: precisions that know their width (no module spells out "1 byte if fp8"), and the
+str-valued enum they share with the record format."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Named(str, Enum):
+    """An enum whose members print as their values."""
+
+    def __str__(self) -> str:  # "fp8" in messages and f-strings, not "Precision.FP8"
+        return str(self.value)
+
+
+class Precision(Named):
+    """Weights (and GEMM inputs) of the quantized layers."""
+
+    FP8 = "fp8"
+    FP16 = "fp16"
+    BF16 = "bf16"
+
+    @property
+    def bytes(self) -> int:
+        return 1 if self is Precision.FP8 else 2
+
+
+class KvDtype(Named):
+    """`auto` keeps the KV cache in the activation dtype (16-bit), as TensorRT-LLM does."""
+
+    FP8 = "fp8"
+    AUTO = "auto"
+
+    @property
+    def bytes(self) -> int:
+        return 1 if self is KvDtype.FP8 else 2

@@ -1,0 +1,88 @@
+"""Predictions for a table of rows (`trtbench predict --csv`, `trtbench calibrate`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from trtbench.deployment import Deployment, make_deployment
+from trtbench.errors import TrtbenchError
+from trtbench.records import Outcome
+from trtbench.sim.estimate import PerformanceModel
+from trtbench.sim.ifb import IfbModel
+from trtbench.sim.predict import predict_point
+from trtbench.spec import RequestRule, RuntimeSpec
+
+REQUIRED = ("isl", "osl")
+# What a row may leave out: NVIDIA's tables omit some request counts; the study names no GPU.
+ROW_DEFAULTS: dict[str, Any] = {"gpu": "h100-sxm", "model": "meta-llama/Llama-3.1-8B", "precision": "fp8", "tp": 1}
+MISSING_REQUESTS = RequestRule(budget_tokens=6_000_000, min=200, max=30_000)
+
+
+def predict(dep: Deployment, isl: int, osl: int, requests: int, perf: PerformanceModel | None = None) -> Outcome:
+    return predict_point(dep, perf or IfbModel(), isl, osl, requests)
+
+
+def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
+                  defaults: Mapping[str, Any] | None = None, fraction: float = 0.9) -> pd.DataFrame:
+    """`rows` plus pred_output_tok_per_s, pred_status, pred_kv_tokens, pred_cause (input columns kept)."""
+    missing = [c for c in REQUIRED if c not in rows.columns]
+    if missing:
+        raise TrtbenchError(f"input has no {', '.join(missing)} column; needed: gpu,model,precision,tp,isl,osl,"
+                            f"num_requests")
+    defaults = {**ROW_DEFAULTS, **(defaults or {})}
+    runtime = RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction)
+    perf = perf or IfbModel()  # once: it reads the committed calibration
+    deployments: dict[tuple[Any, ...], Deployment] = {}
+    out = []
+    for number, row in enumerate(rows.to_dict("records"), 1):
+        get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k) for k in ("gpu", "model", "precision", "tp")}
+        try:
+            isl, osl = _positive(row["isl"], "isl"), _positive(row["osl"], "osl")
+            n = (_positive(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
+                 else MISSING_REQUESTS.count(isl, osl))
+            key = (get["model"], get["gpu"], get["precision"], int(get["tp"]))
+            if key not in deployments:
+                deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
+                                                   tp=int(get["tp"]), runtime=runtime)
+        except TrtbenchError as exc:
+            raise TrtbenchError(f"row {number}: {exc}") from None
+        outcome = predict_point(deployments[key], perf, isl, osl, n)
+        out.append({
+            "pred_output_tok_per_s": outcome.metrics.output_tok_per_s if outcome.metrics else math.nan,
+            "pred_status": outcome.status.value,
+            "pred_kv_tokens": outcome.memory.kv_tokens if outcome.memory else None,
+            "pred_requests": n,
+            "pred_cause": outcome.cause,
+        })
+    return pd.concat([rows.reset_index(drop=True), pd.DataFrame(out)], axis=1)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
+
+
+def _positive(value: Any, name: str) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise TrtbenchError(f"{name} {value!r} is not an integer") from None
+    if n <= 0 or n != float(value):
+        raise TrtbenchError(f"{name} {value!r} is not a positive integer")
+    return n
+
+
+def score(frame: pd.DataFrame) -> tuple[pd.DataFrame, float, float]:
+    """Per-row error (%) of predictions against `output_tok_per_s`, MAPE (%) and Spearman rank correlation,
+    over the rows that have a measurement."""
+    if "output_tok_per_s" not in frame.columns:
+        raise TrtbenchError("input has no output_tok_per_s column to compare with")
+    scored = frame[frame["output_tok_per_s"].notna()].copy()
+    scored["error_pct"] = 100 * (scored["pred_output_tok_per_s"] - scored["output_tok_per_s"]) / scored[
+        "output_tok_per_s"]
+    mape = float(scored["error_pct"].abs().mean())
+    spearman = float(scored["pred_output_tok_per_s"].corr(scored["output_tok_per_s"], method="spearman"))
+    return scored, mape, spearman
