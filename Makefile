@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 lint: install
 	$(BIN)/ruff check trtbench tests benchmarks
+	$(BIN)/mypy trtbench
 
 test: lint
 	$(BIN)/pytest

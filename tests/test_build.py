@@ -238,3 +238,13 @@ def test_fp8_pytorch_run_without_fp8_checkpoint_is_said(cli, write_spec, fake_be
     fake_bench.version("1.1.0")
     result = cli("sweep", str(write_spec(TRT_SPEC)), "--dry-run")
     assert "precision fp8 on the PyTorch backend needs an FP8 checkpoint" in result.err.replace("\n", " ")
+
+
+def test_one_engine_per_build_configuration_of_the_grid():
+    """The 70B example sweeps precision x TP: six engines, each serving its nine (ISL, OSL) points."""
+    spec = load_spec(REPO / "sweeps" / "h100_70b_tp_precision.yaml")
+    plans = plan_engines(spec, V016, expand(spec, IdentityRule(())))
+    assert sorted((p.config.precision, p.config.tp) for p in plans) == [
+        ("fp16", 2), ("fp16", 4), ("fp16", 8), ("fp8", 2), ("fp8", 4), ("fp8", 8)]
+    assert all(len(p.points) == 9 and not p.unserved and p.config.max_seq_len == 8192 for p in plans)
+    assert len({p.config.name for p in plans}) == 6

@@ -208,8 +208,13 @@ def insights(df: pd.DataFrame) -> Insights | None:
         return None
     best, worst = ok.iloc[0], ok.iloc[-1]
     return Insights(band(best_by(df, "isl"), "isl"), band(best_by(df, "osl"), "osl"), best, worst,
-                    best.output_tok_per_s / worst.output_tok_per_s,
-                    100 * (1 - worst.output_tok_per_s / best.output_tok_per_s), ok.loc[ok["request_per_s"].idxmax()])
+                    best["output_tok_per_s"] / worst["output_tok_per_s"],
+                    100 * (1 - worst["output_tok_per_s"] / best["output_tok_per_s"]), _row_of_max(ok, "request_per_s"))
+
+
+def _row_of_max(df: pd.DataFrame, column: str) -> pd.Series:
+    """The first row with the largest value of `column`."""
+    return df.iloc[int(df[column].to_numpy().argmax())]
 
 
 def recommendations(df: pd.DataFrame) -> list[tuple[str, str, pd.Series]]:
@@ -220,10 +225,10 @@ def recommendations(df: pd.DataFrame) -> list[tuple[str, str, pd.Series]]:
         return []
     near_peak = ok[ok["output_tok_per_s"] >= (1 - BALANCED_WITHIN) * ok["output_tok_per_s"].max()]
     return [
-        ("Maximum throughput", "highest output tokens/s", ok.loc[ok["output_tok_per_s"].idxmax()]),
-        ("Maximum request rate", "highest requests/s", ok.loc[ok["request_per_s"].idxmax()]),
+        ("Maximum throughput", "highest output tokens/s", _row_of_max(ok, "output_tok_per_s")),
+        ("Maximum request rate", "highest requests/s", _row_of_max(ok, "request_per_s")),
         ("Balanced production", f"highest requests/s among points within {BALANCED_WITHIN:.0%} of the peak "
-                                f"output tokens/s", near_peak.loc[near_peak["request_per_s"].idxmax()]),
+                                f"output tokens/s", _row_of_max(near_peak, "request_per_s")),
     ]
 
 

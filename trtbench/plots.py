@@ -60,12 +60,12 @@ def heatmap(df: pd.DataFrame, ctx: PlotContext, path: Path, value: str = "output
         return None
     isls, osls = sorted(df["isl"].unique()), sorted(df["osl"].unique())
     grid = np.full((len(isls), len(osls)), np.nan)
-    status = {}
-    for r in df.itertuples():
-        i, j = isls.index(r.isl), osls.index(r.osl)
-        status[(i, j)] = r.status
-        if r.status == "ok" and pd.notna(getattr(r, value)):
-            grid[i, j] = getattr(r, value)
+    status: dict[tuple[int, int], str] = {}
+    for _, r in df.iterrows():
+        i, j = isls.index(r["isl"]), osls.index(r["osl"])
+        status[(i, j)] = str(r["status"])
+        if r["status"] == "ok" and pd.notna(r[value]):
+            grid[i, j] = r[value]
     fig, ax = plt.subplots(figsize=(1.1 * len(osls) + 3, 0.7 * len(isls) + 2))
     ax.set_facecolor("#d9d9d9")
     if np.isfinite(grid).any():

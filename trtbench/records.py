@@ -157,7 +157,7 @@ class Record(Outcome):
     """One point's outcome with its place in the grid. `attempt` is unique per run of a point, so a
     record merged twice (a crash between append and cleanup) is recognised and kept once."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION
     point_id: str
     attempt: str
     axes: dict[str, AxisValue]

@@ -22,7 +22,7 @@ def calibrate(path: Path, gpus: list[str], fraction: float, fit: bool, write: bo
         model = IfbModel(factors)
         console.print(f"fitted: {factors}")
     results = {}
-    for gpu in gpus or [None]:
+    for gpu in gpus or [""]:
         frame = predict_frame(rows, model, {"gpu": gpu} if gpu else None, fraction)
         scored, mape, spearman = score(frame)
         results[gpu] = mape

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
@@ -19,7 +20,8 @@ def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None
     dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
                           runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction))
     outcome = predict(dep, isl, osl, requests)
-    result = {"gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "isl": isl, "osl": osl,
+    result: dict[str, Any] = {
+              "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "isl": isl, "osl": osl,
               "requests": requests, "source": "simulated", "status": outcome.status.value, "cause": outcome.cause,
               "metrics": outcome.metrics.model_dump(exclude={"percentiles"}) if outcome.metrics else None,
               "memory": outcome.memory.model_dump(exclude_none=True) if outcome.memory else None,

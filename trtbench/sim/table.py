@@ -44,10 +44,11 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
             isl, osl = _positive(row["isl"], "isl"), _positive(row["osl"], "osl")
             n = (_positive(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
                  else MISSING_REQUESTS.count(isl, osl))
-            key = (get["model"], get["gpu"], get["precision"], int(get["tp"]))
+            tp = _positive(get["tp"], "tp")
+            key = (get["model"], get["gpu"], get["precision"], tp)
             if key not in deployments:
                 deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
-                                                   tp=int(get["tp"]), runtime=runtime)
+                                                   tp=tp, runtime=runtime)
         except TrtbenchError as exc:
             raise TrtbenchError(f"row {number}: {exc}") from None
         outcome = predict_point(deployments[key], perf, isl, osl, n)

@@ -73,6 +73,7 @@ class Sampler:
 
     def _sample(self) -> None:
         nvml = self._nvml
+        assert nvml is not None  # sampling starts only after NVML came up
         mem = power = clock = 0.0
         for handle in self._handles:
             mem = max(mem, float(nvml.nvmlDeviceGetMemoryInfo(handle).used))
