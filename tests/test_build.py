@@ -108,7 +108,7 @@ def test_trtllm_bench_build_tool(cli, write_spec, tmp_path, builder):
 
 def test_build_oom_is_recorded_and_the_sweep_marks_its_points(cli, write_spec, tmp_path, builder, monkeypatch):
     monkeypatch.setenv("FAKE_BUILD_FAIL", "build_oom")
-    result = cli("sweep", str(write_spec(TRT_SPEC)))
+    result = cli("sweep", "--no-plots", str(write_spec(TRT_SPEC)))
     assert result.code == 0, result.err
     (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
     manifest = json.loads((engine_dir / "manifest.json").read_text())
@@ -137,7 +137,7 @@ def test_calibration_failure_names_the_step(cli, write_spec, tmp_path, builder, 
 
 
 def test_sweep_builds_then_runs_on_the_engine(cli, write_spec, tmp_path, builder):
-    result = cli("sweep", str(write_spec(TRT_SPEC)))
+    result = cli("sweep", "--no-plots", str(write_spec(TRT_SPEC)))
     assert result.code == 0, result.err
     recs = load_records(tmp_path / "runs/tiny/results.jsonl")
     engine = str((tmp_path / "engines").resolve())
@@ -147,7 +147,7 @@ def test_sweep_builds_then_runs_on_the_engine(cli, write_spec, tmp_path, builder
 
 
 def test_no_build_refuses_a_missing_engine(cli, write_spec, tmp_path, builder):
-    result = cli("sweep", str(write_spec(TRT_SPEC)), "--no-build")
+    result = cli("sweep", "--no-plots", str(write_spec(TRT_SPEC)), "--no-build")
     assert result.code == 2 and "no engine for this sweep" in result.err and "make engine" in result.err
     assert calls_of(builder) == [] and not (tmp_path / "runs").exists()
 
@@ -190,6 +190,7 @@ def make(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_make_engine_dry_run_prints_fp8_commands(tmp_path):
     result = make("engine", "PREC=fp8", "DRY_RUN=1", f"ENGINES={tmp_path / 'engines'}", cwd=tmp_path,
                   env=dict(os.environ))
@@ -202,6 +203,7 @@ def test_make_engine_dry_run_prints_fp8_commands(tmp_path):
     assert not (tmp_path / "engines").exists()
 
 
+@pytest.mark.slow
 def test_make_engine_twice_builds_once(tmp_path):
     calls = tmp_path / "calls"
     env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
@@ -230,13 +232,13 @@ def test_pytorch_path_engine_holds_checkpoint_and_options(cli, write_spec, tmp_p
     assert "dtype: fp8" in options and "free_gpu_memory_fraction: 0.9" in options
     assert json.loads((engine_dir / "manifest.json").read_text())["status"] == "ok"
     # The sweep's PyTorch runs load that checkpoint.
-    run = cli("sweep", str(write_spec(text)), "--dry-run")
+    run = cli("sweep", "--no-plots", str(write_spec(text)), "--dry-run")
     assert run.out.count("--model nvidia/Llama-3.1-8B-Instruct-FP8") == 4
 
 
 def test_fp8_pytorch_run_without_fp8_checkpoint_is_said(cli, write_spec, fake_bench):
     fake_bench.version("1.1.0")
-    result = cli("sweep", str(write_spec(TRT_SPEC)), "--dry-run")
+    result = cli("sweep", "--no-plots", str(write_spec(TRT_SPEC)), "--dry-run")
     assert "precision fp8 on the PyTorch backend needs an FP8 checkpoint" in result.err.replace("\n", " ")
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tests.conftest import REPO, load_records
 from trtbench import __version__
@@ -25,6 +26,7 @@ def test_version(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == f"trtbench {__version__}"
 
 
+@pytest.mark.slow
 def test_smoke_sweep_end_to_end(tmp_path):
     result = trtbench("sweep", str(REPO / "sweeps" / "smoke.yaml"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -57,8 +59,9 @@ def test_plan_shows_verdicts_and_runs_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_h100_grid_sweep(tmp_path):
-    result = trtbench("sweep", str(REPO / "sweeps" / "h100_grid.yaml"), "--backend", "sim", cwd=tmp_path)
+    result = trtbench("sweep", str(REPO / "sweeps" / "h100_grid.yaml"), "--backend", "sim", "--no-plots", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     records = load_records(tmp_path / "runs/h100_grid/results.jsonl")
     assert len(records) == 64 and len({r["point_id"] for r in records}) == 64

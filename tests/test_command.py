@@ -13,7 +13,7 @@ TRTLLM_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
 
 
 def dry_run(cli, write_spec, text: str) -> list[list[str]]:
-    result = cli("sweep", str(write_spec(text)), "--dry-run")
+    result = cli("sweep", "--no-plots", str(write_spec(text)), "--dry-run")
     assert result.code == 0, result.err
     return [shlex.split(line) for line in result.out.splitlines()]
 
@@ -63,7 +63,7 @@ def test_pytorch_run_on_1_x(cli, write_spec, tmp_path, fake_bench):
 def test_options_yaml_by_era(cli, write_spec, tmp_path, fake_bench):
     fake_bench.version("1.1.0")
     text = TRTLLM_SPEC + "trtllm: {extra_llm_api_options: {kv_cache_config: {enable_block_reuse: false}}}\n"
-    assert cli("sweep", str(write_spec(text))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(text))).code == 0
     (options_file,) = (tmp_path / "runs" / "tiny").glob("llm_api_options-*.yaml")
     options = yaml.safe_load(options_file.read_text())
     assert options["kv_cache_config"] == {"dtype": "fp8", "free_gpu_memory_fraction": 0.9, "enable_block_reuse": False}
@@ -71,7 +71,8 @@ def test_options_yaml_by_era(cli, write_spec, tmp_path, fake_bench):
     assert options["cuda_graph_config"]["batch_sizes"][-1] == 8192
 
     fake_bench.version("0.18.0")
-    assert cli("sweep", str(write_spec(TRTLLM_SPEC + "trtllm: {backend: pytorch}\n")), "--fresh").code == 0
+    spec = write_spec(TRTLLM_SPEC + "trtllm: {backend: pytorch}\n")
+    assert cli("sweep", "--no-plots", str(spec), "--fresh").code == 0
     (old_file,) = (tmp_path / "runs" / "tiny-2").glob("llm_api_options-*.yaml")
     old = yaml.safe_load(old_file.read_text())
     assert old == {"pytorch_backend_config": {"kv_cache_dtype": "fp8"}}
@@ -85,12 +86,12 @@ def test_1_x_engine_run_names_the_tensorrt_backend(cli, write_spec, fake_bench):
 
 
 def test_sim_dry_run_lists_points(cli, write_spec):
-    result = cli("sweep", str(write_spec()), "--dry-run")
+    result = cli("sweep", "--no-plots", str(write_spec()), "--dry-run")
     assert result.code == 0 and result.out.count("simulated, no command") == 4
 
 
 def test_ignored_settings_are_said(cli, write_spec, fake_bench):
     fake_bench.version("0.16.0")
-    result = cli("sweep", str(write_spec(TRTLLM_SPEC + "runtime: {concurrency: 8}\ntrtllm: {engine_dir: /e}\n")),
-                 "--dry-run")
+    spec = write_spec(TRTLLM_SPEC + "runtime: {concurrency: 8}\ntrtllm: {engine_dir: /e}\n")
+    result = cli("sweep", str(spec), "--dry-run")
     assert "ignored: runtime.concurrency needs 0.19+" in result.err.replace("\n", " ")

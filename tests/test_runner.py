@@ -23,7 +23,7 @@ def records(run_dir: Path) -> list[dict]:
 
 
 def test_sweep_records_every_point(cli, write_spec, tmp_path):
-    result = cli("sweep", str(write_spec()))
+    result = cli("sweep", "--no-plots", str(write_spec()))
     assert result.code == 0, result.err
     recs = records(tmp_path / "runs" / "tiny")
     assert len(recs) == 4 and len({r["point_id"] for r in recs}) == 4
@@ -43,21 +43,21 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(cli, write_spec, t
         return real_run(self, point)
 
     monkeypatch.setattr(SimBackend, "run", dies_on_third)
-    first = cli("sweep", str(spec))
+    first = cli("sweep", "--no-plots", str(spec))
     assert first.code == 130 and "run the same command again to resume" in first.err
     run_dir = tmp_path / "runs" / "tiny"
     before = records(run_dir)
     assert len(before) == 2
 
     monkeypatch.setattr(SimBackend, "run", real_run)
-    second = cli("sweep", str(spec))
+    second = cli("sweep", "--no-plots", str(spec))
     assert second.code == 0, second.err
     assert "2 point(s) already recorded, 2 run now" in second.err
     after = records(run_dir)
     assert after[:2] == before  # nothing recorded was rewritten
     assert len(after) == 4 and len({r["point_id"] for r in after}) == 4
 
-    third = cli("sweep", str(spec))  # all done: nothing runs, nothing is appended
+    third = cli("sweep", "--no-plots", str(spec))  # all done: nothing runs, nothing is appended
     assert third.code == 0 and records(run_dir) == after
 
 
@@ -70,7 +70,7 @@ def test_backend_exception_is_recorded_and_sweep_goes_on(cli, write_spec, tmp_pa
         return real_run(self, point)
 
     monkeypatch.setattr(SimBackend, "run", flaky)
-    assert cli("sweep", str(write_spec())).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec())).code == 0
     recs = {(r["isl"], r["osl"]): r for r in records(tmp_path / "runs" / "tiny")}
     assert len(recs) == 4
     assert recs[(2048, 128)]["status"] == "error"
@@ -101,6 +101,7 @@ run_sweep(spec, selection, RunStore.create(spec.run_dir()), LocalExecutor(), Nul
 """
 
 
+@pytest.mark.slow
 def test_kill_9_mid_sweep_then_resume(write_spec, tmp_path, cli):
     spec = write_spec(SMALL_SPEC.replace("isl: [128, 2048]", "isl: [128, 256, 512, 1024, 2048]"))
     script = tmp_path / "slow.py"
@@ -120,7 +121,7 @@ def test_kill_9_mid_sweep_then_resume(write_spec, tmp_path, cli):
     # A kill during a write leaves a torn line; the next run must cut it, not choke on it.
     with results.open("a") as fh:
         fh.write('{"point_id": "torn')
-    assert cli("sweep", str(spec)).code == 0
+    assert cli("sweep", "--no-plots", str(spec)).code == 0
     final = records(tmp_path / "runs" / "tiny")
     assert final[: len(survivors)] == survivors
     assert len(final) == 10 and len({r["point_id"] for r in final}) == 10
@@ -148,18 +149,18 @@ def test_lock_is_released_after_a_sweep(tmp_path):
 
 def test_fresh_starts_a_new_directory_and_keeps_the_old(cli, write_spec, tmp_path):
     spec = write_spec()
-    assert cli("sweep", str(spec)).code == 0
+    assert cli("sweep", "--no-plots", str(spec)).code == 0
     old = records(tmp_path / "runs" / "tiny")
-    result = cli("sweep", str(spec), "--fresh")
+    result = cli("sweep", "--no-plots", str(spec), "--fresh")
     assert result.code == 0
     assert records(tmp_path / "runs" / "tiny") == old
     assert len(records(tmp_path / "runs" / "tiny-2")) == 4
 
 
 def test_changed_spec_reruns_only_what_changed(cli, write_spec, tmp_path):
-    assert cli("sweep", str(write_spec())).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec())).code == 0
     changed = write_spec(SMALL_SPEC.replace("isl: [128, 2048]", "isl: [128, 4096]"))
-    result = cli("sweep", str(changed))
+    result = cli("sweep", "--no-plots", str(changed))
     assert "2 point(s) already recorded, 2 run now" in result.err
     run_dir = tmp_path / "runs" / "tiny"
     assert len(records(run_dir)) == 6  # the old 2048 records stay on disk ...
@@ -169,7 +170,7 @@ def test_changed_spec_reruns_only_what_changed(cli, write_spec, tmp_path):
 
 
 def test_corrupt_record_is_a_clean_error(write_spec, tmp_path, cli):
-    assert cli("sweep", str(write_spec())).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec())).code == 0
     results = tmp_path / "runs" / "tiny" / "results.jsonl"
     lines = results.read_text().splitlines()
     lines[1] = "this is not json"

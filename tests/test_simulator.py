@@ -37,6 +37,7 @@ def test_study_fits_one_h100_sku_better_and_says_how_much():
     assert mapes["h100-pcie"] < mapes["h100-sxm"]  # the study's numbers sit below NVIDIA's SXM figures
 
 
+@pytest.mark.slow
 def test_committed_calibration_is_what_the_fit_reproduces():
     from trtbench.sim.fit import fit
 

@@ -36,7 +36,7 @@ def records(tmp_path: Path, name: str = "tiny") -> list[dict]:
 def test_sweep_on_each_report_format(cli, write_spec, tmp_path, fake_bench, version, extra, text_format,
                                      stored_format):
     fake_bench.version(version)
-    result = cli("sweep", str(write_spec(TRTLLM_SPEC + extra)))
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + extra)))
     assert result.code == 0, result.err
     assert f"TensorRT-LLM {version}" in result.err  # detected through the bench's own Python
     printed = {(p["isl"], p["osl"]): p for p in fake_bench.printed()}
@@ -64,7 +64,7 @@ def test_sweep_on_each_report_format(cli, write_spec, tmp_path, fake_bench, vers
 
 def test_streaming_figures_are_kept(cli, write_spec, tmp_path, fake_bench):
     fake_bench.version("1.1.0")
-    assert cli("sweep", str(write_spec(TRTLLM_SPEC + STREAMING))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + STREAMING))).code == 0
     for rec in records(tmp_path):
         assert rec["metrics"]["ttft_ms"] == pytest.approx(50.0 + rec["isl"] / 100)
         assert rec["metrics"]["tpot_ms"] == pytest.approx(10.0 + rec["osl"] / 1000)
@@ -91,7 +91,7 @@ FAULTS = [
 def test_faults_are_recorded_and_the_sweep_goes_on(cli, write_spec, tmp_path, fake_bench, mode, status, where,
                                                    evidence):
     fake_bench.fail(mode, min_isl=2048)  # only the ISL=2048 points fail
-    result = cli("sweep", str(write_spec(TRTLLM_SPEC)))
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC)))
     assert result.code == 0, result.err
     by_isl: dict[int, list[dict]] = {}
     for rec in records(tmp_path):
@@ -110,7 +110,7 @@ def test_faults_are_recorded_and_the_sweep_goes_on(cli, write_spec, tmp_path, fa
 def test_bad_report_is_an_error_naming_the_field_with_the_raw_log_kept(cli, write_spec, tmp_path, fake_bench, mode):
     fake_bench.version("0.16.0")  # a text-only release: the text report is all there is
     fake_bench.fail(mode)
-    assert cli("sweep", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 0
     for rec in records(tmp_path):
         assert rec["status"] == "error"
         field = "Token Throughput (tokens/sec)" if mode == "garbled" else "Request Throughput (req/sec)"
@@ -130,13 +130,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_hang_is_killed_at_the_timeout_with_its_children(cli, write_spec, tmp_path, fake_bench, monkeypatch):
     pids = tmp_path / "pids"
     monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
     fake_bench.fail("hang", min_isl=2048)
     spec = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [2048]").replace("osl: [128, 1024]", "osl: [128]")
     t0 = time.monotonic()
-    result = cli("sweep", str(write_spec(spec + "runtime: {timeout_s: 1.5}\n")))
+    result = cli("sweep", "--no-plots", str(write_spec(spec + "runtime: {timeout_s: 1.5}\n")))
     assert result.code == 0, result.err
     assert time.monotonic() - t0 < 20  # SIGTERM is ignored by the hung rank: SIGKILL follows the grace period
     (rec,) = records(tmp_path)
@@ -157,14 +158,14 @@ def test_log_on_a_full_disk_does_not_lose_the_point(cli, write_spec, tmp_path, f
 
     monkeypatch.setattr(TrtllmBackend, "_paths", full_disk_log)
     fake_bench.version("0.16.0")
-    assert cli("sweep", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 0
     for rec in records(tmp_path):
         assert rec["status"] == "ok"  # parsed from the output kept in memory
         assert "No space left on device" in rec["detail"]["log_error"]
 
 
 def test_missing_bench_exits_2_before_any_run(cli, write_spec, tmp_path):
-    result = cli("sweep", str(write_spec(TRTLLM_SPEC)))
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC)))
     assert result.code == 2
     assert "trtllm-bench is not on PATH" in result.err and "--backend sim" in result.err
     assert not (tmp_path / "runs").exists()
@@ -173,36 +174,36 @@ def test_missing_bench_exits_2_before_any_run(cli, write_spec, tmp_path):
 @pytest.mark.parametrize("version", ["2.0.0", "0.11.0"])
 def test_unsupported_detected_version(cli, write_spec, tmp_path, fake_bench, version):
     fake_bench.version(version)
-    result = cli("sweep", str(write_spec(TRTLLM_SPEC)))
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC)))
     assert result.code == 2 and f"TensorRT-LLM {version} is not supported" in result.err
     assert "0.12 to 1.3" in result.err and not (tmp_path / "runs").exists()
 
 
 def test_unsupported_version_in_spec(cli, write_spec, tmp_path):
-    result = cli("sweep", str(write_spec(TRTLLM_SPEC + "trtllm: {version: 0.9.1}\n")))
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + "trtllm: {version: 0.9.1}\n")))
     assert result.code == 2 and "trtllm.version" in result.err and "0.12 to 1.3" in result.err
 
 
 def test_old_release_without_engine_needs_a_build(cli, write_spec, tmp_path, fake_bench):
     fake_bench.version("0.14.0")  # no PyTorch backend: the sweep must build an engine, and cannot without a GPU
-    result = cli("sweep", str(write_spec(TRTLLM_SPEC)))
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC)))
     assert result.code == 2 and "cannot build an engine here, missing: a GPU visible to NVML" in result.err
 
 
 def test_datasets_are_cached_and_reused(cli, write_spec, tmp_path, fake_bench):
     spec = write_spec(TRTLLM_SPEC)
-    assert cli("sweep", str(spec)).code == 0
+    assert cli("sweep", "--no-plots", str(spec)).code == 0
     cache = tmp_path / "cache" / "datasets"
     files = sorted(cache.iterdir())
     assert len(files) == 4
     stamps = {f: f.stat().st_mtime_ns for f in files}
-    assert cli("sweep", str(spec), "--fresh").code == 0
+    assert cli("sweep", "--no-plots", str(spec), "--fresh").code == 0
     assert {f: f.stat().st_mtime_ns for f in sorted(cache.iterdir())} == stamps
 
 
 def test_measured_memory_table_shows_only_what_was_logged(cli, write_spec, tmp_path, fake_bench):
     fake_bench.version("1.1.0")
-    assert cli("sweep", str(write_spec(TRTLLM_SPEC))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 0
     report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
     memory = report.split("## Memory", 1)[1].split("## ", 1)[0]
     assert "| KV cache pool (GiB) | 58.30 |" in memory and "| KV cache capacity (tokens) | 955,136 |" in memory
