@@ -131,7 +131,7 @@ def two_runs(cli, tmp_path):
     (tmp_path / "fp16.yaml").write_text(grid.replace("backend: auto", "backend: sim")
                                         .replace("name: h100_grid", "name: h100_fp16")
                                         .replace("precision: fp8", "precision: fp16"))
-    assert cli("sweep", "fp8.yaml").code == 0 and cli("sweep", "fp16.yaml").code == 0
+    assert cli("sweep", "--no-plots", "fp8.yaml").code == 0 and cli("sweep", "--no-plots", "fp16.yaml").code == 0
     return tmp_path / "runs" / "h100_grid", tmp_path / "runs" / "h100_fp16"
 
 
