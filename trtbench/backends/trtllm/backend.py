@@ -144,7 +144,7 @@ class TrtllmBackend:
         timeout_s = self.spec.runtime.timeout_s
         with Sampler() as sampler:
             result = run_logged(args, log_path, timeout_s, env=dict(env) if env else None)
-        telemetry = Telemetry(**sampler.summary.as_dict()) if sampler.summary is not None else None
+        telemetry = sampler.summary
         detail: dict[str, Any] = {
             "log": str(log_path), "returncode": result.returncode, "wall_s": result.duration_s,
             "trtllm_version": self.version.text, "mode": self.mode, "engine_dir": engine,

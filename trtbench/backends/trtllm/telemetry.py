@@ -11,31 +11,14 @@ import contextlib
 import itertools
 import threading
 import time
-from dataclasses import asdict, dataclass
 from types import TracebackType
 from typing import Any
 
 from trtbench.nvml import init as nvml_init
 from trtbench.nvml import text as nvml_text
+from trtbench.records import Telemetry
 
 INTERVAL_S = 0.2
-
-
-@dataclass(frozen=True)
-class TelemetrySummary:
-    gpu_name: str
-    driver: str
-    gpus: int
-    samples: int
-    peak_memory_used_gib: float
-    mean_power_w: float
-    peak_power_w: float
-    energy_j: float
-    mean_sm_clock_mhz: float
-    power_limit_w: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def available() -> bool:
@@ -51,7 +34,7 @@ class Sampler:
 
     def __init__(self, interval_s: float = INTERVAL_S) -> None:
         self.interval_s = interval_s
-        self.summary: TelemetrySummary | None = None
+        self.summary: Telemetry | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._samples: list[tuple[float, float, float, float]] = []  # time, mem bytes, power W, clock MHz
@@ -102,12 +85,12 @@ class Sampler:
         self._nvml.nvmlShutdown()
         self.summary = self._summarize()
 
-    def _summarize(self) -> TelemetrySummary | None:
+    def _summarize(self) -> Telemetry | None:
         s = self._samples
         if not s:
             return None
         energy = sum((t1 - t0) * (p0 + p1) / 2 for (t0, _, p0, _), (t1, _, p1, _) in itertools.pairwise(s))
-        return TelemetrySummary(
+        return Telemetry(
             gpu_name=self._name, driver=self._driver, gpus=len(self._handles), samples=len(s),
             peak_memory_used_gib=max(m for _, m, _, _ in s) / 2**30,
             mean_power_w=sum(p for _, _, p, _ in s) / len(s),
