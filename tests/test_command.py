@@ -87,7 +87,7 @@ def test_1_x_engine_run_names_the_tensorrt_backend(cli, write_spec, fake_bench):
 
 def test_sim_dry_run_lists_points(cli, write_spec):
     result = cli("sweep", "--no-plots", str(write_spec()), "--dry-run")
-    assert result.code == 0 and result.out.count("simulated, no command") == 4
+    assert result.code == 0 and result.out.count("sim runs no command") == 4
 
 
 def test_ignored_settings_are_said(cli, write_spec, fake_bench):

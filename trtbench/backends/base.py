@@ -19,7 +19,6 @@ Log = Callable[[str], None]  # one line for the user (progress of engine builds,
 @dataclass(frozen=True)
 class Capabilities:
     source: Source  # measured or simulated
-    needs_gpu: bool
     runs_commands: bool  # has a command line to show in a dry run
 
 

@@ -33,7 +33,7 @@ class SimBackend:
         return IdentityRule(DEPLOYMENT_FIELDS, {"backend": self.name, "perf_model": self.perf.name, "gpu": self.gpu.id})
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(source=Source.SIMULATED, needs_gpu=False, runs_commands=False)
+        return Capabilities(source=Source.SIMULATED, runs_commands=False)
 
     def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False,
                 allow_build: bool = True) -> list[str]:

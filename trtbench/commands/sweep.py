@@ -54,6 +54,7 @@ def print_commands(selection: Selection, points: list[Point]) -> None:
     console.print(f"dry run ({selection.reason}); nothing is run or written")
     for line in selection.backend.prepare(points, console.print, dry_run=True):
         print(line)
+    runs = selection.backend.capabilities().runs_commands
     for point in points:
-        args = selection.backend.command(point)
-        print(shlex.join(args) if args else f"# {point.label}: simulated, no command")
+        args = selection.backend.command(point) if runs else None
+        print(shlex.join(args) if args else f"# {point.label}: {selection.backend.name} runs no command")

@@ -15,7 +15,6 @@ from trtbench.records import Record
 class Task:
     point: Point
     env: Mapping[str, str] = field(default_factory=dict)  # the point's process environment, over the current one
-    expected_s: float | None = None  # predicted duration, for ordering and progress
 
 
 class Observer(Protocol):

@@ -65,7 +65,7 @@ class TrtllmBackend:
                                             "mode": self.mode, "gpu": self.gpu})
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(source=Source.MEASURED, needs_gpu=True, runs_commands=True)
+        return Capabilities(source=Source.MEASURED, runs_commands=True)
 
     def provenance(self) -> dict[str, Any]:
         engines = [{"name": use.config.name, "dir": use.engine_dir,
