@@ -84,6 +84,7 @@ import sys, time
 from trtbench.backends.registry import select_backend
 from trtbench.executors.base import NullObserver
 from trtbench.executors.local import LocalExecutor
+from trtbench.grid import expand
 from trtbench.runner import run_sweep
 from trtbench.spec import load_spec
 from trtbench.store import RunStore
@@ -97,7 +98,8 @@ def slow(point, env=None):
     return real_run(point)
 
 selection.backend.run = slow
-run_sweep(spec, selection, RunStore.create(spec.run_dir()), LocalExecutor(), NullObserver(), print)
+points = expand(spec, selection.backend.identity())
+run_sweep(spec, selection, points, RunStore.create(spec.run_dir()), LocalExecutor(), NullObserver())
 """
 
 

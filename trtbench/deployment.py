@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from trtbench.catalog.gpus import GPU, resolve_gpu
 from trtbench.catalog.models import ModelArch, resolve_model
@@ -41,6 +42,23 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     _check_tp(arch, spec.tp)
     return Deployment(arch, resolve_gpu(gpu_id), spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
                       spec.runtime)
+
+
+class PointDeployments:
+    """The deployment of each point of a spec, resolved once per combination of its extra axes (resolving
+    reads the model's config file)."""
+
+    def __init__(self, spec: SweepSpec, gpu_name: str | None = None) -> None:
+        self.spec, self.gpu_name = spec, gpu_name
+        self.base = deployment_for(spec, gpu_name)  # also checks the spec's model and GPU up front
+        self._cache: dict[tuple[tuple[str, Any], ...], Deployment] = {}
+
+    def __call__(self, extra: dict[str, Any]) -> Deployment:
+        """`extra`: a point's axes besides ISL, OSL and requests (`Point.extra`)."""
+        key = tuple(sorted(extra.items()))
+        if key not in self._cache:
+            self._cache[key] = deployment_for(self.spec.at(extra), self.gpu_name)
+        return self._cache[key]
 
 
 def _check_tp(arch: ModelArch, tp: int) -> None:

@@ -227,6 +227,5 @@ def _from_v0(data: dict[str, Any]) -> dict[str, Any]:
         "predicted_wall_s": detail.pop("predicted_wall_s", None),
         "command": detail.pop("command", None),
         "detail": detail,
-        "prediction": {k: v for k, v in prediction.items() if k != "roofline_output_tok_per_s" or v is not None}
-        if prediction else None,
+        "prediction": prediction,
     }

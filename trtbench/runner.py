@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from trtbench import __version__
-from trtbench.backends.base import Backend, Log
+from trtbench.backends.base import Backend
 from trtbench.backends.registry import Selection
 from trtbench.executors.base import Executor, Observer, Task, Work
-from trtbench.grid import Point, expand
+from trtbench.grid import Point
 from trtbench.records import Outcome, Prediction, Record, Status
 from trtbench.spec import SweepSpec
 from trtbench.store import RunStore
@@ -60,19 +60,20 @@ def todo(points: list[Point], records: list[Record]) -> list[Point]:
     return [p for p in points if p.id not in done]
 
 
-def run_sweep(spec: SweepSpec, selection: Selection, store: RunStore, executor: Executor, observer: Observer,
-              log: Log) -> SweepSummary:
+def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store: RunStore, executor: Executor,
+              observer: Observer) -> SweepSummary:
+    """Run the `points` of `spec` (`grid.expand` with the backend's identity) that have no record yet.
+    The backend has been prepared for them (`Backend.prepare`) before anything was written."""
     backend = selection.backend
-    points = expand(spec, backend.identity())
     with store.lock():
         store.repair()
         adopted = upgrade_v0(store, spec, backend.name, backend.identity(), points)
         store.merge()  # records a worker submitted after the last controller stopped
         remaining = todo(points, store.records())
-        backend.prepare(remaining, log)
         meta = {"spec_hash": spec.hash(), "point_ids": [p.id for p in points], "started_at": now_iso(),
                 "provenance": provenance(selection)}
-        store.write_meta(spec, meta)
+        store.write_spec(spec)
+        store.write_meta(meta)
 
         def deliver(record: Record) -> None:
             store.submit(record)
@@ -81,7 +82,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, store: RunStore, executor: 
         observer.begin(len(points), len(points) - len(remaining))
         work = Work([Task(p) for p in remaining], lambda task: run_point(backend, selection.companion, task), deliver)
         executor.execute(work, observer)
-        store.write_meta(spec, {**meta, "finished_at": now_iso()})
+        store.write_meta({**meta, "finished_at": now_iso()})
     return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted)
 
 

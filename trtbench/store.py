@@ -84,8 +84,11 @@ class RunStore:
         finally:
             os.close(fd)
 
-    def write_meta(self, spec: SweepSpec, meta: dict[str, Any]) -> None:
+    def write_spec(self, spec: SweepSpec) -> None:
+        """The resolved spec the run's points come from."""
         atomic_write(self.path / SPEC, yaml.safe_dump(spec.canonical(), sort_keys=False))
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
         atomic_write(self.path / RUN_META, json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2) + "\n")
 
     def meta(self) -> dict[str, Any]:
@@ -96,10 +99,6 @@ class RunStore:
         if not isinstance(meta, dict):
             raise StoreError(f"{self.path / RUN_META} is not a JSON object")
         return meta
-
-    def schema_version(self) -> int:
-        """0 for a run written by trtbench 0.1.0 (its run.json has no version)."""
-        return int(self.meta().get("schema_version", 0))
 
     def spec(self) -> SweepSpec:
         return load_spec(self.path / SPEC)

@@ -21,13 +21,16 @@ KEPT_AS = "results.v0.jsonl"
 def upgrade_v0(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRule, points: list[Point]) -> int:
     """Re-key and rewrite a 0.1.0 run's records in place (under the run's lock); returns how many
     were adopted by current points."""
-    if not store.results_path.exists() or not (store.path / "run.json").exists() or store.schema_version() != 0:
+    if not store.results_path.exists() or not (store.path / "run.json").exists():
+        return 0
+    meta = store.meta()
+    if meta.get("schema_version", 0) != 0:  # 0.1.0's run.json has no version
         return 0
     try:
         old_spec = store.spec()
     except TrtbenchError:
         old_spec = None
-    old_identity = store.meta().get("provenance", {}).get("backend", {})
+    old_identity = meta.get("provenance", {}).get("backend", {})
     same = old_spec is not None and _agrees(old_spec, spec, rule) and all(
         old_identity.get(k, v) == v for k, v in rule.backend.items())
     by_axes = {(p.isl, p.osl, p.requests): p for p in points if not p.extra}

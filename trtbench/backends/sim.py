@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trtbench.backends.base import DEPLOYMENT_FIELDS, Backend, Capabilities, Log, Registration
-from trtbench.deployment import Deployment, deployment_for
+from trtbench.deployment import PointDeployments
 from trtbench.grid import IdentityRule, Point
 from trtbench.nvml import GpuInfo
 from trtbench.records import Outcome, Source
@@ -24,10 +24,9 @@ class SimBackend:
     name = "sim"
 
     def __init__(self, spec: SweepSpec, gpu_name: str | None = None, perf: PerformanceModel | None = None) -> None:
-        self.spec, self.gpu_name = spec, gpu_name
         self.perf: PerformanceModel = perf or IfbModel()
-        self.gpu = deployment_for(spec, gpu_name).gpu  # also checks the spec's model and GPU up front
-        self._deployments: dict[tuple[tuple[str, Any], ...], Deployment] = {}
+        self.deployments = PointDeployments(spec, gpu_name)
+        self.gpu = self.deployments.base.gpu
 
     def identity(self) -> IdentityRule:
         return IdentityRule(DEPLOYMENT_FIELDS, {"backend": self.name, "perf_model": self.perf.name, "gpu": self.gpu.id})
@@ -38,23 +37,17 @@ class SimBackend:
     def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False,
                 allow_build: bool = True) -> list[str]:
         for point in points:  # a bad axis value (TP that does not divide the heads) fails before any run
-            self.deployment(point)
+            self.deployments(point.extra)
         return []
 
     def provenance(self) -> dict[str, Any]:
         return {"perf_model": self.perf.name, "gpu": self.gpu.id}
 
-    def deployment(self, point: Point) -> Deployment:
-        key = tuple(sorted(point.extra.items()))
-        if key not in self._deployments:
-            self._deployments[key] = deployment_for(self.spec.at(point.values), self.gpu_name)
-        return self._deployments[key]
-
     def command(self, point: Point) -> list[str] | None:
         return None
 
     def run(self, point: Point, env: Mapping[str, str] | None = None) -> Outcome:
-        return predict_point(self.deployment(point), self.perf, point.isl, point.osl, point.requests)
+        return predict_point(self.deployments(point.extra), self.perf, point.isl, point.osl, point.requests)
 
 
 

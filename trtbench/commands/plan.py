@@ -10,7 +10,7 @@ from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.plan import plan_engines
 from trtbench.backends.trtllm.version import known_version
 from trtbench.commands.utils import console
-from trtbench.deployment import deployment_for
+from trtbench.deployment import PointDeployments
 from trtbench.grid import IdentityRule, Point, expand
 from trtbench.nvml import visible_gpus
 from trtbench.records import Status
@@ -24,7 +24,8 @@ def plan(spec_path: Path) -> None:
     gpu_name = gpus[0].name if spec.gpu == "auto" and gpus else None
     points = expand(spec, IdentityRule(()))  # ids do not matter here
     axes = list(spec.grid.swept())
-    gpu = deployment_for(spec, gpu_name).gpu
+    deployments = PointDeployments(spec, gpu_name)
+    gpu = deployments.base.gpu
     swept = f", sweeping {', '.join(axes)}" if axes else f", TP{spec.tp} PP{spec.pp}"
     table = Table(title=f"{spec.name}: {spec.model.name} {spec.precision} (KV {spec.kv_cache_dtype}) on "
                         f"{gpu.name}{swept} - memory verdicts are simulated")
@@ -32,7 +33,7 @@ def plan(spec_path: Path) -> None:
                 "max_num_tokens", "Cause"):
         table.add_column(col, justify="left" if col in ("Verdict", "Cause", "precision", "kv_cache_dtype") else "right")
     for point in points:
-        mem = plan_memory(deployment_for(spec.at(point.values), gpu_name), point.isl, point.osl)
+        mem = plan_memory(deployments(point.extra), point.isl, point.osl)
         style = "green" if mem.verdict is Status.OK else "red"
         table.add_row(*(str(point.values[a]) for a in axes), str(point.isl), str(point.osl), f"{point.requests:,}",
                       f"[{style}]{mem.verdict}[/]", f"{mem.max_concurrent_seqs:,}", f"{mem.kv_pool_gib:.1f}",

@@ -28,15 +28,14 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if dry_run:
         print_commands(selection, points)
         return
-    if no_build:  # refuse before anything is written
-        selection.backend.prepare(points, console.print, allow_build=False)
+    selection.backend.prepare(points, console.print, allow_build=not no_build)  # refuses before anything is written
     store = RunStore.create(run_dir)
     console.print(f"[bold]{spec.name}[/]: {len(points)} points -> {run_dir}  ({selection.reason})")
     if selection.backend.capabilities().source.value == "simulated":
         console.print("[yellow]SIMULATED[/]: no GPU run; every number is a prediction of trtbench's simulator")
     try:
         with ProgressBar(console, selection.backend.name) as bar:
-            summary = run_sweep(spec, selection, store, LocalExecutor(), bar, console.print)
+            summary = run_sweep(spec, selection, points, store, LocalExecutor(), bar)
     except KeyboardInterrupt:
         console.print(f"interrupted: every finished point is recorded in {run_dir}; "
                       f"run the same command again to resume")

@@ -12,7 +12,7 @@ import yaml
 from trtbench.backends.base import DEPLOYMENT_FIELDS, Capabilities, Log
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.engine import build_commands, engine_dir, ensure_engine
-from trtbench.backends.trtllm.build.plan import BuildConfig, build_config, build_key
+from trtbench.backends.trtllm.build.plan import BuildConfig, build_key, plan_engines
 from trtbench.backends.trtllm.command import Invocation, choose_mode, llm_api_options, throughput_args
 from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
 from trtbench.backends.trtllm.failures import Failure, classify
@@ -80,12 +80,9 @@ class TrtllmBackend:
         build commands a dry run would run."""
         if not self.needs_engine:
             return []
-        groups: dict[tuple[tuple[str, object], ...], list[Point]] = {}
-        for point in points:
-            groups.setdefault(build_key(self.spec, point), []).append(point)
         planned: list[str] = []
-        for key, group in groups.items():
-            config = build_config(self.spec.at(group[0].values), self.version, sorted({(p.isl, p.osl) for p in group}))
+        for plan in plan_engines(self.spec, self.version, points):
+            config = plan.config
             manifest = self.cache.reusable(config)
             if manifest is None and dry_run:
                 planned += build_commands(self.spec, config, self.cache)
@@ -95,13 +92,13 @@ class TrtllmBackend:
                                         f"SPEC` (or `make engine`), or drop --no-build")
                 manifest = ensure_engine(self.spec, config, self.cache, log)
             failure = Failure.from_dict(manifest.failure) if manifest and manifest.failure else None
-            self.engines[key] = EngineUse(config, str(engine_dir(self.cache, config)), failure)
+            self.engines[plan.key] = EngineUse(config, str(engine_dir(self.cache, config)), failure)
         return planned
 
     def _engine(self, point: Point) -> tuple[str | None, Failure | None]:
         if not self.needs_engine:
             return self.spec.trtllm.engine_dir, None
-        use = self.engines.get(build_key(self.spec, point))
+        use = self.engines.get(build_key(point))
         if use is None:
             raise RuntimeError("TensorRT mode without an engine: prepare() must run first")
         return use.engine_dir, use.failure
@@ -123,10 +120,11 @@ class TrtllmBackend:
 
     def command(self, point: Point) -> list[str]:
         """The exact argument list for `point` (what --dry-run prints); writes nothing."""
-        _, report = self._paths(point)
-        inv, _ = self._invocation(point)
+        return self._args(point, self._invocation(point)[0])
+
+    def _args(self, point: Point, inv: Invocation) -> list[str]:
         return throughput_args(inv, dataset=dataset_path(self._dataset(point), self.dataset_root),
-                               num_requests=point.requests, report_json=report)
+                               num_requests=point.requests, report_json=self._paths(point)[1])
 
     def run(self, point: Point, env: Mapping[str, str] | None = None) -> Outcome:
         engine, engine_failure = self._engine(point)
@@ -140,7 +138,7 @@ class TrtllmBackend:
         if inv.options_yaml is not None:
             _write_options(inv.options_yaml, options or {})
         ensure_dataset(self._dataset(point), self.dataset_root)
-        args = self.command(point)
+        args = self._args(point, inv)
         timeout_s = self.spec.runtime.timeout_s
         with Sampler() as sampler:
             result = run_logged(args, log_path, timeout_s, env=dict(env) if env else None)

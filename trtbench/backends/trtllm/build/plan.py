@@ -56,6 +56,7 @@ class BuildConfig(BaseModel):
 
 @dataclass(frozen=True)
 class EnginePlan:
+    key: tuple[tuple[str, object], ...]  # the build key its points share (`build_key`)
     config: BuildConfig
     points: list[Point]  # served by this engine
     unserved: list[Point]  # longer than the engine's max_seq_len
@@ -105,7 +106,7 @@ def _heuristic_maxima(spec: SweepSpec, path: str, pairs: list[tuple[int, int]]) 
     return bs or 64, tok or 2048
 
 
-def build_key(spec: SweepSpec, point: Point) -> tuple[tuple[str, object], ...]:
+def build_key(point: Point) -> tuple[tuple[str, object], ...]:
     """The axes of `point` that change the engine it runs on (all but the lengths, requests and
     concurrency): points with the same key share one engine."""
     return tuple((k, v) for k, v in point.extra.items() if k != "concurrency")
@@ -115,11 +116,11 @@ def plan_engines(spec: SweepSpec, version: TrtllmVersion | None, points: Sequenc
     """One engine per distinct build configuration in the grid, each sized for the points it serves."""
     groups: dict[tuple[tuple[str, object], ...], list[Point]] = {}
     for point in points:
-        groups.setdefault(build_key(spec, point), []).append(point)
+        groups.setdefault(build_key(point), []).append(point)
     plans = []
-    for group in groups.values():
+    for key, group in groups.items():
         config = build_config(spec.at(group[0].values), version, sorted({(p.isl, p.osl) for p in group}))
         served = [p for p in group if p.isl + p.osl <= config.max_seq_len]
         unserved = [p for p in group if p.isl + p.osl > config.max_seq_len]
-        plans.append(EnginePlan(config, served, unserved))
+        plans.append(EnginePlan(key, config, served, unserved))
     return plans
