@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +78,34 @@ def _no_gpu_tools(monkeypatch: pytest.MonkeyPatch) -> None:
 FAKES = REPO / "tests" / "fakes"
 
 
+def fake_trtllm_install(root: Path, version: str = "1.1.0") -> Path:
+    """A Python environment that owns a `tensorrt_llm` distribution of `version` (its metadata only, as
+    trtbench reads it), whose bin/ goes first on PATH: the fakes' `#!/usr/bin/env python3` then runs on a
+    Python with TensorRT-LLM installed, as a real trtllm-bench does. Returns bin/."""
+    env = root / "trtllm-env"
+    if not env.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    set_fake_version(env, version)
+    return env / "bin"
+
+
+def set_fake_version(env: Path, version: str) -> None:
+    site = next(env.glob("lib/python*/site-packages"))
+    for old in site.glob("tensorrt_llm-*.dist-info"):
+        shutil.rmtree(old)
+    info = site / f"tensorrt_llm-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tensorrt_llm\nVersion: {version}\n")
+
+
 @dataclass
 class FakeBench:
     record: Path  # what the fake printed, one JSON line per run
     monkeypatch: pytest.MonkeyPatch
+    env: Path  # the Python environment the fake's tensorrt_llm is installed in
 
     def version(self, version: str) -> None:
+        set_fake_version(self.env, version)
         self.monkeypatch.setenv("FAKE_TRTLLM_VERSION", version)
 
     def fail(self, mode: str, min_isl: int = 0) -> None:
@@ -95,15 +120,18 @@ class FakeBench:
 
 @pytest.fixture
 def fake_bench(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _no_gpu_tools: None) -> FakeBench:
-    """tests/fakes/trtllm-bench on PATH, its stand-in tensorrt_llm importable, datasets cached in tmp."""
-    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    """tests/fakes/trtllm-bench on PATH, run by a Python that has TensorRT-LLM 1.1.0 installed (see
+    fake_trtllm_install); the fake NVML importable; datasets cached in tmp."""
+    bin_dir = fake_trtllm_install(tmp_path)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), str(FAKES), os.environ["PATH"]]))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(FAKES / "site"), str(REPO),
                                                                    os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("TRTBENCH_CACHE_DIR", str(tmp_path / "cache"))
     record = tmp_path / "fake-record.jsonl"
     monkeypatch.setenv("FAKE_TRTLLM_RECORD", str(record))
     monkeypatch.delenv("FAKE_TRTLLM_FAIL", raising=False)
-    return FakeBench(record, monkeypatch)
+    monkeypatch.setenv("FAKE_TRTLLM_VERSION", "1.1.0")
+    return FakeBench(record, monkeypatch, bin_dir.parent)
 
 
 def load_records(path: Path) -> list[dict]:

@@ -62,7 +62,7 @@ def test_gpu_auto_without_a_gpu_is_an_error(monkeypatch):
 def test_sim_outcomes_carry_source_memory_and_metrics():
     spec = parse_spec(SMALL_SPEC)
     backend = SimBackend(spec)
-    outcomes = [backend.run(p) for p in expand(spec, backend.identity())]
+    outcomes = [backend.run(p, "a") for p in expand(spec, backend.identity())]
     assert all(o.status == "ok" and o.source == "simulated" for o in outcomes)
     for o, p in zip(outcomes, expand(spec, backend.identity()), strict=True):
         m = o.metrics
@@ -79,7 +79,7 @@ def test_sim_ignores_the_timeout_and_analysis_reports_the_overrun():
     spec = parse_spec(SMALL_SPEC + "runtime:\n  timeout_s: 1\n")
     backend = SimBackend(spec)
     point = expand(spec, backend.identity())[-1]
-    outcome = backend.run(point)
+    outcome = backend.run(point, "a")
     assert outcome.status == "ok" and outcome.predicted_wall_s > 1
     record = Record(**dict(outcome), point_id=point.id, attempt="a", axes=point.values, backend="sim",
                     started_at="2026-01-01T00:00:00+00:00", duration_s=0.0)
@@ -93,5 +93,5 @@ def test_sim_reports_memory_failures_as_outcomes():
     text = SMALL_SPEC.replace("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-70B").replace("h100-sxm", "l4")
     spec = parse_spec(text)
     backend = SimBackend(spec)
-    outcome = backend.run(expand(spec, backend.identity())[0])
+    outcome = backend.run(expand(spec, backend.identity())[0], "a")
     assert outcome.status == "oom" and "weights load" in outcome.cause and outcome.metrics is None

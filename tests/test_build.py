@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKES, REPO, SMALL_SPEC, load_records
+from tests.conftest import FAKES, REPO, SMALL_SPEC, fake_trtllm_install, load_records
 from trtbench.backends.trtllm.build import engine as engine_mod
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.plan import build_config, plan_engines
@@ -162,7 +162,8 @@ def test_no_gpu_means_no_build(cli, write_spec, tmp_path, fake_bench):
 
 def test_killed_build_leaves_nothing_reusable(write_spec, tmp_path):
     spec = write_spec(TRT_SPEC)
-    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+    env = {**os.environ, "PATH": os.pathsep.join([str(fake_trtllm_install(tmp_path, "0.16.0")), str(FAKES),
+                                                   os.environ["PATH"]]),
            "PYTHONPATH": f"{FAKES / 'site'}{os.pathsep}{REPO}", "FAKE_NVML_GPU": "NVIDIA H100 80GB HBM3",
            "FAKE_TRTLLM_VERSION": "0.16.0", "FAKE_BUILD_SLEEP": "30"}
     proc = subprocess.Popen([sys.executable, "-m", "trtbench", "build", str(spec)], cwd=tmp_path, env=env,
@@ -206,7 +207,8 @@ def test_make_engine_dry_run_prints_fp8_commands(tmp_path):
 @pytest.mark.slow
 def test_make_engine_twice_builds_once(tmp_path):
     calls = tmp_path / "calls"
-    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+    env = {**os.environ, "PATH": os.pathsep.join([str(fake_trtllm_install(tmp_path, "0.16.0")), str(FAKES),
+                                                   os.environ["PATH"]]),
            "PYTHONPATH": f"{FAKES / 'site'}{os.pathsep}{REPO}", "FAKE_NVML_GPU": "NVIDIA H100 80GB HBM3",
            "FAKE_TRTLLM_VERSION": "0.16.0", "FAKE_BUILD_CALLS": str(calls)}
     args = ("engine", "PREC=fp16", "SWEEP=sweeps/smoke.yaml", f"ENGINES={tmp_path / 'engines'}")

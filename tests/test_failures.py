@@ -1,4 +1,5 @@
-"""Every pattern of the failure table, checked with the exact messages the CLI reference quotes."""
+"""Every pattern of the failure table, checked with the exact messages the CLI reference quotes; the
+deciding line found in a log far larger than memory should hold, and quoted without control characters."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import signal
 
 import pytest
 
-from trtbench.backends.trtllm.failures import PATTERNS, classify, match_log
+from trtbench.backends.trtllm.failures import PATTERNS, Failure, classify
+from trtbench.backends.trtllm.parse import LogScan, log_lines, scan_log
 
 REFERENCE_MESSAGES = [
     ("[TRT] [E] 2: [virtualMemoryBuffer.cpp::resizePhysical::140] Error Code 2: OutOfMemory (no further information)",
@@ -47,9 +49,13 @@ REFERENCE_MESSAGES = [
 ]
 
 
+def scan(text: str) -> LogScan:
+    return scan_log(text.splitlines())
+
+
 @pytest.mark.parametrize(("message", "status", "where"), REFERENCE_MESSAGES)
 def test_reference_message(message, status, where):
-    found = match_log(f"[TRT-LLM] [I] starting\n{message}\nsome trailing line\n")
+    found = scan(f"[TRT-LLM] [I] starting\n{message}\nsome trailing line\n").failure
     assert found is not None and (found.status, found.where) == (status, where)
     assert found.line == message
 
@@ -64,34 +70,71 @@ def test_every_pattern_is_exercised_by_a_reference_message():
 def test_oom_wins_over_the_mpi_abort_it_causes():
     log = ("MPI_ABORT was invoked on rank 0 in communicator MPI_COMM_WORLD with errorcode 1.\n"
            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 MiB.\n")
-    assert classify(1, False, log, False).status == "oom"
+    failure = classify(1, False, scan(log), False)
+    assert failure.status == "oom" and failure.line.startswith("torch.OutOfMemoryError")
+
+
+def test_the_first_line_of_the_deciding_pattern_is_the_evidence():
+    log = ("CUDA error: out of memory (first)\nMPI_ABORT was invoked on rank 0\nCUDA error: out of memory (second)\n")
+    assert classify(1, False, scan(log), False).line == "CUDA error: out of memory (first)"
+
+
+def test_oom_followed_by_40_mib_of_noise_is_still_oom(tmp_path):
+    log = tmp_path / "run.log"
+    noise = "[11/21/2026-10:00:02] [TRT-LLM] [I] rank 1 shutting down worker 12, freeing buffers...\n"
+    with log.open("w") as fh:
+        fh.write("[TRT-LLM] [I] starting\nMPI_ABORT was invoked on rank 1 in communicator MPI_COMM_WORLD\n"
+                 "The following component could not be created: KV cache\n")
+        fh.write(noise * (40 * 2**20 // len(noise) + 1))
+    assert log.stat().st_size > 40 * 2**20
+    failure = classify(1, False, scan_log(log_lines(log)), False)
+    assert (failure.status, failure.where) == ("oom", "KV cache allocation")
+    assert failure.line == "The following component could not be created: KV cache"
 
 
 def test_success_is_exit_0_with_a_report():
-    assert classify(0, False, "all good", True) is None
+    assert classify(0, False, scan("all good"), True) is None
 
 
 def test_nonzero_exit_with_a_report_is_still_a_failure():
-    failure = classify(3, False, "report printed\nthen Segfault in teardown", True)
+    failure = classify(3, False, scan("report printed\nthen Segfault in teardown"), True)
     assert failure is not None and failure.status == "error" and failure.where == "exit 3"
     assert failure.line == "then Segfault in teardown"
 
 
 def test_timeout_beats_everything():
-    failure = classify(-9, True, "Killed\nstill waiting for rank 0", False, timeout_s=600)
+    failure = classify(-9, True, scan("Killed\nstill waiting for rank 0"), False, timeout_s=600)
     assert failure.status == "timeout" and "timeout of 600 s" in failure.line and "rank 0" in failure.line
 
 
 def test_signal_is_a_crash_naming_the_signal():
-    failure = classify(-signal.SIGSEGV, False, "running", False)
+    failure = classify(-signal.SIGSEGV, False, scan("running"), False)
     assert failure.status == "crash" and "SIGSEGV" in failure.line
 
 
 def test_exit_0_without_report_is_no_report_and_says_probably_oom():
-    failure = classify(0, False, "[TRT-LLM] [I] Loading model...", False)
+    failure = classify(0, False, scan("[TRT-LLM] [I] Loading model..."), False)
     assert failure.status == "no_report" and "probably an OOM" in failure.cause
 
 
 def test_unknown_failure_quotes_the_last_line():
-    failure = classify(1, False, "line one\nValueError: something odd\n\n", False)
+    failure = classify(1, False, scan("line one\nValueError: something odd\n\n"), False)
     assert failure.cause == "error (exit 1): ValueError: something odd"
+
+
+def test_no_output_at_all_says_so():
+    assert classify(1, False, scan(""), False).cause == "error (exit 1): (no output)"
+
+
+def test_evidence_is_quoted_without_control_characters():
+    colored = "\x1b[31m[E]\x1b[0m torch.OutOfMemoryError: CUDA out of memory.\x07\tTried to allocate 2.00 MiB"
+    assert scan(colored).failure.line == "[E] torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 MiB"
+    # The last line: a colour reset alone is no output; a NUL and a DEL are dropped.
+    failure = classify(1, False, scan("Segfault\x00 in\x7f teardown\n\x1b[0m\n"), False)
+    assert failure.cause == "error (exit 1): Segfault in teardown"
+    assert len(classify(1, False, scan("x" * 2000), False).line) == 500
+
+
+def test_a_manifest_failure_from_before_is_made_printable():
+    failure = Failure.from_dict({"status": "oom", "where": "build", "line": "\x1b[1mError Code 2: OutOfMemory\x1b[0m"})
+    assert failure.line == "Error Code 2: OutOfMemory"

@@ -14,7 +14,6 @@ import pytest
 
 from tests.conftest import REPO, SMALL_SPEC, load_records
 from trtbench.backends.sim import SimBackend
-from trtbench.errors import StoreError
 from trtbench.store import RunStore
 
 
@@ -36,11 +35,11 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(cli, write_spec, t
     real_run = SimBackend.run
     calls = {"n": 0}
 
-    def dies_on_third(self, point, env=None):
+    def dies_on_third(self, point, attempt, env=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real_run(self, point)
+        return real_run(self, point, attempt)
 
     monkeypatch.setattr(SimBackend, "run", dies_on_third)
     first = cli("sweep", "--no-plots", str(spec))
@@ -64,10 +63,10 @@ def test_interrupted_sweep_resumes_without_loss_or_duplicates(cli, write_spec, t
 def test_backend_exception_is_recorded_and_sweep_goes_on(cli, write_spec, tmp_path, monkeypatch):
     real_run = SimBackend.run
 
-    def flaky(self, point, env=None):
+    def flaky(self, point, attempt, env=None):
         if point.isl == 2048 and point.osl == 128:
             raise RuntimeError("driver fell over")
-        return real_run(self, point)
+        return real_run(self, point, attempt)
 
     monkeypatch.setattr(SimBackend, "run", flaky)
     assert cli("sweep", "--no-plots", str(write_spec())).code == 0
@@ -93,9 +92,9 @@ spec = load_spec(sys.argv[1])
 selection = select_backend(spec)
 real_run = selection.backend.run
 
-def slow(point, env=None):
+def slow(point, attempt, env=None):
     time.sleep(0.3)
-    return real_run(point)
+    return real_run(point, attempt)
 
 selection.backend.run = slow
 points = expand(spec, selection.backend.identity())
@@ -171,13 +170,38 @@ def test_changed_spec_reruns_only_what_changed(cli, write_spec, tmp_path):
     assert "| 2048 |" not in report
 
 
-def test_corrupt_record_is_a_clean_error(write_spec, tmp_path, cli):
+def test_a_garbage_line_in_the_middle_is_set_aside_and_nothing_reruns(write_spec, tmp_path, cli):
+    assert cli("sweep", "--no-plots", str(write_spec())).code == 0
+    results = tmp_path / "runs" / "tiny" / "results.jsonl"
+    good = results.read_bytes().splitlines(keepends=True)
+    garbage = b"\x00\xffthis is not json {\n"
+    results.write_bytes(b"".join(good[:2]) + garbage + b"".join(good[2:]))
+
+    report = cli("report", "runs/tiny", "--no-plots")  # reads, warns, changes nothing
+    assert report.code == 0, report.err
+    assert "results.jsonl:3: not a trtbench record" in report.err and "results.corrupt.jsonl" in report.err
+    assert "4 of 4 points were predicted" in (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    assert results.read_bytes() == b"".join(good[:2]) + garbage + b"".join(good[2:])
+
+    resumed = cli("sweep", "--no-plots", str(write_spec()))
+    assert resumed.code == 0, resumed.err
+    assert "4 point(s) already recorded, 0 run now" in resumed.err
+    assert "line(s) 3 held no trtbench record; set aside in" in resumed.err
+    assert results.read_bytes() == b"".join(good)  # the four records, byte for byte
+    assert (tmp_path / "runs" / "tiny" / "results.corrupt.jsonl").read_bytes() == garbage
+
+
+def test_a_damaged_record_is_set_aside_and_only_its_point_reruns(write_spec, tmp_path, cli):
     assert cli("sweep", "--no-plots", str(write_spec())).code == 0
     results = tmp_path / "runs" / "tiny" / "results.jsonl"
     lines = results.read_text().splitlines()
-    lines[1] = "this is not json"
+    lines[1] = lines[1].replace('"status":"ok"', '"status":"fine"')  # no such status
     results.write_text("\n".join(lines) + "\n")
-    result = cli("report", "runs/tiny")
-    assert result.code == 2 and "results.jsonl:2: not a trtbench record" in result.err
-    with pytest.raises(StoreError):
-        RunStore.open(tmp_path / "runs" / "tiny").records()
+    warned: list[str] = []
+    store = RunStore.open(tmp_path / "runs" / "tiny", warn=warned.append)
+    assert len(store.records()) == 3 and len(store.records()) == 3
+    assert len(warned) == 1 and "results.jsonl:2: not a trtbench record" in warned[0]  # once, not per read
+    resumed = cli("sweep", "--no-plots", str(write_spec()))
+    assert "3 point(s) already recorded, 1 run now" in resumed.err
+    assert len(records(tmp_path / "runs" / "tiny")) == 4
+

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import SMALL_SPEC, load_records
 from trtbench.backends.trtllm.backend import TrtllmBackend
-from trtbench.backends.trtllm.parse import parse_text
+from trtbench.backends.trtllm.parse import log_lines, scan_log
 
 TRTLLM_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
 ENGINE = "trtllm: {engine_dir: /engines/llama-fp8}\n"
@@ -53,7 +53,7 @@ def test_sweep_on_each_report_format(cli, write_spec, tmp_path, fake_bench, vers
             assert stored[key] == pytest.approx(value, rel=1e-9), key
         assert rec["metrics"]["kv_allocated_gib"] == 58.30  # the last allocation, not the estimation pool
         # The text report in the log parses to the same numbers, whatever the stored source was.
-        text = parse_text(Path(rec["detail"]["log"]).read_text())
+        text = scan_log(log_lines(Path(rec["detail"]["log"]))).text_report()
         assert text is not None and text.format == text_format
         for key in ("output_tok_per_s", "request_per_s", "total_latency_s"):
             assert text.metrics[key] == pytest.approx(rec["metrics"][key], rel=1e-5, abs=1e-4)
@@ -113,6 +113,53 @@ def test_bad_report_is_an_error_naming_the_field_with_the_raw_log_kept(cli, writ
         assert Path(rec["detail"]["log"]).read_text().count("PERFORMANCE OVERVIEW") == 1
 
 
+
+@pytest.mark.parametrize(("version", "extra"), [("0.16.0", ENGINE), ("1.1.0", "")])  # text report, JSON report
+def test_negative_throughput_is_never_ok(cli, write_spec, tmp_path, fake_bench, version, extra):
+    fake_bench.version(version)
+    fake_bench.fail("negative_throughput", min_isl=2048)
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + extra))).code == 0
+    by_isl = {(r["isl"], r["osl"]): r for r in records(tmp_path)}
+    for osl in (128, 1024):
+        rec = by_isl[(2048, osl)]
+        assert rec["status"] == "invalid_report" and rec["metrics"] is None
+        assert "output throughput is -" in rec["cause"] and "must be a positive number" in rec["cause"]
+        assert by_isl[(128, osl)]["status"] == "ok"
+    report = cli("report", "runs/tiny", "--no-plots")  # a report of such a run is written, not a crash
+    assert report.code == 0, report.err
+    assert "| invalid_report |" in (tmp_path / "runs" / "tiny" / "report.md").read_text()
+
+
+def test_a_truncated_cached_dataset_is_an_invalid_report(cli, write_spec, tmp_path, fake_bench):
+    """The dataset cache is shared between runs; a cut file makes the benchmark run fewer requests."""
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 0
+    (dataset,) = (tmp_path / "cache" / "datasets").glob("isl128_osl128_n100_*.jsonl")
+    dataset.write_text("".join(dataset.read_text().splitlines(keepends=True)[:60]))
+    assert cli("sweep", "--fresh", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 0
+    by_pair = {(r["isl"], r["osl"]): r for r in records(tmp_path, "tiny-2")}
+    cut = by_pair.pop((128, 128))
+    assert cut["status"] == "invalid_report"
+    assert "60 requests reported, the point asked for 100" in cut["cause"]
+    assert all(r["status"] == "ok" for r in by_pair.values())
+
+
+def test_each_attempt_has_its_own_log_and_report(cli, write_spec, tmp_path, fake_bench):
+    """A stale report of an earlier attempt (a killed sweep's orphan wrote it) is never read as this one's."""
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 0
+    first = {r["point_id"]: r for r in records(tmp_path)}
+    logs = tmp_path / "runs" / "tiny" / "logs"
+    results = tmp_path / "runs" / "tiny" / "results.jsonl"
+    results.write_text("")  # forget the records, keep the files: every point runs again
+    fake_bench.fail("no_report")
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 0
+    for rec in records(tmp_path):
+        assert rec["status"] == "no_report", rec["cause"]  # not `ok` from the first attempt's report
+        old = first[rec["point_id"]]
+        assert rec["attempt"] != old["attempt"]
+        assert rec["detail"]["log"] == str(logs / f"{rec['point_id']}.{rec['attempt']}.log")
+        assert (logs / f"{old['point_id']}.{old['attempt']}.report.json").exists()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -147,8 +194,8 @@ def test_hang_is_killed_at_the_timeout_with_its_children(cli, write_spec, tmp_pa
 def test_log_on_a_full_disk_does_not_lose_the_point(cli, write_spec, tmp_path, fake_bench, monkeypatch):
     real_paths = TrtllmBackend._paths
 
-    def full_disk_log(self, point, env=None):
-        _, report = real_paths(self, point)
+    def full_disk_log(self, point, attempt):
+        _, report = real_paths(self, point, attempt)
         return Path("/dev/full"), report
 
     monkeypatch.setattr(TrtllmBackend, "_paths", full_disk_log)

@@ -4,13 +4,17 @@ Each command imports its module when it runs: `trtbench --version` and usage err
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import typer
 
 from trtbench import __version__
-from trtbench.errors import TrtbenchError
+from trtbench.errors import Interrupted, TrtbenchError
 
 app = typer.Typer(
     add_completion=False,
@@ -19,6 +23,10 @@ app = typer.Typer(
     rich_markup_mode=None,  # usage errors as plain "Error: ..." lines, not boxes
     help="Find the ISL / OSL / request-count configurations with the most throughput, and the ones that fail.",
 )
+
+
+def _max_points() -> Any:
+    return typer.Option(None, "--max-points", min=1, help="refuse a grid of more points than this (default: 10,000)")
 
 
 def _version(value: bool) -> None:
@@ -43,11 +51,12 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the command of every point; run nothing"),
     no_build: bool = typer.Option(False, "--no-build", help="refuse to build a missing engine"),
     no_plots: bool = typer.Option(False, "--no-plots", help="write the report without drawing its plots"),
+    max_points: int = _max_points(),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report."""
     from trtbench.commands import sweep as sweep_cmd
 
-    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots)
+    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points)
 
 
 @app.command()
@@ -63,6 +72,7 @@ def build(
     tool: str = typer.Option(None, "--tool", help="trtllm-build | trtllm-bench"),
     engines_dir: str = typer.Option(None, "--engines-dir", help="engine cache (default: engines/)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the build commands; run nothing"),
+    max_points: int = _max_points(),
 ) -> None:
     """Build the engine SPEC needs (or one from the options), once: a complete cached engine is reused."""
     overrides = {"model": model, "precision": precision, "kv_cache_dtype": kv_cache_dtype, "tp": tp,
@@ -70,15 +80,18 @@ def build(
                  "tool": tool, "engines_dir": engines_dir}
     from trtbench.commands import build as build_cmd
 
-    build_cmd.build(spec, overrides, dry_run)
+    build_cmd.build(spec, overrides, dry_run, max_points)
 
 
 @app.command()
-def plan(spec: Path = typer.Argument(..., help="sweep spec (YAML)")) -> None:
+def plan(
+    spec: Path = typer.Argument(..., help="sweep spec (YAML)"),
+    max_points: int = _max_points(),
+) -> None:
     """Show the expanded grid and the memory verdict of each point; runs nothing."""
     from trtbench.commands import plan as plan_cmd
 
-    plan_cmd.plan(spec)
+    plan_cmd.plan(spec, max_points)
 
 
 @app.command()
@@ -146,11 +159,22 @@ def report(
     report_cmd.report(run_dir, top_n, plots=not no_plots)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
+    umask = os.umask(0o022)  # run directories are shared and read by others: 0644 files, 0755 directories
+    handlers = {sig: signal.signal(sig, _interrupt)  # Ctrl-C, a closed terminal, a scheduler's preemption
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         app()
     except TrtbenchError as exc:
         from trtbench.commands.utils import console
 
-        console.print(f"[red]trtbench: error:[/] {exc}", soft_wrap=True)
+        console.print(f"[red]trtbench: error:[/] {' '.join(str(exc).splitlines())}", soft_wrap=True)
         sys.exit(2)
+    finally:  # as they were, for a caller that runs main() in its own process (the tests)
+        os.umask(umask)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

@@ -11,3 +11,17 @@ class SpecError(TrtbenchError):
 
 class StoreError(TrtbenchError):
     """The run directory cannot be used (locked, not a trtbench run, unreadable)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP, raised wherever the program is, so every cleanup runs (the benchmark's
+    keeper is stopped, nothing half-done is recorded) and the exit status says which signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal number, as a shell reports a process ended by that signal."""
+    return 128 + (interrupt.signum if isinstance(interrupt, Interrupted) else 2)

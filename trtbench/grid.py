@@ -9,10 +9,12 @@ log levels, names and output paths are never part of it, so editing them never r
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from trtbench.errors import SpecError
 from trtbench.records import AxisValue
 from trtbench.spec import EXTRA_AXES, SweepSpec, stable_hash
 
@@ -85,7 +87,22 @@ def point_id(spec: SweepSpec, values: Mapping[str, AxisValue], rule: IdentityRul
                         "isl": values["isl"], "osl": values["osl"], "requests": values["requests"]})
 
 
-def expand(spec: SweepSpec, rule: IdentityRule) -> list[Point]:
+DEFAULT_MAX_POINTS = 10_000  # real grids have tens to hundreds; 10,000 runs of a minute take a week
+
+
+def check_size(spec: SweepSpec, max_points: int | None = None) -> None:
+    """Refuse a grid above `max_points` (None: DEFAULT_MAX_POINTS), counted from its axes' lengths before
+    anything works through it."""
+    limit = DEFAULT_MAX_POINTS if max_points is None else max_points
+    count = len(spec.grid.isl) * len(spec.grid.osl) * math.prod(len(v) for v in spec.grid.swept().values())
+    if count > limit:
+        raise SpecError(f"grid has {count:,} points, above the limit of {limit:,}; "
+                        f"pass --max-points {count} to run it anyway")
+
+
+def expand(spec: SweepSpec, rule: IdentityRule, max_points: int | None = None) -> list[Point]:
+    """Every point, in `combinations` order; refused above `max_points` (see `check_size`)."""
+    check_size(spec, max_points)
     points = []
     for values in combinations(spec):
         axes = tuple(values.items())

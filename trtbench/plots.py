@@ -4,6 +4,7 @@ returns the file it wrote, or None when the data cannot make that plot (it is th
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from trtbench.analyze import Analysis, groups
+from trtbench.files import atomic_write
 from trtbench.spec import SweepSpec
 
 FAILURE_LABEL = {"oom": "OOM", "timeout": "TIMEOUT", "infeasible": "INFEAS.", "error": "ERROR", "crash": "CRASH",
-                 "no_report": "NO REPORT"}
+                 "no_report": "NO REPORT", "invalid_report": "INVALID"}
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,10 @@ def _finish(fig: Figure, ctx: PlotContext, path: Path) -> Path:
         fig.text(0.5, 0.5, "SIMULATED", fontsize=60, color="gray", alpha=0.15, ha="center", va="center",
                  rotation=30, transform=fig.transFigure)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
+    atomic_write(path, png.getvalue())  # a reader (or a kill) never sees half a PNG
     return path
 
 

@@ -22,7 +22,8 @@ AxisValue = int | str
 
 class Status(Named):
     """How a point ended. crash: killed by a signal or an MPI abort; no_report: exit 0 without a
-    report (usually an OOM)."""
+    report (usually an OOM); invalid_report: a report that does not describe the point (impossible
+    numbers, fewer requests or other lengths than asked)."""
 
     OK = "ok"
     OOM = "oom"
@@ -31,6 +32,7 @@ class Status(Named):
     INFEASIBLE = "infeasible"
     CRASH = "crash"
     NO_REPORT = "no_report"
+    INVALID_REPORT = "invalid_report"
 
 
 class Source(Named):

@@ -87,23 +87,23 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
 
 
 def run_point(backend: Backend, companion: Backend | None, task: Task) -> Record:
-    point = task.point
+    point, attempt = task.point, uuid.uuid4().hex
     started_at, t0 = now_iso(), time.monotonic()
     try:
-        outcome = backend.run(point, task.env)
+        outcome = backend.run(point, attempt, task.env)
     except Exception as exc:  # a backend bug must not end the sweep: record it and go on
         outcome = Outcome(status=Status.ERROR, cause=f"backend raised {type(exc).__name__}: {exc}",
                           source=backend.capabilities().source)
     duration = time.monotonic() - t0
     return Record(**dict(outcome), prediction=predict(companion, point), point_id=point.id,
-                  attempt=uuid.uuid4().hex, axes=point.values, backend=backend.name, started_at=started_at,
+                  attempt=attempt, axes=point.values, backend=backend.name, started_at=started_at,
                   duration_s=duration)
 
 
 def predict(companion: Backend | None, point: Point) -> Prediction | None:
     if companion is None:
         return None
-    predicted = companion.run(point)
+    predicted = companion.run(point, "prediction")
     metrics = predicted.metrics
     return Prediction(status=predicted.status, cause=predicted.cause, model=predicted.perf_model,
                       output_tok_per_s=metrics.output_tok_per_s if metrics else None,

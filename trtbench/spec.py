@@ -6,18 +6,65 @@ import difflib
 import hashlib
 import json
 import math
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.errors import SpecError
 from trtbench.precision import KvDtype, Precision
 
+# Bounds a real sweep never reaches, so a typo or a hostile spec is refused here, not as a hang, an
+# overflow or a file name the OS rejects later.
+MAX_SPEC_BYTES = 1 << 20  # a spec is a few KiB
+MAX_DEPTH = 32  # a spec nests less than 6 levels
+MAX_NODES = 100_000  # YAML values once aliases are expanded; a spec has a few hundred
+MAX_TOKENS = 1 << 21  # ISL or OSL: 2,097,152 tokens, past any model's context
+MAX_REQUESTS = 1_000_000  # per point
+MAX_PARALLEL = 64  # TP or PP: GPUs along one axis
+MAX_BATCH = 1 << 16  # sequences per iteration; trtllm-bench's own heuristic stops at 4,096
+MAX_BATCH_TOKENS = 1 << 24  # tokens per iteration
+MAX_SECONDS = 7 * 24 * 3600.0  # a timeout of a week
+NAME_CHARS = 100  # the sweep name is a directory name
+TEXT_CHARS = 500  # a model name, preset, version
+PATH_CHARS = 4096  # Linux PATH_MAX
+
 PosInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+Tokens = Annotated[int, Field(strict=True, gt=0, le=MAX_TOKENS)]
+Requests = Annotated[int, Field(strict=True, gt=0, le=MAX_REQUESTS)]
+Parallel = Annotated[int, Field(strict=True, gt=0, le=MAX_PARALLEL)]
+BatchSize = Annotated[int, Field(strict=True, gt=0, le=MAX_BATCH)]
+BatchTokens = Annotated[int, Field(strict=True, gt=0, le=MAX_BATCH_TOKENS)]
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+
+
+def _parts_at_most(limit: int) -> AfterValidator:
+    """Each part of a path within `limit` bytes: the OS refuses a longer file name (over 255 bytes) with an
+    error far from the spec."""
+    def check(value: str) -> str:
+        longest = max((len(part.encode()) for part in PurePath(value).parts), default=0)
+        if longest > limit:
+            raise ValueError(f"has a part of {longest} bytes; at most {limit}")
+        return value
+    return AfterValidator(check)
+
+
+Text = Annotated[str, Field(max_length=TEXT_CHARS)]
+PathText = Annotated[str, Field(max_length=PATH_CHARS), _parts_at_most(255)]
+# Engine and workspace directories are named after the model; Hugging Face allows 96 characters per part.
+ModelName = Annotated[str, Field(min_length=1, max_length=TEXT_CHARS), _parts_at_most(96)]
 
 
 class _Strict(BaseModel):
@@ -25,10 +72,10 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    name: str = Field(min_length=1, description="HF model name, e.g. meta-llama/Llama-3.1-8B")
-    path: str | None = Field(None, description="local checkpoint directory (passed as --model_path)")
-    preset: str | None = Field(None, description="architecture preset when the name does not imply one")
-    config: str | None = Field(None, description="HF config.json describing the architecture")
+    name: ModelName = Field(description="HF model name, e.g. meta-llama/Llama-3.1-8B")
+    path: PathText | None = Field(None, description="local checkpoint directory (passed as --model_path)")
+    preset: Text | None = Field(None, description="architecture preset when the name does not imply one")
+    config: PathText | None = Field(None, description="HF config.json describing the architecture")
 
 
 # Grid axes besides ISL and OSL, outermost first, and where each one's scalar lives in the spec
@@ -41,15 +88,15 @@ AXES = (*EXTRA_AXES, "isl", "osl", "requests")
 class GridSpec(_Strict):
     """Lists to sweep. ISL and OSL always; any of EXTRA_AXES optionally (a scalar elsewhere otherwise)."""
 
-    isl: list[PosInt] = Field(min_length=1)
-    osl: list[PosInt] = Field(min_length=1)
+    isl: list[Tokens] = Field(min_length=1)
+    osl: list[Tokens] = Field(min_length=1)
     precision: list[Precision] | None = Field(None, min_length=1)
     kv_cache_dtype: list[KvDtype] | None = Field(None, min_length=1)
-    tp: list[PosInt] | None = Field(None, min_length=1)
-    pp: list[PosInt] | None = Field(None, min_length=1)
-    max_batch_size: list[PosInt] | None = Field(None, min_length=1)
-    max_num_tokens: list[PosInt] | None = Field(None, min_length=1)
-    concurrency: list[PosInt] | None = Field(None, min_length=1)
+    tp: list[Parallel] | None = Field(None, min_length=1)
+    pp: list[Parallel] | None = Field(None, min_length=1)
+    max_batch_size: list[BatchSize] | None = Field(None, min_length=1)
+    max_num_tokens: list[BatchTokens] | None = Field(None, min_length=1)
+    concurrency: list[Requests] | None = Field(None, min_length=1)
 
     @field_validator("*")
     @classmethod
@@ -66,10 +113,10 @@ class GridSpec(_Strict):
 class RequestRule(_Strict):
     """How many requests a pair gets when the table does not say: a fixed count or a token budget."""
 
-    fixed: PosInt | None = None
+    fixed: Requests | None = None
     budget_tokens: PosInt | None = Field(None, description="requests = budget / (ISL + OSL)")
-    min: PosInt = 1
-    max: PosInt | None = None
+    min: Requests = 1
+    max: Requests | None = None
 
     @model_validator(mode="after")
     def _one_rule(self) -> RequestRule:
@@ -96,9 +143,9 @@ def _two_significant_digits(n: int) -> int:
 
 
 class PairCount(_Strict):
-    isl: PosInt
-    osl: PosInt
-    requests: PosInt
+    isl: Tokens
+    osl: Tokens
+    requests: Requests
 
 
 class RequestsSpec(_Strict):
@@ -124,24 +171,24 @@ class RequestsSpec(_Strict):
 
 class RuntimeSpec(_Strict):
     kv_cache_free_gpu_mem_fraction: float = Field(0.90, gt=0, le=1)
-    max_batch_size: PosInt | None = None
-    max_num_tokens: PosInt | None = None
-    concurrency: PosInt | None = None
-    warmup: NonNegInt = 2
-    timeout_s: float = Field(3600.0, gt=0, description="per point")
+    max_batch_size: BatchSize | None = None
+    max_num_tokens: BatchTokens | None = None
+    concurrency: Requests | None = None
+    warmup: Annotated[NonNegInt, Field(le=MAX_REQUESTS)] = 2
+    timeout_s: Seconds = Field(3600.0, description="per point")
     chunked_context: bool = False
-    tokens_per_block: PosInt = 32
+    tokens_per_block: Annotated[PosInt, Field(le=4096)] = 32  # TensorRT-LLM uses 32 to 128
 
 
 class TrtllmSpec(_Strict):
     """How to drive the real trtllm-bench; ignored by the sim backend."""
 
-    executable: str = "trtllm-bench"
-    version: str | None = Field(None, pattern=r"^\d+\.\d+(\.\d+)?\S*$",
+    executable: PathText = "trtllm-bench"
+    version: Text | None = Field(None, pattern=r"^\d+\.\d+(\.\d+)?\S*$",
                                 description="TensorRT-LLM version, e.g. 1.1.0rc3; detected when unset")
     backend: Literal["auto", "pytorch", "tensorrt"] = "auto"
-    engine_dir: str | None = None
-    workspace: str | None = None
+    engine_dir: PathText | None = None
+    workspace: PathText | None = None
     log_level: Literal["internal_error", "error", "warning", "info", "verbose", "debug", "trace"] = "info"
     streaming: bool = Field(False, description="needed for TTFT / TPOT figures")
     cuda_graphs: bool = True
@@ -151,32 +198,34 @@ class TrtllmSpec(_Strict):
 class BuildSpec(_Strict):
     """How engines are built for the trtllm backend (`trtbench build`, `make engine`)."""
 
-    max_seq_len: PosInt | None = Field(None, description="default: the grid's longest ISL + OSL")
-    max_batch_size: PosInt | None = Field(None, description="default: trtllm-bench's heuristic, largest over the grid")
-    max_num_tokens: PosInt | None = None
+    max_seq_len: Annotated[PosInt, Field(le=2 * MAX_TOKENS)] | None = Field(
+        None, description="default: the grid's longest ISL + OSL")
+    max_batch_size: BatchSize | None = Field(None,
+                                             description="default: trtllm-bench's heuristic, largest over the grid")
+    max_num_tokens: BatchTokens | None = None
     tool: Literal["trtllm-build", "trtllm-bench"] = "trtllm-build"
-    quantize_script: str = Field("quantize.py", description="TensorRT-LLM's examples/quantization/quantize.py")
-    calib_size: PosInt = 512
-    checkpoint: str | None = Field(None, description="PyTorch path: a pre-quantized checkpoint (HF name or dir)")
-    engines_dir: str = "engines"
-    timeout_s: float = Field(7200.0, gt=0, description="per build step")
+    quantize_script: PathText = Field("quantize.py", description="TensorRT-LLM's examples/quantization/quantize.py")
+    calib_size: Annotated[PosInt, Field(le=100_000)] = 512  # calibration samples; 512 is the usual
+    checkpoint: PathText | None = Field(None, description="PyTorch path: a pre-quantized checkpoint (HF name or dir)")
+    engines_dir: PathText = "engines"
+    timeout_s: Seconds = Field(7200.0, description="per build step")
 
 
 class SweepSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(max_length=NAME_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: ModelSpec
-    gpu: str = "auto"
+    gpu: Text = "auto"
     precision: Precision
     kv_cache_dtype: KvDtype = KvDtype.AUTO
-    tp: PosInt = 1
-    pp: PosInt = 1
-    backend: str = Field("auto", pattern=r"^[a-z][a-z0-9_-]*$", description="auto, or a registered backend")
+    tp: Parallel = 1
+    pp: Parallel = 1
+    backend: Text = Field("auto", pattern=r"^[a-z][a-z0-9_-]*$", description="auto, or a registered backend")
     grid: GridSpec
     requests: RequestsSpec
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     build: BuildSpec = Field(default_factory=BuildSpec)
-    output_dir: str | None = None
+    output_dir: PathText | None = None
 
     @field_validator("model", mode="before")
     @classmethod
@@ -212,6 +261,20 @@ class SweepSpec(_Strict):
         if isinstance(swept, list) and swept:
             data = {**data, "precision": swept[0]}
         return data
+
+    @field_validator("requests")
+    @classmethod
+    def _requests_bounded(cls, requests: RequestsSpec, info: ValidationInfo) -> RequestsSpec:
+        """A token budget gives the most requests to the shortest pair; bound that one."""
+        grid = info.data.get("grid")
+        if grid is None:  # invalid, and reported as such
+            return requests
+        isl, osl = min(grid.isl), min(grid.osl)
+        most = requests.default.count(isl, osl)
+        if most > MAX_REQUESTS:
+            raise ValueError(f"default.budget_tokens gives {most:,} requests at ISL {isl} / OSL {osl}, above the "
+                             f"limit of {MAX_REQUESTS:,} per point; set requests.default.max")
+        return requests
 
     @property
     def kv_dtype_bytes(self) -> int:
@@ -255,47 +318,157 @@ def stable_hash(obj: Any) -> str:
 def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as f:
+            raw = f.read(MAX_SPEC_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(f"spec file not found: {path}") from None
     except OSError as exc:
         raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES >> 20} MiB; a sweep spec is a few KiB of YAML")
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a UTF-8 text file") from None
     return parse_spec(text, str(path))
 
 
 def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
+    """Composes the YAML once: the node graph is measured and checked for duplicate keys before any data
+    is built from it, so an alias bomb is refused before it expands."""
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text, source)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise SpecError(f"{source}:{line}: YAML syntax error: character U+{exc.character:04X} is not allowed "
+                        f"in YAML") from None
+    data = None
+    try:
+        root = loader.get_single_node()
+        if root is not None:
+            _refuse_big_graph(root, source)
+            _refuse_duplicate_keys(root, source)
+            data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         raise SpecError(f"{source}{where}: YAML syntax error: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: YAML error: {exc}") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a sweep spec is a YAML mapping (name, model, gpu, grid, ...)")
-    _refuse_duplicate_keys(root, source)
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_describe(exc, root, source)) from None
 
 
-def _refuse_duplicate_keys(node: yaml.Node | None, source: str, path: str = "") -> None:
-    """YAML lets a later key silently replace an earlier one; in a spec that is always a mistake."""
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing as it composes nesting past MAX_DEPTH (its composer recurses, and a
+    few hundred levels overflow Python's stack) and more than MAX_NODES nodes (2 s per 100,000), and
+    naming the line of a scalar it cannot convert (`!!int abc`, a date such as 2024-13-45)."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            _too_big(self.source, self.peek_event().start_mark)
+        if not self.check_event(yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            _too_deep(self.source, self.peek_event().start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise SpecError(f"{self.source}:{node.start_mark.line + 1}: cannot read {_clip(repr(node.value))} as "
+                            f"{node.tag.rsplit(':', 1)[-1]}: {_clip(str(exc), 200)}") from None
+
+
+def _too_deep(source: str, mark: yaml.Mark) -> NoReturn:
+    raise SpecError(f"{source}:{mark.line + 1}: nested deeper than {MAX_DEPTH} levels; a sweep spec nests a few")
+
+
+def _too_big(source: str, mark: yaml.Mark) -> NoReturn:
+    raise SpecError(f"{source}:{mark.line + 1}: holds more than {MAX_NODES:,} values (counting each alias as "
+                    f"what it stands for); a sweep spec has a few hundred")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            name = f"{path}.{key.value}" if path else str(key.value)
-            if key.value in seen:
-                raise SpecError(f"{source}:{key.start_mark.line + 1}: duplicate key {name!r} "
-                                f"(first on line {seen[key.value]})")
-            seen[key.value] = key.start_mark.line + 1
-            _refuse_duplicate_keys(value, source, name)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _refuse_duplicate_keys(item, source, f"{path}.{i}")
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _refuse_big_graph(root: yaml.Node, source: str) -> None:
+    """An alias is the same node again, so a few lines can stand for billions of values ("billion laughs")
+    or for a value that contains itself. Size and depth are worked out per node, once each, iteratively,
+    without expanding anything."""
+    size: dict[int, int] = {}  # id(node) -> values it expands to
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()  # being measured: meeting one again is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, measured_children = stack.pop()
+        key = id(node)
+        if measured_children:
+            children = _children(node)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            open_nodes.discard(key)
+            if size[key] > MAX_NODES:
+                _too_big(source, node.start_mark)
+            if depth[key] > MAX_DEPTH:
+                _too_deep(source, node.start_mark)
+        elif key in open_nodes:
+            raise SpecError(f"{source}:{node.start_mark.line + 1}: an alias refers to a value that contains it")
+        elif key not in size:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in _children(node))
+
+
+def _refuse_duplicate_keys(root: yaml.Node, source: str) -> None:
+    """YAML lets a later key silently replace an earlier one; in a spec that is always a mistake. A node
+    shared through aliases is checked once."""
+    checked: set[int] = set()
+
+    def check(node: yaml.Node, path: str) -> None:
+        if id(node) in checked:
+            return
+        checked.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode):  # `? [a, b]`: unhashable, the constructor refuses it
+                    continue
+                name = f"{path}.{key.value}" if path else str(key.value)
+                if key.value in seen:
+                    raise SpecError(f"{source}:{key.start_mark.line + 1}: duplicate key {name!r} "
+                                    f"(first on line {seen[key.value]})")
+                seen[key.value] = key.start_mark.line + 1
+                check(value, name)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                check(item, f"{path}.{i}")
+
+    check(root, "")
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    """Text from the spec, short enough for a one-line error."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text):,} chars)"
 
 
 def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
@@ -313,8 +486,9 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
         return f"{where}: missing required key {key!r}"
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] in ("literal_error", "enum", "greater_than", "less_than_equal", "int_type", "int_from_float",
-                       "greater_than_equal", "string_pattern_mismatch", "float_type", "int_parsing"):
-        msg += f" (got {err['input']!r})"
+                       "greater_than_equal", "string_pattern_mismatch", "float_type", "int_parsing",
+                       "string_too_long"):
+        msg += f" (got {_clip(repr(err['input']))})"
     return f"{where}: {key}: {msg}"
 
 

@@ -5,7 +5,9 @@ Writers never touch `results.jsonl` directly: each finished point is submitted a
 the one process holding the run's lock merges them: append and fsync the record, then remove the
 file. A record carries a unique `attempt`, so a merge interrupted between the two steps appends
 nothing twice. A torn last line (killed mid-append) is cut off on the next open; it never held a
-complete record. The lock is an flock on `.lock`, released by the kernel even on kill -9.
+complete record. A damaged line elsewhere (a disk error, a hand edit) is skipped with a warning by
+readers and set aside in `results.corrupt.jsonl` by the next sweep, so one bad line never locks a run.
+The lock is an flock on `.lock`, released by the kernel even on kill -9.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from trtbench.records import SCHEMA_VERSION, Record, RecordError, parse_record
 from trtbench.spec import SweepSpec, load_spec
 
 RESULTS = "results.jsonl"
+CORRUPT = "results.corrupt.jsonl"
 RUN_META = "run.json"
 SPEC = "spec.yaml"
 LOCK = ".lock"
@@ -33,33 +37,39 @@ PENDING = "pending"
 REJECTED = "rejected"
 
 
+def _stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 class RunStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, warn: Callable[[str], None] = _stderr) -> None:
         self.path = path
+        self.warn = warn  # told of damaged lines, once each
+        self._warned: set[int] = set()
 
     @classmethod
-    def open(cls, path: Path) -> RunStore:
+    def open(cls, path: Path, warn: Callable[[str], None] = _stderr) -> RunStore:
         """An existing run directory, for reading."""
         if not (path / RUN_META).is_file():
             what = "does not exist" if not path.exists() else "is not a trtbench run (no run.json)"
             raise StoreError(f"run directory {path} {what}")
-        return cls(path)
+        return cls(path, warn)
 
     @classmethod
-    def create(cls, path: Path) -> RunStore:
+    def create(cls, path: Path, warn: Callable[[str], None] = _stderr) -> RunStore:
         """A run directory to write: new, empty, or an earlier trtbench run to resume."""
-        if path.exists():
-            if not path.is_dir():
-                raise StoreError(f"output directory {path} exists and is not a directory")
-            ours = (path / RUN_META).is_file() or (path / LOCK).is_file()  # a lock: killed before run.json
-            if any(path.iterdir()) and not ours:
-                raise StoreError(f"output directory {path} exists and is not a trtbench run (no run.json); "
-                                 f"choose another --out")
         try:
+            if path.exists():
+                if not path.is_dir():
+                    raise StoreError(f"output directory {path} exists and is not a directory")
+                ours = (path / RUN_META).is_file() or (path / LOCK).is_file()  # a lock: killed before run.json
+                if any(path.iterdir()) and not ours:
+                    raise StoreError(f"output directory {path} exists and is not a trtbench run (no run.json); "
+                                     f"choose another --out")
             path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create output directory {path}: {exc.strerror}") from None
-        return cls(path)
+        except OSError as exc:  # a name too long, no permission, a read-only disk
+            raise StoreError(f"cannot use output directory {path}: {exc.strerror or exc}") from None
+        return cls(path, warn)
 
     @property
     def results_path(self) -> Path:
@@ -104,7 +114,8 @@ class RunStore:
         return load_spec(self.path / SPEC)
 
     def repair(self) -> None:
-        """Cut a torn last line left by a kill during a write."""
+        """Cut a torn last line left by a kill during a write; set damaged lines aside in results.corrupt.jsonl
+        (appended, byte for byte) and keep every other line as it was. Only the lock holder calls this."""
         path = self.results_path
         if not path.exists():
             return
@@ -114,21 +125,45 @@ class RunStore:
                 fh.truncate(data.rfind(b"\n") + 1)
                 fh.flush()
                 os.fsync(fh.fileno())
+        lines = self._lines()
+        bad = {number for number, _, parsed in self._parsed(lines) if isinstance(parsed, RecordError)}
+        if not bad:
+            return
+        side = self.path / CORRUPT
+        with side.open("ab") as fh:
+            fh.write(b"".join(lines[n - 1] + b"\n" for n in sorted(bad)))
+            fh.flush()
+            os.fsync(fh.fileno())
+        atomic_write(path, b"".join(line + b"\n" for n, line in enumerate(lines, 1) if n not in bad))
+        self.warn(f"{path}: line(s) {', '.join(map(str, sorted(bad)))} held no trtbench record; set aside in {side}")
+        self._warned.update(range(1, len(lines) + 1))  # numbering changed; what is left is sound
+
+    def _lines(self) -> list[bytes]:
+        """results.jsonl's complete lines: what follows the last newline is empty, or a torn write that
+        never was a record."""
+        path = self.results_path
+        return path.read_bytes().split(b"\n")[:-1] if path.exists() else []
+
+    @staticmethod
+    def _parsed(lines: list[bytes]) -> Iterator[tuple[int, bytes, Record | RecordError]]:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    yield number, line, parse_record(line)
+                except RecordError as exc:
+                    yield number, line, exc
 
     def all_records(self) -> list[Record]:
-        """Every complete record in file order (a torn last line is ignored)."""
-        path = self.results_path
-        if not path.exists():
-            return []
+        """Every complete record in file order; a damaged line is skipped with a warning (`repair` sets it
+        aside)."""
         records = []
-        # What follows the last newline is empty, or a torn write that never was a record.
-        for number, line in enumerate(path.read_bytes().split(b"\n")[:-1], 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(parse_record(line))
-            except RecordError as exc:
-                raise StoreError(f"{path}:{number}: not a trtbench record: {exc}") from None
+        for number, _, parsed in self._parsed(self._lines()):
+            if isinstance(parsed, Record):
+                records.append(parsed)
+            elif number not in self._warned:
+                self._warned.add(number)
+                self.warn(f"{self.results_path}:{number}: not a trtbench record ({parsed}); skipped (the next "
+                          f"sweep sets it aside in {CORRUPT})")
         return records
 
     def records(self) -> list[Record]:

@@ -51,9 +51,10 @@ class Backend(Protocol):
         """The argument list `run` would execute (None for a backend that runs no command)."""
         ...
 
-    def run(self, point: Point, env: Mapping[str, str] | None = None) -> Outcome:
-        """Run one point, in a process environment of `env` over the current one. Failures of the
-        point come back as an Outcome, never as an exception."""
+    def run(self, point: Point, attempt: str, env: Mapping[str, str] | None = None) -> Outcome:
+        """Run one point as `attempt` (the record's unique id: files the run writes are named for it), in
+        a process environment of `env` over the current one. Failures of the point come back as an
+        Outcome, never as an exception."""
         ...
 
     def provenance(self) -> dict[str, Any]:

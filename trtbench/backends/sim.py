@@ -46,7 +46,7 @@ class SimBackend:
     def command(self, point: Point) -> list[str] | None:
         return None
 
-    def run(self, point: Point, env: Mapping[str, str] | None = None) -> Outcome:
+    def run(self, point: Point, attempt: str, env: Mapping[str, str] | None = None) -> Outcome:
         return predict_point(self.deployments(point.extra), self.perf, point.isl, point.osl, point.requests)
 
 

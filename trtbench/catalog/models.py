@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trtbench.errors import SpecError
 
@@ -105,30 +106,77 @@ def resolve_model(name: str, preset: str | None = None, config: str | Path | Non
     return arch
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few KiB
+# Upper bounds per config.json field, far above any released model (largest today: hidden 16,384,
+# intermediate 53,248, 126 layers, 128 heads, head_dim 256, vocab 262,144, context 10M), so a typo is
+# refused here rather than sized into nonsense.
+_LIMITS = {
+    "hidden_size": 1 << 20,
+    "intermediate_size": 1 << 20,
+    "num_hidden_layers": 4096,
+    "num_attention_heads": 4096,
+    "num_key_value_heads": 4096,
+    "head_dim": 4096,
+    "vocab_size": 1 << 24,
+    "max_position_embeddings": 1 << 30,
+}
+
+
 def load_hf_config(path: Path, name: str) -> ModelArch:
-    if path.is_dir():
-        path = path / "config.json"
+    path, cfg = _read_config(path)
+    where = f"model config {path}"
+
+    def count(key: str, default: int | None = None) -> int:
+        """A positive whole number within _LIMITS; `default` where the field is absent or null."""
+        value = cfg.get(key)
+        if value is None and default is not None:
+            return default
+        if value is None:
+            raise SpecError(f"{where}: {key} is missing")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _LIMITS[key]:
+            raise SpecError(f"{where}: {key} must be a whole number from 1 to {_LIMITS[key]:,} "
+                            f"(got {repr(value)[:40]})")
+        return value
+
+    hidden, heads = count("hidden_size"), count("num_attention_heads")
+    if cfg.get("head_dim") is None and hidden % heads:
+        raise SpecError(f"{where}: num_attention_heads ({heads}) does not divide hidden_size ({hidden}); "
+                        f"give head_dim")
+    kv_heads = count("num_key_value_heads", heads)
+    if heads % kv_heads:
+        raise SpecError(f"{where}: num_key_value_heads ({kv_heads}) does not divide num_attention_heads ({heads})")
+    return ModelArch(
+        name=name,
+        hidden=hidden,
+        intermediate=count("intermediate_size"),
+        layers=count("num_hidden_layers"),
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=count("head_dim", hidden // heads),
+        vocab=count("vocab_size"),
+        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
+        max_position=count("max_position_embeddings", 131072),
+    )
+
+
+def _read_config(path: Path) -> tuple[Path, dict[str, Any]]:
+    """The config file's path (a directory means its config.json) and its JSON object."""
     try:
-        cfg = json.loads(path.read_text())
+        if path.is_dir():
+            path = path / "config.json"
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(f"model config not found: {path}") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SpecError(f"cannot read model config {path}: {exc}") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read model config {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise SpecError(f"model config {path}: larger than {MAX_CONFIG_BYTES >> 20} MiB; a config.json is a few KiB")
     try:
-        heads = int(cfg["num_attention_heads"])
-        hidden = int(cfg["hidden_size"])
-        return ModelArch(
-            name=name,
-            hidden=hidden,
-            intermediate=int(cfg["intermediate_size"]),
-            layers=int(cfg["num_hidden_layers"]),
-            heads=heads,
-            kv_heads=int(cfg.get("num_key_value_heads") or heads),
-            head_dim=int(cfg.get("head_dim") or hidden // heads),
-            vocab=int(cfg["vocab_size"]),
-            tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-            qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
-            max_position=int(cfg.get("max_position_embeddings") or 131072),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SpecError(f"model config {path} lacks a usable field: {exc}") from None
+        cfg = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, a 5,000-digit number, deep nesting
+        raise SpecError(f"cannot read model config {path}: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise SpecError(f"model config {path}: not a JSON object")
+    return path, cfg

@@ -11,7 +11,7 @@ from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.engine import build_commands, ensure_engine
 from trtbench.backends.trtllm.build.plan import plan_engines
 from trtbench.backends.trtllm.version import known_version
-from trtbench.commands.utils import console
+from trtbench.commands.utils import console, interruptible
 from trtbench.errors import SpecError
 from trtbench.grid import IdentityRule, expand
 from trtbench.spec import SweepSpec, load_spec
@@ -44,18 +44,19 @@ def spec_with_overrides(spec_path: Path | None, overrides: dict[str, Any]) -> Sw
         raise SpecError(f"invalid build option: {' '.join(first[1:3]).strip()}") from None
 
 
-def build(spec_path: Path | None, overrides: dict[str, Any], dry_run: bool) -> None:
+def build(spec_path: Path | None, overrides: dict[str, Any], dry_run: bool, max_points: int | None = None) -> None:
     """One engine per build configuration of the spec's grid (its TP / precision axes)."""
     spec = spec_with_overrides(spec_path, overrides)
     version = known_version(spec.trtllm.version, spec.trtllm.executable)
     cache = EngineCache(Path(spec.build.engines_dir))
-    plans = plan_engines(spec, version, expand(spec, IdentityRule(())))
+    plans = plan_engines(spec, version, expand(spec, IdentityRule(()), max_points))
     failed = False
-    for plan in plans:
-        if dry_run:
-            for line in build_commands(spec, plan.config, cache):
-                print(line)
-            continue
-        failed |= ensure_engine(spec, plan.config, cache, console.print).status != "ok"
+    with interruptible("engines finished so far are cached; run the same command again to build the rest"):
+        for plan in plans:
+            if dry_run:
+                for line in build_commands(spec, plan.config, cache):
+                    print(line)
+                continue
+            failed |= ensure_engine(spec, plan.config, cache, console.print).status != "ok"
     if failed:
         raise typer.Exit(1)

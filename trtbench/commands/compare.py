@@ -7,14 +7,15 @@ from pathlib import Path
 import pandas as pd
 
 from trtbench import analyze
-from trtbench.commands.utils import console
+from trtbench.commands.utils import console, warn
 from trtbench.compare import Comparison, compare
+from trtbench.files import atomic_write
 from trtbench.report import AXIS_TITLES, fmt_count, fmt_rate, md_table
 from trtbench.store import RunStore
 
 
 def _load(run_dir: Path) -> tuple[analyze.Analysis, str, bool]:
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, warn)
     spec, meta = store.spec(), store.meta()
     result = analyze.analyze(store.records(), meta.get("point_ids", []), spec)
     backend = meta.get("provenance", {}).get("backend", {}).get("backend", spec.backend)
@@ -74,7 +75,7 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True)
                            fmt="{:.2f}x")
             if path is not None:
                 drawn.append(path)
-    (out / "compare.md").write_text(render(cmp, a_label, b_label, drawn, a_sim or b_sim))
-    cmp.joined.to_csv(out / "compare.csv", index=False)
+    atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim))
+    atomic_write(out / "compare.csv", cmp.joined.to_csv(index=False))
     geo = f"{cmp.geomean:.3f}x" if cmp.geomean is not None else "n/a"
     console.print(f"compared {len(cmp.joined)} points, geometric-mean B/A {geo}: {out / 'compare.md'}")

@@ -18,11 +18,11 @@ from trtbench.sim.memory import plan_memory
 from trtbench.spec import SweepSpec, load_spec
 
 
-def plan(spec_path: Path) -> None:
+def plan(spec_path: Path, max_points: int | None = None) -> None:
     spec = load_spec(spec_path)
     gpus = visible_gpus()
     gpu_name = gpus[0].name if spec.gpu == "auto" and gpus else None
-    points = expand(spec, IdentityRule(()))  # ids do not matter here
+    points = expand(spec, IdentityRule(()), max_points)  # ids do not matter here
     axes = list(spec.grid.swept())
     deployments = PointDeployments(spec, gpu_name)
     gpu = deployments.base.gpu

@@ -11,12 +11,15 @@ from rich.table import Table
 from trtbench.commands.utils import console, read_csv
 from trtbench.deployment import make_deployment
 from trtbench.errors import TrtbenchError
-from trtbench.sim.table import predict, predict_frame
+from trtbench.files import atomic_write
+from trtbench.sim.table import checked, predict, predict_frame
 from trtbench.spec import RuntimeSpec
 
 
 def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
                 requests: int, fraction: float, as_json: bool) -> None:
+    isl, osl, requests, tp = (checked(v, name) for v, name in ((isl, "isl"), (osl, "osl"), (requests, "num_requests"),
+                                                               (tp, "tp")))
     dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
                           runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction))
     outcome = predict(dep, isl, osl, requests)
@@ -51,7 +54,7 @@ def predict_csv(path: Path, out: Path | None, fraction: float) -> None:
         print(frame.to_csv(index=False), end="")
         return
     try:
-        frame.to_csv(out, index=False)
+        atomic_write(out, frame.to_csv(index=False))
     except OSError as exc:
         raise TrtbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
     console.print(f"{len(frame)} predictions (simulated) -> {out}")

@@ -3,18 +3,39 @@ that need them, so `trtbench --version` and argument errors stay fast."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import typer
 from rich.console import Console
 
-from trtbench.errors import TrtbenchError
+from trtbench.errors import TrtbenchError, exit_status
 from trtbench.store import RunStore
 
 if TYPE_CHECKING:
     import pandas as pd
 
 console = Console(stderr=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def interruptible(then: str) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM/SIGHUP (raised as KeyboardInterrupt once the work below has cleaned up) into
+    one line saying what happens next and exit status 128 + the signal."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        name = signal.Signals(exit_status(exc) - 128).name
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            console.print(f"interrupted by {name}: {then}")
+        raise typer.Exit(exit_status(exc)) from None
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -33,7 +54,7 @@ def report_run(run_dir: Path, top_n: int = 10, plots: bool = True) -> Path:
     from trtbench import analyze
     from trtbench.report import write_report
 
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, warn)
     meta, spec = store.meta(), store.spec()
     analysis = analyze.analyze(store.records(), meta.get("point_ids", []), spec)
     drawn = None

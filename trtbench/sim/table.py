@@ -14,7 +14,7 @@ from trtbench.records import Outcome
 from trtbench.sim.estimate import PerformanceModel
 from trtbench.sim.ifb import IfbModel
 from trtbench.sim.predict import predict_point
-from trtbench.spec import RequestRule, RuntimeSpec
+from trtbench.spec import MAX_PARALLEL, MAX_REQUESTS, MAX_TOKENS, RequestRule, RuntimeSpec
 
 REQUIRED = ("isl", "osl")
 # What a row may leave out: NVIDIA's tables omit some request counts; the study names no GPU.
@@ -41,10 +41,10 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
     for number, row in enumerate(rows.to_dict("records"), 1):
         get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k) for k in ("gpu", "model", "precision", "tp")}
         try:
-            isl, osl = _positive(row["isl"], "isl"), _positive(row["osl"], "osl")
-            n = (_positive(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
+            isl, osl = checked(row["isl"], "isl"), checked(row["osl"], "osl")
+            n = (checked(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
                  else MISSING_REQUESTS.count(isl, osl))
-            tp = _positive(get["tp"], "tp")
+            tp = checked(get["tp"], "tp")
             key = (get["model"], get["gpu"], get["precision"], tp)
             if key not in deployments:
                 deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
@@ -66,13 +66,20 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
 
 
-def _positive(value: Any, name: str) -> int:
+# The spec's bounds, for rows and options that do not come through a spec.
+LIMITS = {"isl": MAX_TOKENS, "osl": MAX_TOKENS, "num_requests": MAX_REQUESTS, "tp": MAX_PARALLEL}
+
+
+def checked(value: Any, name: str) -> int:
+    """`value` as a positive integer within the spec's bound for `name`, or a one-line error."""
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise TrtbenchError(f"{name} {value!r} is not an integer") from None
     if n <= 0 or n != float(value):
         raise TrtbenchError(f"{name} {value!r} is not a positive integer")
+    if n > LIMITS[name]:
+        raise TrtbenchError(f"{name} {n:,} is above the limit of {LIMITS[name]:,}")
     return n
 
 

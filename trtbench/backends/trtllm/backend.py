@@ -16,9 +16,10 @@ from trtbench.backends.trtllm.build.plan import BuildConfig, build_key, plan_eng
 from trtbench.backends.trtllm.command import Invocation, choose_mode, llm_api_options, throughput_args
 from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
 from trtbench.backends.trtllm.failures import Failure, classify
-from trtbench.backends.trtllm.parse import Report, ReportError, kv_allocated, parse_json, parse_text
+from trtbench.backends.trtllm.parse import LogScan, Report, ReportError, parse_json, scan_run
 from trtbench.backends.trtllm.process import run_logged
 from trtbench.backends.trtllm.telemetry import Sampler
+from trtbench.backends.trtllm.validate import problems
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.models import resolve_model
 from trtbench.errors import TrtbenchError
@@ -114,31 +115,33 @@ class TrtllmBackend:
     def _dataset(self, point: Point) -> DatasetSpec:
         return DatasetSpec(point.isl, point.osl, point.requests, self.vocab, ids_key=self.version.dataset_ids_key)
 
-    def _paths(self, point: Point) -> tuple[Path, Path]:
+    def _paths(self, point: Point, attempt: str) -> tuple[Path, Path]:
+        """The attempt's own log and report: no earlier attempt's file (a killed sweep's orphan, say) can
+        be read as this one's."""
         logs = (self.run_dir / "logs").resolve()
-        return logs / f"{point.id}.log", logs / f"{point.id}.report.json"
+        return logs / f"{point.id}.{attempt}.log", logs / f"{point.id}.{attempt}.report.json"
 
     def command(self, point: Point) -> list[str]:
-        """The exact argument list for `point` (what --dry-run prints); writes nothing."""
-        return self._args(point, self._invocation(point)[0])
+        """The exact argument list for `point` (what --dry-run prints, the attempt's id left as a
+        placeholder); writes nothing."""
+        return self._args(point, "ATTEMPT", self._invocation(point)[0])
 
-    def _args(self, point: Point, inv: Invocation) -> list[str]:
+    def _args(self, point: Point, attempt: str, inv: Invocation) -> list[str]:
         return throughput_args(inv, dataset=dataset_path(self._dataset(point), self.dataset_root),
-                               num_requests=point.requests, report_json=self._paths(point)[1])
+                               num_requests=point.requests, report_json=self._paths(point, attempt)[1])
 
-    def run(self, point: Point, env: Mapping[str, str] | None = None) -> Outcome:
+    def run(self, point: Point, attempt: str, env: Mapping[str, str] | None = None) -> Outcome:
         engine, engine_failure = self._engine(point)
         if engine_failure is not None:
             return Outcome(status=engine_failure.status, cause=f"engine build failed: {engine_failure.cause}",
                            source=Source.MEASURED, detail={"engine_dir": engine, "failure_where": "engine build"})
         inv, options = self._invocation(point)
-        log_path, report_path = self._paths(point)
+        log_path, report_path = self._paths(point, attempt)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.unlink(missing_ok=True)
         if inv.options_yaml is not None:
             _write_options(inv.options_yaml, options or {})
         ensure_dataset(self._dataset(point), self.dataset_root)
-        args = self._args(point, inv)
+        args = self._args(point, attempt, inv)
         timeout_s = self.spec.runtime.timeout_s
         with Sampler() as sampler:
             result = run_logged(args, log_path, timeout_s, env=dict(env) if env else None)
@@ -150,34 +153,41 @@ class TrtllmBackend:
         if result.log_error:
             detail["log_error"] = result.log_error
 
+        scan = scan_run(result, log_path, 0)
         try:
-            report = _report(result.output, report_path)
+            report = _report(scan, report_path)
         except ReportError as exc:
             return Outcome(status=Status.ERROR, cause=f"{exc} (raw log: {log_path})", source=Source.MEASURED,
                            telemetry=telemetry, command=args, detail=detail)
-        failure = classify(result.returncode, result.timed_out, result.output, report is not None, timeout_s)
+        failure = classify(result.returncode, result.timed_out, scan, report is not None, timeout_s)
         if failure is not None:
             detail["failure_where"] = failure.where
             return Outcome(status=failure.status, cause=failure.cause, source=Source.MEASURED, telemetry=telemetry,
                            command=args, detail=detail)
         assert report is not None  # classify() passes only a run with a report
-        return _success(point, report, result.output, telemetry, detail).model_copy(update={"command": args})
+        wrong = problems(point, report.metrics, inv.spec.tp * inv.spec.pp)
+        if wrong:
+            detail["reported"] = report.metrics
+            return Outcome(status=Status.INVALID_REPORT, cause=f"the report does not describe the point: "
+                           f"{'; '.join(wrong)} (raw log: {log_path})", source=Source.MEASURED, telemetry=telemetry,
+                           command=args, detail=detail)
+        return _success(point, report, scan.allocated, telemetry, detail).model_copy(update={"command": args})
 
 
-def _report(output: str, report_path: Path) -> Report | None:
+def _report(scan: LogScan, report_path: Path) -> Report | None:
+    """The JSON report where the release wrote one, else the text report in the log."""
     if report_path.exists():
         return parse_json(report_path)
-    return parse_text(output)
+    return scan.text_report()
 
 
-def _success(point: Point, report: Report, output: str, telemetry: Telemetry | None,
+def _success(point: Point, report: Report, allocated: dict[str, float], telemetry: Telemetry | None,
              detail: dict[str, Any]) -> Outcome:
     values = dict(report.metrics)
     values.setdefault("total_tok_per_s", values["request_per_s"] * (point.isl + point.osl))
-    allocated = kv_allocated(output)
     values.update(allocated)
-    if telemetry is not None and values["output_tok_per_s"] > 0:
-        output_tokens = values["output_tok_per_s"] * values["total_latency_s"]
+    output_tokens = values["output_tok_per_s"] * values["total_latency_s"]
+    if telemetry is not None and output_tokens > 0:
         values["energy_j"] = telemetry.energy_j
         values["j_per_output_token"] = telemetry.energy_j / output_tokens
     detail.update(report_format=report.format, engine=report.info)

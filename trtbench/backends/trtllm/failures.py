@@ -10,8 +10,13 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from trtbench.records import Status
+from trtbench.text import printable
+
+if TYPE_CHECKING:
+    from trtbench.backends.trtllm.parse import LogScan
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,12 @@ PATTERNS: tuple[Pattern, ...] = (
 class Failure:
     status: Status
     where: str
-    line: str  # the evidence: the log line that decided, or what stood in for it
+    line: str  # the evidence, printable: the log line that decided, or what stood in for it
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> Failure:
-        """As an engine manifest keeps it."""
-        return cls(Status(data["status"]), data["where"], data["line"])
+        """As an engine manifest keeps it (one written before evidence was made printable included)."""
+        return cls(Status(data["status"]), data["where"], printable(data["line"]))
 
     def as_dict(self) -> dict[str, str]:
         return {"status": self.status.value, "where": self.where, "line": self.line}
@@ -76,38 +81,47 @@ class Failure:
         return f"{self.status} ({self.where}): {self.line}" if self.where else f"{self.status}: {self.line}"
 
 
-def match_log(text: str) -> Failure | None:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for pattern in PATTERNS:
-        for line in lines:
-            if pattern.regex.search(line):
-                return Failure(pattern.status, pattern.where, line[:500])
-    return None
+class PatternMatch:
+    """The deciding pattern of a log fed one line at a time: the first pattern, in PATTERNS order, that
+    matches any line, with the first line it matches as the evidence (a whole log need not be in memory)."""
+
+    def __init__(self) -> None:
+        self._rank = len(PATTERNS)  # of the best pattern so far; len(PATTERNS) while none matched
+        self._line = ""
+
+    def feed(self, line: str) -> None:
+        """One line, stripped (`^Killed$` matches a whole line)."""
+        for rank in range(self._rank):
+            if PATTERNS[rank].regex.search(line):
+                self._rank, self._line = rank, line
+                return
+
+    @property
+    def failure(self) -> Failure | None:
+        if self._rank == len(PATTERNS):
+            return None
+        pattern = PATTERNS[self._rank]
+        return Failure(pattern.status, pattern.where, printable(self._line))
 
 
-def last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:500] if lines else "(no output)"
-
-
-def classify(returncode: int | None, timed_out: bool, log: str, has_report: bool,
+def classify(returncode: int | None, timed_out: bool, scan: LogScan, has_report: bool,
              timeout_s: float | None = None) -> Failure | None:
     """None when the run succeeded: exit 0 and a report."""
+    last = scan.last_line or "(no output)"
     if timed_out:
         limit = f" of {timeout_s:,.0f} s" if timeout_s else ""
-        return Failure(Status.TIMEOUT, "", f"killed at the per-point timeout{limit}; last output: {last_line(log)}")
+        return Failure(Status.TIMEOUT, "", f"killed at the per-point timeout{limit}; last output: {last}")
     if returncode == 0 and has_report:
         return None
-    found = match_log(log)
-    if found:
-        return found
+    if scan.failure:
+        return scan.failure
     if returncode is not None and returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return Failure(Status.CRASH, "signal", f"killed by {name}; last output: {last_line(log)}")
+        return Failure(Status.CRASH, "signal", f"killed by {name}; last output: {last}")
     if returncode == 0:
         return Failure(Status.NO_REPORT, "", "exit 0 but no report; trtllm-bench prints nothing after an out-of-memory "
-                                        f"error, so this is probably an OOM; last output: {last_line(log)}")
-    return Failure(Status.ERROR, f"exit {returncode}", last_line(log))
+                                        f"error, so this is probably an OOM; last output: {last}")
+    return Failure(Status.ERROR, f"exit {returncode}", last)

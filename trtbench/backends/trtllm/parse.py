@@ -4,24 +4,40 @@ Text formats (reference section 3): A (0.12, `= STATISTICS`), B (0.13-0.18, `= P
 with `Token Throughput`), C (0.19-0.20, `Total Output Throughput`), D (0.21+, `[w/ ctx]` labels,
 `MACHINE DETAILS` from 1.2). Labels are matched after collapsing whitespace, so padding changes
 between releases do not matter; only the report's first line carries the log prefix.
+
+A log can be gigabytes (verbose logging, a long run), so it is read once, line by line, from the file
+(`scan_log`): what the outcome needs from it (the last report, the deciding failure line, the last
+line, the memory the runtime logged) is gathered in that pass, and only the latest report's lines are kept.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from trtbench.backends.trtllm.failures import Failure, PatternMatch
+from trtbench.backends.trtllm.process import ProcessResult
+from trtbench.text import printable
 
 _PREFIX = re.compile(r"^\s*(\[[^\]]*\d\d:\d\d:\d\d[^\]]*\]\s*)?(\[TRT-LLM\]\s*)?(\[RANK \d+\]\s*)?(\[[A-Z]\]\s*)?")
 _HEADER = re.compile(r"^=\s+(PYTORCH BACKEND|PyTorch backend|ENGINE DETAILS)\s*$")
 _SECTION = re.compile(r"^=\s+([A-Z][A-Za-z +()/-]*?)\s*$")
 _KEY_VALUE = re.compile(r"^([A-Za-z][^:]*?)\s*:\s*(\S.*?)\s*$")
 _PERCENTILE = re.compile(r"^\[(Latency|TTFT|TPOT|GTPS)\]\s*(MINIMUM|MAXIMUM|AVERAGE|P50|P90|P95|P99)\s*:\s*(\S+)")
-_KV_ALLOCATED = re.compile(r"Allocated ([\d.]+) GiB for max tokens in paged KV cache \((\d+)\)")
-_ENGINE_SIZE = re.compile(r"Loaded engine size: ([\d.]+) MiB")
+_KV_ALLOCATED = re.compile(r"Allocated (\d+(?:\.\d+)?) GiB for max tokens in paged KV cache \((\d+)\)")
+_ENGINE_SIZE = re.compile(r"Loaded engine size: (\d+(?:\.\d+)?) MiB")
+_STATS = {"minimum": "min", "maximum": "max", "average": "average", "p50": "p50", "p90": "p90", "p95": "p95",
+          "p99": "p99"}  # a breakdown's rows (text, lower-cased) or keys (JSON) -> the metric's suffix
+
+MAX_LINE_CHARS = 64 * 1024  # a longer log line is cut here, so a log without line breaks cannot fill memory
+MAX_REPORT_LINES = 10_000  # kept from a report header on; a report has fewer than 200
+_MAX_REPORT_LINE_CHARS = 1_000  # a longer line is no report line, and is not kept
 
 
 class ReportError(Exception):
@@ -31,8 +47,93 @@ class ReportError(Exception):
 @dataclass
 class Report:
     format: str  # A | B | C | D | json
-    metrics: dict[str, float] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # all finite
+    info: dict[str, str] = field(default_factory=dict)  # printable (trtbench.text)
+
+
+@dataclass(frozen=True)
+class LogScan:
+    """What a run's outcome needs from its log, gathered in one pass (`scan_log`)."""
+
+    report: Report | None  # the last text report; None when there is none or it is unusable
+    report_error: str | None  # why the last text report is unusable
+    failure: Failure | None  # the deciding failure pattern (failures.PATTERNS)
+    last_line: str  # the last non-empty line, printable; "" when there is none
+    # The KV cache the runtime actually allocated (the last allocation: the PyTorch backend allocates an
+    # estimation pool first), and the engine size the TRT runtime loaded, as far as they were logged.
+    allocated: dict[str, float]
+
+    def text_report(self) -> Report | None:
+        """The last text report; None when there is none, ReportError when it is there but unusable."""
+        if self.report_error is not None:
+            raise ReportError(self.report_error)
+        return self.report
+
+
+def scan_log(lines: Iterable[str]) -> LogScan:
+    """One pass over a log's lines. Memory stays bounded whatever the log's length: of the lines, only
+    those from the latest report header on are kept, the first MAX_REPORT_LINES of them (a report is at
+    the start of its block, so one followed by a long teardown log still counts)."""
+    match = PatternMatch()
+    block: list[str] | None = None  # from the latest report header on, prefix removed
+    last = ""
+    allocated: dict[str, float] = {}
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        match.feed(line)
+        if line.isprintable() or printable(line):
+            last = line
+        header_words = "BACKEND" in line or "backend" in line or "ENGINE DETAILS" in line  # cheap, first
+        if header_words and _HEADER.match(_clean(line)):
+            block = []
+        if block is not None and len(block) < MAX_REPORT_LINES and len(line) <= _MAX_REPORT_LINE_CHARS:
+            block.append(_clean(line))
+        if "Allocated" in line or "Loaded engine size" in line:
+            allocated.update(_allocations(line))
+    report, error = None, None
+    try:
+        report = _text_report(block) if block is not None else None
+    except ReportError as exc:
+        error = str(exc)
+    return LogScan(report, error, match.failure, printable(last), allocated)
+
+
+def scan_run(result: ProcessResult, log_path: Path, start: int) -> LogScan:
+    """One run's output: its log from byte `start` on (the log is appended to, so that is where this run's
+    output begins), or the output kept in memory when the log on disk is incomplete (a full disk)."""
+    if result.log_error is not None:
+        return scan_log(_bounded_lines(io.StringIO(result.output, newline=None)))
+    return scan_log(log_lines(log_path, start))
+
+
+def log_lines(path: Path, start: int = 0) -> Iterator[str]:
+    """The lines of the log at `path` from byte `start` on, read as they are needed; bytes that are not
+    UTF-8 (a crash's garbage) become U+FFFD."""
+    with path.open("rb") as raw:
+        raw.seek(start)
+        yield from _bounded_lines(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"))
+
+
+def _bounded_lines(stream: IO[str]) -> Iterator[str]:
+    """The lines of `stream` (universal newlines, as splitlines would split a progress bar's carriage
+    returns), each cut at MAX_LINE_CHARS."""
+    cut = False  # the rest of a line already cut
+    while line := stream.readline(MAX_LINE_CHARS):
+        if not cut:
+            yield line
+        cut = not line.endswith("\n")
+
+
+def _allocations(line: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for gib, tokens in _KV_ALLOCATED.findall(line)[-1:]:
+        found.update(kv_allocated_gib=float(gib), kv_allocated_tokens=float(tokens))
+    for mib in _ENGINE_SIZE.findall(line)[-1:]:
+        found["engine_size_gib"] = float(mib) / 1024
+    # A number of hundreds of digits is garbage, not an allocation.
+    return found if all(math.isfinite(v) for v in found.values()) else {}
 
 
 def _clean(line: str) -> str:
@@ -40,25 +141,14 @@ def _clean(line: str) -> str:
 
 
 def _number(label: str, raw: str) -> float:
-    token = raw.split()[0].rstrip("%").replace(",", "")
+    token = next(iter(raw.split()), "").rstrip("%").replace(",", "")
     try:
         value = float(token)
     except ValueError:
-        raise ReportError(f"report field {label!r} is not a number: {raw!r}") from None
+        raise ReportError(f"report field {label!r} is not a number: {printable(raw, 80)!r}") from None
     if not math.isfinite(value):
-        raise ReportError(f"report field {label!r} is not a finite number: {raw!r}")
+        raise ReportError(f"report field {label!r} is not a finite number: {printable(raw, 80)!r}")
     return value
-
-
-def report_block(log: str) -> list[str] | None:
-    """The lines of the last report in the log, prefix removed; None when there is no report."""
-    lines = [_clean(line) for line in log.splitlines()]
-    starts = [i for i, line in enumerate(lines) if _HEADER.match(line.strip())]
-    if not starts:
-        return None
-    block = lines[starts[-1]:]
-    has_results = any(line.strip() in ("= STATISTICS", "= PERFORMANCE OVERVIEW") for line in block)
-    return block if has_results else None
 
 
 def _sections(block: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, float]]:
@@ -76,8 +166,7 @@ def _sections(block: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, fl
             continue
         pct = _PERCENTILE.match(line)
         if pct:
-            kind, stat = pct[1].lower(), pct[2].lower().replace("minimum", "min").replace("maximum", "max")
-            percentiles[f"{kind}_{stat}"] = _number(f"[{pct[1]}] {pct[2]}", pct[3])
+            percentiles[f"{pct[1].lower()}_{_STATS[pct[2].lower()]}"] = _number(f"[{pct[1]}] {pct[2]}", pct[3])
             continue
         kv = _KEY_VALUE.match(line)
         if kv:
@@ -108,9 +197,9 @@ def _optional(sections: dict[str, dict[str, str]], *labels: str) -> float | None
     return _number(*found) if found else None
 
 
-def parse_text(log: str) -> Report | None:
-    block = report_block(log)
-    if block is None:
+def _text_report(block: list[str]) -> Report | None:
+    """The report in `block` (from a header on), None when the results section is missing (killed mid-print)."""
+    if not any(line in ("= STATISTICS", "= PERFORMANCE OVERVIEW") for line in block):
         return None
     sections, percentiles = _sections(block)
     if "STATISTICS" in sections:
@@ -169,8 +258,13 @@ def parse_text(log: str) -> Report | None:
         "pp": _text(sections, "PP Size"),
         "machine": sections.get("MACHINE DETAILS", {}).get("Machine"),
     }
-    return Report(fmt, {k: v for k, v in metrics.items() if v is not None},
-                  {k: v for k, v in info.items() if v is not None})
+    return _build_report(fmt, metrics, info)
+
+
+def _build_report(fmt: str, metrics: dict[str, float | None], info: dict[str, str | None]) -> Report:
+    """What was found: metrics as they are, text made printable, the missing and the empty left out."""
+    texts = {k: printable(v) for k, v in info.items() if v is not None}
+    return Report(fmt, {k: v for k, v in metrics.items() if v is not None}, {k: v for k, v in texts.items() if v})
 
 
 def _text(sections: dict[str, dict[str, str]], *labels: str) -> str | None:
@@ -187,26 +281,28 @@ def _fraction(percent: float | None) -> float | None:
 
 
 def parse_json(path: Path) -> Report:
-    """The `--report_json` file (0.19+): keys per reference section 3.1."""
+    """The `--report_json` file (0.19+): keys per reference section 3.1. Whatever the file holds, a report
+    that cannot be used raises ReportError."""
     try:
-        data = json.loads(path.read_text())
-        perf = data["performance"]
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"report JSON {path.name} is unreadable: {exc}") from None
-    except (KeyError, TypeError):
-        raise ReportError(f"report JSON {path.name} has no 'performance' section") from None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not JSON, not UTF-8, a 5,000-digit int
+        raise ReportError(f"report JSON {path.name} is unreadable: {printable(str(exc), 200)}") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"report JSON {path.name} is not an object")
+    perf, world, request, streaming, engine, machine = (
+        _json_object(data, name) for name in ("performance", "world_info", "request_info", "streaming_metrics",
+                                               "engine", "machine"))
 
     def num(section: dict[str, Any], key: str, required: bool = False) -> float | None:
-        value = section.get(key) if isinstance(section, dict) else None
+        value = section.get(key)
         if value is None:
             if required:
                 raise ReportError(f"report JSON has no performance.{key}")
             return None
+        if isinstance(value, (dict, list)):  # str() of a deep one could exhaust the stack
+            raise ReportError(f"report field {key!r} is not a number but {type(value).__name__}")
         return _number(key, str(value))
 
-    world = data.get("world_info", {}) or {}
-    request = data.get("request_info", {}) or {}
-    streaming = data.get("streaming_metrics", {}) or {}
     metrics: dict[str, float | None] = {
         "output_tok_per_s": num(perf, "system_output_throughput_tok_s", True),
         "request_per_s": num(perf, "request_throughput_req_s", True),
@@ -226,36 +322,40 @@ def parse_json(path: Path) -> Report:
         "max_runtime_tokens": num(world, "max_num_tokens"),
         "kv_memory_fraction": num(world, "kv_cache_percentage"),
     }
-    for prefix, section in (("latency", perf.get("request_latency_percentiles_ms")),
-                            ("ttft", streaming.get("ttft_percentiles")), ("tpot", streaming.get("tpot_percentiles"))):
-        for stat, value in (section or {}).items():
-            short = {"minimum": "min", "maximum": "max"}.get(stat, stat)
-            metrics[f"{prefix}_{short}_ms"] = _number(f"{prefix}.{stat}", str(value))
-    engine = data.get("engine", {}) or {}
+    for prefix, section, key in (("latency", perf, "request_latency_percentiles_ms"),
+                                 ("ttft", streaming, "ttft_percentiles"), ("tpot", streaming, "tpot_percentiles")):
+        breakdown = _json_object(section, key)
+        for stat, short in _STATS.items():
+            metrics[f"{prefix}_{short}_ms"] = num(breakdown, stat)
     info = {
-        "model": engine.get("model"),
-        "trtllm_version": engine.get("version"),
-        "backend": "tensorrt" if str(engine.get("backend", "")).upper() == "TRT" else "pytorch",
-        "dtype": engine.get("dtype"),
-        "kv_cache_dtype": engine.get("kv_cache_dtype"),
-        "quantization": engine.get("quantization"),
-        "engine_dir": engine.get("engine_dir"),
-        "scheduling_policy": str(world.get("scheduling_policy")) if world.get("scheduling_policy") else None,
-        "machine": (data.get("machine") or {}).get("name"),
+        "model": _json_text(engine, "model"),
+        "trtllm_version": _json_text(engine, "version"),
+        "backend": "tensorrt" if (_json_text(engine, "backend") or "").upper() == "TRT" else "pytorch",
+        "dtype": _json_text(engine, "dtype"),
+        "kv_cache_dtype": _json_text(engine, "kv_cache_dtype"),
+        "quantization": _json_text(engine, "quantization"),
+        "engine_dir": _json_text(engine, "engine_dir"),
+        "scheduling_policy": _json_text(world, "scheduling_policy"),
+        "machine": _json_text(machine, "name"),
     }
-    return Report("json", {k: v for k, v in metrics.items() if v is not None},
-                  {k: v for k, v in info.items() if v is not None})
+    return _build_report("json", metrics, info)
 
 
-def kv_allocated(log: str) -> dict[str, float]:
-    """The KV cache the runtime actually allocated (the last allocation: the PyTorch backend allocates
-    an estimation pool first), and the engine size the TRT runtime loaded."""
-    found: dict[str, float] = {}
-    allocations = _KV_ALLOCATED.findall(log)
-    if allocations:
-        gib, tokens = allocations[-1]
-        found.update(kv_allocated_gib=float(gib), kv_allocated_tokens=float(tokens))
-    engine = _ENGINE_SIZE.findall(log)
-    if engine:
-        found["engine_size_gib"] = float(engine[-1]) / 1024
-    return found
+def _json_object(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """A section of the report JSON; {} when it is missing or null (older releases, no --streaming)."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ReportError(f"report JSON {key!r} is not an object but {type(value).__name__}")
+    return value
+
+
+def _json_text(section: dict[str, Any], key: str) -> str | None:
+    """A descriptive field: text, or a number or enum value written as one (scheduling_policy may be either)."""
+    value = section.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    raise ReportError(f"report JSON field {key!r} is not text but {type(value).__name__}")

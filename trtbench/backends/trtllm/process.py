@@ -1,7 +1,8 @@
-"""Run one command in its own process group, stream its output to a log, kill the whole group on timeout.
+"""Run one command under a keeper (keeper.py), stream its output to a log, end its whole tree on timeout.
 
-MPI ranks and worker processes are children of trtllm-bench; a dead rank can hang the job
-(TensorRT-LLM #16342), so the timeout signals the group, not the leader. Output is read by a
+MPI ranks and worker processes are descendants of trtllm-bench; a dead rank can hang the job
+(TensorRT-LLM #16342), and a daemon may leave the process group. The keeper ends every descendant
+when the command exits, times out, is interrupted, or trtbench itself dies. Output is read by a
 thread and written to the log as it comes; if the disk fills, the log stops growing (and says so
 in the result) but the run and its in-memory output go on, so the point is still classified.
 """
@@ -10,15 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-KILL_GRACE_S = 5.0
+KEEPER = Path(__file__).with_name("keeper.py")
+KEEPER_EXIT_S = 10.0  # the keeper's own grace (2 s) and its start, with room to spare
 MAX_KEPT_BYTES = 32 * 2**20  # output kept in memory for parsing; the log on disk has everything
 
 
@@ -65,41 +67,44 @@ class _Tee(threading.Thread):
         return b"".join(self.chunks).decode(errors="replace")
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+def _stop(keeper: subprocess.Popen[bytes]) -> None:
+    """Ask the keeper to end the tree and wait for it; SIGKILL only if it does not answer (its
+    benchmark then still dies with it, by its parent-death signal)."""
+    with contextlib.suppress(ProcessLookupError):
+        keeper.terminate()
+    try:
+        keeper.wait(timeout=KEEPER_EXIT_S)
+    except subprocess.TimeoutExpired:
+        keeper.kill()
+        keeper.wait()
 
 
 def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[str, str] | None = None,
                cwd: Path | None = None) -> ProcessResult:
-    """Run `args` (a list, never a shell string) until it exits or `timeout_s` passes."""
+    """Run `args` (a list, never a shell string) until it exits or `timeout_s` passes. `env` is laid
+    over this process's environment."""
     read_fd, write_fd = os.pipe()
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(list(args), stdout=write_fd, stderr=write_fd, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env, cwd=cwd)
+        # Its own session: a terminal's Ctrl-C or hang-up reaches trtbench, which stops the keeper.
+        keeper = subprocess.Popen([sys.executable, "-I", str(KEEPER), str(os.getpid()), "--", *args],
+                                  stdout=write_fd, stderr=write_fd, stdin=subprocess.DEVNULL,
+                                  start_new_session=True, env={**os.environ, **env} if env else None, cwd=cwd)
     finally:
         os.close(write_fd)
     tee = _Tee(read_fd, log_path)
     tee.start()
     timed_out = False
     try:
-        proc.wait(timeout=timeout_s)
+        keeper.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _signal_group(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=KILL_GRACE_S)
-    except BaseException:  # Ctrl-C: take the whole group down before giving up the point
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _stop(keeper)
+    except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: the whole tree goes before the point is given up
+        _stop(keeper)
         raise
     finally:
-        # Whatever of the group is left (a rank that outlived the leader, a hung child) must not hold
-        # the GPU or the pipe.
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
         tee.join(timeout=10)
-        if not tee.is_alive():  # else a process outside the group still writes; leave its pipe open
+        if not tee.is_alive():  # else something still holds the pipe; leave it open rather than block
             os.close(read_fd)
-    return ProcessResult(proc.returncode, timed_out, tee.text(), time.monotonic() - t0, tee.log_error)
+    return ProcessResult(keeper.returncode, timed_out, tee.text(), time.monotonic() - t0, tee.log_error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,35 +91,51 @@ class TrtllmVersion:
         return "kv_cache_config" if self.at_least(0, 21) else "pytorch_backend_config"
 
 
+_PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
+# Reads the installed distribution's metadata: imports nothing of TensorRT-LLM (or of the user's).
+_ASK_VERSION = ("from importlib.metadata import version\n"
+                "for name in ('tensorrt_llm', 'tensorrt-llm'):\n"
+                "    try: print(version(name)); break\n"
+                "    except Exception: pass\n")
+
+
 def python_of(executable: str) -> str:
-    """The Python that owns a console script, from its shebang (`#!/usr/bin/env python3` too)."""
+    """The Python that owns a console script: its shebang's interpreter (`#!/usr/bin/env python3` too),
+    else a Python beside it (a wrapper script in a virtual environment's bin/)."""
     try:
         first = Path(executable).read_bytes()[:256].split(b"\n", 1)[0].decode(errors="replace")
     except OSError:
         first = ""
-    if not first.startswith("#!"):
-        return "python3"
-    parts = first[2:].split()
+    parts = first[2:].split() if first.startswith("#!") else []
     if parts and Path(parts[0]).name == "env":
         parts = [p for p in parts[1:] if not p.startswith("-")]
-    return parts[0] if parts else "python3"
+    if parts and _PYTHON_NAME.fullmatch(Path(parts[0]).name):
+        return parts[0]
+    for name in ("python3", "python"):
+        beside = Path(executable).parent / name
+        if beside.exists():
+            return str(beside)
+    what = f"a {Path(parts[0]).name} script" if parts else "not a Python script"
+    raise TrtbenchError(f"cannot tell which Python runs {executable} ({what}); set trtllm.version in the spec")
 
 
 def detect_version(bench: str, timeout_s: float = 120) -> TrtllmVersion:
-    """`tensorrt_llm.__version__` as seen by the Python that runs trtllm-bench."""
+    """The installed `tensorrt_llm` distribution's version, as the Python that runs trtllm-bench sees it.
+    Isolated mode and a neutral working directory: no file of the current directory, no PYTHONPATH."""
     python = python_of(bench)
     if shutil.which(python) is None and not Path(python).exists():
         raise TrtbenchError(f"cannot find {python}, the Python of {bench}; set trtllm.version in the spec")
     try:
-        done = subprocess.run([python, "-c", "import tensorrt_llm; print(tensorrt_llm.__version__)"],
-                              capture_output=True, text=True, timeout=timeout_s, check=False)
+        with tempfile.TemporaryDirectory(prefix="trtbench-version-") as neutral:
+            done = subprocess.run([python, "-I", "-c", _ASK_VERSION], capture_output=True, text=True,
+                                  timeout=timeout_s, check=False, cwd=neutral, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TrtbenchError(f"cannot ask {python} for the TensorRT-LLM version ({exc}); "
                             f"set trtllm.version in the spec") from None
     lines = [line for line in done.stdout.splitlines() if _VERSION.match(line.strip())]
     if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TrtbenchError(f"{python} cannot import tensorrt_llm ({last}); set trtllm.version in the spec")
+        raise TrtbenchError(f"{python} has no tensorrt_llm package installed (isolated mode, PYTHONPATH not "
+                            f"read); set trtllm.version in the spec")
     return TrtllmVersion.parse(lines[-1])
 
 

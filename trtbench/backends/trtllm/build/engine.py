@@ -24,6 +24,7 @@ from trtbench.backends.trtllm.build.steps import (
 )
 from trtbench.backends.trtllm.command import llm_api_options
 from trtbench.backends.trtllm.failures import Failure, classify
+from trtbench.backends.trtllm.parse import scan_run
 from trtbench.backends.trtllm.process import run_logged
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.errors import TrtbenchError
@@ -88,10 +89,12 @@ def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, say:
 def _run_step(step: Step, log: Path, timeout_s: float, records: list[dict[str, object]]) -> Failure | None:
     with log.open("a") as fh:
         fh.write(f"\n$ {' '.join(step.args)}\n")
+    start = log.stat().st_size  # where this step's output begins: the steps before it are in the same log
     result = run_logged(step.args, log, timeout_s)
     records.append({"name": step.name, "command": step.args, "returncode": result.returncode,
                     "seconds": round(result.duration_s, 3)})
-    failure = classify(result.returncode, result.timed_out, result.output, has_report=True, timeout_s=timeout_s)
+    failure = classify(result.returncode, result.timed_out, scan_run(result, log, start), has_report=True,
+                       timeout_s=timeout_s)
     if failure is not None and failure.status == "error":  # name the step that failed (e.g. calibration)
         failure = Failure(Status.ERROR, f"{step.name}, {failure.where}", failure.line)
     return failure

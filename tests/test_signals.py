@@ -1,0 +1,77 @@
+"""However a sweep ends (kill -9, SIGTERM, SIGHUP, Ctrl-C) no process of its benchmark outlives it, and a
+handled signal records nothing half-done, says how to resume and exits 128 + the signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import SMALL_SPEC, load_records
+
+TRTLLM_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_for(path: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT],
+                         ids=lambda s: signal.Signals(s).name)
+def test_no_benchmark_process_outlives_the_sweep(sig, cli, write_spec, tmp_path, fake_bench, monkeypatch):
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
+    fake_bench.fail("hang", min_isl=2048)  # the two 128-token points finish, then 2048/128 hangs
+    spec = write_spec(TRTLLM_SPEC)
+    with (tmp_path / "err").open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)],
+                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        _wait_for(pids)
+        leader, grandchild = map(int, pids.read_text().split())
+        deadline = time.monotonic() + 10
+        while os.getsid(grandchild) != grandchild:  # it leaves the benchmark's session (and group) first
+            assert time.monotonic() < deadline, "the fake's grandchild never called setsid"
+            time.sleep(0.02)
+        assert _alive(leader) and _alive(grandchild)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        code = proc.wait(timeout=30)
+    while (_alive(leader) or _alive(grandchild)) and time.monotonic() < sent + 4:
+        time.sleep(0.05)
+    assert not _alive(leader) and not _alive(grandchild), "a benchmark process survived the sweep by 4 s"
+
+    recs = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    assert sorted((r["isl"], r["osl"]) for r in recs) == [(128, 128), (128, 1024)]  # nothing half-done
+    assert all(r["status"] == "ok" for r in recs)
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+        return
+    name = signal.Signals(sig).name
+    assert code == 128 + sig
+    lines = [line for line in (tmp_path / "err").read_text().splitlines() if "interrupted" in line]
+    assert len(lines) == 1 and f"interrupted by {name}" in lines[0] and "run the same command again" in lines[0]
+    if sig == signal.SIGTERM:  # resuming runs the two unfinished points, and only them
+        monkeypatch.delenv("FAKE_TRTLLM_FAIL")
+        again = cli("sweep", "--no-plots", str(spec))
+        assert again.code == 0, again.err
+        assert "2 point(s) already recorded, 2 run now" in again.err
+        assert sorted((p["isl"], p["osl"]) for p in fake_bench.printed()) == [
+            (128, 128), (128, 1024), (2048, 128), (2048, 1024)]
+
