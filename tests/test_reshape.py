@@ -117,7 +117,7 @@ def test_a_0_1_0_run_with_a_changed_spec_keeps_its_records_as_stale(cli, tmp_pat
     run = _legacy(tmp_path, "legacy_sim")
     changed = (run / "spec.yaml").read_text().replace("kv_cache_free_gpu_mem_fraction: 0.9",
                                                       "kv_cache_free_gpu_mem_fraction: 0.8")
-    result = cli("sweep", str(write_spec(changed)), "--no-plots")
+    result = cli("sweep", str(write_spec(changed)), "--no-plots", "--update")
     assert result.code == 0, result.err
     assert "upgraded" not in result.err and len(load_records(run / "results.jsonl")) == 8
     assert "4 record(s) from an earlier version of the spec" in (run / "report.md").read_text()

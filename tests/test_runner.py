@@ -158,10 +158,34 @@ def test_fresh_starts_a_new_directory_and_keeps_the_old(cli, write_spec, tmp_pat
     assert len(records(tmp_path / "runs" / "tiny-2")) == 4
 
 
+def test_an_edit_that_changes_measurements_is_refused_without_a_word_written(cli, write_spec, tmp_path):
+    assert cli("sweep", "--no-plots", str(write_spec())).code == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    changed = write_spec(SMALL_SPEC.replace("isl: [128, 2048]", "isl: [128, 4096]")
+                         .replace("precision: fp8", "precision: fp16"))
+    result = cli("sweep", "--no-plots", str(changed))
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert "runs/tiny was recorded with another spec (grid.isl: [128, 2048] -> [128, 4096]; precision: fp8 -> " \
+           "fp16)" in line
+    assert "--fresh" in line and "--update" in line
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_an_edit_that_changes_no_measurement_is_taken_with_a_note(cli, write_spec, tmp_path):
+    assert cli("sweep", "--no-plots", str(write_spec())).code == 0
+    edited = write_spec(SMALL_SPEC + "runtime: {timeout_s: 60}\n")
+    result = cli("sweep", "--no-plots", str(edited))
+    assert result.code == 0, result.err
+    assert "spec edited since the last sweep in runs/tiny: runtime.timeout_s: 3600.0 -> 60.0" in result.err
+    assert "4 point(s) already recorded, 0 run now" in result.err
+
+
 def test_changed_spec_reruns_only_what_changed(cli, write_spec, tmp_path):
     assert cli("sweep", "--no-plots", str(write_spec())).code == 0
     changed = write_spec(SMALL_SPEC.replace("isl: [128, 2048]", "isl: [128, 4096]"))
-    result = cli("sweep", "--no-plots", str(changed))
+    result = cli("sweep", "--no-plots", "--update", str(changed))
     assert "2 point(s) already recorded, 2 run now" in result.err
     run_dir = tmp_path / "runs" / "tiny"
     assert len(records(run_dir)) == 6  # the old 2048 records stay on disk ...
@@ -205,3 +229,17 @@ def test_a_damaged_record_is_set_aside_and_only_its_point_reruns(write_spec, tmp
     assert "3 point(s) already recorded, 1 run now" in resumed.err
     assert len(records(tmp_path / "runs" / "tiny")) == 4
 
+
+
+def test_files_are_readable_by_others_whatever_the_umask(cli, write_spec, tmp_path):
+    """A run directory is shared: 0644 files and 0755 directories, also under a private umask."""
+    old = os.umask(0o077)
+    try:
+        assert cli("sweep", str(write_spec())).code == 0  # plots included
+    finally:
+        os.umask(old)
+    run_dir = tmp_path / "runs" / "tiny"
+    modes = {p.relative_to(run_dir).as_posix(): p.stat().st_mode & 0o777 for p in [run_dir, *run_dir.rglob("*")]}
+    assert any(name.endswith(".png") for name in modes) and "results.jsonl" in modes and "report.md" in modes
+    for name, mode in modes.items():
+        assert mode == (0o755 if (run_dir / name).is_dir() else 0o644), f"{name}: {oct(mode)}"

@@ -52,11 +52,14 @@ def sweep(
     no_build: bool = typer.Option(False, "--no-build", help="refuse to build a missing engine"),
     no_plots: bool = typer.Option(False, "--no-plots", help="write the report without drawing its plots"),
     max_points: int = _max_points(),
+    update: bool = typer.Option(False, "--update", help="adopt an edited spec in an existing run directory: "
+                                "the points both specs share keep their records, the rest run"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report."""
     from trtbench.commands import sweep as sweep_cmd
 
-    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points)
+    sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points,
+                    update=update)
 
 
 @app.command()

@@ -8,15 +8,17 @@ from pathlib import Path
 from trtbench.backends.registry import Selection, select_backend
 from trtbench.commands.progress import ProgressBar
 from trtbench.commands.utils import console, interruptible, report_run, warn
+from trtbench.drift import Change, changes, measured
+from trtbench.errors import SpecError, StoreError
 from trtbench.executors.local import LocalExecutor
-from trtbench.grid import Point, expand
+from trtbench.grid import IdentityRule, Point, expand
 from trtbench.runner import run_sweep
-from trtbench.spec import load_spec
-from trtbench.store import RunStore, next_free_dir
+from trtbench.spec import SweepSpec, load_spec
+from trtbench.store import SPEC, RunStore, next_free_dir
 
 
 def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
-          no_build: bool, plots: bool = True, max_points: int | None = None) -> None:
+          no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False) -> None:
     spec = load_spec(spec_path)
     run_dir = out or spec.run_dir()
     if fresh:
@@ -26,8 +28,11 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if dry_run:
         print_commands(selection, points)
         return
+    edits = recorded_edits(run_dir, spec, selection.backend.identity(), update)
     selection.backend.prepare(points, console.print, allow_build=not no_build)  # refuses before anything is written
     store = RunStore.create(run_dir, warn)
+    if edits:
+        console.print(f"spec edited since the last sweep in {run_dir}: {'; '.join(map(str, edits))}")
     console.print(f"[bold]{spec.name}[/]: {len(points)} points -> {run_dir}  ({selection.reason})")
     if selection.backend.capabilities().source.value == "simulated":
         console.print("[yellow]SIMULATED[/]: no GPU run; every number is a prediction of trtbench's simulator")
@@ -40,6 +45,26 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if summary.already_done:
         console.print(f"resumed: {summary.already_done} point(s) already recorded, {summary.ran} run now")
     console.print(f"report: {report_run(run_dir, top_n, plots)}")
+
+
+def recorded_edits(run_dir: Path, spec: SweepSpec, rule: IdentityRule, update: bool) -> list[Change]:
+    """How `spec` differs from the one `run_dir` recorded. An edit that changes what is measured (the
+    grid, the requests, a field behind the point ids) is refused unless `update` adopts it."""
+    recorded = run_dir / SPEC
+    if not recorded.is_file():
+        return []
+    try:
+        edits = changes(load_spec(recorded), spec)
+    except SpecError as exc:
+        raise StoreError(f"{run_dir} holds a spec this trtbench cannot read ({exc}); use --fresh or --out DIR"
+                         ) from None
+    measuring = [edit for edit in edits if measured(edit, rule)]
+    if measuring and not update:
+        shown = "; ".join(map(str, measuring[:3])) + (f"; and {len(measuring) - 3} more" if len(measuring) > 3 else "")
+        raise SpecError(f"{run_dir} was recorded with another spec ({shown}); use --fresh for a new run directory, "
+                        f"a new name: (or --out DIR), or --update to adopt the edited spec here (the points both "
+                        f"specs share keep their records)")
+    return edits
 
 
 def print_commands(selection: Selection, points: list[Point]) -> None:
