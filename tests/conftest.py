@@ -69,10 +69,13 @@ def write_spec(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture(autouse=True)
-def _no_gpu_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see a real trtllm-bench, whatever the machine has on PATH."""
+def _no_gpu_tools(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Tests never see a real trtllm-bench, whatever the machine has on PATH, nor a real GPU (NVML), unless
+    marked `gpu`: the same test gives the same result on a laptop, in CI and on a GPU machine."""
     monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
                                                if not (Path(p) / "trtllm-bench").exists()))
+    if request.node.get_closest_marker("gpu") is None:
+        monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` fails, as without a driver
 
 
 FAKES = REPO / "tests" / "fakes"

@@ -160,12 +160,17 @@ def test_no_gpu_means_no_build(cli, write_spec, tmp_path, fake_bench):
     assert "--dry-run" in result.err and "--backend sim" in result.err
 
 
+def _machine_with_a_gpu(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a subprocess that sees TensorRT-LLM 0.16 (the fakes) and an H100 (the fake NVML)."""
+    return {**os.environ, "PATH": os.pathsep.join([str(fake_trtllm_install(tmp_path, "0.16.0")), str(FAKES),
+                                                   os.environ["PATH"]]),
+            "PYTHONPATH": os.pathsep.join([str(FAKES / "site"), str(REPO), os.environ.get("PYTHONPATH", "")]),
+            "FAKE_NVML_GPU": "NVIDIA H100 80GB HBM3", "FAKE_TRTLLM_VERSION": "0.16.0", **extra}
+
+
 def test_killed_build_leaves_nothing_reusable(write_spec, tmp_path):
     spec = write_spec(TRT_SPEC)
-    env = {**os.environ, "PATH": os.pathsep.join([str(fake_trtllm_install(tmp_path, "0.16.0")), str(FAKES),
-                                                   os.environ["PATH"]]),
-           "PYTHONPATH": f"{FAKES / 'site'}{os.pathsep}{REPO}", "FAKE_NVML_GPU": "NVIDIA H100 80GB HBM3",
-           "FAKE_TRTLLM_VERSION": "0.16.0", "FAKE_BUILD_SLEEP": "30"}
+    env = _machine_with_a_gpu(tmp_path, FAKE_BUILD_SLEEP="30")
     proc = subprocess.Popen([sys.executable, "-m", "trtbench", "build", str(spec)], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -207,10 +212,7 @@ def test_make_engine_dry_run_prints_fp8_commands(tmp_path):
 @pytest.mark.slow
 def test_make_engine_twice_builds_once(tmp_path):
     calls = tmp_path / "calls"
-    env = {**os.environ, "PATH": os.pathsep.join([str(fake_trtllm_install(tmp_path, "0.16.0")), str(FAKES),
-                                                   os.environ["PATH"]]),
-           "PYTHONPATH": f"{FAKES / 'site'}{os.pathsep}{REPO}", "FAKE_NVML_GPU": "NVIDIA H100 80GB HBM3",
-           "FAKE_TRTLLM_VERSION": "0.16.0", "FAKE_BUILD_CALLS": str(calls)}
+    env = _machine_with_a_gpu(tmp_path, FAKE_BUILD_CALLS=str(calls))
     args = ("engine", "PREC=fp16", "SWEEP=sweeps/smoke.yaml", f"ENGINES={tmp_path / 'engines'}")
     first = make(*args, cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stdout + first.stderr

@@ -1,0 +1,70 @@
+"""On a machine with a GPU (skipped elsewhere, CI included): the paths that meet the real driver. Run them
+with `pytest -m gpu`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import SMALL_SPEC
+from trtbench.backends.trtllm.telemetry import Sampler
+from trtbench.catalog.gpus import resolve_gpu
+from trtbench.nvml import init as nvml_init
+from trtbench.nvml import visible_gpus
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not visible_gpus(), reason="no GPU visible to NVML")]
+HELD_GIB = 8
+
+
+def _used_gib() -> float:
+    nvml = nvml_init()
+    assert nvml is not None
+    try:
+        return nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(0)).used / 2**30
+    finally:
+        nvml.nvmlShutdown()
+
+
+def _wait(condition, timeout_s: float, what: str) -> float:
+    t0 = time.monotonic()
+    while not condition():
+        assert time.monotonic() - t0 < timeout_s, what
+        time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+def test_a_killed_sweep_frees_the_gpu_within_4_s(write_spec, tmp_path, fake_bench, monkeypatch):
+    """A grandchild that left the benchmark's session holds 8 GiB of GPU memory; kill -9 of the sweep must
+    give it back."""
+    monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(tmp_path / "pids"))
+    monkeypatch.setenv("FAKE_TRTLLM_GPU_GIB", str(HELD_GIB))
+    monkeypatch.setenv("FAKE_TRTLLM_GPU_PYTHON", sys.executable)
+    fake_bench.fail("hang")
+    baseline = _used_gib()
+    spec = write_spec(SMALL_SPEC.replace("backend: sim", "backend: trtllm"))
+    proc = subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait(lambda: _used_gib() >= baseline + HELD_GIB - 0.5, 120, "the fake never took its GPU memory")
+    proc.kill()
+    proc.wait()
+    freed = _wait(lambda: _used_gib() <= baseline + 0.5, 30, "the GPU memory was never given back")
+    print(f"GPU memory back to {baseline:.2f} GiB {freed:.2f} s after kill -9 of the sweep")
+    assert freed < 4
+
+
+def test_telemetry_reads_the_real_gpu():
+    gpu = visible_gpus()[0]
+    assert resolve_gpu(gpu.name).mem_total_mib == pytest.approx(gpu.memory_total_mib, rel=0.02)  # the catalog knows it
+    load = ("import torch, time; a = torch.randn(8192, 8192, device='cuda', dtype=torch.bfloat16); t = time.time()\n"
+            "while time.time() - t < 3: a @ a\ntorch.cuda.synchronize()")
+    with Sampler() as sampler:
+        subprocess.run([sys.executable, "-c", load], check=True, timeout=120)
+    summary = sampler.summary
+    assert summary is not None and summary.gpu_name == gpu.name and summary.samples >= 10
+    print(summary.model_dump_json())
+    assert summary.peak_power_w > summary.mean_power_w * 0.99 > 0 and summary.energy_j > 0
+    assert summary.peak_memory_used_gib > 0.3  # the 8192^2 bf16 operands and their products
+    assert summary.mean_sm_clock_mhz > 0
