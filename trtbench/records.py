@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trtbench.precision import Named
 
@@ -41,7 +42,9 @@ class Source(Named):
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown fields refused; numbers finite (a NaN or infinity in a record is damage, not data)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # Latency breakdowns as trtllm-bench prints them (text rows `[TTFT] P95: ...`, JSON percentile maps).
@@ -150,6 +153,14 @@ class Outcome(_Closed):
     command: list[str] | None = None  # measured: the exact argument list that ran
     detail: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _ok_has_positive_throughput(self) -> Outcome:
+        """An `ok` outcome is ranked: it must carry its throughput, positive."""
+        if self.status is Status.OK and (self.metrics is None or self.metrics.output_tok_per_s <= 0
+                                         or self.metrics.request_per_s <= 0):
+            raise ValueError("an ok outcome needs metrics with positive output and request throughput")
+        return self
+
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
@@ -167,6 +178,12 @@ class Record(Outcome):
     backend: str
     started_at: str
     duration_s: float
+
+    @field_validator("started_at")
+    @classmethod
+    def _iso_time(cls, value: str) -> str:
+        datetime.fromisoformat(value)  # ValueError: not a time; analysis adds durations to it
+        return value
 
     @property
     def isl(self) -> int:
