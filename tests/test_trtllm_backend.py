@@ -160,6 +160,22 @@ def test_each_attempt_has_its_own_log_and_report(cli, write_spec, tmp_path, fake
         assert (logs / f"{old['point_id']}.{old['attempt']}.report.json").exists()
 
 
+
+@pytest.mark.slow
+def test_a_text_report_after_40_mib_of_log_is_recorded_ok(cli, write_spec, tmp_path, fake_bench, monkeypatch):
+    """0.16 has no --report_json: the text report at the end of the log is all there is."""
+    fake_bench.version("0.16.0")
+    monkeypatch.setenv("FAKE_TRTLLM_NOISE_MIB", "40")
+    one_point = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [128]").replace("osl: [128, 1024]", "osl: [128]")
+    assert cli("sweep", "--no-plots", str(write_spec(one_point + ENGINE))).code == 0
+    (rec,) = records(tmp_path)
+    assert rec["status"] == "ok", rec["cause"]
+    assert rec["detail"]["report_format"] == "B"
+    assert Path(rec["detail"]["log"]).stat().st_size > 40 * 2**20
+    (printed,) = fake_bench.printed()
+    assert rec["metrics"]["output_tok_per_s"] == pytest.approx(printed["output_tok_per_s"], rel=1e-6)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
