@@ -1,8 +1,10 @@
 """The benchmark's keeper: a small process between trtbench and a benchmark that ends the benchmark's
 whole process tree however trtbench ends, `kill -9` included.
 
-trtbench starts it as `python -I keeper.py PARENT_PID -- ARGS...` (a script by path, importing nothing
-of trtbench, so a checkout's `PYTHONPATH` or current directory cannot change it). The keeper:
+trtbench starts it as `python -I keeper.py PARENT_PID PSUTIL_DIR -- ARGS...` (a script by path in
+isolated mode, importing nothing of trtbench, so no `PYTHONPATH` or current directory can change it;
+psutil comes from the directory trtbench itself loaded it from, a user site-packages one included).
+The keeper:
 - makes itself a child subreaper, so every descendant that outlives its parent (an MPI worker, a
   grandchild that called `setsid` and left the process group) is re-parented here, not to init;
 - asks the kernel for SIGTERM when trtbench dies, and gives the benchmark SIGKILL should the keeper die;
@@ -24,6 +26,8 @@ import sys
 import time
 from types import FrameType
 
+if __name__ == "__main__" and len(sys.argv) > 2:
+    sys.path.append(sys.argv[2])  # psutil's directory, as trtbench found it
 import psutil
 
 PR_SET_PDEATHSIG = 1
@@ -98,10 +102,10 @@ def _exit_as(returncode: int) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 4 or argv[2] != "--":
-        print("usage: keeper.py PARENT_PID -- COMMAND [ARGS...]", file=sys.stderr)
+    if len(argv) < 5 or argv[3] != "--":
+        print("usage: keeper.py PARENT_PID PSUTIL_DIR -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
-    parent, args = int(argv[1]), argv[3:]
+    parent, args = int(argv[1]), argv[4:]
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, _on_signal)
     try:

@@ -19,7 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 KEEPER = Path(__file__).with_name("keeper.py")
+PSUTIL_DIR = str(Path(psutil.__file__).parent.parent)  # where the keeper finds psutil in isolated mode
 KEEPER_EXIT_S = 10.0  # the keeper's own grace (2 s) and its start, with room to spare
 MAX_KEPT_BYTES = 32 * 2**20  # output kept in memory for parsing; the log on disk has everything
 
@@ -87,7 +90,7 @@ def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[
     t0 = time.monotonic()
     try:
         # Its own session: a terminal's Ctrl-C or hang-up reaches trtbench, which stops the keeper.
-        keeper = subprocess.Popen([sys.executable, "-I", str(KEEPER), str(os.getpid()), "--", *args],
+        keeper = subprocess.Popen([sys.executable, "-I", str(KEEPER), str(os.getpid()), PSUTIL_DIR, "--", *args],
                                   stdout=write_fd, stderr=write_fd, stdin=subprocess.DEVNULL,
                                   start_new_session=True, env={**os.environ, **env} if env else None, cwd=cwd)
     finally:
