@@ -17,6 +17,7 @@ from trtbench.errors import TrtbenchError
 
 SUPPORTED = ((0, 12), (1, 3))  # inclusive major.minor range
 SUPPORTED_TEXT = "0.12 to 1.3"
+NEWEST_TEXT = "1.3.0"  # what trtbench plans for when no TensorRT-LLM is installed (the PyTorch path)
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 
 
