@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 SWEEP ?= sweeps/h100_grid.yaml
 PREC ?= fp8
 
@@ -13,10 +14,15 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
 
-lint: install
+# The tests also quantize a tiny model with the real ModelOpt on CPU: the `test` extra (torch's CPU build here).
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,test]'
+	touch $(TEST_STAMP)
+
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check trtbench tests benchmarks
 	$(BIN)/mypy trtbench
 
@@ -29,7 +35,9 @@ sweep: install
 smoke: install
 	$(BIN)/trtbench sweep sweeps/smoke.yaml
 
-# The engine $(SWEEP) needs, at precision $(PREC) (FP8 KV cache as the spec says): built once, then reused.
+# The engine $(SWEEP) needs, at precision $(PREC) (KV cache dtype as the spec says), for the installed
+# TensorRT-LLM (the newest without one): a TensorRT engine, or on the PyTorch path the checkpoint to load,
+# quantized by ModelOpt for fp8. Built once under engines/, then reused.
 engine: install
 	$(BIN)/trtbench build $(SWEEP) --precision $(PREC) $(if $(MODEL),--model $(MODEL)) \
 		$(if $(ENGINES),--engines-dir $(ENGINES)) $(if $(DRY_RUN),--dry-run)

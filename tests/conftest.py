@@ -38,6 +38,11 @@ class CliResult:
     err: str
 
 
+# SMALL_SPEC on the real path. Its FP8 weights come from a pre-quantized checkpoint on the hub, loaded by name:
+# without one, an FP8 point on the PyTorch path first quantizes the model with ModelOpt (tests/test_quantize.py).
+TRTLLM_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm") + "build: {checkpoint: nvidia/Llama-3.1-8B-FP8}\n"
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         ) -> Callable[..., CliResult]:

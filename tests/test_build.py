@@ -14,14 +14,20 @@ import pytest
 
 from tests.conftest import FAKES, REPO, SMALL_SPEC, fake_trtllm_install, load_records
 from trtbench.backends.trtllm.build import engine as engine_mod
+from trtbench.backends.trtllm.build import quantize as quantize_mod
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.plan import build_config, plan_engines
+from trtbench.backends.trtllm.command import choose_mode
 from trtbench.backends.trtllm.version import TrtllmVersion
+from trtbench.commands import build as build_cmd
+from trtbench.errors import TrtbenchError
 from trtbench.grid import IdentityRule, expand
 from trtbench.nvml import GpuInfo
 from trtbench.spec import load_spec, parse_spec
 
 V016 = TrtllmVersion.parse("0.16.0")
+V12 = TrtllmVersion.parse("1.2.0")
+V12_PIN = "trtllm: {version: 1.2.0}\n"
 H100 = GpuInfo("NVIDIA H100 80GB HBM3", 81559, "560.35.03")
 TRT_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
 
@@ -197,15 +203,24 @@ def make(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
 
 
 @pytest.mark.slow
-def test_make_engine_dry_run_prints_fp8_commands(tmp_path):
-    result = make("engine", "PREC=fp8", "DRY_RUN=1", f"ENGINES={tmp_path / 'engines'}", cwd=tmp_path,
-                  env=dict(os.environ))
+def test_make_engine_dry_run_without_trtllm_plans_modelopt_for_the_newest_release(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = make("engine", "PREC=fp8", "DRY_RUN=1", f"ENGINES={tmp_path / 'engines'}", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if "quantize.py" in line or "trtllm-build" in line]
+    assert "Llama-3.1-8B_fp8_kv-fp8_pytorch_" in result.stdout
+    assert "fetch meta-llama/Llama-3.1-8B from the Hugging Face hub, then quantize it to FP8 with ModelOpt" in \
+        result.stdout.replace("\n", " ")
+    assert not (tmp_path / "engines").exists()
+
+
+def test_dry_run_for_an_engine_release_prints_fp8_commands(cli, write_spec, tmp_path):
+    result = cli("build", str(write_spec(TRT_SPEC + "trtllm: {version: 0.16.0}\n")), "--dry-run")
+    assert result.code == 0, result.err
+    lines = [line for line in result.out.splitlines() if "quantize.py" in line or "trtllm-build" in line]
     quantize = next(line for line in lines if "--qformat" in line)
     build = next(line for line in lines if line.split()[0].endswith("trtllm-build"))
     assert "--qformat fp8" in quantize and "--kv_cache_dtype fp8" in quantize and "--calib_size 512" in quantize
-    assert "--use_fp8_context_fmha enable" in build and "--max_seq_len 32768" in build
+    assert "--use_fp8_context_fmha enable" in build and "--max_seq_len 3072" in build  # 2048 + 1024
     assert not (tmp_path / "engines").exists()
 
 
@@ -222,28 +237,110 @@ def test_make_engine_twice_builds_once(tmp_path):
     assert len(calls_of(calls)) == 2
 
 
-def test_pytorch_path_engine_holds_checkpoint_and_options(cli, write_spec, tmp_path, fake_bench, monkeypatch):
+def test_a_pre_quantized_checkpoint_is_used_as_is(cli, write_spec, tmp_path, fake_bench, monkeypatch):
     calls = tmp_path / "calls"
     monkeypatch.setenv("FAKE_BUILD_CALLS", str(calls))
     fake_bench.version("1.1.0")
     text = TRT_SPEC + "build: {checkpoint: nvidia/Llama-3.1-8B-Instruct-FP8}\n"
-    result = cli("build", str(write_spec(text)))  # no GPU needed: nothing is compiled
+    result = cli("build", str(write_spec(text)))  # no GPU needed: nothing is compiled or quantized
     assert result.code == 0, result.err
     (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
-    assert "_pytorch_" in engine_dir.name and not calls.exists()
-    assert (engine_dir / "checkpoint.txt").read_text().strip() == "nvidia/Llama-3.1-8B-Instruct-FP8"
-    options = (engine_dir / "llm_api_options.yaml").read_text()
-    assert "dtype: fp8" in options and "free_gpu_memory_fraction: 0.9" in options
-    assert json.loads((engine_dir / "manifest.json").read_text())["status"] == "ok"
+    assert engine_dir.name.startswith("Llama-3.1-8B_fp8_kv-fp8_pytorch_") and not calls.exists()
+    assert sorted(p.name for p in engine_dir.iterdir()) == ["manifest.json"]
+    manifest = json.loads((engine_dir / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["config"]["checkpoint"] == "nvidia/Llama-3.1-8B-Instruct-FP8"
+    assert manifest["config"]["quantization"] is None and manifest["model_path"] is None  # --model loads it
     # The sweep's PyTorch runs load that checkpoint.
     run = cli("sweep", "--no-plots", str(write_spec(text)), "--dry-run")
     assert run.out.count("--model nvidia/Llama-3.1-8B-Instruct-FP8") == 4
 
 
-def test_fp8_pytorch_run_without_fp8_checkpoint_is_said(cli, write_spec, fake_bench):
+def fake_checkpoint(path: Path, vocab: int = 512) -> Path:
+    """What planning reads of a checkpoint: config.json's vocab_size, and the files' bytes for the digest."""
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": vocab}))
+    (path / "model.safetensors").write_bytes(b"\0" * 64)
+    return path
+
+
+def pytorch_spec(source: Path, extra: str = "") -> str:
+    return TRT_SPEC.replace("model: meta-llama/Llama-3.1-8B", f"model: {{name: tiny/llama, path: {source}}}") + extra
+
+
+def test_without_trtllm_the_pytorch_path_is_planned_for_the_newest_release(tmp_path):
+    spec = parse_spec(pytorch_spec(fake_checkpoint(tmp_path / "ckpt")))
+    assert choose_mode(spec, None) == "pytorch"
+    config = build_config(spec, None)
+    assert (config.path, config.trtllm_version) == ("pytorch", "1.3.0")
+    assert config.quantization is not None and config.quantization.recipe == ["FP8_DEFAULT_CFG", "FP8_KV_CFG"]
+    assert config.max_seq_len is None and config.tp is None  # runtime settings on the PyTorch path
+    assert config.name.startswith("llama_fp8_kv-fp8_pytorch_")
+    (plan,) = plan_engines(spec, None, expand(spec, IdentityRule(())))
+    assert plan.config == config and len(plan.points) == 4 and plan.unserved == []
+
+
+def test_pytorch_key_is_what_changes_the_quantized_checkpoint(tmp_path):
+    source = fake_checkpoint(tmp_path / "ckpt")
+    base = build_config(parse_spec(pytorch_spec(source)), V12)
+    regrid = pytorch_spec(source).replace("isl: [128, 2048]", "isl: [64]") + "runtime: {max_batch_size: 8}\n"
+    assert build_config(parse_spec(regrid), V12).hash() == base.hash()  # lengths and batching: runtime settings
+    samples = build_config(parse_spec(pytorch_spec(source, "build: {calibration: {samples: 64}}\n")), V12)
+    kv16 = build_config(parse_spec(pytorch_spec(source).replace("kv_cache_dtype: fp8", "kv_cache_dtype: auto")), V12)
+    (source / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": 256}))
+    edited = build_config(parse_spec(pytorch_spec(source)), V12)
+    assert len({base.hash(), samples.hash(), kv16.hash(), edited.hash()}) == 4
+    assert edited.quantization is not None and edited.quantization.calibration.vocab == 256
+
+
+def test_big_checkpoint_files_count_by_size_and_mtime(tmp_path, monkeypatch):
+    source = fake_checkpoint(tmp_path / "ckpt")  # model.safetensors: 64 bytes
+    monkeypatch.setattr(quantize_mod, "BYTES_HASHED_UP_TO", 32)
+    weights = source / "model.safetensors"
+    stat = weights.stat()
+    before = quantize_mod.checkpoint_digest(source)
+    weights.write_bytes(b"\1" * 64)  # same size, same mtime: not read, so not seen
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert quantize_mod.checkpoint_digest(source) == before
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert quantize_mod.checkpoint_digest(source) != before
+    (source / "config.json").write_text('{"vocab_size": 128256}')  # small files count by their bytes
+    assert quantize_mod.checkpoint_digest(source) != before
+
+
+def test_quantizing_without_the_extra_says_what_to_install(cli, write_spec, tmp_path, monkeypatch):
+    monkeypatch.setattr(quantize_mod, "installed", lambda name: None if name == "nvidia-modelopt" else "1.0")
+    spec = write_spec(pytorch_spec(fake_checkpoint(tmp_path / "ckpt"), V12_PIN))
+    with pytest.raises(TrtbenchError) as raised:
+        build_cmd.build(spec, {}, dry_run=False)
+    assert str(raised.value) == "quantizing to FP8 needs ModelOpt: pip install 'trtbench[quantize]'"
+    result = cli("build", str(spec))
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "quantizing to FP8 needs ModelOpt: pip install 'trtbench[quantize]'" in result.err  # brackets kept
+    assert not (tmp_path / "engines").exists()
+
+
+def test_an_fp8_sweep_on_the_pytorch_path_plans_the_modelopt_build(cli, write_spec, fake_bench, tmp_path):
+    """A 16-bit model swept at FP8 on 1.1: the dry run plans the ModelOpt build and writes nothing; with a
+    local checkpoint every point's command loads the quantized one from the engine cache."""
     fake_bench.version("1.1.0")
-    result = cli("sweep", "--no-plots", str(write_spec(TRT_SPEC)), "--dry-run")
-    assert "precision fp8 on the PyTorch backend needs an FP8 checkpoint" in result.err.replace("\n", " ")
+    hub = cli("sweep", "--no-plots", str(write_spec(TRT_SPEC)), "--dry-run")
+    assert hub.code == 0, hub.err
+    assert "fetch meta-llama/Llama-3.1-8B from the Hugging Face hub, then quantize it to FP8 with ModelOpt" in \
+        hub.out.splitlines()[0]
+    source = tmp_path / "llama"
+    source.mkdir()
+    (source / "config.json").write_text('{"vocab_size": 128256}')
+    local = cli("sweep", "--no-plots", str(write_spec(TRT_SPEC.replace("model: meta-llama/Llama-3.1-8B",
+                                                                      f"model: {{name: meta-llama/Llama-3.1-8B, "
+                                                                      f"path: {source}}}"))), "--dry-run")
+    assert local.code == 0, local.err
+    runs = [line.split() for line in local.out.splitlines() if " throughput " in line]
+    assert len(runs) == 4
+    for args in runs:
+        model_path = Path(args[args.index("--model_path") + 1])
+        assert model_path.parent.parent == (tmp_path / "engines").resolve() and model_path.name == "model"
+        assert model_path.parent.name.startswith("Llama-3.1-8B_fp8_kv-fp8_pytorch_")
+    assert not (tmp_path / "engines").exists()
 
 
 def test_one_engine_per_build_configuration_of_the_grid():

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import SMALL_SPEC
-
-TRTLLM_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
+from tests.conftest import TRTLLM_SPEC
 
 
 def dry_run(cli, write_spec, text: str) -> list[list[str]]:
@@ -44,7 +42,7 @@ def test_pytorch_run_on_1_x(cli, write_spec, tmp_path, fake_bench):
                           "false}}}\n")
     args = dry_run(cli, write_spec, text)[0]
     sub = args.index("throughput")
-    assert args[1:sub] == ["--model", "meta-llama/Llama-3.1-8B", "--log_level", "info"]
+    assert args[1:sub] == ["--model", "nvidia/Llama-3.1-8B-FP8", "--log_level", "info"]  # the FP8 checkpoint
     flags = args[sub:]
 
     def value(flag: str) -> str:
@@ -94,4 +92,4 @@ def test_ignored_settings_are_said(cli, write_spec, fake_bench):
     fake_bench.version("0.16.0")
     spec = write_spec(TRTLLM_SPEC + "runtime: {concurrency: 8}\ntrtllm: {engine_dir: /e}\n")
     result = cli("sweep", str(spec), "--dry-run")
-    assert "ignored: runtime.concurrency needs 0.19+" in result.err.replace("\n", " ")
+    assert "ignored: runtime.concurrency needs 0.17+" in result.err.replace("\n", " ")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import SMALL_SPEC
+from tests.conftest import TRTLLM_SPEC
 from trtbench.backends.trtllm.telemetry import Sampler
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.nvml import init as nvml_init
@@ -44,7 +44,7 @@ def test_a_killed_sweep_frees_the_gpu_within_4_s(write_spec, tmp_path, fake_benc
     monkeypatch.setenv("FAKE_TRTLLM_GPU_PYTHON", sys.executable)
     fake_bench.fail("hang")
     baseline = _used_gib()
-    spec = write_spec(SMALL_SPEC.replace("backend: sim", "backend: trtllm"))
+    spec = write_spec(TRTLLM_SPEC)
     proc = subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait(lambda: _used_gib() >= baseline + HELD_GIB - 0.5, 120, "the fake never took its GPU memory")

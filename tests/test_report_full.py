@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, SMALL_SPEC, load_records
+from tests.conftest import REPO, SMALL_SPEC, TRTLLM_SPEC, load_records
 from tests.test_report import STUDY, analysis, rec, table_after
 from trtbench import analyze as an
 from trtbench.plots import draw
@@ -111,11 +111,11 @@ def test_a_sim_sweep_report_has_every_section_and_plot(cli, tmp_path):
 
 def test_measured_report_provenance(cli, write_spec, tmp_path, fake_bench):
     fake_bench.version("1.1.0")
-    assert cli("sweep", str(write_spec(SMALL_SPEC.replace("backend: sim", "backend: trtllm")))).code == 0
+    assert cli("sweep", str(write_spec(TRTLLM_SPEC))).code == 0
     report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
     provenance = report.split("## Provenance", 1)[1]
     assert "| TensorRT-LLM | 1.1.0 |" in provenance
-    assert "`" + str(REPO / "tests" / "fakes" / "trtllm-bench") + " --model meta-llama/Llama-3.1-8B" in provenance
+    assert "`" + str(REPO / "tests" / "fakes" / "trtllm-bench") + " --model nvidia/Llama-3.1-8B-FP8" in provenance
     assert "GPU-hours" in provenance
     # The simulator sat beside every measurement; the fake's toy numbers are far from it, so all are flagged.
     rows = table_after(report, "Measured vs Predicted")

@@ -13,9 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import SMALL_SPEC, load_records
-
-TRTLLM_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
+from tests.conftest import TRTLLM_SPEC, load_records
 
 
 def _alive(pid: int) -> bool:
@@ -35,14 +33,15 @@ def _wait_for(path: Path, timeout_s: float = 60) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT],
                          ids=lambda s: signal.Signals(s).name)
-def test_no_benchmark_process_outlives_the_sweep(sig, cli, write_spec, tmp_path, fake_bench, monkeypatch):
+def test_no_benchmark_process_outlives_the_sweep(sig, cli, write_spec, tmp_path, fake_bench, monkeypatch, request):
     pids = tmp_path / "pids"
     monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
     fake_bench.fail("hang", min_isl=2048)  # the two 128-token points finish, then 2048/128 hangs
     spec = write_spec(TRTLLM_SPEC)
-    with (tmp_path / "err").open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)],
-                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+    with (tmp_path / "err").open("w") as err, subprocess.Popen(
+            [sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
+            stdout=subprocess.DEVNULL, stderr=err) as proc:
+        request.addfinalizer(proc.kill)  # a failed assertion below must not leave the sweep running
         _wait_for(pids)
         leader, grandchild = map(int, pids.read_text().split())
         deadline = time.monotonic() + 10

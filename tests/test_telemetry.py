@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from tests.conftest import SMALL_SPEC
+from tests.conftest import TRTLLM_SPEC
 from trtbench.backends.trtllm.telemetry import Sampler, available
 
 
@@ -81,7 +81,7 @@ def test_without_nvml_nothing_is_recorded(monkeypatch):
 
 def test_telemetry_is_stored_with_each_point(cli, write_spec, tmp_path, fake_bench, nvml):
     fake_bench.version("1.1.0")
-    spec = SMALL_SPEC.replace("backend: sim", "backend: trtllm").replace("gpu: h100-sxm", "gpu: auto")
+    spec = TRTLLM_SPEC.replace("gpu: h100-sxm", "gpu: auto")
     result = cli("sweep", "--no-plots", str(write_spec(spec)))
     assert result.code == 0, result.err
     assert "no GPU telemetry" not in result.err
@@ -97,5 +97,5 @@ def test_telemetry_is_stored_with_each_point(cli, write_spec, tmp_path, fake_ben
 
 def test_no_nvml_is_said_once(cli, write_spec, fake_bench):
     fake_bench.version("1.1.0")
-    result = cli("sweep", "--no-plots", str(write_spec(SMALL_SPEC.replace("backend: sim", "backend: trtllm"))))
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC)))
     assert result.code == 0 and result.err.replace("\n", " ").count("no GPU telemetry (NVML not available)") == 1

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKES, SMALL_SPEC, fake_trtllm_install
+from tests.conftest import FAKES, TRTLLM_SPEC, fake_trtllm_install
 from trtbench.backends.trtllm.version import detect_version, python_of
 from trtbench.errors import TrtbenchError
 
-TRTLLM_SPEC = SMALL_SPEC.replace("backend: sim", "backend: trtllm")
 HOSTILE = """\
 import pathlib
 pathlib.Path({marker!r}).write_text("ran")

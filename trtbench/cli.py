@@ -173,9 +173,11 @@ def main() -> None:
     try:
         app()
     except TrtbenchError as exc:
+        from rich.markup import escape
+
         from trtbench.commands.utils import console
 
-        console.print(f"[red]trtbench: error:[/] {' '.join(str(exc).splitlines())}", soft_wrap=True)
+        console.print(f"[red]trtbench: error:[/] {escape(' '.join(str(exc).splitlines()))}", soft_wrap=True)
         sys.exit(2)
     finally:  # as they were, for a caller that runs main() in its own process (the tests)
         os.umask(umask)

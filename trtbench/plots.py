@@ -22,7 +22,8 @@ from trtbench.files import atomic_write
 from trtbench.spec import SweepSpec
 
 FAILURE_LABEL = {"oom": "OOM", "timeout": "TIMEOUT", "infeasible": "INFEAS.", "error": "ERROR", "crash": "CRASH",
-                 "no_report": "NO REPORT", "invalid_report": "INVALID"}
+                 "no_report": "NO REPORT", "invalid_report": "INVALID",
+                 "driver_error": "DRIVER"}
 
 
 @dataclass(frozen=True)

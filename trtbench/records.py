@@ -24,7 +24,8 @@ AxisValue = int | str
 class Status(Named):
     """How a point ended. crash: killed by a signal or an MPI abort; no_report: exit 0 without a
     report (usually an OOM); invalid_report: a report that does not describe the point (impossible
-    numbers, fewer requests or other lengths than asked)."""
+    numbers, fewer requests or other lengths than asked); driver_error: TensorRT-LLM refused what trtbench
+    sent (an option or value its release does not take), a bug of trtbench's, not of the run."""
 
     OK = "ok"
     OOM = "oom"
@@ -34,6 +35,7 @@ class Status(Named):
     CRASH = "crash"
     NO_REPORT = "no_report"
     INVALID_REPORT = "invalid_report"
+    DRIVER_ERROR = "driver_error"
 
 
 class Source(Named):

@@ -195,6 +195,15 @@ class TrtllmSpec(_Strict):
     extra_llm_api_options: dict[str, Any] = Field(default_factory=dict, description="merged over ours")
 
 
+class CalibrationSpec(_Strict):
+    """What ModelOpt calibrates FP8 scales on (PyTorch-path builds); without a path, the sweep's own synthetic
+    tokens, which the build's manifest warns about."""
+
+    path: PathText | None = Field(None, description="text file, or JSON lines with text, prompt or input_ids")
+    samples: Annotated[PosInt, Field(le=100_000)] = 512
+    seq_len: Annotated[PosInt, Field(le=MAX_TOKENS)] = 512  # tokens per sample, longer ones cut
+
+
 class BuildSpec(_Strict):
     """How engines are built for the trtllm backend (`trtbench build`, `make engine`)."""
 
@@ -205,7 +214,8 @@ class BuildSpec(_Strict):
     max_num_tokens: BatchTokens | None = None
     tool: Literal["trtllm-build", "trtllm-bench"] = "trtllm-build"
     quantize_script: PathText = Field("quantize.py", description="TensorRT-LLM's examples/quantization/quantize.py")
-    calib_size: Annotated[PosInt, Field(le=100_000)] = 512  # calibration samples; 512 is the usual
+    calib_size: Annotated[PosInt, Field(le=100_000)] = 512  # quantize.py's calibration samples (engine path)
+    calibration: CalibrationSpec = Field(default_factory=CalibrationSpec)
     checkpoint: PathText | None = Field(None, description="PyTorch path: a pre-quantized checkpoint (HF name or dir)")
     engines_dir: PathText = "engines"
     timeout_s: Seconds = Field(7200.0, description="per build step")

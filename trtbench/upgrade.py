@@ -18,14 +18,15 @@ from trtbench.store import RunStore
 KEPT_AS = "results.v0.jsonl"
 
 
-def upgrade_v0(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRule, points: list[Point]) -> int:
-    """Re-key and rewrite a 0.1.0 run's records in place (under the run's lock); returns how many
-    were adopted by current points."""
+def adoptions(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRule,
+              points: list[Point]) -> dict[str, str] | None:
+    """For a 0.1.0 run: attempt -> the current point id that adopts the record (reading only); None for a
+    run of the current format."""
     if not store.results_path.exists() or not (store.path / "run.json").exists():
-        return 0
+        return None
     meta = store.meta()
     if meta.get("schema_version", 0) != 0:  # 0.1.0's run.json has no version
-        return 0
+        return None
     try:
         old_spec = store.spec()
     except TrtbenchError:
@@ -34,15 +35,31 @@ def upgrade_v0(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRul
     same = old_spec is not None and _agrees(old_spec, spec, rule) and all(
         old_identity.get(k, v) == v for k, v in rule.backend.items())
     by_axes = {(p.isl, p.osl, p.requests): p for p in points if not p.extra}
-    records, adopted = [], 0
+    adopted = {}
     for record in store.all_records():
         point = by_axes.get((record.isl, record.osl, record.requests)) if same and record.backend == backend else None
         if point is not None:
-            record = record.model_copy(update={"point_id": point.id})
-            adopted += 1
-        records.append(record)
-    store.rewrite(records, keep_as=KEPT_AS)
+            adopted[record.attempt] = point.id
     return adopted
+
+
+def upgrade_v0(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRule, points: list[Point]) -> int:
+    """Re-key and rewrite a 0.1.0 run's records in place (under the run's lock); returns how many
+    were adopted by current points."""
+    adopted = adoptions(store, spec, backend, rule, points)
+    if adopted is None:
+        return 0
+    records = [r.model_copy(update={"point_id": adopted[r.attempt]}) if r.attempt in adopted else r
+               for r in store.all_records()]
+    store.rewrite(records, keep_as=KEPT_AS)
+    return len(adopted)
+
+
+def recorded_ids(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRule, points: list[Point]) -> set[str]:
+    """The ids of `points` a sweep in `store` would find recorded, 0.1.0 records it would adopt included,
+    without writing anything (what a resume need not prepare for)."""
+    adopted = adoptions(store, spec, backend, rule, points)
+    return {r.point_id for r in store.records()} | set((adopted or {}).values())
 
 
 def _agrees(old: SweepSpec, new: SweepSpec, rule: IdentityRule) -> bool:

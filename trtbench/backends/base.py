@@ -3,7 +3,7 @@ need, run one point. The runner and executors see only this."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,10 +41,11 @@ class Backend(Protocol):
 
     def capabilities(self) -> Capabilities: ...
 
-    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False,
-                allow_build: bool = True) -> list[str]:
-        """Make what the points need (engines, checkpoints) before any run; returns the commands that
-        would make what is missing (what `--dry-run` prints, making nothing)."""
+    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False, allow_build: bool = True,
+                recorded: Collection[str] = ()) -> list[str]:
+        """Make what the points need (engines, checkpoints) before any run, except what only `recorded`
+        point ids need (a resume); returns the commands that would make what is missing (what `--dry-run`
+        prints, making nothing)."""
         ...
 
     def command(self, point: Point) -> list[str] | None:

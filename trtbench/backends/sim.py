@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ class SimBackend:
     def capabilities(self) -> Capabilities:
         return Capabilities(source=Source.SIMULATED, runs_commands=False)
 
-    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False,
-                allow_build: bool = True) -> list[str]:
+    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False, allow_build: bool = True,
+                recorded: Collection[str] = ()) -> list[str]:
         for point in points:  # a bad axis value (TP that does not divide the heads) fails before any run
             self.deployments(point.extra)
         return []

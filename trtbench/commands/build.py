@@ -49,7 +49,7 @@ def build(spec_path: Path | None, overrides: dict[str, Any], dry_run: bool, max_
     spec = spec_with_overrides(spec_path, overrides)
     version = known_version(spec.trtllm.version, spec.trtllm.executable)
     cache = EngineCache(Path(spec.build.engines_dir))
-    plans = plan_engines(spec, version, expand(spec, IdentityRule(()), max_points))
+    plans = plan_engines(spec, version, expand(spec, IdentityRule(()), max_points), fetch=not dry_run)
     failed = False
     with interruptible("engines finished so far are cached; run the same command again to build the rest"):
         for plan in plans:

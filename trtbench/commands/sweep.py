@@ -14,7 +14,8 @@ from trtbench.executors.local import LocalExecutor
 from trtbench.grid import IdentityRule, Point, expand
 from trtbench.runner import run_sweep
 from trtbench.spec import SweepSpec, load_spec
-from trtbench.store import SPEC, RunStore, next_free_dir
+from trtbench.store import RUN_META, SPEC, RunStore, next_free_dir
+from trtbench.upgrade import recorded_ids
 
 
 def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
@@ -28,8 +29,12 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if dry_run:
         print_commands(selection, points)
         return
-    edits = recorded_edits(run_dir, spec, selection.backend.identity(), update)
-    selection.backend.prepare(points, console.print, allow_build=not no_build)  # refuses before anything is written
+    rule = selection.backend.identity()
+    edits = recorded_edits(run_dir, spec, rule, update)
+    done = (recorded_ids(RunStore(run_dir, warn=lambda _: None), spec, selection.backend.name, rule, points)
+            if (run_dir / RUN_META).is_file() else set())
+    # Engines and checkpoints for what still runs; refuses before anything is written.
+    selection.backend.prepare(points, console.print, allow_build=not no_build, recorded=done)
     store = RunStore.create(run_dir, warn)
     if edits:
         console.print(f"spec edited since the last sweep in {run_dir}: {'; '.join(map(str, edits))}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trtbench.errors import TrtbenchError, exit_status
 from trtbench.store import RunStore
@@ -22,7 +23,7 @@ console = Console(stderr=True, highlight=False)
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 @contextlib.contextmanager

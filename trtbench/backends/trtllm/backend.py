@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,15 @@ import yaml
 
 from trtbench.backends.base import DEPLOYMENT_FIELDS, Capabilities, Log
 from trtbench.backends.trtllm.build.cache import EngineCache
-from trtbench.backends.trtllm.build.engine import build_commands, engine_dir, ensure_engine
+from trtbench.backends.trtllm.build.engine import build_commands, engine_dir, ensure_engine, model_path_for
 from trtbench.backends.trtllm.build.plan import BuildConfig, build_key, plan_engines
-from trtbench.backends.trtllm.command import Invocation, choose_mode, llm_api_options, throughput_args
+from trtbench.backends.trtllm.command import (
+    Invocation,
+    choose_mode,
+    chunked_context,
+    llm_api_options,
+    throughput_args,
+)
 from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
 from trtbench.backends.trtllm.failures import Failure, classify
 from trtbench.backends.trtllm.parse import LogScan, Report, ReportError, parse_json, scan_run
@@ -32,15 +38,18 @@ from trtbench.spec import SweepSpec, stable_hash
 # checkpoint it loads. Not here: timeouts, log level, workspace, the executable's path.
 TRTLLM_FIELDS = (*DEPLOYMENT_FIELDS, "runtime.warmup", "trtllm.backend", "trtllm.engine_dir", "trtllm.streaming",
                  "trtllm.cuda_graphs", "trtllm.extra_llm_api_options", "build.max_seq_len", "build.max_batch_size",
-                 "build.max_num_tokens", "build.tool", "build.calib_size", "build.checkpoint")
+                 "build.max_num_tokens", "build.tool", "build.calib_size", "build.checkpoint", "build.calibration")
 
 
 @dataclass(frozen=True)
 class EngineUse:
-    """The engine a group of points runs on; a failed build's failure is what each of them reports."""
+    """What a group of points runs on: an engine (TensorRT path) or the checkpoint `--model_path` loads
+    (PyTorch path: quantized by trtbench, pre-quantized, or the source); a failed build's failure is what
+    each of them reports."""
 
     config: BuildConfig
-    engine_dir: str
+    engine_dir: str | None
+    model_path: str | None
     failure: Failure | None
 
 
@@ -57,9 +66,10 @@ class TrtllmBackend:
         self.engines: dict[tuple[tuple[str, object], ...], EngineUse] = {}  # per build key
 
     @property
-    def needs_engine(self) -> bool:
-        """The TensorRT path without an engine in the spec: trtbench builds (or finds) one per build config."""
-        return self.mode == "tensorrt" and not self.spec.trtllm.engine_dir
+    def plans_artifacts(self) -> bool:
+        """Everything but an engine given in the spec: trtbench finds (or builds) what each build
+        configuration loads, an engine or an FP8 checkpoint."""
+        return not (self.mode == "tensorrt" and self.spec.trtllm.engine_dir)
 
     def identity(self) -> IdentityRule:
         return IdentityRule(TRTLLM_FIELDS, {"backend": self.name, "trtllm_version": self.version.text,
@@ -75,34 +85,41 @@ class TrtllmBackend:
         return {"trtllm_version": self.version.text, "mode": self.mode, "gpu": self.gpu, "bench": self.bench,
                 "engine_dir": self.spec.trtllm.engine_dir, "engines": engines}
 
-    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False,
-                allow_build: bool = True) -> list[str]:
-        """Find or build one engine per build configuration of `points` (TensorRT path); returns the
-        build commands a dry run would run."""
-        if not self.needs_engine:
+    def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False, allow_build: bool = True,
+                recorded: Collection[str] = ()) -> list[str]:
+        """Find or build what each build configuration of `points` loads: an engine (TensorRT path), an
+        FP8 checkpoint quantized with ModelOpt (PyTorch path, FP8 weights from a 16-bit model); returns
+        the build commands a dry run would run."""
+        if not self.plans_artifacts:
             return []
         planned: list[str] = []
-        for plan in plan_engines(self.spec, self.version, points):
+        for plan in plan_engines(self.spec, self.version, points, fetch=not dry_run, recorded=recorded):
             config = plan.config
-            manifest = self.cache.reusable(config)
-            if manifest is None and dry_run:
+            runs = any(p.id not in recorded for p in plan.points)  # a resume builds only for what still runs
+            builds = runs and (self.mode == "tensorrt" or config.quantization is not None or config.unfetched)
+            manifest = self.cache.reusable(config) if builds else None
+            if builds and manifest is None and dry_run:
                 planned += build_commands(self.spec, config, self.cache)
-            elif manifest is None:
+            elif builds and manifest is None:
                 if not allow_build:
                     raise TrtbenchError(f"no engine for this sweep in {self.cache.path(config)}; run `trtbench build "
                                         f"SPEC` (or `make engine`), or drop --no-build")
                 manifest = ensure_engine(self.spec, config, self.cache, log)
             failure = Failure.from_dict(manifest.failure) if manifest and manifest.failure else None
-            self.engines[plan.key] = EngineUse(config, str(engine_dir(self.cache, config)), failure)
+            model_path = model_path_for(self.cache, config)
+            self.engines[plan.key] = EngineUse(
+                config, str(engine_dir(self.cache, config)) if self.mode == "tensorrt" else None,
+                str(model_path) if model_path else None, failure)
         return planned
 
-    def _engine(self, point: Point) -> tuple[str | None, Failure | None]:
-        if not self.needs_engine:
-            return self.spec.trtllm.engine_dir, None
+    def _use(self, point: Point) -> EngineUse | None:
+        """What `point` runs on; None for an engine given in the spec."""
+        if not self.plans_artifacts:
+            return None
         use = self.engines.get(build_key(point))
         if use is None:
-            raise RuntimeError("TensorRT mode without an engine: prepare() must run first")
-        return use.engine_dir, use.failure
+            raise RuntimeError("no plan for this point: prepare() must run first")
+        return use
 
     def _invocation(self, point: Point) -> tuple[Invocation, dict[str, Any] | None]:
         spec = self.spec.at(point.values)
@@ -110,7 +127,10 @@ class TrtllmBackend:
         options_yaml = None
         if options is not None:
             options_yaml = (self.run_dir / f"llm_api_options-{stable_hash(options)[:8]}.yaml").resolve()
-        return Invocation(self.bench, self.version, self.mode, spec, options_yaml, self._engine(point)[0]), options
+        use = self._use(point)
+        engine = use.engine_dir if use else self.spec.trtllm.engine_dir
+        return Invocation(self.bench, self.version, self.mode, spec, options_yaml, engine,
+                          use.model_path if use else None), options
 
     def _dataset(self, point: Point) -> DatasetSpec:
         return DatasetSpec(point.isl, point.osl, point.requests, self.vocab, ids_key=self.version.dataset_ids_key)
@@ -131,7 +151,9 @@ class TrtllmBackend:
                                num_requests=point.requests, report_json=self._paths(point, attempt)[1])
 
     def run(self, point: Point, attempt: str, env: Mapping[str, str] | None = None) -> Outcome:
-        engine, engine_failure = self._engine(point)
+        use = self._use(point)
+        engine = use.engine_dir if use else self.spec.trtllm.engine_dir
+        engine_failure = use.failure if use else None
         if engine_failure is not None:
             return Outcome(status=engine_failure.status, cause=f"engine build failed: {engine_failure.cause}",
                            source=Source.MEASURED, detail={"engine_dir": engine, "failure_where": "engine build"})
@@ -149,6 +171,7 @@ class TrtllmBackend:
         detail: dict[str, Any] = {
             "log": str(log_path), "returncode": result.returncode, "wall_s": result.duration_s,
             "trtllm_version": self.version.text, "mode": self.mode, "engine_dir": engine,
+            "chunked_context": chunked_context(inv.spec, self.version, self.mode),  # what ran, not what was asked
         }
         if result.log_error:
             detail["log_error"] = result.log_error

@@ -28,16 +28,19 @@ class Invocation:
     spec: SweepSpec
     options_yaml: Path | None  # extra_llm_api_options file, when the mode and release take one
     engine_dir: str | None  # tensorrt mode: the spec's engine, or the one trtbench builds
+    model_path: str | None = None  # pytorch mode: the checkpoint to load (FP8 by ModelOpt, or as given)
 
 
 def choose_mode(spec: SweepSpec, version: TrtllmVersion | None) -> Literal["pytorch", "tensorrt"]:
-    """An explicit trtllm.backend wins. Otherwise: the TensorRT engine when one is given, when the
-    release is unknown (what `make engine` builds) or older than 0.19; the PyTorch backend from 0.19,
-    as NVIDIA's perf docs run it, and wherever the engine path is gone."""
+    """An explicit trtllm.backend wins. Otherwise: the TensorRT engine when one is given or the release
+    is older than 0.19; the PyTorch backend from 0.19, as NVIDIA's perf docs run it, and when the release
+    is unknown: trtbench then plans for the newest release (version.NEWEST_TEXT), which has no engine path."""
     wanted = spec.trtllm.backend
     if wanted == "auto":
-        if spec.trtllm.engine_dir or version is None:
+        if spec.trtllm.engine_dir:
             wanted = "tensorrt"
+        elif version is None:
+            wanted = "pytorch"
         else:
             wanted = "pytorch" if version.at_least(0, 19) or not version.has_tensorrt_backend else "tensorrt"
     if version is not None and wanted == "pytorch" and not version.has_pytorch_backend:
@@ -62,7 +65,18 @@ def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[
             options["cuda_graph_config"] = {"enable_padding": True, "batch_sizes": CUDA_GRAPH_BATCH_SIZES}
     else:
         options = {"pytorch_backend_config": {"kv_cache_dtype": spec.kv_cache_dtype.value}}
+    if spec.runtime.chunked_context and not version.chunked_context_flags:
+        options["enable_chunked_prefill"] = True  # before 1.0 the PyTorch path takes it only here
     return _merge(options, spec.trtllm.extra_llm_api_options)
+
+
+def chunked_context(spec: SweepSpec, version: TrtllmVersion, mode: str) -> bool:
+    """Whether the run has chunked prefill: what the spec asks where the release lets trtbench say it
+    (throughput's flags from 1.0, the LLM-API YAML on the PyTorch path before), else the release's
+    default, off. 1.1 turned the default on, so trtbench always says it there."""
+    if version.chunked_context_flags or (mode == "pytorch" and version.has_extra_llm_api_options):
+        return spec.runtime.chunked_context
+    return False
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -75,10 +89,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json: Path | None) -> list[str]:
     spec, v, rt = inv.spec, inv.version, inv.spec.runtime
-    model, model_path = spec.model.name, spec.model.path
+    model, model_path = spec.model.name, inv.model_path if inv.mode == "pytorch" else spec.model.path
     checkpoint = spec.build.checkpoint if inv.mode == "pytorch" else None
-    if checkpoint:  # the PyTorch backend loads quantized weights from a (pre-)quantized checkpoint
-        model, model_path = (model, checkpoint) if Path(checkpoint).is_dir() else (checkpoint, None)
+    if checkpoint and not Path(checkpoint).is_dir():  # a pre-quantized checkpoint on the hub, loaded by name
+        model, model_path = checkpoint, None
     args = [inv.bench, "--model", model]
     if model_path:
         args += ["--model_path", model_path]
@@ -90,7 +104,7 @@ def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report
     else:
         args += [*v.engine_backend_flag, "--engine_dir", str(inv.engine_dir)]
     if inv.options_yaml is not None:
-        args += ["--extra_llm_api_options", str(inv.options_yaml)]
+        args += [v.llm_api_options_flag, str(inv.options_yaml)]
     args += ["--kv_cache_free_gpu_mem_fraction", str(rt.kv_cache_free_gpu_mem_fraction)]
     if rt.max_batch_size:
         args += ["--max_batch_size", str(rt.max_batch_size)]
@@ -98,9 +112,12 @@ def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report
         args += ["--max_num_tokens", str(rt.max_num_tokens)]
     if rt.concurrency and v.has_concurrency:
         args += ["--concurrency", str(rt.concurrency)]
-    if rt.chunked_context and v.at_least(1, 0):
-        args += ["--enable_chunked_context"]
-    args += ["--warmup", str(rt.warmup), "--num_requests", str(num_requests)]
+    flags = v.chunked_context_flags
+    if flags and (rt.chunked_context or len(flags) == 2):
+        args += [flags[0] if rt.chunked_context else flags[-1]]
+    if v.has_warmup:
+        args += ["--warmup", str(rt.warmup)]
+    args += ["--num_requests", str(num_requests)]
     if spec.trtllm.streaming and v.has_streaming:
         args += ["--streaming"]
     if report_json is not None and v.has_report_json:
@@ -115,16 +132,15 @@ def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report
 def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
     """Spec settings this release cannot honour: said once at the start instead of silently dropped."""
     notes = []
+    mode = choose_mode(spec, version)
     if spec.runtime.concurrency and not version.has_concurrency:
-        notes.append("runtime.concurrency needs 0.19+")
+        notes.append("runtime.concurrency needs 0.17+")
+    if spec.runtime.warmup != 2 and not version.has_warmup:
+        notes.append("runtime.warmup needs 0.17+ (this release warms up as it does)")
     if spec.trtllm.streaming and not version.has_streaming:
         notes.append("trtllm.streaming needs 0.13+")
-    if spec.runtime.chunked_context and not version.at_least(1, 0):
-        notes.append("runtime.chunked_context needs 1.0+")
+    if spec.runtime.chunked_context and not chunked_context(spec, version, mode):
+        notes.append("runtime.chunked_context needs 1.0+, or the PyTorch backend from 0.17")
     if (spec.tp > 1 or spec.pp > 1) and not version.has_parallel_options and not spec.trtllm.engine_dir:
-        notes.append("tp/pp without an engine need 0.19+")
-    if (choose_mode(spec, version) == "pytorch" and spec.precision == "fp8" and not spec.build.checkpoint
-            and "fp8" not in spec.model.name.lower()):
-        notes.append("precision fp8 on the PyTorch backend needs an FP8 checkpoint (build.checkpoint, e.g. "
-                     "nvidia/Llama-3.1-8B-Instruct-FP8); the model's weights load as published")
+        notes.append("tp/pp without an engine need 0.17+")
     return notes

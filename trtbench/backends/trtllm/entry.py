@@ -9,7 +9,7 @@ from trtbench.backends.base import Backend, Registration
 from trtbench.backends.trtllm import telemetry
 from trtbench.backends.trtllm.backend import TrtllmBackend
 from trtbench.backends.trtllm.command import unsupported_settings
-from trtbench.backends.trtllm.version import TrtllmVersion, detect_version
+from trtbench.backends.trtllm.version import SUPPORTED_TEXT, TrtllmVersion, detect_version
 from trtbench.errors import TrtbenchError
 from trtbench.nvml import GpuInfo
 from trtbench.spec import SweepSpec
@@ -36,6 +36,9 @@ def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo]) -> tuple[Backen
     version = pinned or detect_version(bench)
     backend = TrtllmBackend(spec, run_dir, bench, version, gpus[0].name if gpus else spec.gpu)
     notes = [f"TensorRT-LLM {version.text}, {backend.mode} backend"]
+    if version.newer_than_known:
+        notes.append(f"warning: TensorRT-LLM {version.text} is newer than the newest release trtbench knows "
+                     f"({SUPPORTED_TEXT.split()[-1]}); driving it as that release")
     notes += [f"ignored: {n}" for n in unsupported_settings(spec, version)]
     if not telemetry.available():
         notes.append("no GPU telemetry (NVML not available)")

@@ -56,9 +56,17 @@ PATTERNS: tuple[Pattern, ...] = (
     _p(Status.CRASH, "MPI", r"MPI_ABORT was invoked on rank \d+"),
     _p(Status.CRASH, "MPI", r"Assertion failed: Failed: MPI error"),
     _p(Status.CRASH, "MPI", r"PRTE ERROR"),
-    # Usage problems worth naming.
-    _p(Status.ERROR, "model name", r"Model is a file or directory, please provide a model name"),
-    _p(Status.ERROR, "CLI", r"No such option: \S+"),
+    # trtbench asked for something this release refuses: a bug of the driver, not the GPU's fault. Click's
+    # usage errors, then the checks of TensorRT-LLM's own code (messages as in its source).
+    _p(Status.DRIVER_ERROR, "CLI", r"No such option: \S+|No such command '|Got unexpected extra argument"),
+    _p(Status.DRIVER_ERROR, "CLI", r"Invalid value for '[^']+'|Missing option '[^']+'|requires an argument\."),
+    _p(Status.DRIVER_ERROR, "CLI", r"Mutually exclusive options from '|All options from '.*' option group"),
+    _p(Status.DRIVER_ERROR, "model name", r"Model is a file or directory, please provide a model name"),
+    _p(Status.DRIVER_ERROR, "backend", r"is not a known backend, check help for available options"),
+    _p(Status.DRIVER_ERROR, "max_seq_len", r"max_seq_len is not a runtime parameter for C\+\+ backend"),
+    _p(Status.DRIVER_ERROR, "engine build", r"Multiple engine build options detected"),
+    _p(Status.DRIVER_ERROR, "engine build", r"Unspecified max_seq_len for engine build"),
+    _p(Status.DRIVER_ERROR, "engine build", r"is not a model that is configured for benchmarking"),
 )
 
 

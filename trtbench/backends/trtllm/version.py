@@ -1,7 +1,9 @@
 """Which TensorRT-LLM is installed, and what its trtllm-bench accepts and prints.
 
-Release boundaries follow the CLI reference (docs/trtllm-bench.md, section 0); several are
-inferred from the features of each file, so each capability is one comparison here and nowhere else.
+Every release gate lives here, one property each, read off the real click options of each release
+(NVIDIA's source at release commits, as tests/data/trtllm_bench_options.json keeps them; the tests check
+the commands built from these gates against that data). A release newer than the newest known runs
+as the newest known: the gates are `at_least` comparisons, and the caller warns once.
 """
 
 from __future__ import annotations
@@ -34,9 +36,14 @@ class TrtllmVersion:
         if not match:
             raise TrtbenchError(f"cannot read TensorRT-LLM version {text!r}; expected e.g. 0.21.0 or 1.1.0rc3")
         version = cls(int(match[1]), int(match[2]), int(match[3] or 0), text.strip())
-        if not SUPPORTED[0] <= (version.major, version.minor) <= SUPPORTED[1]:
+        if (version.major, version.minor) < SUPPORTED[0]:
             raise TrtbenchError(f"TensorRT-LLM {version.text} is not supported; trtbench drives {SUPPORTED_TEXT}")
         return version
+
+    @property
+    def newer_than_known(self) -> bool:
+        """A release after the newest trtbench knows: driven as the newest, with a warning."""
+        return (self.major, self.minor) > SUPPORTED[1]
 
     def at_least(self, major: int, minor: int) -> bool:
         return (self.major, self.minor) >= (major, minor)
@@ -55,17 +62,41 @@ class TrtllmVersion:
         return self.at_least(0, 17)
 
     @property
+    def llm_api_options_flag(self) -> str:
+        """1.2 names the option `--config` (`--extra_llm_api_options` stays as an alias)."""
+        return "--config" if self.at_least(1, 2) else "--extra_llm_api_options"
+
+    @property
+    def has_warmup(self) -> bool:
+        return self.at_least(0, 17)
+
+    @property
     def has_report_json(self) -> bool:
-        return self.at_least(0, 19)
+        """The option is there from 0.17; the report file the parser reads, from 0.18."""
+        return self.at_least(0, 18)
 
     @property
     def has_concurrency(self) -> bool:
-        return self.at_least(0, 19)
+        return self.at_least(0, 17)
 
     @property
     def has_parallel_options(self) -> bool:
         """--tp/--pp/--ep as options of throughput."""
-        return self.at_least(0, 19)
+        return self.at_least(0, 17)
+
+    @property
+    def chunked_context_flags(self) -> tuple[str, str] | tuple[str] | tuple[()]:
+        """How throughput takes chunked prefill: from 1.1 `--enable_chunked_context/--disable_chunked_context`
+        (on by default), in 1.0 the flag `--enable_chunked_context` alone (off by default), before 1.0
+        not at all (off)."""
+        if self.at_least(1, 1):
+            return ("--enable_chunked_context", "--disable_chunked_context")
+        return ("--enable_chunked_context",) if self.at_least(1, 0) else ()
+
+    @property
+    def build_seq_len_flag(self) -> str:
+        """`trtllm-bench build`'s sequence-length option: `--max_seq_length` in 0.12, `--max_seq_len` after."""
+        return "--max_seq_length" if not self.at_least(0, 13) else "--max_seq_len"
 
     @property
     def has_eos_id(self) -> bool:

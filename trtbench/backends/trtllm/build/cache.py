@@ -32,6 +32,9 @@ class Manifest(BaseModel):
     failure: dict[str, str] | None = None
     steps: list[dict[str, Any]] = []
     log: str = "build.log"
+    model_subdir: str | None = None  # PyTorch path: where the quantized checkpoint is, relative likewise
+    model_path: str | None = None  # PyTorch path: what trtllm-bench --model_path loads (engine.model_path_for)
+    warnings: list[str] = []
 
 
 class EngineCache:
@@ -56,10 +59,10 @@ class EngineCache:
         manifest = self.manifest(config)
         if manifest is None or manifest.status != "ok":
             return None
-        if manifest.engine_subdir is not None:
-            engine = self.path(config) / manifest.engine_subdir
-            if not (engine / "config.json").is_file() or not list(engine.glob("rank*.engine")):
-                return None
+        if manifest.engine_subdir is not None and not engine_complete(self.path(config) / manifest.engine_subdir):
+            return None
+        if manifest.model_subdir is not None and not checkpoint_complete(self.path(config) / manifest.model_subdir):
+            return None
         return manifest
 
     def staging(self, config: BuildConfig) -> Path:
@@ -97,6 +100,16 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     return True
+
+
+def engine_complete(path: Path) -> bool:
+    return (path / "config.json").is_file() and any(path.glob("rank*.engine"))
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """The files TensorRT-LLM's PyTorch loader reads from a ModelOpt export."""
+    return (path / "config.json").is_file() and (path / "hf_quant_config.json").is_file() \
+        and any(path.glob("*.safetensors"))
 
 
 def size_on_disk(path: Path) -> int:

@@ -1,4 +1,7 @@
-"""Build an engine once per configuration: reuse a complete one, else run the steps and record the outcome."""
+"""Build an engine once per configuration: reuse a complete one, else run the steps and record the outcome.
+
+On the PyTorch path the "engine" is the checkpoint trtllm-bench loads: for FP8 weights a ModelOpt export
+built here (`model/`), for 16-bit weights the source checkpoint itself (only the manifest is written)."""
 
 from __future__ import annotations
 
@@ -9,24 +12,29 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
-
 from trtbench import __version__
-from trtbench.backends.trtllm.build.cache import EngineCache, Manifest, size_on_disk
+from trtbench.backends.trtllm.build.cache import (
+    EngineCache,
+    Manifest,
+    checkpoint_complete,
+    engine_complete,
+    size_on_disk,
+)
 from trtbench.backends.trtllm.build.plan import BuildConfig
+from trtbench.backends.trtllm.build.quantize import require_quantizer, warnings_for
 from trtbench.backends.trtllm.build.steps import (
     CHECKPOINT_SUBDIR,
     ENGINE_SUBDIR,
+    MODEL_SUBDIR,
     Step,
     Toolchain,
     bench_engine_location,
     build_steps,
 )
-from trtbench.backends.trtllm.command import llm_api_options
+from trtbench.backends.trtllm.dataset import ensure_dataset
 from trtbench.backends.trtllm.failures import Failure, classify
 from trtbench.backends.trtllm.parse import scan_run
 from trtbench.backends.trtllm.process import run_logged
-from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.errors import TrtbenchError
 from trtbench.nvml import visible_gpus
 from trtbench.records import Status
@@ -54,6 +62,14 @@ def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, say:
         return found
     tools = Toolchain.find(spec)
     gpu = check_can_build(config, tools) if config.path == "tensorrt" else None
+    q = config.quantization
+    if config.unfetched:
+        raise RuntimeError(f"{config.model} was planned without fetching it; plan_engines(..., fetch=True) first")
+    if q is not None:
+        require_quantizer(q)
+        synthetic = q.calibration.synthetic()
+        if synthetic is not None:
+            ensure_dataset(synthetic)
     staging = cache.staging(config)
     say(f"engine {config.name}: building in {staging}")
     t0 = time.monotonic()
@@ -61,24 +77,30 @@ def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, say:
     records: list[dict[str, object]] = []
     failure: Failure | None = None
     for step in build_steps(config, staging, tools):
-        say(f"  {step.name}: {' '.join(step.args[:2])} ...")
+        say(f"  {step.name}: {' '.join(step.args[:3] if step.args[1:2] == ['-m'] else step.args[:2])} ...")
         failure = _run_step(step, log, spec.build.timeout_s, records)
         if failure is not None:
             break
     engine_subdir: str | None = None
     if failure is None and config.path == "tensorrt":
         engine_subdir, failure = _collect_engine(config, staging)
-    if failure is None and config.path == "pytorch":
-        _write_pytorch_files(spec, config, staging)
+    if failure is None and q is not None and not checkpoint_complete(staging / MODEL_SUBDIR):
+        failure = Failure(Status.ERROR, "quantization", f"ModelOpt exited 0 but wrote no checkpoint in "
+                                                        f"{staging / MODEL_SUBDIR}")
     shutil.rmtree(staging / CHECKPOINT_SUBDIR, ignore_errors=True)  # the engine is what is kept
+    model_path = model_path_for(cache, config)
     manifest = Manifest(
         name=config.name, status="failed" if failure else "ok", config=config, config_hash=config.hash(),
         trtbench=__version__, trtllm_version=config.trtllm_version, gpu=gpu,
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), build_s=time.monotonic() - t0,
         size_bytes=size_on_disk(staging), engine_subdir=engine_subdir,
         failure=failure.as_dict() if failure else None,
-        steps=records,
+        steps=records, model_subdir=MODEL_SUBDIR if q is not None else None,
+        model_path=str(model_path) if model_path else None,
+        warnings=warnings_for(q, config.trtllm_version) if q is not None else [],
     )
+    for warning in manifest.warnings:
+        say(f"engine {config.name}: warning: {warning}")
     (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     final = cache.commit(staging, config)
     verdict = f"FAILED: {failure.cause}" if failure else f"built in {manifest.build_s:,.0f} s"
@@ -107,17 +129,9 @@ def _collect_engine(config: BuildConfig, staging: Path) -> tuple[str | None, Fai
         if built.is_dir():
             built.rename(engine)
         shutil.rmtree(staging / "workspace", ignore_errors=True)
-    if not (engine / "config.json").is_file() or not list(engine.glob("rank*.engine")):
+    if not engine_complete(engine):
         return None, Failure(Status.ERROR, "engine build", f"the build exited 0 but wrote no engine in {engine}")
     return ENGINE_SUBDIR, None
-
-
-def _write_pytorch_files(spec: SweepSpec, config: BuildConfig, staging: Path) -> None:
-    """The PyTorch path's "engine": the checkpoint to load and the extra_llm_api_options it runs with."""
-    version = TrtllmVersion.parse(config.trtllm_version) if config.trtllm_version else TrtllmVersion(1, 1, 0, "1.1.0")
-    options = llm_api_options(spec, version, "pytorch") or {}
-    (staging / "llm_api_options.yaml").write_text(yaml.safe_dump(options, sort_keys=False))
-    (staging / "checkpoint.txt").write_text((config.checkpoint or config.model_path or config.model) + "\n")
 
 
 def engine_dir(cache: EngineCache, config: BuildConfig) -> Path:
@@ -125,10 +139,27 @@ def engine_dir(cache: EngineCache, config: BuildConfig) -> Path:
     return (cache.path(config) / ENGINE_SUBDIR).resolve()
 
 
+def model_path_for(cache: EngineCache, config: BuildConfig) -> Path | None:
+    """PyTorch path: the directory `trtllm-bench --model_path` loads for `config` (built or not yet): the
+    checkpoint trtbench quantized, else a local pre-quantized checkpoint, else model.path. None where
+    trtllm-bench loads a hub model by name, and on the TensorRT path (engine_dir)."""
+    if config.path != "pytorch":
+        return None
+    if config.quantization is not None:
+        return (cache.path(config) / MODEL_SUBDIR).resolve()
+    if config.checkpoint:
+        return Path(config.checkpoint).resolve() if Path(config.checkpoint).is_dir() else None
+    return Path(config.model_path).resolve() if config.model_path else None
+
+
 def build_commands(spec: SweepSpec, config: BuildConfig, cache: EngineCache) -> list[str]:
     """What a dry run shows for `config`: a comment line, then each build step's command."""
-    if config.path == "pytorch":
-        return [f"# {config.name}: PyTorch backend, no engine to compile; {cache.path(config)} gets the "
-                f"checkpoint name and extra_llm_api_options"]
+    if config.unfetched:
+        return [f"# {config.name}: fetch {config.model} from the Hugging Face hub, then quantize it to FP8 with "
+                f"ModelOpt into {cache.path(config)}"]
+    steps = build_steps(config, cache.path(config), Toolchain.find(spec))
+    if not steps:
+        loads = model_path_for(cache, config) or config.checkpoint or config.model
+        return [f"# {config.name}: PyTorch backend, nothing to build: trtllm-bench loads {loads}"]
     lines = [f"# {config.name}: commands run in a staging copy of {cache.path(config)}"]
-    return lines + [shlex.join(step.args) for step in build_steps(config, cache.path(config), Toolchain.find(spec))]
+    return lines + [shlex.join(step.args) for step in steps]

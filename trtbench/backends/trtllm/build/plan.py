@@ -3,20 +3,23 @@
 A grid needs as few builds as possible: one engine per build configuration, built for the longest
 sequence in the grid, with max_batch_size / max_num_tokens from the spec or from trtllm-bench's
 heuristic (the largest any point asks for). A point longer than an explicit `build.max_seq_len`
-cannot run on that engine and is listed as unserved.
+cannot run on that engine and is listed as unserved. On the PyTorch path "the engine" is the checkpoint
+trtllm-bench loads (quantized by ModelOpt for FP8): sequence limits and parallelism are runtime settings
+there, so they are not part of it and it serves every point.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from trtbench.backends.trtllm.build.quantize import Quantization, quantization_for
 from trtbench.backends.trtllm.command import choose_mode
-from trtbench.backends.trtllm.version import TrtllmVersion
+from trtbench.backends.trtllm.version import NEWEST_TEXT, TrtllmVersion
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
 from trtbench.grid import Point
@@ -25,7 +28,8 @@ from trtbench.spec import SweepSpec, stable_hash
 
 
 class BuildConfig(BaseModel):
-    """Everything that determines an engine's bytes; its hash names the engine directory."""
+    """Everything that determines an engine's bytes; its hash names the engine directory. The engine
+    fields (tp ... calib_size) are None on the PyTorch path, `quantization` is set only there."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -33,17 +37,18 @@ class BuildConfig(BaseModel):
     model_path: str | None
     precision: str
     kv_cache_dtype: str
-    tp: int
-    pp: int
+    tp: int | None
+    pp: int | None
     path: Literal["tensorrt", "pytorch"]
-    tool: str
-    max_seq_len: int
-    max_input_len: int
-    max_batch_size: int
-    max_num_tokens: int
-    calib_size: int
+    tool: str | None
+    max_seq_len: int | None
+    max_input_len: int | None
+    max_batch_size: int | None
+    max_num_tokens: int | None
+    calib_size: int | None
     checkpoint: str | None
     trtllm_version: str | None
+    quantization: Quantization | None = None
 
     def hash(self) -> str:
         return stable_hash(self.model_dump(mode="json"))
@@ -51,7 +56,13 @@ class BuildConfig(BaseModel):
     @property
     def name(self) -> str:
         model = re.sub(r"[^A-Za-z0-9.]+", "-", self.model.split("/")[-1]).strip("-")
-        return f"{model}_{self.precision}_kv-{self.kv_cache_dtype}_tp{self.tp}pp{self.pp}_{self.path}_{self.hash()[:8]}"
+        parallel = f"_tp{self.tp}pp{self.pp}" if self.path == "tensorrt" else ""
+        return f"{model}_{self.precision}_kv-{self.kv_cache_dtype}{parallel}_{self.path}_{self.hash()[:8]}"
+
+    @property
+    def unfetched(self) -> bool:
+        """An FP8 PyTorch-path build whose hub model was planned without fetching it (a dry run)."""
+        return self.path == "pytorch" and self.precision == "fp8" and not self.checkpoint and not self.quantization
 
 
 @dataclass(frozen=True)
@@ -63,19 +74,27 @@ class EnginePlan:
 
 
 def build_config(spec: SweepSpec, version: TrtllmVersion | None,
-                 pairs: Sequence[tuple[int, int]] | None = None) -> BuildConfig:
+                 pairs: Sequence[tuple[int, int]] | None = None, *, fetch: bool = False) -> BuildConfig:
     """The engine for `spec` (one point's spec, or a spec without build-changing axes) serving the
-    (ISL, OSL) `pairs` (default: the spec's grid)."""
-    pairs = list(pairs or spec.pairs)
+    (ISL, OSL) `pairs` (default: the spec's grid). Without a known release, the PyTorch path plans for
+    the newest. `fetch`: download a hub model to quantize (see quantize.quantization_for)."""
     path = choose_mode(spec, version)
     b = spec.build
+    if path == "pytorch":
+        return BuildConfig(
+            model=spec.model.name, model_path=spec.model.path, precision=spec.precision.value,
+            kv_cache_dtype=spec.kv_cache_dtype.value, tp=None, pp=None, path=path, tool=None, max_seq_len=None,
+            max_input_len=None, max_batch_size=None, max_num_tokens=None, calib_size=None, checkpoint=b.checkpoint,
+            trtllm_version=version.text if version else NEWEST_TEXT, quantization=quantization_for(spec, fetch),
+        )
+    pairs = list(pairs or spec.pairs)
     longest = max(isl + osl for isl, osl in pairs)
     max_seq = b.max_seq_len or longest
     max_isl = max(isl for isl, _ in pairs)
     bs = b.max_batch_size or spec.runtime.max_batch_size
     tok = b.max_num_tokens or spec.runtime.max_num_tokens
     if bs is None or tok is None:
-        hb, ht = _heuristic_maxima(spec, path, pairs)
+        hb, ht = _heuristic_maxima(spec, pairs)
         bs, tok = bs or hb, tok or ht
     if not spec.runtime.chunked_context:
         tok = max(tok, min(max_isl, max_seq))  # a whole prompt must fit one iteration
@@ -88,7 +107,8 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
     )
 
 
-def _heuristic_maxima(spec: SweepSpec, path: str, pairs: list[tuple[int, int]]) -> tuple[int, int]:
+def _heuristic_maxima(spec: SweepSpec, pairs: list[tuple[int, int]]) -> tuple[int, int]:
+    """trtllm-bench build's heuristic (GPU memory fraction 0.95), largest over `pairs`."""
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
     gpu_gib = resolve_gpu(spec.gpu).mem_total_gib if spec.gpu != "auto" else 80.0
     bs = tok = 0
@@ -97,8 +117,7 @@ def _heuristic_maxima(spec: SweepSpec, path: str, pairs: list[tuple[int, int]]) 
             limits = heuristic_limits(
                 arch, gpu_total_gib=gpu_gib, n_gpus=spec.tp * spec.pp, precision=spec.precision,
                 kv_dtype_bytes=spec.kv_dtype_bytes, tp=spec.tp, pp=spec.pp, isl=isl, osl=osl,
-                fraction=0.95 if path == "tensorrt" else spec.runtime.kv_cache_free_gpu_mem_fraction,
-                pytorch_backend=path == "pytorch", chunked_context=spec.runtime.chunked_context,
+                fraction=0.95, pytorch_backend=False, chunked_context=spec.runtime.chunked_context,
             )
         except InsufficientMemory:
             continue  # that point will fail on any engine; it must not size the others
@@ -112,15 +131,20 @@ def build_key(point: Point) -> tuple[tuple[str, object], ...]:
     return tuple((k, v) for k, v in point.extra.items() if k != "concurrency")
 
 
-def plan_engines(spec: SweepSpec, version: TrtllmVersion | None, points: Sequence[Point]) -> list[EnginePlan]:
-    """One engine per distinct build configuration in the grid, each sized for the points it serves."""
+def plan_engines(spec: SweepSpec, version: TrtllmVersion | None, points: Sequence[Point], *,
+                 fetch: bool = False, recorded: Collection[str] = ()) -> list[EnginePlan]:
+    """One engine per distinct build configuration in the grid, each sized for the points it serves (all
+    of them, so a resume plans the same engine); a hub model is fetched only for a configuration with a
+    point not yet `recorded`."""
     groups: dict[tuple[tuple[str, object], ...], list[Point]] = {}
     for point in points:
         groups.setdefault(build_key(point), []).append(point)
     plans = []
     for key, group in groups.items():
-        config = build_config(spec.at(group[0].values), version, sorted({(p.isl, p.osl) for p in group}))
-        served = [p for p in group if p.isl + p.osl <= config.max_seq_len]
-        unserved = [p for p in group if p.isl + p.osl > config.max_seq_len]
+        config = build_config(spec.at(group[0].values), version, sorted({(p.isl, p.osl) for p in group}),
+                              fetch=fetch and any(p.id not in recorded for p in group))
+        limit = config.max_seq_len or float("inf")  # the PyTorch path's limits are runtime settings
+        served = [p for p in group if p.isl + p.osl <= limit]
+        unserved = [p for p in group if p.isl + p.osl > limit]
         plans.append(EnginePlan(key, config, served, unserved))
     return plans

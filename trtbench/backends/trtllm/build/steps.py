@@ -3,27 +3,32 @@
 TensorRT path, `trtllm-build` tool: quantize.py writes a TensorRT-LLM checkpoint (FP8 weights with
 calibration, or full precision), optionally with an FP8 KV cache; trtllm-build compiles it with
 the plan's limits and the plugins FP8 needs. `trtllm-bench build` does both in one step (FP8
-forces an FP8 KV cache there). The PyTorch path has no build step.
+forces an FP8 KV cache there). The PyTorch path has one step for FP8, ModelOpt's quantization
+(modelopt_fp8.py, in trtbench's own Python), and none for 16-bit weights.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from trtbench.backends.trtllm.build.plan import BuildConfig
-from trtbench.backends.trtllm.version import python_of
+from trtbench.backends.trtllm.build.quantize import Quantization
+from trtbench.backends.trtllm.version import NEWEST_TEXT, TrtllmVersion, python_of
 from trtbench.errors import TrtbenchError
 from trtbench.spec import SweepSpec
 
 ENGINE_SUBDIR = "engine"
-CHECKPOINT_SUBDIR = "checkpoint"
+CHECKPOINT_SUBDIR = "checkpoint"  # the TensorRT path's intermediate checkpoint, not kept
+MODEL_SUBDIR = "model"  # the PyTorch path's quantized checkpoint
+QUANTIZER = "trtbench.backends.trtllm.build.modelopt_fp8"
 
 
 @dataclass(frozen=True)
 class Step:
-    name: str  # calibration | checkpoint conversion | engine build
+    name: str  # calibration | checkpoint conversion | engine build | quantization
     args: list[str]
 
 
@@ -52,7 +57,7 @@ class Toolchain:
 
 def build_steps(config: BuildConfig, staging: Path, tools: Toolchain) -> list[Step]:
     if config.path == "pytorch":
-        return []
+        return [] if config.quantization is None else [_modelopt_step(config.quantization, staging / MODEL_SUBDIR)]
     if config.tool == "trtllm-bench":
         return [_bench_build(config, staging, tools)]
     ckpt, engine = staging / CHECKPOINT_SUBDIR, staging / ENGINE_SUBDIR
@@ -72,9 +77,17 @@ def build_steps(config: BuildConfig, staging: Path, tools: Toolchain) -> list[St
              "--context_fmha", "enable", "--gemm_plugin", "auto", "--use_paged_context_fmha", "enable"]
     if fp8:
         build += ["--use_fp8_context_fmha", "enable", "--multiple_profiles", "enable"]
+    assert config.tp is not None and config.pp is not None  # the TensorRT path's configs set them
     build += ["--workers", str(config.tp * config.pp)]
     calibrating = fp8 or config.kv_cache_dtype == "fp8"
     return [Step("calibration" if calibrating else "checkpoint conversion", quantize), Step("engine build", build)]
+
+
+def _modelopt_step(q: Quantization, out: Path) -> Step:
+    c = q.calibration
+    return Step("quantization", [sys.executable, "-m", QUANTIZER, "--source", q.source, "--output", str(out),
+                                 "--recipe", *q.recipe, "--calibration", str(c.path()), "--samples", str(c.samples),
+                                 "--seq-len", str(c.seq_len)])
 
 
 def _bench_build(config: BuildConfig, staging: Path, tools: Toolchain) -> Step:
@@ -87,8 +100,13 @@ def _bench_build(config: BuildConfig, staging: Path, tools: Toolchain) -> Step:
     args += ["--workspace", str(staging / "workspace"), "build"]
     if config.precision == "fp8":
         args += ["--quantization", "FP8"]
-    args += ["--tp_size", str(config.tp), "--pp_size", str(config.pp), "--max_seq_len", str(config.max_seq_len),
-             "--max_batch_size", str(config.max_batch_size), "--max_num_tokens", str(config.max_num_tokens)]
+    world = (config.tp or 1) * (config.pp or 1)
+    if world > 8:
+        raise TrtbenchError(f"trtllm-bench build refuses TP x PP above 8 (here {world}); use build.tool: trtllm-build")
+    version = TrtllmVersion.parse(config.trtllm_version or NEWEST_TEXT)
+    args += ["--tp_size", str(config.tp), "--pp_size", str(config.pp), version.build_seq_len_flag,
+             str(config.max_seq_len), "--max_batch_size", str(config.max_batch_size), "--max_num_tokens",
+             str(config.max_num_tokens)]
     return Step("engine build", args)
 
 
