@@ -233,3 +233,25 @@ def test_killed_quantization_leaves_nothing_reusable(write_spec, tmp_path, tiny_
     assert done.returncode == 0, done.stderr
     assert cache.reusable(config) is not None
     assert list((tmp_path / "engines" / ".staging").iterdir()) == []  # the dead build's staging is swept
+
+
+@pytest.mark.slow
+def test_an_fp8_sweep_quantizes_once_and_every_point_loads_that_checkpoint(cli, write_spec, tmp_path, tiny_llama,
+                                                                          fake_bench):
+    """`trtbench sweep` on the PyTorch path with FP8 weights from a 16-bit model: the sweep builds the
+    ModelOpt checkpoint before its first point, and each point's trtllm-bench loads it (--model_path)."""
+    fake_bench.version("1.2.0")
+    text = spec_text(tiny_llama).replace(f"path: {tiny_llama}}}",
+                                         f"path: {tiny_llama}, config: {tiny_llama / 'config.json'}}}")
+    text = text.replace("grid: {isl: [16], osl: [16]}", "grid: {isl: [16, 32], osl: [16]}")
+    result = cli("sweep", "--no-plots", str(write_spec(text)))
+    assert result.code == 0, result.err
+    export = (only_artifact(tmp_path / "engines") / "model").resolve()
+    assert (export / "hf_quant_config.json").is_file()
+    records = [json.loads(line) for line in (tmp_path / "runs" / "tinyq" / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    for record in records:
+        assert record["status"] == "ok", record["cause"]
+        command = record["command"]
+        assert command[command.index("--model_path") + 1] == str(export)
+    assert len(fake_bench.printed()) == 2
