@@ -58,6 +58,7 @@ def print_engines(spec: SweepSpec, points: list[Point]) -> None:
         manifest = cache.manifest(c)
         state = "built" if cache.reusable(c) else (f"failed: {manifest.failure}" if manifest else "to build")
         unserved = ", ".join(f"{p.isl}/{p.osl}" for p in engine.unserved) or "-"
-        table.add_row(c.name, str(cache.path(c)), state, str(c.max_seq_len), str(c.max_batch_size),
-                      str(c.max_num_tokens), f"{len(engine.points)} of {len(points)}", unserved)
+        limits = (c.max_seq_len, c.max_batch_size, c.max_num_tokens)  # None: runtime settings on the PyTorch path
+        table.add_row(c.name, str(cache.path(c)), state, *("-" if v is None else str(v) for v in limits),
+                      f"{len(engine.points)} of {len(points)}", unserved)
     console.print(table)
