@@ -54,12 +54,14 @@ def sweep(
     max_points: int = _max_points(),
     update: bool = typer.Option(False, "--update", help="adopt an edited spec in an existing run directory: "
                                 "the points both specs share keep their records, the rest run"),
+    executor: str = typer.Option(None, "--executor", help="local (one point at a time) | gpus (every GPU of this "
+                                 "node at once); default: the spec's executor.kind"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report."""
     from trtbench.commands import sweep as sweep_cmd
 
     sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points,
-                    update=update)
+                    update=update, executor=executor)
 
 
 @app.command()

@@ -54,6 +54,9 @@ def provenance(selection: Selection) -> dict[str, Any]:
     }
 
 
+MODEL_LOAD_S = 60.0  # added to a point's predicted run: the benchmark loads its model (or engine) first
+
+
 def todo(points: list[Point], records: list[Record]) -> list[Point]:
     """The points without a record, in grid order."""
     done = {r.point_id for r in records}
@@ -80,13 +83,27 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
             store.merge()
 
         observer.begin(len(points), len(points) - len(remaining))
-        work = Work([Task(p) for p in remaining], lambda task: run_point(backend, selection.companion, task), deliver)
+        predictions = {p.id: predict(selection.companion, p) for p in remaining}
+        work = Work(tasks_for(spec, remaining, predictions),
+                    lambda task: run_point(backend, predictions[task.point.id], task), deliver,
+                    lambda task, why: refused(backend, predictions[task.point.id], task, why), backend.cancel)
         executor.execute(work, observer)
         store.write_meta({**meta, "finished_at": now_iso()})
     return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted)
 
 
-def run_point(backend: Backend, companion: Backend | None, task: Task) -> Record:
+def tasks_for(spec: SweepSpec, points: list[Point], predictions: dict[str, Prediction | None]) -> list[Task]:
+    """One task per point: the GPUs it runs on (tp x pp) and its expected wall time (the simulator's
+    prediction plus a model load; 0 without one), so an executor can pack and order them."""
+    tasks = []
+    for point in points:
+        at, predicted = spec.at(point.values), predictions[point.id]
+        wall = predicted.wall_s if predicted is not None and predicted.wall_s else 0.0
+        tasks.append(Task(point, gpus=at.tp * at.pp, expected_s=wall + MODEL_LOAD_S if wall else 0.0))
+    return tasks
+
+
+def run_point(backend: Backend, prediction: Prediction | None, task: Task) -> Record:
     point, attempt = task.point, uuid.uuid4().hex
     started_at, t0 = now_iso(), time.monotonic()
     try:
@@ -94,10 +111,19 @@ def run_point(backend: Backend, companion: Backend | None, task: Task) -> Record
     except Exception as exc:  # a backend bug must not end the sweep: record it and go on
         outcome = Outcome(status=Status.ERROR, cause=f"backend raised {type(exc).__name__}: {exc}",
                           source=backend.capabilities().source)
-    duration = time.monotonic() - t0
-    return Record(**dict(outcome), prediction=predict(companion, point), point_id=point.id,
-                  attempt=attempt, axes=point.values, backend=backend.name, started_at=started_at,
-                  duration_s=duration)
+    return _record(backend, prediction, task, outcome, attempt, started_at, time.monotonic() - t0)
+
+
+def refused(backend: Backend, prediction: Prediction | None, task: Task, why: str) -> Record:
+    """A point the executor cannot place (more GPUs than it has): infeasible there, with why."""
+    outcome = Outcome(status=Status.INFEASIBLE, cause=why, source=backend.capabilities().source)
+    return _record(backend, prediction, task, outcome, uuid.uuid4().hex, now_iso(), 0.0)
+
+
+def _record(backend: Backend, prediction: Prediction | None, task: Task, outcome: Outcome, attempt: str,
+            started_at: str, duration_s: float) -> Record:
+    return Record(**dict(outcome), prediction=prediction, point_id=task.point.id, attempt=attempt,
+                  axes=task.point.values, backend=backend.name, started_at=started_at, duration_s=duration_s)
 
 
 def predict(companion: Backend | None, point: Point) -> Prediction | None:

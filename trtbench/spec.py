@@ -221,6 +221,26 @@ class BuildSpec(_Strict):
     timeout_s: Seconds = Field(7200.0, description="per build step")
 
 
+EXECUTORS = Literal["local", "gpus"]
+
+
+class ExecutorSpec(_Strict):
+    """Where the points run: `local`, one at a time (the default), or `gpus`, concurrently on this node's
+    GPUs, each point on tp x pp of its own. Not part of any point's identity."""
+
+    kind: EXECUTORS = "local"
+    gpus: Literal["auto"] | Annotated[int, Field(strict=True, gt=0, le=1024)] | list[
+        Annotated[int, Field(strict=True, ge=0, lt=1024)]] = Field(
+        "auto", description="auto (what NVML or CUDA_VISIBLE_DEVICES shows), a count, or the GPU ids to use")
+
+    @field_validator("gpus")
+    @classmethod
+    def _distinct(cls, value: Any) -> Any:
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("lists no GPU, or a GPU twice")
+        return value
+
+
 class SweepSpec(_Strict):
     name: str = Field(max_length=NAME_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: ModelSpec
@@ -235,6 +255,7 @@ class SweepSpec(_Strict):
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     build: BuildSpec = Field(default_factory=BuildSpec)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     output_dir: PathText | None = None
 
     @field_validator("model", mode="before")

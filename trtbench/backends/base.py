@@ -58,6 +58,11 @@ class Backend(Protocol):
         Outcome, never as an exception."""
         ...
 
+    def cancel(self) -> None:
+        """Stop every run in flight, from another thread (an executor's Ctrl-C): their outcomes are
+        thrown away, never recorded."""
+        ...
+
     def provenance(self) -> dict[str, Any]:
         """What a report needs to say where the numbers came from (versions, artifacts, manifests)."""
         ...

@@ -40,6 +40,9 @@ class SimBackend:
             self.deployments(point.extra)
         return []
 
+    def cancel(self) -> None:
+        """A prediction takes milliseconds: nothing to stop."""
+
     def provenance(self) -> dict[str, Any]:
         return {"perf_model": self.perf.name, "gpu": self.gpu.id}
 

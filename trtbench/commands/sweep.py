@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import get_args
 
 from trtbench.backends.registry import Selection, select_backend
 from trtbench.commands.progress import ProgressBar
 from trtbench.commands.utils import console, interruptible, report_run, warn
 from trtbench.drift import Change, changes, measured
 from trtbench.errors import SpecError, StoreError
+from trtbench.executors.base import Executor
+from trtbench.executors.gpus import GpuExecutor, node_gpus
 from trtbench.executors.local import LocalExecutor
 from trtbench.grid import IdentityRule, Point, expand
 from trtbench.runner import run_sweep
-from trtbench.spec import SweepSpec, load_spec
+from trtbench.spec import EXECUTORS, SweepSpec, load_spec
 from trtbench.store import RUN_META, SPEC, RunStore, next_free_dir
 from trtbench.upgrade import recorded_ids
 
 
 def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
-          no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False) -> None:
+          no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False,
+          executor: str | None = None) -> None:
     spec = load_spec(spec_path)
     run_dir = out or spec.run_dir()
     if fresh:
         run_dir = next_free_dir(run_dir)
     selection = select_backend(spec, backend, run_dir)
+    runner = make_executor(spec, executor)
     points = expand(spec, selection.backend.identity(), max_points)
     if dry_run:
         print_commands(selection, points)
@@ -43,13 +48,23 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         console.print("[yellow]SIMULATED[/]: no GPU run; every number is a prediction of trtbench's simulator")
     with interruptible(f"every finished point is recorded in {run_dir}, the point in flight is not; "
                        f"run the same command again to resume"), ProgressBar(console, selection.backend.name) as bar:
-        summary = run_sweep(spec, selection, points, store, LocalExecutor(), bar)
+        summary = run_sweep(spec, selection, points, store, runner, bar)
     if summary.adopted:
         console.print(f"upgraded: {summary.adopted} record(s) of a trtbench 0.1.0 run carried over "
                       f"(the old file is kept as results.v0.jsonl)")
     if summary.already_done:
         console.print(f"resumed: {summary.already_done} point(s) already recorded, {summary.ran} run now")
     console.print(f"report: {report_run(run_dir, top_n, plots)}")
+
+
+def make_executor(spec: SweepSpec, kind: str | None) -> Executor:
+    """`--executor`, else the spec's `executor.kind`."""
+    kind = kind or spec.executor.kind
+    if kind not in get_args(EXECUTORS):
+        raise SpecError(f"--executor {kind!r}: choose one of {', '.join(get_args(EXECUTORS))}")
+    if kind == "gpus":
+        return GpuExecutor(node_gpus(spec.executor.gpus))
+    return LocalExecutor()
 
 
 def recorded_edits(run_dir: Path, spec: SweepSpec, rule: IdentityRule, update: bool) -> list[Change]:

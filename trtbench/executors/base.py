@@ -14,6 +14,8 @@ from trtbench.records import Record
 @dataclass(frozen=True)
 class Task:
     point: Point
+    gpus: int = 1  # GPUs the point runs on: its tp x pp
+    expected_s: float = 0.0  # predicted wall time, model load included (0: unknown): the longest start first
     env: Mapping[str, str] = field(default_factory=dict)  # the point's process environment, over the current one
 
 
@@ -42,7 +44,9 @@ class NullObserver:
 class Work:
     tasks: Sequence[Task]
     run: Callable[[Task], Record]  # run one point in this process (backend + companion -> record)
-    deliver: Callable[[Record], None]  # hand a finished record to the store (safe from any writer)
+    deliver: Callable[[Record], None]  # hand a finished record to the store (from the executor's own thread)
+    refuse: Callable[[Task, str], Record]  # the record of a task that cannot run where it would go, and why
+    cancel: Callable[[], None]  # stop every `run` in flight, from another thread (their records are dropped)
 
 
 class Executor(Protocol):

@@ -23,7 +23,7 @@ from trtbench.backends.trtllm.command import (
 from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
 from trtbench.backends.trtllm.failures import Failure, classify
 from trtbench.backends.trtllm.parse import LogScan, Report, ReportError, parse_json, scan_run
-from trtbench.backends.trtllm.process import run_logged
+from trtbench.backends.trtllm.process import run_logged, stop_all
 from trtbench.backends.trtllm.telemetry import Sampler
 from trtbench.backends.trtllm.validate import problems
 from trtbench.backends.trtllm.version import TrtllmVersion
@@ -77,6 +77,9 @@ class TrtllmBackend:
 
     def capabilities(self) -> Capabilities:
         return Capabilities(source=Source.MEASURED, runs_commands=True)
+
+    def cancel(self) -> None:
+        stop_all()
 
     def provenance(self) -> dict[str, Any]:
         engines = [{"name": use.config.name, "dir": use.engine_dir,
@@ -165,7 +168,7 @@ class TrtllmBackend:
         ensure_dataset(self._dataset(point), self.dataset_root)
         args = self._args(point, attempt, inv)
         timeout_s = self.spec.runtime.timeout_s
-        with Sampler() as sampler:
+        with Sampler(_devices(env)) as sampler:
             result = run_logged(args, log_path, timeout_s, env=dict(env) if env else None)
         telemetry = sampler.summary
         detail: dict[str, Any] = {
@@ -195,6 +198,13 @@ class TrtllmBackend:
                            f"{'; '.join(wrong)} (raw log: {log_path})", source=Source.MEASURED, telemetry=telemetry,
                            command=args, detail=detail)
         return _success(point, report, scan.allocated, telemetry, detail).model_copy(update={"command": args})
+
+
+def _devices(env: Mapping[str, str] | None) -> list[int] | None:
+    """The GPUs a point was given (an executor's CUDA_VISIBLE_DEVICES, by index): what its telemetry samples."""
+    visible = (env or {}).get("CUDA_VISIBLE_DEVICES", "")
+    ids = visible.split(",")
+    return [int(i) for i in ids] if visible and all(i.isdigit() for i in ids) else None
 
 
 def _report(scan: LogScan, report_path: Path) -> Report | None:

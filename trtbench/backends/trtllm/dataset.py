@@ -8,6 +8,7 @@ are uniform over the vocabulary, skipping the end-of-sequence ids, as prepare_da
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ def ensure_dataset(spec: DatasetSpec, root: Path | None = None) -> Path:
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # points run in threads
         with tmp.open("w") as fh:
             for line in _lines(spec):
                 fh.write(line)

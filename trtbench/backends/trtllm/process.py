@@ -70,6 +70,20 @@ class _Tee(threading.Thread):
         return b"".join(self.chunks).decode(errors="replace")
 
 
+_LIVE: set[subprocess.Popen[bytes]] = set()  # keepers of runs in flight, in any thread
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_all() -> None:
+    """Stop every run in flight (an executor's Ctrl-C): each keeper ends its tree; the threads that wait
+    on them return."""
+    with _LIVE_LOCK:
+        keepers = list(_LIVE)
+    for keeper in keepers:
+        with contextlib.suppress(ProcessLookupError):
+            keeper.terminate()
+
+
 def _stop(keeper: subprocess.Popen[bytes]) -> None:
     """Ask the keeper to end the tree and wait for it; SIGKILL only if it does not answer (its
     benchmark then still dies with it, by its parent-death signal)."""
@@ -98,6 +112,8 @@ def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[
     tee = _Tee(read_fd, log_path)
     tee.start()
     timed_out = False
+    with _LIVE_LOCK:
+        _LIVE.add(keeper)
     try:
         keeper.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -107,6 +123,8 @@ def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[
         _stop(keeper)
         raise
     finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(keeper)
         tee.join(timeout=10)
         if not tee.is_alive():  # else something still holds the pipe; leave it open rather than block
             os.close(read_fd)

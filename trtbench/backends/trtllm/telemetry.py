@@ -30,9 +30,11 @@ def available() -> bool:
 
 
 class Sampler:
-    """`with Sampler() as s: ...` then `s.summary` (None without NVML or without samples)."""
+    """`with Sampler() as s: ...` then `s.summary` (None without NVML or without samples). `devices`: the
+    NVML indices to sample (the point's own GPUs when several points share a node), else all."""
 
-    def __init__(self, interval_s: float = INTERVAL_S) -> None:
+    def __init__(self, devices: list[int] | None = None, interval_s: float = INTERVAL_S) -> None:
+        self.devices = devices
         self.interval_s = interval_s
         self.summary: Telemetry | None = None
         self._stop = threading.Event()
@@ -44,7 +46,8 @@ class Sampler:
         self._nvml = nvml_init()
         if self._nvml is not None:
             nvml = self._nvml
-            self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+            indices = self.devices if self.devices is not None else range(nvml.nvmlDeviceGetCount())
+            self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in indices]
             self._name = nvml_text(nvml.nvmlDeviceGetName(self._handles[0])) if self._handles else "none"
             self._driver = nvml_text(nvml.nvmlSystemGetDriverVersion())
             self._power_limit: float | None = None

@@ -1,0 +1,89 @@
+"""`--executor gpus`: every GPU of the node at once, each point on GPUs of its own, longest first."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from tests.conftest import SMALL_SPEC, TRTLLM_SPEC, load_records
+from trtbench.executors.base import Task
+from trtbench.executors.gpus import makespan, schedule
+from trtbench.grid import IdentityRule, expand
+from trtbench.spec import parse_spec
+
+SIXTEEN = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [128, 256, 512, 1024, 2048, 4096, 8192, 16384]")  # x 2 OSL
+
+
+def _intervals(printed: list[dict]) -> list[tuple[float, float, set[str]]]:
+    return [(p["start"], p["end"], set(p["gpus"].split(","))) for p in printed]
+
+
+@pytest.mark.slow
+def test_sixteen_points_on_eight_gpus_run_at_least_4x_faster_never_sharing_a_gpu(cli, write_spec, tmp_path,
+                                                                                  fake_bench, monkeypatch):
+    monkeypatch.setenv("FAKE_TRTLLM_SLEEP", "1.5")
+    spec = write_spec(SIXTEEN + "executor: {kind: gpus, gpus: 8}\n")
+    t0 = time.monotonic()
+    result = cli("sweep", "--no-plots", str(spec))
+    wall = time.monotonic() - t0
+    assert result.code == 0, result.err
+    records = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    assert len(records) == 16 and all(r["status"] == "ok" for r in records)
+    assert len({r["point_id"] for r in records}) == 16
+    printed = fake_bench.printed()
+    assert len(printed) == 16
+    one_at_a_time = sum(end - start for start, end, _ in _intervals(printed))  # what `local` would need at least
+    assert one_at_a_time >= 16 * 1.5
+    assert wall * 4 <= one_at_a_time, (wall, one_at_a_time)
+    for (s1, e1, g1), (s2, e2, g2) in itertools.combinations(_intervals(printed), 2):
+        if s1 < e2 and s2 < e1:  # ran at the same time
+            assert not g1 & g2, (g1, g2)
+    assert set().union(*(g for _, _, g in _intervals(printed))) == {str(i) for i in range(8)}
+
+
+@pytest.mark.slow
+def test_tp2_points_take_two_gpus_each_and_a_point_wider_than_the_node_is_infeasible(cli, write_spec, tmp_path,
+                                                                                       fake_bench, monkeypatch):
+    monkeypatch.setenv("FAKE_TRTLLM_SLEEP", "0.5")
+    spec = write_spec(TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [128, 2048]\n  tp: [2, 8]").replace("tp: 1\n", "")
+                      + "executor: {kind: gpus, gpus: [0, 1, 2, 3]}\n")
+    result = cli("sweep", "--no-plots", str(spec))
+    assert result.code == 0, result.err
+    records = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    by_tp = {tp: [r for r in records if r["tp"] == tp] for tp in (2, 8)}
+    assert len(by_tp[2]) == 4 and all(r["status"] == "ok" for r in by_tp[2])
+    assert len(by_tp[8]) == 4 and all(r["status"] == "infeasible" for r in by_tp[8])
+    assert all(r["cause"] == "needs 8 GPUs; executor gpus has 4" for r in by_tp[8])
+    printed = fake_bench.printed()
+    assert len(printed) == 4  # the TP8 points never ran
+    for _, _, gpus in _intervals(printed):
+        assert len(gpus) == 2 and gpus <= {"0", "1", "2", "3"}
+    for (s1, e1, g1), (s2, e2, g2) in itertools.combinations(_intervals(printed), 2):
+        if s1 < e2 and s2 < e1:
+            assert not g1 & g2
+
+
+def _tasks(durations_and_gpus: list[tuple[float, int]]) -> list[Task]:
+    points = expand(parse_spec(SMALL_SPEC.replace("isl: [128, 2048]", "isl: [1, 2, 3, 4, 5, 6, 7, 8]")),
+                    IdentityRule(()))
+    return [Task(p, gpus=g, expected_s=d) for p, (d, g) in zip(points, durations_and_gpus, strict=False)]
+
+
+def test_the_schedule_starts_the_longest_first_and_fills_free_gpus():
+    # Two GPUs, tasks of 3, 2, 2, 1 s: the 3 and a 2 start at 0; the other 2 at 2 (when the first 2 ends),
+    # the 1 at 3; the last ends at 4 (worked by hand), where one GPU would need 8.
+    tasks = _tasks([(2, 1), (1, 1), (3, 1), (2, 1)])
+    slots = schedule(tasks, [0, 1])
+    assert [(s.task.expected_s, s.start_s) for s in slots] == [(3, 0), (2, 0), (2, 2), (1, 3)]
+    assert makespan(tasks, [0, 1]) == 4 and makespan(tasks, [0]) == 8
+
+
+def test_a_wide_task_waits_for_enough_free_gpus_and_narrow_ones_fill_in():
+    # Four GPUs: a 4-GPU task of 5 s and four 1-GPU tasks of 1 s. Longest first: the wide one takes all
+    # four at 0, the narrow ones start together at 5 and end at 6.
+    tasks = _tasks([(1, 1), (5, 4), (1, 1), (1, 1), (1, 1)])
+    slots = {(s.task.gpus, s.start_s, s.gpus) for s in schedule(tasks, [0, 1, 2, 3])}
+    assert (4, 0, (0, 1, 2, 3)) in slots
+    assert makespan(tasks, [0, 1, 2, 3]) == 6
