@@ -87,3 +87,17 @@ def test_a_wide_task_waits_for_enough_free_gpus_and_narrow_ones_fill_in():
     slots = {(s.task.gpus, s.start_s, s.gpus) for s in schedule(tasks, [0, 1, 2, 3])}
     assert (4, 0, (0, 1, 2, 3)) in slots
     assert makespan(tasks, [0, 1, 2, 3]) == 6
+
+
+def test_plan_shows_the_wall_time_one_at_a_time_and_on_the_nodes_gpus(cli, write_spec):
+    result = cli("plan", str(write_spec(SMALL_SPEC + "executor: {kind: gpus, gpus: 2}\n")))
+    assert result.code == 0, result.err
+    text = " ".join(result.out.split() + result.err.split())
+    line = text[text.index("predicted wall time"):]
+    def minutes(after: str) -> float:
+        value, unit = line.split(after)[1].split()[:2]
+        return float(value.replace(",", "")) * (60 if unit.startswith("h") else 1)
+
+    one, two = minutes("one at a time "), minutes("on 2 GPUs (--executor gpus) ")
+    assert "60 s model load per point" in line
+    assert one / 2 <= two < one  # four points on two GPUs: at best half the time, and shorter than one by one

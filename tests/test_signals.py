@@ -3,6 +3,7 @@ handled signal records nothing half-done, says how to resume and exits 128 + the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -74,3 +75,44 @@ def test_no_benchmark_process_outlives_the_sweep(sig, cli, write_spec, tmp_path,
         assert sorted((p["isl"], p["osl"]) for p in fake_bench.printed()) == [
             (128, 128), (128, 1024), (2048, 128), (2048, 1024)]
 
+
+
+def _benchmarks_of(tmp_path: Path) -> list[psutil.Process]:
+    """The living processes of this test's benchmarks (the fake and its grandchildren name tmp_path)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if any(str(tmp_path) in part for part in proc.info["cmdline"] or []) and \
+                    proc.status() != psutil.STATUS_ZOMBIE and "trtbench" not in " ".join(proc.info["cmdline"]):
+                found.append(proc)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: signal.Signals(s).name)
+def test_no_benchmark_outlives_a_sweep_running_points_on_several_gpus(sig, write_spec, tmp_path, fake_bench,
+                                                                      monkeypatch, request):
+    """Two points hang on their GPUs while two finish beside them; the sweep is stopped: nothing survives,
+    and only the finished points are recorded."""
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
+    fake_bench.fail("hang", min_isl=2048)
+    spec = write_spec(TRTLLM_SPEC + "executor: {kind: gpus, gpus: 4}\n")
+    results = tmp_path / "runs" / "tiny" / "results.jsonl"
+    with subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        request.addfinalizer(proc.kill)
+        _wait_for(pids)
+        deadline = time.monotonic() + 60
+        while not (results.exists() and results.read_text().count("\n") == 2):
+            assert time.monotonic() < deadline, "the two short points never finished"
+            time.sleep(0.05)
+        assert len(_benchmarks_of(tmp_path)) >= 4  # two hung leaders and their grandchildren
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    while _benchmarks_of(tmp_path) and time.monotonic() < sent + 4:
+        time.sleep(0.05)
+    assert _benchmarks_of(tmp_path) == [], "a benchmark survived the sweep by 4 s"
+    recs = load_records(results)
+    assert sorted((r["isl"], r["osl"]) for r in recs) == [(128, 128), (128, 1024)]

@@ -94,11 +94,12 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
 
 def tasks_for(spec: SweepSpec, points: list[Point], predictions: dict[str, Prediction | None]) -> list[Task]:
     """One task per point: the GPUs it runs on (tp x pp) and its expected wall time (the simulator's
-    prediction plus a model load; 0 without one), so an executor can pack and order them."""
+    prediction, cut at the per-point timeout, plus a model load; 0 without one), so an executor can pack
+    and order them."""
     tasks = []
     for point in points:
         at, predicted = spec.at(point.values), predictions[point.id]
-        wall = predicted.wall_s if predicted is not None and predicted.wall_s else 0.0
+        wall = min(predicted.wall_s, spec.runtime.timeout_s) if predicted is not None and predicted.wall_s else 0.0
         tasks.append(Task(point, gpus=at.tp * at.pp, expected_s=wall + MODEL_LOAD_S if wall else 0.0))
     return tasks
 
