@@ -7,7 +7,12 @@ TEST_STAMP := $(VENV)/.installed-test
 SWEEP ?= sweeps/h100_grid.yaml
 PREC ?= fp8
 
-.PHONY: install test lint sweep smoke engine calibrate clean
+.PHONY: install test lint sweep smoke engine calibrate clean slurm-up slurm-down
+
+# A local one-node Slurm cluster with 8 fake GPUs for the Slurm tests (scripts/slurm-up.sh: installs Debian's
+# slurm-wlm if missing, which needs root and apt-get). `make test` starts it; REQUIRE_SLURM=1 makes that failing fatal.
+SLURM_DIR ?= $(CURDIR)/.slurm
+REQUIRE_SLURM ?=
 
 install: $(STAMP)
 
@@ -26,8 +31,23 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check trtbench tests benchmarks
 	$(BIN)/mypy trtbench
 
+# Brings the local Slurm cluster up first and exports SLURM_CONF; without it the Slurm tests skip, the rest still run.
 test: lint
-	$(BIN)/pytest
+	@if out=$$(bash scripts/slurm-up.sh '$(SLURM_DIR)' 2>&1); then \
+		printf '%s\n' "$$out"; export SLURM_CONF='$(SLURM_DIR)/slurm.conf'; \
+	else \
+		printf '%s\n' "$$out"; \
+		echo "make test: the Slurm tests will be skipped: no local Slurm cluster ($$(printf '%s\n' "$$out" | tail -n 1))"; \
+		if [ -n '$(REQUIRE_SLURM)' ]; then exit 1; fi; \
+		unset SLURM_CONF; \
+	fi; \
+	echo '$(BIN)/pytest'; $(BIN)/pytest
+
+slurm-up:
+	@bash scripts/slurm-up.sh '$(SLURM_DIR)'
+
+slurm-down:
+	@bash scripts/slurm-down.sh '$(SLURM_DIR)'
 
 sweep: install
 	$(BIN)/trtbench sweep $(SWEEP)

@@ -86,7 +86,8 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
         predictions = {p.id: predict(selection.companion, p) for p in remaining}
         work = Work(tasks_for(spec, remaining, predictions),
                     lambda task: run_point(backend, predictions[task.point.id], task), deliver,
-                    lambda task, why: refused(backend, predictions[task.point.id], task, why), backend.cancel)
+                    lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
+                    backend.cancel)
         executor.execute(work, observer)
         store.write_meta({**meta, "finished_at": now_iso()})
     return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted)
@@ -115,9 +116,9 @@ def run_point(backend: Backend, prediction: Prediction | None, task: Task) -> Re
     return _record(backend, prediction, task, outcome, attempt, started_at, time.monotonic() - t0)
 
 
-def refused(backend: Backend, prediction: Prediction | None, task: Task, why: str) -> Record:
-    """A point the executor cannot place (more GPUs than it has): infeasible there, with why."""
-    outcome = Outcome(status=Status.INFEASIBLE, cause=why, source=backend.capabilities().source)
+def refused(backend: Backend, prediction: Prediction | None, task: Task, status: Status, why: str) -> Record:
+    """A point the executor could not run (more GPUs than it has, a job the cluster ended), and why."""
+    outcome = Outcome(status=status, cause=why, source=backend.capabilities().source)
     return _record(backend, prediction, task, outcome, uuid.uuid4().hex, now_iso(), 0.0)
 
 

@@ -221,7 +221,23 @@ class BuildSpec(_Strict):
     timeout_s: Seconds = Field(7200.0, description="per build step")
 
 
-EXECUTORS = Literal["local", "gpus"]
+EXECUTORS = Literal["local", "gpus", "slurm"]
+
+
+class SlurmSpec(_Strict):
+    """sbatch's options for each point's job (a job asks for the point's tp x pp GPUs itself)."""
+
+    partition: Text | None = None
+    account: Text | None = None
+    qos: Text | None = None
+    constraint: Text | None = None
+    time_min: Annotated[int, Field(strict=True, gt=0, le=60 * 24 * 30)] | None = Field(
+        None, description="each job's time limit in minutes; default: the predicted wall time x 1.5 + 5 min")
+    container_image: Text | None = Field(None, description="pyxis/enroot: the TensorRT-LLM container to run in")
+    container_mounts: Text | None = None
+    extra_args: list[Text] = Field(default_factory=list, max_length=64, description="more sbatch arguments")
+    max_jobs: Annotated[int, Field(strict=True, gt=0, le=100_000)] | None = Field(
+        None, description="jobs in the queue at once (default: every point)")
 
 
 class ExecutorSpec(_Strict):
@@ -229,6 +245,7 @@ class ExecutorSpec(_Strict):
     GPUs, each point on tp x pp of its own. Not part of any point's identity."""
 
     kind: EXECUTORS = "local"
+    slurm: SlurmSpec = Field(default_factory=SlurmSpec)
     gpus: Literal["auto"] | Annotated[int, Field(strict=True, gt=0, le=1024)] | list[
         Annotated[int, Field(strict=True, ge=0, lt=1024)]] = Field(
         "auto", description="auto (what NVML or CUDA_VISIBLE_DEVICES shows), a count, or the GPU ids to use")

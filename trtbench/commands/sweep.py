@@ -14,6 +14,7 @@ from trtbench.errors import SpecError, StoreError
 from trtbench.executors.base import Executor
 from trtbench.executors.gpus import GpuExecutor, node_gpus
 from trtbench.executors.local import LocalExecutor
+from trtbench.executors.slurm import SlurmExecutor
 from trtbench.grid import IdentityRule, Point, expand
 from trtbench.runner import run_sweep
 from trtbench.spec import EXECUTORS, SweepSpec, load_spec
@@ -29,7 +30,7 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if fresh:
         run_dir = next_free_dir(run_dir)
     selection = select_backend(spec, backend, run_dir)
-    runner = make_executor(spec, executor)
+    runner = make_executor(spec, executor, run_dir, selection.backend.name)
     points = expand(spec, selection.backend.identity(), max_points)
     if dry_run:
         print_commands(selection, points)
@@ -57,13 +58,15 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     console.print(f"report: {report_run(run_dir, top_n, plots)}")
 
 
-def make_executor(spec: SweepSpec, kind: str | None) -> Executor:
+def make_executor(spec: SweepSpec, kind: str | None, run_dir: Path, backend: str) -> Executor:
     """`--executor`, else the spec's `executor.kind`."""
     kind = kind or spec.executor.kind
     if kind not in get_args(EXECUTORS):
         raise SpecError(f"--executor {kind!r}: choose one of {', '.join(get_args(EXECUTORS))}")
     if kind == "gpus":
         return GpuExecutor(node_gpus(spec.executor.gpus))
+    if kind == "slurm":
+        return SlurmExecutor(run_dir, backend, spec.executor.slurm)
     return LocalExecutor()
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from trtbench.grid import Point
-from trtbench.records import Record
+from trtbench.records import Record, Status
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Work:
     tasks: Sequence[Task]
     run: Callable[[Task], Record]  # run one point in this process (backend + companion -> record)
     deliver: Callable[[Record], None]  # hand a finished record to the store (from the executor's own thread)
-    refuse: Callable[[Task, str], Record]  # the record of a task that cannot run where it would go, and why
+    refuse: Callable[[Task, Status, str], Record]  # the record of a task that did not run where it went, and why
     cancel: Callable[[], None]  # stop every `run` in flight, from another thread (their records are dropped)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from trtbench.errors import TrtbenchError
 from trtbench.executors.base import Observer, Task, Work
 from trtbench.nvml import visible_gpus
-from trtbench.records import Record
+from trtbench.records import Record, Status
 
 _JOIN_S = 15.0  # after a cancel, how long the runs in flight get to end (their keepers need about 2 s)
 
@@ -89,7 +89,8 @@ class GpuExecutor:
             for task in [t for t in pending if t.gpus > len(self.gpu_ids)]:
                 pending.remove(task)
                 observer.started(task)
-                record = work.refuse(task, f"needs {task.gpus} GPUs; executor gpus has {len(self.gpu_ids)}")
+                record = work.refuse(task, Status.INFEASIBLE,
+                                     f"needs {task.gpus} GPUs; executor gpus has {len(self.gpu_ids)}")
                 work.deliver(record)
                 observer.finished(task, record)
             running = 0
