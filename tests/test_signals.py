@@ -39,9 +39,9 @@ def test_no_benchmark_process_outlives_the_sweep(sig, cli, write_spec, tmp_path,
     monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
     fake_bench.fail("hang", min_isl=2048)  # the two 128-token points finish, then 2048/128 hangs
     spec = write_spec(TRTLLM_SPEC)
-    with (tmp_path / "err").open("w") as err, subprocess.Popen(
-            [sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
-            stdout=subprocess.DEVNULL, stderr=err) as proc:
+    with (tmp_path / "err").open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=err)
         request.addfinalizer(proc.kill)  # a failed assertion below must not leave the sweep running
         _wait_for(pids)
         leader, grandchild = map(int, pids.read_text().split())
@@ -99,18 +99,18 @@ def test_no_benchmark_outlives_a_sweep_running_points_on_several_gpus(sig, write
     fake_bench.fail("hang", min_isl=2048)
     spec = write_spec(TRTLLM_SPEC + "executor: {kind: gpus, gpus: 4}\n")
     results = tmp_path / "runs" / "tiny" / "results.jsonl"
-    with subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
-        request.addfinalizer(proc.kill)
-        _wait_for(pids)
-        deadline = time.monotonic() + 60
-        while not (results.exists() and results.read_text().count("\n") == 2):
-            assert time.monotonic() < deadline, "the two short points never finished"
-            time.sleep(0.05)
-        assert len(_benchmarks_of(tmp_path)) >= 4  # two hung leaders and their grandchildren
-        sent = time.monotonic()
-        proc.send_signal(sig)
-        proc.wait(timeout=30)
+    proc = subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    request.addfinalizer(proc.kill)  # a failed assertion below must not leave the sweep running
+    _wait_for(pids)
+    deadline = time.monotonic() + 60
+    while not (results.exists() and results.read_text().count("\n") == 2):
+        assert time.monotonic() < deadline, "the two short points never finished"
+        time.sleep(0.05)
+    assert len(_benchmarks_of(tmp_path)) >= 4  # two hung leaders and their grandchildren
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == (-sig if sig == signal.SIGKILL else 128 + sig)
     while _benchmarks_of(tmp_path) and time.monotonic() < sent + 4:
         time.sleep(0.05)
     assert _benchmarks_of(tmp_path) == [], "a benchmark survived the sweep by 4 s"

@@ -106,7 +106,7 @@ class GpuExecutor:
                         thread.start()
                         threads.append(thread)
                         running += 1
-                task, outcome, taken = finished.get()
+                task, outcome, taken = _next(finished)
                 running -= 1
                 free = sorted([*free, *taken])
                 if isinstance(outcome, BaseException):
@@ -118,6 +118,17 @@ class GpuExecutor:
             for thread in threads:
                 thread.join(timeout=_JOIN_S)
             raise
+
+
+def _next(finished: queue.Queue[tuple[Task, Record | BaseException, tuple[int, ...]]]
+          ) -> tuple[Task, Record | BaseException, tuple[int, ...]]:
+    """The next finished run. Waits in short steps: a signal the kernel hands to a worker thread is
+    only run by the main thread when it wakes, so an endless wait here would never see Ctrl-C or SIGTERM."""
+    while True:
+        try:
+            return finished.get(timeout=0.2)
+        except queue.Empty:
+            continue
 
 
 def _run(work: Work, task: Task, taken: tuple[int, ...],
