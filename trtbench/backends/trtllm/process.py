@@ -23,7 +23,7 @@ import psutil
 
 KEEPER = Path(__file__).with_name("keeper.py")
 PSUTIL_DIR = str(Path(psutil.__file__).parent.parent)  # where the keeper finds psutil in isolated mode
-KEEPER_EXIT_S = 10.0  # the keeper's own grace (2 s) and its start, with room to spare
+KEEPER_EXIT_S = 10.0  # the keeper's own grace (1 s) and its start, with room to spare
 MAX_KEPT_BYTES = 32 * 2**20  # output kept in memory for parsing; the log on disk has everything
 
 
