@@ -34,6 +34,7 @@ ENDINGS = {"TIMEOUT": Status.TIMEOUT, "DEADLINE": Status.TIMEOUT, "OUT_OF_MEMORY
            "FAILED": Status.ERROR, "COMPLETED": Status.NO_REPORT}
 MARGIN = 1.5  # a job's time limit when the spec sets none: the predicted wall time times this, plus 5 min
 POLL_S = 2.0
+DEFAULT_MIN = 60  # a job's time limit without a prediction or a spec's time_min
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class SlurmExecutor:
         task_file = self.dir / f"{task.point.id}.task.json"
         atomic_write(task_file, json.dumps({"id": task.point.id, "axes": list(task.point.axes), "gpus": task.gpus,
                                             "backend": self.backend}))
-        minutes = self.spec.time_min or math.ceil((task.expected_s * MARGIN + 300) / 60) if task.expected_s else 60
+        predicted = math.ceil((task.expected_s * MARGIN + 300) / 60) if task.expected_s else DEFAULT_MIN
+        minutes = self.spec.time_min or predicted
         args = ["sbatch", "--parsable", f"--job-name=trtbench-{task.point.id[:8]}",
                 f"--comment=trtbench {self.run_dir} {task.point.id}", f"--gres=gpu:{task.gpus}",
                 f"--time={minutes}", f"--output={self.dir / task.point.id}.%j.out"]
