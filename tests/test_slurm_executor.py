@@ -81,3 +81,27 @@ subprocess.run(["scancel", json.loads(ledger.read_text().splitlines()[0])["job_i
     assert result.code == 0, result.err
     (record,) = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
     assert record["status"] == "error" and "ended CANCELLED without a record" in record["cause"]
+
+
+def test_detach_submits_and_returns_status_shows_the_jobs_and_the_next_sweep_merges(cli, write_spec, tmp_path,
+                                                                                   fake_bench, monkeypatch):
+    monkeypatch.setenv("FAKE_TRTLLM_SLEEP", "3")
+    spec = write_spec(SLURM_SPEC)
+    detached = cli("sweep", "--no-plots", "--detach", str(spec))
+    assert detached.code == 0, detached.err
+    assert "trtbench status runs/tiny" in " ".join(detached.err.split())
+    assert not (tmp_path / "runs" / "tiny" / "results.jsonl").exists() or \
+        (tmp_path / "runs" / "tiny" / "results.jsonl").read_text() == ""
+    submitted = _job_ids(tmp_path)
+    assert len(submitted) == 4
+    status = cli("status", "runs/tiny")
+    assert status.code == 0, status.err
+    text = " ".join(status.err.split() + status.out.split())
+    assert "4 points" in text and "slurm:" in text and "done" not in text
+    merged = cli("sweep", "--no-plots", str(spec))
+    assert merged.code == 0, merged.err
+    assert _job_ids(tmp_path) == submitted  # waited for the detached jobs; submitted nothing again
+    records = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    after = cli("status", "runs/tiny")
+    assert "done: ok" in after.err + after.out and "slurm:" not in after.err + after.out

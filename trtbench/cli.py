@@ -55,13 +55,23 @@ def sweep(
     update: bool = typer.Option(False, "--update", help="adopt an edited spec in an existing run directory: "
                                 "the points both specs share keep their records, the rest run"),
     executor: str = typer.Option(None, "--executor", help="local (one point at a time) | gpus (every GPU of this "
-                                 "node at once); default: the spec's executor.kind"),
+                                 "node at once) | slurm (a job per point); default: the spec's executor.kind"),
+    detach: bool = typer.Option(False, "--detach", help="slurm: submit the jobs and return; `trtbench status RUN_DIR` "
+                                "shows them, the next sweep merges them"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report."""
     from trtbench.commands import sweep as sweep_cmd
 
     sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points,
-                    update=update, executor=executor)
+                    update=update, executor=executor, detach=detach)
+
+
+@app.command()
+def status(run_dir: Path = typer.Argument(..., help="run directory (runs/<sweep name>)")) -> None:
+    """Where each point of a run stands: recorded, queued or running on Slurm, or not started."""
+    from trtbench.commands import status as status_cmd
+
+    status_cmd.status(run_dir)
 
 
 @app.command()

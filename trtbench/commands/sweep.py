@@ -24,13 +24,13 @@ from trtbench.upgrade import recorded_ids
 
 def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
           no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False,
-          executor: str | None = None) -> None:
+          executor: str | None = None, detach: bool = False) -> None:
     spec = load_spec(spec_path)
     run_dir = out or spec.run_dir()
     if fresh:
         run_dir = next_free_dir(run_dir)
     selection = select_backend(spec, backend, run_dir)
-    runner = make_executor(spec, executor, run_dir, selection.backend.name)
+    runner = make_executor(spec, executor, run_dir, selection.backend.name, detach)
     points = expand(spec, selection.backend.identity(), max_points)
     if dry_run:
         print_commands(selection, points)
@@ -50,6 +50,10 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     with interruptible(f"every finished point is recorded in {run_dir}, the point in flight is not; "
                        f"run the same command again to resume"), ProgressBar(console, selection.backend.name) as bar:
         summary = run_sweep(spec, selection, points, store, runner, bar)
+    if detach:
+        console.print(f"submitted: the points run as Slurm jobs; `trtbench status {run_dir}` shows them, and the same "
+                      f"`trtbench sweep` merges what they recorded")
+        return
     if summary.adopted:
         console.print(f"upgraded: {summary.adopted} record(s) of a trtbench 0.1.0 run carried over "
                       f"(the old file is kept as results.v0.jsonl)")
@@ -58,15 +62,17 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     console.print(f"report: {report_run(run_dir, top_n, plots)}")
 
 
-def make_executor(spec: SweepSpec, kind: str | None, run_dir: Path, backend: str) -> Executor:
+def make_executor(spec: SweepSpec, kind: str | None, run_dir: Path, backend: str, detach: bool = False) -> Executor:
     """`--executor`, else the spec's `executor.kind`."""
     kind = kind or spec.executor.kind
     if kind not in get_args(EXECUTORS):
         raise SpecError(f"--executor {kind!r}: choose one of {', '.join(get_args(EXECUTORS))}")
+    if detach and kind != "slurm":
+        raise SpecError(f"--detach needs --executor slurm (the {kind} executor runs points in this process)")
     if kind == "gpus":
         return GpuExecutor(node_gpus(spec.executor.gpus))
     if kind == "slurm":
-        return SlurmExecutor(run_dir, backend, spec.executor.slurm)
+        return SlurmExecutor(run_dir, backend, spec.executor.slurm, detach=detach)
     return LocalExecutor()
 
 

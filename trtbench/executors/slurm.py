@@ -46,8 +46,10 @@ class Job:
 class SlurmExecutor:
     name = "slurm"
 
-    def __init__(self, run_dir: Path, backend: str, spec: SlurmSpec, poll_s: float = POLL_S) -> None:
+    def __init__(self, run_dir: Path, backend: str, spec: SlurmSpec, poll_s: float = POLL_S,
+                 detach: bool = False) -> None:
         self.run_dir, self.backend, self.spec, self.poll_s = run_dir.resolve(), backend, spec, poll_s
+        self.detach = detach  # submit and return: `trtbench status` shows the jobs, the next sweep merges them
         self.dir = self.run_dir / "slurm"
         self.ledger = self.dir / "jobs.jsonl"
 
@@ -71,6 +73,8 @@ class SlurmExecutor:
                         record = work.refuse(task, *submitted)
                         work.deliver(record)
                         observer.finished(task, record)
+                if self.detach:
+                    return
                 states = _states(list(watched.values()))
                 for point_id, job in list(watched.items()):
                     state = states.get(job.job_id, "")
@@ -120,16 +124,7 @@ class SlurmExecutor:
         return job
 
     def _ledger(self) -> list[Job]:
-        if not self.ledger.exists():
-            return []
-        latest: dict[str, Job] = {}
-        for line in self.ledger.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-                latest[entry["point_id"]] = Job(entry["point_id"], entry["job_id"])
-            except (ValueError, KeyError, TypeError):
-                continue  # a line torn by a kill: its job was never waited on
-        return list(latest.values())
+        return ledger(self.dir)
 
     def _record(self, point_id: str, job: Job) -> Record | None:
         """The record the job wrote, if it wrote one."""
@@ -142,6 +137,31 @@ class SlurmExecutor:
         status = ENDINGS.get(state.split()[0] if state else "", Status.ERROR)
         return status, f"Slurm job {job.job_id} ended {state or 'unseen (purged)'} without a record; its output: " \
                        f"{self.dir / job.point_id}.{job.job_id}.out"
+
+
+def ledger(slurm_dir: Path) -> list[Job]:
+    """The latest job of each point in a run's ledger."""
+    path = slurm_dir / "jobs.jsonl"
+    if not path.exists():
+        return []
+    latest: dict[str, Job] = {}
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            latest[entry["point_id"]] = Job(entry["point_id"], entry["job_id"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by a kill: its job was never waited on
+    return list(latest.values())
+
+
+def job_states(slurm_dir: Path) -> dict[str, tuple[Job, str]]:
+    """point id -> (its latest job, Slurm's state of it; "" once Slurm forgot it): for `trtbench status`."""
+    jobs = ledger(slurm_dir)
+    try:
+        states = _states(jobs)
+    except (OSError, subprocess.TimeoutExpired):
+        states = {}
+    return {job.point_id: (job, states.get(job.job_id, "")) for job in jobs}
 
 
 def record_path(slurm_dir: Path, point_id: str, job_id: str) -> Path:

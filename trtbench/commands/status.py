@@ -1,0 +1,38 @@
+"""`trtbench status RUN_DIR`: where each point of a run stands: recorded (ok or failed), queued or running
+on Slurm, or not started yet."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from rich.table import Table
+
+from trtbench.commands.utils import console, warn
+from trtbench.executors.slurm import ACTIVE, job_states
+from trtbench.store import RunStore
+
+
+def status(run_dir: Path) -> None:
+    store = RunStore.open(run_dir, warn)
+    point_ids = store.meta().get("point_ids", [])
+    records = {r.point_id: r for r in store.records()}
+    jobs = job_states(run_dir / "slurm")
+    where: Counter[str] = Counter()
+    for point_id in point_ids:
+        record = records.get(point_id)
+        job, state = jobs.get(point_id, (None, ""))
+        if record is not None:
+            where["done: ok" if record.ok else f"done: {record.status}"] += 1
+        elif job is not None and state in ACTIVE:
+            where[f"slurm: {state.lower()}"] += 1
+        elif job is not None:
+            where["slurm: ended, the next sweep merges it"] += 1
+        else:
+            where["not started"] += 1
+    table = Table(title=f"{run_dir}: {len(point_ids)} points")
+    table.add_column("State")
+    table.add_column("Points", justify="right")
+    for state, count in sorted(where.items()):
+        table.add_row(state, str(count))
+    console.print(table)
