@@ -9,23 +9,14 @@
 set -euo pipefail
 
 PROG=slurm-down.sh
-die() { echo "$PROG: error: $*" >&2; exit 1; }
-log() { echo "$PROG: $*" >&2; }
+# shellcheck source=scripts/slurm-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-lib.sh"
 
 [[ $# -eq 1 && -n $1 ]] || die "usage: $PROG DIR"
 [[ -d $1 ]] || { log "no $1: nothing to stop"; exit 0; }
 DIR=$(cd -- "$1" && pwd -P)
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 export SLURM_CONF=$DIR/slurm.conf
-
-running() {  # running NAME PIDFILE: the pid file's process is alive, is NAME, and was started for this DIR
-    local pid
-    [[ -f $2 ]] || return 1
-    pid=$(<"$2")
-    [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -e " $DIR/" -e "=$DIR/"
-}
 
 MUNGE_PID=$DIR/run/munged.pid
 CTLD_PID=$DIR/run/slurmctld.pid

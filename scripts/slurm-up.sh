@@ -13,8 +13,8 @@
 set -euo pipefail
 
 PROG=slurm-up.sh
-die() { echo "$PROG: error: $*" >&2; exit 1; }
-log() { echo "$PROG: $*" >&2; }
+# shellcheck source=scripts/slurm-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-lib.sh"
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -138,15 +138,6 @@ fi
 chmod 0600 "$DIR/munge/munge.key"
 
 # ---- daemons ------------------------------------------------------------------------------------------------
-running() {  # running NAME PIDFILE: the pid file's process is alive, is NAME, and was started for this DIR
-    local pid
-    [[ -f $2 ]] || return 1
-    pid=$(<"$2")
-    [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$1" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -e " $DIR/" -e "=$DIR/"
-}
-
 stop() {  # stop NAME PIDFILE: SIGTERM, then SIGKILL after 20 s
     local pid i
     running "$1" "$2" || return 0
