@@ -102,12 +102,12 @@ def build(
 def plan(
     spec: Path = typer.Argument(..., help="sweep spec (YAML)"),
     max_points: int = _max_points(),
-    executor: str = typer.Option(None, "--executor", help="gpus: also the wall time packed onto this node's GPUs"),
 ) -> None:
-    """Show the expanded grid, the memory verdict of each point and the predicted wall time; runs nothing."""
+    """Show the expanded grid, the memory verdict of each point and the predicted wall time (one at a time, and
+    on this node's GPUs or executor.gpus); runs nothing."""
     from trtbench.commands import plan as plan_cmd
 
-    plan_cmd.plan(spec, max_points, executor)
+    plan_cmd.plan(spec, max_points)
 
 
 @app.command()

@@ -22,7 +22,7 @@ from trtbench.sim.memory import plan_memory
 from trtbench.spec import SweepSpec, load_spec
 
 
-def plan(spec_path: Path, max_points: int | None = None, executor: str | None = None) -> None:
+def plan(spec_path: Path, max_points: int | None = None) -> None:
     spec = load_spec(spec_path)
     gpus = visible_gpus()
     gpu_name = gpus[0].name if spec.gpu == "auto" and gpus else None
@@ -43,23 +43,21 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
                       f"[{style}]{mem.verdict}[/]", f"{mem.max_concurrent_seqs:,}", f"{mem.kv_pool_gib:.1f}",
                       str(mem.max_batch_size), str(mem.max_num_tokens), mem.cause)
     console.print(table)
-    print_wall_time(spec, points, gpus, executor)
+    print_wall_time(spec, points, gpus)
     if spec.backend != "sim":
         print_engines(spec, points)
 
 
-def print_wall_time(spec: SweepSpec, points: list[Point], gpus: list[GpuInfo], executor: str | None) -> None:
+def print_wall_time(spec: SweepSpec, points: list[Point], gpus: list[GpuInfo]) -> None:
     """The sweep's predicted wall time (the simulator's per point, plus a model load each) one point at a
     time, and packed onto this node's GPUs as `--executor gpus` runs it."""
     predictor = PREDICTOR.create(spec, spec.run_dir(), gpus)[0]
     tasks = tasks_for(spec, points, {p.id: predict(predictor, p) for p in points})
     one = sum(t.expected_s for t in tasks)
     line = f"predicted wall time (simulated, {MODEL_LOAD_S:.0f} s model load per point): one at a time {_hours(one)}"
-    kind = executor or spec.executor.kind
-    wanted = spec.executor.gpus if kind == "gpus" or spec.executor.gpus != "auto" else None
     try:
-        ids = node_gpus(wanted if wanted is not None else "auto")
-    except TrtbenchError:
+        ids = node_gpus(spec.executor.gpus)
+    except TrtbenchError:  # no GPU here and none named: one at a time is all there is to say
         ids = []
     if ids:
         line += f"; on {len(ids)} GPUs (--executor gpus) {_hours(makespan(tasks, ids))}"

@@ -57,17 +57,28 @@ def schedule(tasks: Sequence[Task], gpu_ids: Sequence[int]) -> list[Slot]:
     pending = sorted((t for t in tasks if t.gpus <= len(gpu_ids)), key=lambda t: -t.expected_s)
     free, now, running, slots = sorted(gpu_ids), 0.0, [], []  # running: (end, gpus)
     while pending:
-        for task in list(pending):
-            if task.gpus <= len(free):
-                taken, free = tuple(free[:task.gpus]), free[task.gpus:]
-                slots.append(Slot(task, taken, now))
-                running.append((now + task.expected_s, taken))
-                pending.remove(task)
+        started, free = place(pending, free)
+        for task, taken in started:
+            slots.append(Slot(task, taken, now))
+            running.append((now + task.expected_s, taken))
         if pending:
             running.sort()
             end, released = running.pop(0)
             now, free = end, sorted([*free, *released])
     return slots
+
+
+def place(pending: list[Task], free: list[int]) -> tuple[list[tuple[Task, tuple[int, ...]]], list[int]]:
+    """Start, in order, each pending task that fits the free GPUs (the lowest ids first); the started tasks
+    leave `pending`. Returns them with their GPUs, and the GPUs still free. The one placement policy of the
+    executor and of `schedule`."""
+    started = []
+    for task in list(pending):
+        if task.gpus <= len(free):
+            taken, free = tuple(free[:task.gpus]), free[task.gpus:]
+            started.append((task, taken))
+            pending.remove(task)
+    return started, free
 
 
 def makespan(tasks: Sequence[Task], gpu_ids: Sequence[int]) -> float:
@@ -95,17 +106,15 @@ class GpuExecutor:
                 observer.finished(task, record)
             running = 0
             while pending or running:
-                for task in list(pending):
-                    if task.gpus <= len(free):
-                        taken, free = tuple(free[:task.gpus]), free[task.gpus:]
-                        pending.remove(task)
-                        placed = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, taken)),
-                                                    "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
-                        observer.started(placed)
-                        thread = threading.Thread(target=_run, args=(work, placed, taken, finished), daemon=True)
-                        thread.start()
-                        threads.append(thread)
-                        running += 1
+                started, free = place(pending, free)
+                for task, taken in started:
+                    placed = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, taken)),
+                                                "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
+                    observer.started(placed)
+                    thread = threading.Thread(target=_run, args=(work, placed, taken, finished), daemon=True)
+                    thread.start()
+                    threads.append(thread)
+                    running += 1
                 task, outcome, taken = _next(finished)
                 running -= 1
                 free = sorted([*free, *taken])
