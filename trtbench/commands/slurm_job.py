@@ -16,7 +16,7 @@ from trtbench.backends.registry import select_backend
 from trtbench.executors.base import Task
 from trtbench.executors.slurm import record_path
 from trtbench.files import atomic_write
-from trtbench.grid import Point
+from trtbench.grid import Point, expand
 from trtbench.runner import predict, run_point
 from trtbench.store import RunStore
 
@@ -28,7 +28,10 @@ def main(argv: list[str]) -> int:
     spec = store.spec()
     point = Point(tuple((k, v) for k, v in task["axes"]), task["id"])
     selection = select_backend(spec, task["backend"], run_dir)
-    selection.backend.prepare([point], print)  # finds the engine or checkpoint the controller prepared
+    # The engine or checkpoint the controller prepared: planned from the whole grid, as the controller
+    # planned it (one point's lengths alone would size, and name, another engine), for this point only.
+    grid = expand(spec, selection.backend.identity())
+    selection.backend.prepare(grid, print, recorded={p.id for p in grid if p.values != point.values})
     record = run_point(selection.backend, predict(selection.companion, point), Task(point, gpus=task["gpus"]))
     atomic_write(record_path(task_file.parent, point.id, os.environ.get("SLURM_JOB_ID", "local")),
                  record.model_dump_json() + "\n")
