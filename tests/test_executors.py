@@ -89,15 +89,34 @@ def test_a_wide_task_waits_for_enough_free_gpus_and_narrow_ones_fill_in():
     assert makespan(tasks, [0, 1, 2, 3]) == 6
 
 
-def test_plan_shows_the_wall_time_one_at_a_time_and_on_the_nodes_gpus(cli, write_spec):
-    result = cli("plan", str(write_spec(SMALL_SPEC + "executor: {kind: gpus, gpus: 2}\n")))
+def _wall_minutes(line: str, after: str) -> float:
+    value, unit = line.split(after)[1].split()[:2]
+    return float(value.replace(",", "")) * (60 if unit.startswith("h") else 1)
+
+
+def _wall_line(result) -> str:
     assert result.code == 0, result.err
     text = " ".join(result.out.split() + result.err.split())
-    line = text[text.index("predicted wall time"):]
-    def minutes(after: str) -> float:
-        value, unit = line.split(after)[1].split()[:2]
-        return float(value.replace(",", "")) * (60 if unit.startswith("h") else 1)
+    return text[text.index("predicted wall time"):]
 
-    one, two = minutes("one at a time "), minutes("on 2 GPUs (--executor gpus) ")
+
+def test_plan_shows_the_wall_time_one_at_a_time_and_on_the_nodes_gpus(cli, write_spec):
+    line = _wall_line(cli("plan", str(write_spec(SMALL_SPEC + "executor: {kind: gpus, gpus: 2}\n"))))
+    one, two = _wall_minutes(line, "one at a time "), _wall_minutes(line, "on 2 GPUs (--executor gpus) ")
     assert "60 s model load per point" in line
     assert one / 2 <= two < one  # four points on two GPUs: at best half the time, and shorter than one by one
+    assert "Slurm" not in line  # the spec runs on this node
+
+
+def test_plan_shows_the_wall_time_on_the_clusters_jobs(cli, write_spec):
+    spec = write_spec(SMALL_SPEC + "executor: {kind: gpus, gpus: 2, slurm: {max_jobs: 2}}\n")
+    line = _wall_line(cli("plan", "--executor", "slurm", str(spec)))
+    # two one-GPU jobs at once pack the four points as two GPUs do
+    assert "on Slurm (--executor slurm, 4 jobs, up to 2 GPUs at once)" in line
+    assert _wall_minutes(line, "up to 2 GPUs at once) ") == _wall_minutes(line, "on 2 GPUs (--executor gpus) ")
+    every = _wall_line(cli("plan", "--executor", "slurm", str(write_spec(SMALL_SPEC))))
+    # every job at once: the longest one, no shorter than the average of the four, no longer than their sum
+    assert "4 jobs, up to 4 GPUs at once" in every
+    assert _wall_minutes(every, "GPUs at once) ") <= _wall_minutes(every, "one at a time ")
+    assert _wall_minutes(every, "GPUs at once) ") >= _wall_minutes(every, "one at a time ") / 4
+    assert cli("plan", "--executor", "k8s", str(spec)).code == 2

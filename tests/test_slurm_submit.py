@@ -1,53 +1,192 @@
-"""The sbatch command of one point's job, without a cluster (sbatch captured): GPUs, time limit, options."""
+"""The Slurm executor without a cluster (sbatch, squeue, sacct and sinfo answered by the test): the sbatch
+arguments of a job, the time limit, packing points into jobs, the cluster wall time `plan` shows, states
+from sacct once squeue forgot a job, re-attaching, and refusing a run directory the nodes cannot see."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import SMALL_SPEC
-from trtbench.executors.base import Task
-from trtbench.executors.slurm import Job, SlurmExecutor
-from trtbench.grid import IdentityRule, expand
+from trtbench.errors import SpecError
+from trtbench.executors.base import NullObserver, Task, Work
+from trtbench.executors.slurm import (
+    Job,
+    SlurmExecutor,
+    _states,
+    attached,
+    batches,
+    check_shared,
+    cluster_wall_s,
+    fs_type,
+    started_path,
+)
+from trtbench.grid import IdentityRule, Point, expand
+from trtbench.records import Record, Source, Status
 from trtbench.spec import SlurmSpec, parse_spec
 
-POINT = expand(parse_spec(SMALL_SPEC), IdentityRule(()))[0]
+POINTS = expand(parse_spec(SMALL_SPEC), IdentityRule(()))
+POINT = POINTS[0]
 
 
-def _submitted(monkeypatch, tmp_path, spec: SlurmSpec, task: Task) -> list[str]:
+def _answer(monkeypatch, answers: dict[str, tuple[int, str]]) -> list[list[str]]:
+    """subprocess.run answered per program name: (exit status, stdout); every call is kept."""
     calls: list[list[str]] = []
 
-    def sbatch(args, **kwargs):
+    def run(args, **kwargs):
         calls.append(args)
-        return subprocess.CompletedProcess(args, 0, "4242;cluster\n", "")
+        code, out = answers.get(args[0], (1, ""))
+        return subprocess.CompletedProcess(args, code, out, "" if code == 0 else f"{args[0]}: error")
 
-    monkeypatch.setattr(subprocess, "run", sbatch)
+    monkeypatch.setattr(subprocess, "run", run)
+    return calls
+
+
+def _submitted(monkeypatch, tmp_path, spec: SlurmSpec, batch: list[Task]) -> list[str]:
+    calls = _answer(monkeypatch, {"sbatch": (0, "4242;cluster\n")})
     executor = SlurmExecutor(tmp_path, "trtllm", spec)
     executor.dir.mkdir()
-    assert executor._submit(task) == Job(POINT.id, "4242")
-    assert (tmp_path / "slurm" / "jobs.jsonl").read_text() == f'{{"point_id": "{POINT.id}", "job_id": "4242"}}\n'
+    assert executor._submit(batch) == "4242"
+    ledger = [json.loads(line) for line in (tmp_path / "slurm" / "jobs.jsonl").read_text().splitlines()]
+    assert ledger == [{"point_id": t.point.id, "job_id": "4242"} for t in batch]  # each point, before waiting
     (args,) = calls
     return args
 
 
-@pytest.mark.parametrize(("time_min", "expected_s", "limit"), [
-    (5, 0.0, "--time=5"),  # the spec's limit wins
-    (None, 100.0, "--time=8"),  # (100 s x 1.5 + 300 s) / 60 = 7.5 -> 8 minutes
-    (None, 0.0, "--time=60"),  # no prediction: an hour
+@pytest.mark.parametrize(("time", "expected", "limit"), [
+    (5, [0.0], "--time=5"),  # the spec's limit wins
+    ("1-2:30", [0.0], "--time=1590"),  # sbatch's days-hours:minutes, in minutes: 24 x 60 + 150
+    ("0:05", [0.0], "--time=1"),  # five seconds: Slurm rounds up to a minute
+    (None, [100.0], "--time=8"),  # (100 s x 1.5 + 300 s) / 60 = 7.5 -> 8 minutes
+    (None, [0.0], "--time=60"),  # no prediction: an hour
+    (None, [100.0, 200.0, 0.0], "--time=73"),  # packed: (300 s x 1.5 + 300 s) / 60 = 12.5 -> 13, + 60 unknown
 ])
-def test_time_limit(monkeypatch, tmp_path, time_min, expected_s, limit):
-    args = _submitted(monkeypatch, tmp_path, SlurmSpec(time_min=time_min), Task(POINT, gpus=2, expected_s=expected_s))
+def test_time_limit(monkeypatch, tmp_path, time, expected, limit):
+    batch = [Task(p, gpus=2, expected_s=s) for p, s in zip(POINTS, expected, strict=False)]
+    args = _submitted(monkeypatch, tmp_path, SlurmSpec(time=time), batch)
     assert limit in args and "--gres=gpu:2" in args
+
+
+def test_a_time_limit_slurm_cannot_read_is_a_spec_error():
+    with pytest.raises(ValueError, match="not a Slurm time"):
+        SlurmSpec(time="1:2:3:4")
 
 
 def test_cluster_options_are_passed_as_arguments(monkeypatch, tmp_path):
     spec = SlurmSpec(partition="gpu", account="proj", container_image="nvcr.io/nvidia/tensorrt-llm/release:1.2.0",
                      extra_args=["--exclusive"])
-    args = _submitted(monkeypatch, tmp_path, spec, Task(POINT))
+    args = _submitted(monkeypatch, tmp_path, spec, [Task(POINT)])
     assert args[:2] == ["sbatch", "--parsable"]
     for wanted in ("--partition=gpu", "--account=proj", "--container-image=nvcr.io/nvidia/tensorrt-llm/release:1.2.0",
                    "--exclusive"):
         assert wanted in args
     wrap = args[args.index("--wrap") + 1]
     assert "-m trtbench.commands.slurm_job" in wrap and str(tmp_path / "slurm" / f"{POINT.id}.task.json") in wrap
+
+
+def _tasks(widths_and_seconds: list[tuple[int, float]]) -> list[Task]:
+    return [Task(Point((("i", i),), f"p{i}"), gpus=g, expected_s=s) for i, (g, s) in enumerate(widths_and_seconds)]
+
+
+# Five TP1 points (10, 60, 30, 20, 45 s) and two TP2 points (100, 5 s), two points per job.
+MIXED = [(1, 10.0), (1, 60.0), (1, 30.0), (1, 20.0), (1, 45.0), (2, 100.0), (2, 5.0)]
+
+
+def test_points_are_packed_by_width_into_balanced_jobs_longest_first():
+    # TP1 needs three jobs: 60, 45, 30 open them; 20 joins the lightest (30), 10 the next lightest (45)
+    jobs = [[t.expected_s for t in job] for job in batches(_tasks(MIXED), 2)]
+    assert jobs == [[100.0, 5.0], [60.0], [45.0, 10.0], [30.0, 20.0]]
+    assert [[t.expected_s for t in job] for job in batches(_tasks(MIXED), 1)] == [[100.0], [60.0], [45.0], [30.0],
+                                                                               [20.0], [10.0], [5.0]]
+
+
+@pytest.mark.parametrize(("spec", "wall", "held"), [
+    # jobs of 105, 60, 55, 50 s on 2 slots: 105 | 60 -> 60+55=115 | 105+50=155; the two widest hold 2+1 GPUs
+    (SlurmSpec(points_per_job=2, max_jobs=2), 155.0, 3),
+    # all four jobs at once: the longest, 105 s, on 2+1+1+1 GPUs
+    (SlurmSpec(points_per_job=2), 105.0, 5),
+    # a one-minute limit cuts the jobs to 60, 60, 55, 50 s: 60 | 60 -> 60+55=115 | 60+50=110
+    (SlurmSpec(points_per_job=2, max_jobs=2, time=1), 115.0, 3),
+])
+def test_cluster_wall_time(spec, wall, held):
+    assert cluster_wall_s(spec, _tasks(MIXED)) == (wall, 4, held)
+
+
+def test_squeue_first_then_sacct_for_jobs_it_forgot(monkeypatch):
+    calls = _answer(monkeypatch, {"squeue": (0, "7|RUNNING\n"), "sacct": (0, "8|TIMEOUT\n9|CANCELLED by 0\n")})
+    assert _states(["7", "8"]) == {"7": "RUNNING", "8": "TIMEOUT"}
+    assert calls[-1][0] == "sacct" and calls[-1][-1] == "8"
+    _answer(monkeypatch, {"squeue": (0, "")})  # sacct: "Slurm accounting storage is disabled", exit 1
+    assert _states(["8"]) == {}
+
+
+def test_a_point_its_job_never_reached_is_submitted_again(monkeypatch, tmp_path):
+    slurm = tmp_path / "slurm"
+    slurm.mkdir()
+    (slurm / "jobs.jsonl").write_text('{"point_id": "a", "job_id": "9"}\n{"point_id": "b", "job_id": "9"}\n'
+                                      '{"point_id": "c", "job_id": "10"}\n')
+    started_path(slurm, Job("a", "9")).write_text("")
+    _answer(monkeypatch, {"squeue": (0, "9|TIMEOUT\n10|PENDING\n")})
+    # a: started by its job (recorded from how the job ended); b: the job ran out of time before it; c: queued
+    assert attached(slurm, {"a", "b", "c"}) == {"a": Job("a", "9"), "c": Job("c", "10")}
+
+
+def _work(delivered: list[Record]) -> Work:
+    def refuse(task: Task, status: Status, why: str) -> Record:
+        return Record(status=status, cause=why, source=Source.MEASURED, point_id=task.point.id, attempt="x",
+                      axes=task.point.values, backend="trtllm", started_at="2026-11-27T00:00:00+00:00",
+                      duration_s=0.0)
+
+    def run(task: Task) -> Record:
+        raise AssertionError("the slurm executor runs nothing in this process")
+
+    return Work([], run, delivered.append, refuse, lambda: None)
+
+
+def test_a_point_wider_than_a_node_is_infeasible_without_a_submit(monkeypatch, tmp_path):
+    calls = _answer(monkeypatch, {})  # sinfo fails: the filesystem check says nothing
+    delivered: list[Record] = []
+    work = _work(delivered)
+    work = Work([Task(POINT, gpus=16)], work.run, work.deliver, work.refuse, work.cancel)
+    SlurmExecutor(tmp_path, "trtllm", SlurmSpec(gpus_per_node=8)).execute(work, NullObserver())
+    (record,) = delivered
+    assert record.status is Status.INFEASIBLE and "needs 16 GPUs, a node has 8" in (record.cause or "")
+    assert not any(call[0] == "sbatch" for call in calls)
+
+
+MOUNTS = """\
+overlay / overlay rw 0 0
+/dev/sda1 /scratch ext4 rw 0 0
+nas:/export /shared nfs4 rw 0 0
+/dev/sdb1 /shared/local xfs rw 0 0
+"""
+
+
+@pytest.mark.parametrize(("path", "kind"), [
+    ("/shared/runs/x", "nfs4"), ("/shared", "nfs4"), ("/shared/local/runs", "xfs"),
+    ("/sharedfoo/runs", "overlay"),  # not under /shared: a prefix of the name is not a mount point above it
+    ("/scratch/r", "ext4"),
+])
+def test_the_filesystem_of_a_path_is_its_longest_mount_point(path, kind):
+    assert fs_type(Path(path), MOUNTS) == kind
+
+
+@pytest.mark.parametrize(("nodes", "mounts", "refused"), [
+    ("gpu01\ngpu02\n", "/dev/sda1 / ext4 rw 0 0\n", True),  # other machines, a local disk
+    ("gpu01\n", "nas:/export / nfs rw 0 0\n", False),  # other machines, NFS
+    ("localhost\n", "/dev/sda1 / ext4 rw 0 0\n", False),  # the cluster is this machine
+])
+def test_a_run_directory_the_nodes_cannot_see_is_refused(monkeypatch, tmp_path, nodes, mounts, refused):
+    _answer(monkeypatch, {"sinfo": (0, nodes)})
+    table = tmp_path / "mounts"
+    table.write_text(mounts)
+    monkeypatch.setattr("trtbench.executors.slurm.MOUNTS", table)
+    if refused:
+        with pytest.raises(SpecError, match=r"on a local ext4 filesystem, which the Slurm nodes gpu01, gpu02 cannot "):
+            check_shared(tmp_path, None)
+    else:
+        check_shared(tmp_path, None)
+

@@ -102,12 +102,14 @@ def build(
 def plan(
     spec: Path = typer.Argument(..., help="sweep spec (YAML)"),
     max_points: int = _max_points(),
+    executor: str = typer.Option(None, "--executor", help="slurm: also the wall time on the cluster's jobs "
+                                 "(default: the spec's executor.kind)"),
 ) -> None:
-    """Show the expanded grid, the memory verdict of each point and the predicted wall time (one at a time, and
-    on this node's GPUs or executor.gpus); runs nothing."""
+    """Show the expanded grid, the memory verdict of each point and the predicted wall time (one at a time, on
+    this node's GPUs or executor.gpus, and on Slurm); runs nothing."""
     from trtbench.commands import plan as plan_cmd
 
-    plan_cmd.plan(spec, max_points)
+    plan_cmd.plan(spec, max_points, executor)
 
 
 @app.command()

@@ -13,6 +13,10 @@ class StoreError(TrtbenchError):
     """The run directory cannot be used (locked, not a trtbench run, unreadable)."""
 
 
+class RunBusy(StoreError):
+    """Another process (a sweep) holds the run directory's lock."""
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT, SIGTERM or SIGHUP, raised wherever the program is, so every cleanup runs (the benchmark's
     keeper is stopped, nothing half-done is recorded) and the exit status says which signal."""

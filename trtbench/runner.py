@@ -31,6 +31,7 @@ class SweepSummary:
     already_done: int
     ran: int
     adopted: int  # records of a trtbench 0.1.0 run carried over
+    missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's)
 
 
 def now_iso() -> str:
@@ -90,7 +91,8 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
                     backend.cancel)
         executor.execute(work, observer)
         store.write_meta({**meta, "finished_at": now_iso()})
-    return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted)
+        missing = len(todo(points, store.records()))
+    return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted, missing)
 
 
 def tasks_for(spec: SweepSpec, points: list[Point], predictions: dict[str, Prediction | None]) -> list[Task]:

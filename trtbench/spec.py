@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -13,6 +14,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -231,8 +233,15 @@ class SlurmSpec(_Strict):
     account: Text | None = None
     qos: Text | None = None
     constraint: Text | None = None
-    time_min: Annotated[int, Field(strict=True, gt=0, le=60 * 24 * 30)] | None = Field(
-        None, description="each job's time limit in minutes; default: the predicted wall time x 1.5 + 5 min")
+    time: Annotated[int, BeforeValidator(lambda v: slurm_minutes(v) if isinstance(v, str) else v),
+                    Field(strict=True, gt=0, le=60 * 24 * 30)] | None = Field(
+        None, description="each job's time limit, in minutes or as sbatch --time takes it ([D-]H:MM:SS, M:SS); "
+                          "default: the job's predicted wall time x 1.5 + 5 min")
+    gpus_per_node: Annotated[int, Field(strict=True, gt=0, le=1024)] | None = Field(
+        None, description="GPUs on each node: a point wider than a node is infeasible without a submit "
+                          "(default: what sbatch refuses)")
+    points_per_job: Annotated[int, Field(strict=True, gt=0, le=1000)] = Field(
+        1, description="points run one after another in one job (same GPU count): fewer queue waits for short points")
     container_image: Text | None = Field(None, description="pyxis/enroot: the TensorRT-LLM container to run in")
     container_mounts: Text | None = None
     extra_args: list[Text] = Field(default_factory=list, max_length=64, description="more sbatch arguments")
@@ -240,9 +249,23 @@ class SlurmSpec(_Strict):
         None, description="jobs in the queue at once (default: every point)")
 
 
+def slurm_minutes(text: str) -> int:
+    """sbatch's --time formats in whole minutes, rounded up as Slurm does: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S."""
+    if not re.fullmatch(r"\d{1,5}(-\d{1,2})?(:\d{1,2}){0,2}", text):
+        raise ValueError(f"{text!r} is not a Slurm time (minutes, M:SS, H:MM:SS, D-H, D-H:MM, D-H:MM:SS)")
+    days, dash, clock = text.rpartition("-")
+    parts = [int(x) for x in clock.split(":")]
+    if dash:  # days-hours[:minutes[:seconds]]
+        hours, minutes, seconds = [*parts, 0, 0][:3]
+    else:  # minutes[:seconds], or hours:minutes:seconds
+        hours, minutes, seconds = [0, *parts, 0] if len(parts) == 1 else [0, *parts][-3:]
+    return (int(days or 0) * 24 + hours) * 60 + minutes + math.ceil(seconds / 60)
+
+
 class ExecutorSpec(_Strict):
-    """Where the points run: `local`, one at a time (the default), or `gpus`, concurrently on this node's
-    GPUs, each point on tp x pp of its own. Not part of any point's identity."""
+    """Where the points run: `local`, one at a time (the default); `gpus`, concurrently on this node's
+    GPUs, each point on tp x pp of its own; `slurm`, a job per point (or per `points_per_job`) on a
+    cluster. Not part of any point's identity."""
 
     kind: EXECUTORS = "local"
     slurm: SlurmSpec = Field(default_factory=SlurmSpec)

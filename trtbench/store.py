@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from trtbench.errors import StoreError
+from trtbench.errors import RunBusy, StoreError
 from trtbench.files import atomic_write
 from trtbench.records import SCHEMA_VERSION, Record, RecordError, parse_record
 from trtbench.spec import SweepSpec, load_spec
@@ -87,7 +87,7 @@ class RunStore:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                raise StoreError(f"run directory {self.path} is in use by another sweep (pid {holder})") from None
+                raise RunBusy(f"run directory {self.path} is in use by another sweep (pid {holder})") from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield

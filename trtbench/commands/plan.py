@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 from rich.table import Table
 
@@ -12,18 +13,21 @@ from trtbench.backends.trtllm.build.plan import plan_engines
 from trtbench.backends.trtllm.version import known_version
 from trtbench.commands.utils import console
 from trtbench.deployment import PointDeployments
-from trtbench.errors import TrtbenchError
+from trtbench.errors import SpecError, TrtbenchError
 from trtbench.executors.gpus import makespan, node_gpus
+from trtbench.executors.slurm import cluster_wall_s
 from trtbench.grid import IdentityRule, Point, expand
 from trtbench.nvml import GpuInfo, visible_gpus
 from trtbench.records import Status
 from trtbench.runner import MODEL_LOAD_S, predict, tasks_for
 from trtbench.sim.memory import plan_memory
-from trtbench.spec import SweepSpec, load_spec
+from trtbench.spec import EXECUTORS, SweepSpec, load_spec
 
 
-def plan(spec_path: Path, max_points: int | None = None) -> None:
+def plan(spec_path: Path, max_points: int | None = None, executor: str | None = None) -> None:
     spec = load_spec(spec_path)
+    if executor not in (None, *get_args(EXECUTORS)):
+        raise SpecError(f"--executor {executor!r}: choose one of {', '.join(get_args(EXECUTORS))}")
     gpus = visible_gpus()
     gpu_name = gpus[0].name if spec.gpu == "auto" and gpus else None
     points = expand(spec, IdentityRule(()), max_points)  # ids do not matter here
@@ -43,14 +47,14 @@ def plan(spec_path: Path, max_points: int | None = None) -> None:
                       f"[{style}]{mem.verdict}[/]", f"{mem.max_concurrent_seqs:,}", f"{mem.kv_pool_gib:.1f}",
                       str(mem.max_batch_size), str(mem.max_num_tokens), mem.cause)
     console.print(table)
-    print_wall_time(spec, points, gpus)
+    print_wall_time(spec, points, gpus, (executor or spec.executor.kind) == "slurm")
     if spec.backend != "sim":
         print_engines(spec, points)
 
 
-def print_wall_time(spec: SweepSpec, points: list[Point], gpus: list[GpuInfo]) -> None:
+def print_wall_time(spec: SweepSpec, points: list[Point], gpus: list[GpuInfo], cluster: bool) -> None:
     """The sweep's predicted wall time (the simulator's per point, plus a model load each) one point at a
-    time, and packed onto this node's GPUs as `--executor gpus` runs it."""
+    time, packed onto this node's GPUs as `--executor gpus` runs it, and on the cluster's jobs."""
     predictor = PREDICTOR.create(spec, spec.run_dir(), gpus)[0]
     tasks = tasks_for(spec, points, {p.id: predict(predictor, p) for p in points})
     one = sum(t.expected_s for t in tasks)
@@ -61,6 +65,10 @@ def print_wall_time(spec: SweepSpec, points: list[Point], gpus: list[GpuInfo]) -
         ids = []
     if ids:
         line += f"; on {len(ids)} GPUs (--executor gpus) {_hours(makespan(tasks, ids))}"
+    if cluster:
+        wall, jobs, held = cluster_wall_s(spec.executor.slurm, tasks)
+        line += (f"; on Slurm (--executor slurm, {jobs} jobs, up to {held} GPUs at once) {_hours(wall)}, "
+                 f"queue waits not included")
     console.print(line)
 
 

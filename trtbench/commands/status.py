@@ -21,13 +21,15 @@ def status(run_dir: Path) -> None:
     where: Counter[str] = Counter()
     for point_id in point_ids:
         record = records.get(point_id)
-        job, state = jobs.get(point_id, (None, ""))
+        job, state, reached = jobs.get(point_id, (None, "", False))
         if record is not None:
             where["done: ok" if record.ok else f"done: {record.status}"] += 1
         elif job is not None and state in ACTIVE:
             where[f"slurm: {state.lower()}"] += 1
+        elif job is not None and reached:
+            where["slurm: ended, the next sweep (or report) merges it"] += 1
         elif job is not None:
-            where["slurm: ended, the next sweep merges it"] += 1
+            where["slurm: its job ended before reaching it, the next sweep submits it again"] += 1
         else:
             where["not started"] += 1
     table = Table(title=f"{run_dir}: {len(point_ids)} points")

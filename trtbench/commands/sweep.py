@@ -59,6 +59,9 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
                       f"(the old file is kept as results.v0.jsonl)")
     if summary.already_done:
         console.print(f"resumed: {summary.already_done} point(s) already recorded, {summary.ran} run now")
+    if summary.missing:
+        console.print(f"[yellow]not run[/]: {summary.missing} point(s) have no record (their Slurm jobs ended before "
+                      f"reaching them); the same command submits them again")
     console.print(f"report: {report_run(run_dir, top_n, plots)}")
 
 
