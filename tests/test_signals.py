@@ -107,7 +107,9 @@ def test_no_benchmark_outlives_a_sweep_running_points_on_several_gpus(sig, write
     while not (results.exists() and results.read_text().count("\n") == 2):
         assert time.monotonic() < deadline, "the two short points never finished"
         time.sleep(0.05)
-    assert len(_benchmarks_of(tmp_path)) >= 4  # two hung leaders and their grandchildren
+    while len(_benchmarks_of(tmp_path)) < 4:  # two hung leaders and their grandchildren (a loaded machine may
+        assert time.monotonic() < deadline, "the two hung points never started"  # start the second one later)
+        time.sleep(0.05)
     sent = time.monotonic()
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == (-sig if sig == signal.SIGKILL else 128 + sig)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SMALL_SPEC
-from trtbench.errors import SpecError
+from trtbench.errors import SpecError, TrtbenchError
 from trtbench.executors.base import NullObserver, Task, Work
 from trtbench.executors.slurm import (
     Job,
@@ -190,3 +190,12 @@ def test_a_run_directory_the_nodes_cannot_see_is_refused(monkeypatch, tmp_path, 
     else:
         check_shared(tmp_path, None)
 
+
+
+def test_no_squeue_is_one_clear_error_not_a_traceback(monkeypatch):
+    def missing(args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", args[0])
+
+    monkeypatch.setattr(subprocess, "run", missing)
+    with pytest.raises(TrtbenchError, match=r"cannot ask Slurm about the run's jobs .*the same command re-attaches"):
+        _states(["7"])

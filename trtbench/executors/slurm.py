@@ -229,7 +229,7 @@ def job_states(slurm_dir: Path) -> dict[str, tuple[Job, str, bool]]:
     jobs = ledger(slurm_dir)
     try:
         states = _states(sorted({j.job_id for j in jobs}))
-    except (OSError, subprocess.TimeoutExpired):
+    except TrtbenchError:  # no Slurm here: status still shows what is recorded
         states = {}
     return {job.point_id: (job, states.get(job.job_id, ""), started_path(slurm_dir, job).exists()) for job in jobs}
 
@@ -301,13 +301,18 @@ def _states(job_ids: list[str]) -> dict[str, str]:
     if not job_ids:
         return {}
     args = ["squeue", "-h", "--states=all", "-o", "%i|%T"]
-    done = subprocess.run([*args, "-j", ",".join(job_ids)], capture_output=True, text=True, timeout=60, check=False)
-    if done.returncode != 0:  # one purged id fails the whole query: ask one by one
-        outs = [subprocess.run([*args, "-j", j], capture_output=True, text=True, timeout=60, check=False)
-                for j in job_ids]
-        text = "".join(o.stdout for o in outs if o.returncode == 0)
-    else:
-        text = done.stdout
+    try:
+        done = subprocess.run([*args, "-j", ",".join(job_ids)], capture_output=True, text=True, timeout=60,
+                              check=False)
+        if done.returncode != 0:  # one purged id fails the whole query: ask one by one
+            outs = [subprocess.run([*args, "-j", j], capture_output=True, text=True, timeout=60, check=False)
+                    for j in job_ids]
+            text = "".join(o.stdout for o in outs if o.returncode == 0)
+        else:
+            text = done.stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TrtbenchError(f"cannot ask Slurm about the run's jobs ({exc}); is squeue on PATH and the cluster "
+                            f"up? The jobs keep running; the same command re-attaches to them") from None
     states = dict(line.split("|", 1) for line in text.splitlines() if "|" in line)
     forgotten = [j for j in job_ids if j not in states]
     if forgotten:
