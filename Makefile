@@ -62,10 +62,11 @@ engine: install
 	$(BIN)/trtbench build $(SWEEP) --precision $(PREC) $(if $(MODEL),--model $(MODEL)) \
 		$(if $(ENGINES),--engines-dir $(ENGINES)) $(if $(DRY_RUN),--dry-run)
 
-# Refit the simulator's factors to NVIDIA's H100 table (run at fraction 0.95) and commit the result.
+# Refit the simulator's factors jointly to NVIDIA's H100 and H200 tables (run at fraction 0.95) and commit
+# the result.
 calibrate: install
-	$(BIN)/trtbench calibrate trtbench/data/calibration_h100_sxm_llama31_8b_fp8.csv --gpu h100-sxm \
-		--kv-fraction 0.95 --fit --write
+	$(BIN)/trtbench calibrate trtbench/data/calibration_h100_sxm_llama31_8b_fp8.csv \
+		trtbench/data/published_h200_sxm_fp8.csv --kv-fraction 0.95 --fit --write
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

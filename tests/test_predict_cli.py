@@ -56,7 +56,7 @@ def test_predict_csv_bad_rows_are_clean_errors(cli, tmp_path):
 
 
 def test_calibrate_prints_error_mape_and_spearman(cli):
-    path = calibration.data_path(calibration.CALIBRATION_DATA)
+    path = calibration.data_path(calibration.CALIBRATION_DATA[0])
     result = cli("calibrate", str(path), "--gpu", "h100-sxm", "--kv-fraction", "0.95")
     assert result.code == 0, result.err
     assert "MAPE" in result.err and "Spearman" in result.err and "26,401.48" in result.err

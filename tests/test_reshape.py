@@ -96,7 +96,7 @@ def test_a_0_1_0_run_is_reported_without_changes(cli, tmp_path):
     assert "50.0% (2/4)" in report and "Measured vs Predicted" in report
 
 
-@pytest.mark.parametrize("name", ["legacy_sim", "legacy_trtllm"])
+@pytest.mark.parametrize("name", ["legacy_trtllm"])
 def test_a_0_1_0_run_resumes_without_running_anything(cli, tmp_path, fake_bench, name):
     fake_bench.version("1.1.0")
     run = _legacy(tmp_path, name)
@@ -111,6 +111,14 @@ def test_a_0_1_0_run_resumes_without_running_anything(cli, tmp_path, fake_bench,
     assert (run / "results.v0.jsonl").read_bytes() == (LEGACY / name / "results.jsonl").read_bytes()
     meta = json.loads((run / "run.json").read_text())
     assert meta["schema_version"] == 1 and set(meta["point_ids"]) == {r["point_id"] for r in new}
+
+
+def test_a_0_1_0_simulated_run_by_an_older_simulator_is_predicted_again_and_its_records_kept_stale(cli, tmp_path):
+    run = _legacy(tmp_path, "legacy_sim")  # predicted by ifb-sim v2; the simulator is now v3
+    result = cli("sweep", str(run / "spec.yaml"), "--no-plots")
+    assert result.code == 0, result.err
+    assert "upgraded" not in result.err and len(load_records(run / "results.jsonl")) == 8
+    assert "4 record(s) from an earlier version of the spec" in (run / "report.md").read_text()
 
 
 def test_a_0_1_0_run_with_a_changed_spec_keeps_its_records_as_stale(cli, tmp_path, write_spec):

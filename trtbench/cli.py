@@ -122,7 +122,8 @@ def predict(
     isl: int = typer.Option(None, "--isl", min=1),
     osl: int = typer.Option(None, "--osl", min=1),
     requests: int = typer.Option(None, "--requests", min=1),
-    fraction: float = typer.Option(0.9, "--kv-fraction", min=0.01, max=1.0, help="kv_cache_free_gpu_mem_fraction"),
+    fraction: float = typer.Option(None, "--kv-fraction", min=0.01, max=1.0,
+                                   help="kv_cache_free_gpu_mem_fraction (default: the calibration's, 0.95)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     csv: Path = typer.Option(None, "--csv", help="rows gpu,model,precision,tp,isl,osl,num_requests"),
     out: Path = typer.Option(None, "--out", help="with --csv: where to write the predictions (default: stdout)"),
@@ -140,13 +141,15 @@ def predict(
 
 @app.command()
 def calibrate(
-    csv: Path = typer.Argument(..., help="CSV with isl, osl, num_requests, output_tok_per_s (+ gpu, model, ...)"),
+    csv: list[Path] = typer.Argument(..., help="CSVs with isl, osl, num_requests, output_tok_per_s (+ gpu, model, tp)"),
     gpu: list[str] = typer.Option(None, "--gpu", help="GPU for rows without one; repeat to compare candidates"),
-    fraction: float = typer.Option(0.9, "--kv-fraction", min=0.01, max=1.0, help="kv_cache_free_gpu_mem_fraction"),
-    fit: bool = typer.Option(False, "--fit", help="refit the step model's factors to this CSV"),
+    fraction: float = typer.Option(None, "--kv-fraction", min=0.01, max=1.0,
+                                   help="kv_cache_free_gpu_mem_fraction (default: the calibration's, 0.95)"),
+    fit: bool = typer.Option(False, "--fit", help="refit the step model's factors to these CSVs together"),
     write: bool = typer.Option(False, "--write", help="with --fit: store the factors as the calibration"),
 ) -> None:
-    """Per-row error, MAPE and Spearman rank correlation of the simulator against measurements."""
+    """Per-row error, MAPE (per CSV, TP size and regime) and Spearman rank correlation of the simulator
+    against measurements."""
     from trtbench.commands import calibrate as calibrate_cmd
 
     calibrate_cmd.calibrate(csv, gpu or [], fraction, fit, write)

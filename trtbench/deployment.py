@@ -53,6 +53,10 @@ class PointDeployments:
         self.base = deployment_for(spec, gpu_name)  # also checks the spec's model and GPU up front
         self._cache: dict[tuple[tuple[str, Any], ...], Deployment] = {}
 
+    def resolved(self) -> list[Deployment]:
+        """The base deployment and every one resolved for a point so far."""
+        return [self.base, *self._cache.values()]
+
     def __call__(self, extra: dict[str, Any]) -> Deployment:
         """`extra`: a point's axes besides ISL, OSL and requests (`Point.extra`)."""
         key = tuple(sorted(extra.items()))

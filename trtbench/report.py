@@ -70,6 +70,18 @@ def source_line(counts: dict[str, int], perf_model: str | None) -> str:
     return f"_Source: mixed: {counts.get('measured', 0)} measured, {counts.get('simulated', 0)} simulated points._"
 
 
+def calibration_note(cal: dict[str, Any] | None) -> str:
+    """What the simulator's calibration says about this sweep's deployments (from the run's provenance)."""
+    if not cal:
+        return ""
+    if cal.get("outside"):
+        return (f" This sweep is **outside what it was calibrated on** ({'; '.join(cal['outside'])}): expect a wider "
+                f"error than the fit's {cal.get('mape_pct', 0):.1f}%.")
+    if cal.get("expected_error_pct") is not None:
+        return f" This sweep is inside its calibration: expect an error of about {cal['expected_error_pct']:.0f}%."
+    return ""
+
+
 def top_table(df: pd.DataFrame, n: int, axes: list[str]) -> str:
     rows = [
         (rank, *_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), fmt_rate(r["output_tok_per_s"]),
@@ -245,7 +257,8 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
     out = [f"# {spec.model.name} on {gpu}: ISL x OSL throughput sweep `{spec.name}`", ""]
     if a.counts.get("simulated"):
         out += [f"> **SIMULATED**: {a.counts['simulated']} of {len(df)} points were predicted by trtbench's "
-                f"simulator ({perf_model}), not measured on a GPU. Treat them as estimates.", ""]
+                f"simulator ({perf_model}), not measured on a GPU. Treat them as estimates."
+                + calibration_note(backend.get("calibration")), ""]
     tp_pp = "swept" if {"tp", "pp"} & set(spec.grid.swept()) else f"{spec.tp} x {spec.pp}"
     out += [md_table(("Model", "GPU", "Precision", "KV cache", "TP x PP", "Backend", "Spec hash"),
                      [(spec.model.name, gpu, _deployment_cell(spec, "precision", spec.precision),

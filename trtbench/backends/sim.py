@@ -11,6 +11,7 @@ from trtbench.deployment import PointDeployments
 from trtbench.grid import IdentityRule, Point
 from trtbench.nvml import GpuInfo
 from trtbench.records import Outcome, Source
+from trtbench.sim.calibration import coverage
 from trtbench.sim.estimate import PerformanceModel
 from trtbench.sim.ifb import IfbModel
 from trtbench.sim.predict import predict_point
@@ -44,7 +45,17 @@ class SimBackend:
         """A prediction takes milliseconds: nothing to stop."""
 
     def provenance(self) -> dict[str, Any]:
-        return {"perf_model": self.perf.name, "gpu": self.gpu.id}
+        """The model, and how far the sweep's deployments are from what it was calibrated on."""
+        info = getattr(self.perf, "info", None)
+        if info is None:
+            return {"perf_model": self.perf.name, "gpu": self.gpu.id}
+        covered = [coverage(dep, info) for dep in self.deployments.resolved()]
+        outside = sorted({reason for c in covered for reason in c.outside})
+        errors = [c.expected_error_pct for c in covered if c.expected_error_pct is not None]
+        return {"perf_model": self.perf.name, "gpu": self.gpu.id,
+                "calibration": {"fitted_on": info.get("fitted_on"), "mape_pct": info.get("mape_pct"),
+                                "outside": outside, "expected_error_pct": max(errors) if errors and not outside
+                                else None}}
 
     def command(self, point: Point) -> list[str] | None:
         return None

@@ -12,23 +12,31 @@ from trtbench.commands.utils import console, read_csv
 from trtbench.deployment import make_deployment
 from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
+from trtbench.sim.calibration import CALIBRATION_FRACTION, coverage
+from trtbench.sim.ifb import IfbModel
 from trtbench.sim.table import checked, predict, predict_frame
 from trtbench.spec import RuntimeSpec
 
 
 def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
-                requests: int, fraction: float, as_json: bool) -> None:
+                requests: int, fraction: float | None, as_json: bool) -> None:
+    fraction = fraction or CALIBRATION_FRACTION
     isl, osl, requests, tp = (checked(v, name) for v, name in ((isl, "isl"), (osl, "osl"), (requests, "num_requests"),
                                                                (tp, "tp")))
     dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
                           runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction))
-    outcome = predict(dep, isl, osl, requests)
+    perf = IfbModel()
+    outcome = predict(dep, isl, osl, requests, perf)
+    covered = coverage(dep, perf.info)
     result: dict[str, Any] = {
               "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "isl": isl, "osl": osl,
               "requests": requests, "source": "simulated", "status": outcome.status.value, "cause": outcome.cause,
               "metrics": outcome.metrics.model_dump(exclude={"percentiles"}) if outcome.metrics else None,
               "memory": outcome.memory.model_dump(exclude_none=True) if outcome.memory else None,
-              "predicted_wall_s": outcome.predicted_wall_s, "model_version": outcome.perf_model}
+              "predicted_wall_s": outcome.predicted_wall_s, "model_version": outcome.perf_model,
+              "calibration": {"fitted_on": perf.info.get("fitted_on"), "mape_pct": perf.info.get("mape_pct"),
+                              "calibrated": covered.calibrated, "outside": list(covered.outside),
+                              "expected_error_pct": covered.expected_error_pct}}
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -44,12 +52,12 @@ def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None
     for key in ("kv_pool_gib", "kv_tokens", "max_concurrent_seqs", "max_batch_size", "max_num_tokens"):
         if key in mem:
             table.add_row(key, f"{mem[key]:,.2f}" if isinstance(mem[key], float) else f"{mem[key]:,}")
-    table.caption = result["model_version"]
+    table.caption = f"{result['model_version']}; this deployment is {covered.describe()}"
     console.print(table)
 
 
-def predict_csv(path: Path, out: Path | None, fraction: float) -> None:
-    frame = predict_frame(read_csv(path), fraction=fraction)
+def predict_csv(path: Path, out: Path | None, fraction: float | None) -> None:
+    frame = predict_frame(read_csv(path), fraction=fraction or CALIBRATION_FRACTION)
     if out is None:
         print(frame.to_csv(index=False), end="")
         return

@@ -1,37 +1,56 @@
-"""The step model's free factors: the committed fit, how to score a prediction table against
-measurements, and how to refit. `make calibrate` refits on the bundled NVIDIA table.
+"""The step model's free factors: the committed fit, and what it was fitted on. `make calibrate` refits
+jointly on the bundled NVIDIA tables (H100 SXM 8B TP1, H200 SXM 8B TP1 and 70B TP1-8).
 
-Fit physics, not rows: five factors with physical bounds, fitted on log error so a 1,300 tok/s
-row counts as much as a 26,000 tok/s one; the same factors serve every GPU, model and TP size.
+Fit physics, not rows: six factors with physical bounds, fitted on log error so a 300 tok/s row counts as
+much as a 28,000 tok/s one; the same factors serve every GPU, model and TP size. Everything else in the
+step model (all-reduce curves, GEMM shape efficiency, best-shape GEMM rates, the bytes of the passes every
+rank repeats) comes from datasheets and public microbenchmarks, not from these rows.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from trtbench.catalog.gpus import Interconnect
 from trtbench.sim.steptime import Factors
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from trtbench.deployment import Deployment
+
 CALIBRATION_FILE = "calibration.json"
-CALIBRATION_DATA = "calibration_h100_sxm_llama31_8b_fp8.csv"
-# Physical ranges: HBM efficiency as measured by STREAM-like kernels, GEMM/attention efficiency
-# between small-shape and best-shape matmul, overheads from microseconds to tens of milliseconds.
+CALIBRATION_DATA = ("calibration_h100_sxm_llama31_8b_fp8.csv", "published_h200_sxm_fp8.csv")
+CALIBRATION_FRACTION = 0.95  # kv_cache_free_gpu_mem_fraction NVIDIA ran the calibration rows at
+# Physical ranges: HBM efficiency as measured by STREAM-like kernels; GEMM efficiency relative to the
+# measured best-shape rate; attention between small-shape and best-shape matmul; fixed costs from none to a
+# few ms per iteration and to the floors of a dozen-odd ~2-5 us kernels per layer.
 BOUNDS = {
     "eta_mem": (0.5, 0.95),
-    "eta_gemm": (0.2, 0.9),
+    "eta_kv": (0.3, 0.95),
+    "eta_gemm": (0.3, 1.0),
     "eta_attn": (0.1, 0.9),
-    "t_iter_s": (0.0, 0.05),
-    "t_seq_s": (0.0, 50e-6),
+    "t_iter_s": (0.0, 5e-3),
+    "t_layer_s": (0.0, 60e-6),
 }
-DEFAULT = Factors(eta_mem=0.8, eta_gemm=0.6, eta_attn=0.4, t_iter_s=2e-3, t_seq_s=5e-6)
+DEFAULT = Factors(eta_mem=0.8, eta_kv=0.7, eta_gemm=0.8, eta_attn=0.4, t_iter_s=5e-4, t_layer_s=10e-6)
 
 
 def data_path(name: str) -> Path:
     return Path(str(resources.files("trtbench") / "data" / name))
+
+
+def bundled_rows() -> pd.DataFrame:
+    """The calibration tables shipped with trtbench, one frame, each row tagged with its `set` (file name)."""
+    import pandas as pd
+
+    frames = [pd.read_csv(data_path(name)).assign(set=name) for name in CALIBRATION_DATA]
+    return pd.concat(frames, ignore_index=True)
 
 
 def load() -> tuple[Factors, dict[str, Any]]:
@@ -54,4 +73,41 @@ def save(factors: Factors, info: dict[str, Any], path: Path | None = None) -> Pa
 def describe(info: dict[str, Any]) -> str:
     if "fitted_on" not in info:
         return info.get("source", "uncalibrated")
-    return f"fitted on {info['fitted_on']} ({info['rows']} rows, MAPE {info['mape_pct']:.1f}%)"
+    fitted_on = info["fitted_on"]
+    sets = " + ".join(fitted_on) if isinstance(fitted_on, list) else fitted_on
+    return f"fitted on {sets} ({info['rows']} rows, MAPE {info['mape_pct']:.1f}%)"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How far a deployment is from what the factors were fitted on, and the error to expect there."""
+
+    calibrated: bool
+    outside: tuple[str, ...]  # why not, one phrase each
+    expected_error_pct: float | None  # the fit's MAPE at this TP inside; None outside (unknown, wider)
+
+    def describe(self) -> str:
+        if self.calibrated:
+            return f"inside the calibration (expected error ~{self.expected_error_pct:.0f}%)"
+        return f"outside the calibration ({'; '.join(self.outside)}): expect a wider error than the fit's"
+
+
+def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
+    """Whether `dep` is the kind of deployment the committed factors were fitted on: a calibrated GPU,
+    FP8, a calibrated TP size, and an interconnect the all-reduce model knows."""
+    info = load()[1] if info is None else info
+    outside = []
+    gpus, by_tp = info.get("gpus", []), info.get("mape_by_tp", {})
+    if dep.gpu.id not in gpus:
+        fitted = ", ".join(gpus) or "none"
+        outside.append(f"no calibration rows for {dep.gpu.name} ({dep.gpu.family}; fitted on {fitted})")
+    if str(dep.precision) != "fp8":
+        outside.append(f"{dep.precision} weights (fitted on FP8)")
+    if str(dep.tp) not in by_tp:
+        outside.append(f"TP{dep.tp} (fitted on TP {', '.join(by_tp) or 'none'})")
+    if dep.n_gpus > 1 and dep.gpu.interconnect is Interconnect.UNKNOWN:
+        outside.append(f"how the {dep.gpu.name} GPUs connect is unknown (costed as PCIe Gen5)")
+    if dep.pp > 1:
+        outside.append("pipeline parallelism (never calibrated)")
+    error = by_tp.get(str(dep.tp), info.get("mape_pct"))
+    return Coverage(not outside, tuple(outside), None if outside else error)

@@ -1,4 +1,4 @@
-"""Refit the step model's factors to measured throughput (`trtbench calibrate CSV --fit`)."""
+"""Refit the step model's factors to measured throughput (`trtbench calibrate CSV... --fit`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ from trtbench.sim.steptime import Factors
 from trtbench.sim.table import predict_frame
 
 
-def fit(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None, fraction: float = 0.9) -> Factors:
-    """Least squares on log(predicted / measured) within the physical bounds, starting from literature values."""
+def fit(rows: pd.DataFrame, fraction: float, defaults: Mapping[str, Any] | None = None
+        ) -> tuple[Factors, list[str]]:
+    """Least squares on log(predicted / measured) within the physical bounds, starting from literature
+    values. Each table (`set`) weighs the same whatever its number of rows, so 146 H200 rows do not drown
+    the 11 H100 ones. Returns the factors and the names of those that ended on a bound (a sign of a
+    mechanism the model lacks)."""
     from scipy.optimize import least_squares  # only fitting needs scipy; predictions do not
 
     measured = rows[rows["output_tok_per_s"].notna()].reset_index(drop=True)
@@ -23,14 +27,17 @@ def fit(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None, fraction:
     lower = np.array([BOUNDS[n][0] for n in names])
     upper = np.array([BOUNDS[n][1] for n in names])
     scale = upper - lower
+    sets = measured["set"] if "set" in measured.columns else pd.Series(0, index=measured.index)
+    weight = np.sqrt(len(measured) / (sets.nunique() * sets.map(sets.value_counts()).to_numpy(dtype=float)))
 
     def residuals(x: np.ndarray) -> np.ndarray:
         factors = Factors(**{n: float(v) for n, v in zip(names, lower + x * scale, strict=True)})
         pred = predict_frame(measured, IfbModel(factors), defaults, fraction)["pred_output_tok_per_s"]
         ratio = pred.to_numpy(dtype=float) / measured["output_tok_per_s"].to_numpy(dtype=float)
-        return np.log(np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1e-3))
+        return weight * np.log(np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1e-3))
 
     x0 = (np.array([getattr(DEFAULT, n) for n in names]) - lower) / scale
     # The scheduler is piecewise in its inputs: finite differences need steps larger than its jumps.
     result = least_squares(residuals, x0, bounds=(0.0, 1.0), diff_step=1e-2, xtol=1e-6, ftol=1e-8)
-    return Factors(**{n: float(v) for n, v in zip(names, lower + result.x * scale, strict=True)})
+    on_bound = [n for n, x in zip(names, result.x, strict=True) if x < 1e-3 or x > 1 - 1e-3]
+    return Factors(**{n: float(v) for n, v in zip(names, lower + result.x * scale, strict=True)}), on_bound

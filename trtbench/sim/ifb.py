@@ -16,9 +16,9 @@ class IfbModel:
             factors, info = calibration.load()
         else:
             info = {"source": "factors given"}
-        self.factors = factors
+        self.factors, self.info = factors, info
         self.calibration = calibration.describe(info)
-        self.name = f"ifb-sim v2 ({self.calibration})"
+        self.name = f"ifb-sim v3 ({self.calibration})"
 
     def estimate(self, dep: Deployment, plan: MemoryPlan, isl: int, osl: int, requests: int) -> Estimate:
         rt = dep.runtime

@@ -1,6 +1,7 @@
 """GPU memory as TensorRT-LLM lays it out: weights, activation workspace, then a KV pool from what is left.
 
-The KV pool is `fraction x (total - weights - activations - runtime overhead)`, in blocks of
+The KV pool is `fraction x (total - weights - activations - the rest)`, the rest being the CUDA context,
+a CUDA-graph pool per captured batch size and, on several GPUs, communication buffers; in blocks of
 `tokens_per_block`; GUARANTEED_NO_EVICT admits a request only when blocks for its whole
 sequence are free, so the pool divided by one sequence's blocks is the concurrency ceiling.
 """
@@ -15,11 +16,10 @@ from trtbench.records import Memory, Status
 from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
 
 GIB = 2**30
-# CUDA context, cuBLAS/cuDNN workspaces, CUDA graphs, sampler state: memory TensorRT-LLM cannot
-# give to the KV cache. NVIDIA's aiconfigurator reserves 3.5 GiB "to be safe"; a measured
-# 1.1.0rc3 log leaves about 1-2 GiB, and CUDA graphs for many batch sizes take more.
-RUNTIME_OVERHEAD_GIB = 2.0
-NCCL_OVERHEAD_GIB = 0.4  # per rank when TP x PP > 1
+# Memory TensorRT-LLM cannot give to the KV cache besides weights and the activation workspace, by part:
+CONTEXT_GIB = 1.0  # the CUDA context, cuBLAS/cuDNN workspaces and sampler state
+GRAPH_POOL_GIB = 60 / 1024  # per captured CUDA-graph batch size (NVIDIA/TensorRT-LLM PR #3362: ~60 MB each)
+COMM_BUFFERS_GIB = 0.36  # per rank when TP x PP > 1: NCCL and custom all-reduce buffers (aiconfigurator 0.34-0.39)
 ACTIVATION_BYTES = 2  # activations in 16 bits, also with FP8 weights
 LOGITS_BYTES = 4  # sampled-token logits are kept in fp32
 
@@ -63,19 +63,33 @@ def activation_bytes_per_rank(dep: Deployment, max_num_tokens: int, max_batch_si
     return max_num_tokens * per_token + logits
 
 
+def graph_batch_sizes(max_batch_size: int) -> list[int]:
+    """The batch sizes the PyTorch path captures a CUDA graph for with padding on (trtllm-bench's setting;
+    `CudaGraphConfig._generate_cuda_graph_batch_sizes`, releases 0.19-1.0): 1, 2, 4, the multiples of 8 to
+    128, powers of two from 256 below max_batch_size, and max_batch_size."""
+    sizes = [1, 2, 4, *range(8, 129, 8), *(2**i for i in range(8, math.ceil(math.log2(max(max_batch_size, 2)))))]
+    return sorted({s for s in sizes if s <= max_batch_size} | {max_batch_size})
+
+
+def overhead_gib(dep: Deployment, max_batch_size: int) -> float:
+    """Non-KV, non-weight, non-activation memory per rank: context, CUDA-graph pools, communication buffers."""
+    comm = COMM_BUFFERS_GIB if dep.n_gpus > 1 else 0.0
+    return CONTEXT_GIB + GRAPH_POOL_GIB * len(graph_batch_sizes(max_batch_size)) + comm
+
+
 def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
     rt = dep.runtime
     gpu_total = dep.gpu.mem_total_gib
     weights = weights_bytes_per_rank(dep) / GIB
-    overhead = RUNTIME_OVERHEAD_GIB + (NCCL_OVERHEAD_GIB if dep.n_gpus > 1 else 0.0)
+    overhead = overhead_gib(dep, 1)  # before the batch size is known: what loading the weights needs
     kv_per_token = dep.arch.kv_bytes_per_token(dep.kv_dtype_bytes, dep.tp)
     tpb = rt.tokens_per_block
     seq_blocks = math.ceil((isl + osl) / tpb)
 
     def plan(verdict: Status, cause: str, bs: int = 0, tok: int = 0, act: float = 0.0,
              pool: float = 0.0, kv_tokens: int = 0, concurrent: int = 0) -> MemoryPlan:
-        return MemoryPlan(verdict, cause, gpu_total, weights, act, overhead, pool, kv_per_token, kv_tokens,
-                          tpb, seq_blocks, concurrent, bs, tok)
+        return MemoryPlan(verdict, cause, gpu_total, weights, act, overhead_gib(dep, max(bs, 1)), pool, kv_per_token,
+                          kv_tokens, tpb, seq_blocks, concurrent, bs, tok)
 
     if weights + overhead > gpu_total:
         return plan(Status.OOM, f"weights load: {weights:.1f} GiB of weights per GPU do not fit in "
@@ -100,6 +114,7 @@ def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
                                   f"context off", bs, tok)
 
     act = activation_bytes_per_rank(dep, tok, bs) / GIB
+    overhead = overhead_gib(dep, bs)
     free = gpu_total - weights - act - overhead
     if free <= 0:
         return plan(Status.OOM, f"KV cache allocation: weights {weights:.1f} GiB + activations {act:.1f} GiB "

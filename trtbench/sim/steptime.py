@@ -1,15 +1,18 @@
-"""How long one in-flight-batching iteration takes on a GPU: an analytic per-operator roofline.
+"""How long one in-flight-batching iteration takes on a GPU: an analytic per-operator model, per TP rank.
 
-Each operator group costs max(FLOPs / (eta x peak), bytes / (eta_mem x HBM bandwidth)):
-- GEMMs of the transformer layers: FLOPs 2 x params x tokens, bytes = the weights, read once;
-- the lm_head (16-bit) for every sampled token;
-- attention: causal context pairs and decode KV reads (FP8 FMHA with FP8 weights and KV, else 16-bit),
-  bytes = KV read + written;
-- TP all-reduces: two per layer over the tokens' hidden states, over the GPU link;
-plus a fixed per-iteration cost (launch, sampling, scheduling) and a per-sequence cost (host-side
-bookkeeping per request in the batch). The five factors are the only free parameters; they are
-fitted once (sim/calibration.py) and serve every GPU, model and TP size.
-A measured-kernel model (e.g. aiconfigurator's tables) can replace this behind `StepModel`.
+- GEMMs, per layer and per rank: qkv, o_proj, gate_up and down at their per-rank shapes (N, K). Each costs
+  max(2 M N K / (peak x MAMF x shape x eta_gemm), N K bytes / (HBM x eta_mem)) for M tokens: compute at
+  the GPU's measured best-shape rate (`GPU.best_gemm_fraction`), lower on narrow TP slices
+  (`shape_efficiency`, from public H100 FP8 GEMM tables), or streaming the weights.
+- the lm_head (16-bit) for every sampled token, the same way;
+- attention: causal context pairs and decode KV reads (FP8 FMHA with FP8 weights and KV, else 16-bit);
+- the work every rank repeats whatever the TP: the fused residual-add + RMSNorm passes over the full hidden
+  vector and the SiLU-gate + quantisation pass, memory-bound;
+- TP all-reduces: two per layer over the tokens' hidden states (`sim.comm`, by message size and topology);
+- fixed costs: per iteration (sampling, scheduling, the graph launch) and per layer (the floors of its
+  kernels, which CUDA graphs do not remove).
+Six factors are fitted (sim/calibration.py); everything else comes from datasheets and public
+microbenchmarks. A measured-kernel model (e.g. aiconfigurator's tables) can replace this behind `StepModel`.
 """
 
 from __future__ import annotations
@@ -18,18 +21,28 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from trtbench.deployment import Deployment
+from trtbench.sim.comm import allreduce_s
 
-ALLREDUCE_LATENCY_S = 8e-6  # per all-reduce call on NVLink-class links
-LINK_EFFICIENCY = 0.7
+# Public H100 FP8 GEMM tables: 60-72% of peak on large shapes, 25-50% when the per-rank slice is 1-4k wide
+# (TP8). With the output width N (the tiles a GEMM spreads over the SMs): shape = N / (N + 1024) of the
+# best-shape rate (70.9% of peak) is 35% of peak at N = 1k, 57% at 4k, 63% at 8k, 68% at 28k.
+SHAPE_HALF = 1024
+# Bytes each rank moves per token and layer outside GEMMs and attention: two fused residual-add + RMSNorm
+# passes (read residual and input, write both: 4 x hidden x 2 B each) and SiLU x gate fused with the FP8
+# quantisation of its output (read 2 x intermediate/TP at 2 B, write intermediate/TP at 1-2 B).
+NORM_BYTES_PER_HIDDEN = 16
+GATE_BYTES_PER_INTERMEDIATE = 5
+ACTIVATION_BYTES = 2  # hidden states in 16 bits, also what an all-reduce carries
 
 
 @dataclass(frozen=True)
 class Factors:
-    eta_mem: float  # achieved fraction of HBM bandwidth
-    eta_gemm: float  # achieved fraction of tensor peak in GEMMs (at the weight precision)
+    eta_mem: float  # achieved fraction of HBM bandwidth streaming weights and activations
+    eta_kv: float  # achieved fraction of HBM bandwidth reading the paged KV cache in attention
+    eta_gemm: float  # achieved fraction of the best-shape GEMM rate (after the shape efficiency)
     eta_attn: float  # achieved fraction of tensor peak in attention
     t_iter_s: float  # fixed cost per iteration
-    t_seq_s: float  # cost per sequence in the iteration
+    t_layer_s: float  # fixed cost per layer per iteration: its kernels' floors
 
 
 @dataclass(frozen=True)
@@ -50,39 +63,48 @@ class StepModel(Protocol):
     def iteration_s(self, batch: Batch) -> float: ...
 
 
+def shape_efficiency(n: int) -> float:
+    """The fraction of the best-shape GEMM rate a weight of N output columns (per rank) reaches."""
+    return n / (n + SHAPE_HALF)
+
+
 class AnalyticStep:
     name = "analytic"
 
     def __init__(self, dep: Deployment, factors: Factors) -> None:
-        arch, tp = dep.arch, dep.tp
+        arch, tp, gpu = dep.arch, dep.tp, dep.gpu
         self.f = factors
-        self.tp = tp
-        gemm_peak = dep.gpu.peak_flops(dep.precision) * factors.eta_gemm
-        # FP8 context FMHA (trtllm-build's use_fp8_context_fmha, on with FP8 weights and KV) runs
-        # attention at FP8 rate; otherwise it is 16-bit.
+        self.gpu, self.tp = gpu, tp
+        layers = arch.layers / dep.pp
+        self.layers = layers
+        bandwidth = gpu.hbm_tb_s * 1e12 * factors.eta_mem
+        gemm_rate = gpu.peak_flops(dep.precision) * gpu.best_gemm_fraction(dep.precision) * factors.eta_gemm
+        q, kv = arch.heads * arch.head_dim // tp, 2 * max(1, arch.kv_heads // tp) * arch.head_dim
+        shapes = ((q + kv, arch.hidden), (arch.hidden, q), (2 * arch.intermediate // tp, arch.hidden),
+                  (arch.hidden, arch.intermediate // tp))
+        # Per GEMM: seconds per token of compute, and seconds to stream its weights once (for all layers).
+        self.gemms = [(layers * 2 * n * k / (gemm_rate * shape_efficiency(n)), layers * n * k * dep.weight_bytes
+                       / bandwidth) for n, k in shapes]
+        head_rate = gpu.peak_flops("bf16") * gpu.best_gemm_fraction("bf16") * factors.eta_gemm
+        vocab = arch.vocab // tp
+        self.head_s_per_sample = 2 * vocab * arch.hidden / (head_rate * shape_efficiency(vocab))
+        self.head_weights_s = vocab * arch.hidden * 2 / bandwidth
+        # FP8 context FMHA (on with FP8 weights and KV) runs attention at FP8 rate; otherwise it is 16-bit.
         fp8_attention = dep.precision == "fp8" and dep.kv_dtype_bytes == 1
-        attn_peak = dep.gpu.peak_flops("fp8" if fp8_attention else "bf16") * factors.eta_attn
-        bandwidth = dep.gpu.hbm_tb_s * 1e12 * factors.eta_mem
-        # Per token / per pair costs in seconds, per GPU.
-        params = arch.transformer_params / (tp * dep.pp)
-        self.gemm_s_per_token = 2 * params / gemm_peak
-        self.weights_s = params * dep.weight_bytes / bandwidth
-        head = arch.vocab * arch.hidden / tp
-        self.head_s_per_sample = 2 * head / (dep.gpu.peak_flops("bf16") * factors.eta_gemm)
-        self.head_weights_s = head * 2 / bandwidth
-        self.attn_s_per_pair = 4 * arch.layers * (arch.heads / tp) * arch.head_dim / dep.pp / attn_peak
-        self.kv_s_per_token = arch.kv_bytes_per_token(dep.kv_dtype_bytes, tp) / dep.pp / bandwidth
-        if tp > 1:
-            ring = 2 * (tp - 1) / tp
-            link = dep.gpu.link_gb_s * 1e9 * LINK_EFFICIENCY
-            self.comm_s_per_token = 2 * arch.layers * ring * arch.hidden * 2 / link
-            self.comm_fixed_s = 2 * arch.layers * ALLREDUCE_LATENCY_S
-        else:
-            self.comm_s_per_token = self.comm_fixed_s = 0.0
+        attn_peak = gpu.peak_flops("fp8" if fp8_attention else "bf16") * factors.eta_attn
+        self.attn_s_per_pair = 4 * layers * (arch.heads / tp) * arch.head_dim / attn_peak
+        kv_bandwidth = gpu.hbm_tb_s * 1e12 * factors.eta_kv
+        self.kv_s_per_token = arch.kv_bytes_per_token(dep.kv_dtype_bytes, tp) / dep.pp / kv_bandwidth
+        self.elementwise_s_per_token = layers * (NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE
+                                                 * arch.intermediate / tp) / bandwidth
+        self.allreduces = 2 * layers if tp > 1 else 0
+        self.message_bytes_per_token = arch.hidden * ACTIVATION_BYTES
+        self.fixed_s = factors.t_iter_s + factors.t_layer_s * layers
 
     def iteration_s(self, b: Batch) -> float:
-        gemm = max(self.gemm_s_per_token * b.tokens, self.weights_s)
+        gemm = sum(max(per_token * b.tokens, weights) for per_token, weights in self.gemms)
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
         attn = max(self.attn_s_per_pair * b.pairs, self.kv_s_per_token * (b.kv_read + b.tokens))
-        comm = self.comm_s_per_token * b.tokens + self.comm_fixed_s
-        return gemm + head + attn + comm + self.f.t_iter_s + self.f.t_seq_s * b.sequences
+        comm = self.allreduces * allreduce_s(self.gpu, self.tp, b.tokens * self.message_bytes_per_token) \
+            if self.allreduces else 0.0
+        return gemm + head + attn + self.elementwise_s_per_token * b.tokens + comm + self.fixed_s

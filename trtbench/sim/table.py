@@ -52,14 +52,25 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
         except TrtbenchError as exc:
             raise TrtbenchError(f"row {number}: {exc}") from None
         outcome = predict_point(deployments[key], perf, isl, osl, n)
+        mem = outcome.memory
         out.append({
             "pred_output_tok_per_s": outcome.metrics.output_tok_per_s if outcome.metrics else math.nan,
             "pred_status": outcome.status.value,
             "pred_kv_tokens": outcome.memory.kv_tokens if outcome.memory else None,
             "pred_requests": n,
             "pred_cause": outcome.cause,
+            "regime": regime(isl, osl),
+            "kv_limited": bool(mem and mem.max_concurrent_seqs and mem.max_batch_size
+                               and mem.max_concurrent_seqs < min(mem.max_batch_size, n)),
         })
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(out)], axis=1)
+
+
+def regime(isl: int, osl: int) -> str:
+    """Which phase dominates a row's work: prefill-heavy (ISL >= 4 x OSL), decode-heavy (OSL >= 4 x ISL),
+    else mixed. (`kv_limited` says apart whether the KV pool, not max_batch_size or the request count,
+    caps its concurrency.)"""
+    return "prefill-heavy" if isl >= 4 * osl else "decode-heavy" if osl >= 4 * isl else "mixed"
 
 
 def _present(value: Any) -> bool:
@@ -81,6 +92,14 @@ def checked(value: Any, name: str) -> int:
     if n > LIMITS[name]:
         raise TrtbenchError(f"{name} {n:,} is above the limit of {LIMITS[name]:,}")
     return n
+
+
+def mape_by(scored: pd.DataFrame, column: str) -> pd.DataFrame:
+    """MAPE, worst error and the share of rows within 15%, per value of `column` of a `score`d frame."""
+    err = scored["error_pct"].abs()
+    grouped = err.groupby(scored[column].astype(str))
+    return pd.DataFrame({"rows": grouped.size(), "mape_pct": grouped.mean(), "worst_pct": grouped.max(),
+                         "within_15_pct": grouped.apply(lambda e: 100 * float((e <= 15).mean()))})
 
 
 def score(frame: pd.DataFrame) -> tuple[pd.DataFrame, float, float]:
