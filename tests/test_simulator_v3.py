@@ -98,7 +98,29 @@ def test_regimes():
         "prefill-heavy", "decode-heavy", "mixed", "decode-heavy")
 
 
-INFO = {"gpus": ["h100-sxm", "h200-sxm"], "mape_by_tp": {"1": 4.1, "2": 6.0, "4": 3.7, "8": 7.9}, "mape_pct": 4.9}
+INFO = {"gpus": ["h100-sxm", "h200-sxm"], "mape_by_tp": {"1": 4.1, "2": 6.0, "4": 3.7, "8": 7.9}, "mape_pct": 4.9,
+        "release_factors": {"0.19": 0.975, "0.21": 0.968, "1.0": 1.019}}
+
+
+def test_a_release_runs_at_its_own_speed_and_one_without_rows_borrows_the_nearest():
+    assert calibration.release_factor("0.21", INFO) == (0.968, None)
+    assert calibration.release_factor(None, INFO) == (1.0, None)  # unstated: the physics fit's average
+    borrowed = (0.975, "release 0.17 has no calibration rows (used 0.19's speed)")
+    assert calibration.release_factor("0.17", INFO) == borrowed
+    assert calibration.release_factor("1.2", INFO)[0] == 1.019
+    d = make_deployment("meta-llama/Llama-3.1-8B", "h200-sxm", "fp8", release="v0.21.0")
+    assert d.release == "0.21"
+    assert make_deployment("meta-llama/Llama-3.1-8B", "h200-sxm", "fp8", release="1.0 (doc revision)").release == "1.0"
+    # the same point is 1.019 / 0.968 faster on 1.0 than on 0.21 (every iteration scales)
+    from trtbench.sim.ifb import IfbModel
+
+    factors = calibration.load()[0]
+    model = IfbModel(factors, INFO)
+    rate = {r: predict(make_deployment("meta-llama/Llama-3.1-8B", "h200-sxm", "fp8", release=r), 1000, 1000, 3000,
+                       model).metrics.output_tok_per_s for r in ("0.21", "1.0")}
+    assert rate["1.0"] / rate["0.21"] == pytest.approx(1.019 / 0.968)
+    outside = calibration.coverage(make_deployment("meta-llama/Llama-3.1-8B", "h200-sxm", "fp8", release="0.17"), INFO)
+    assert outside.outside == ("release 0.17 has no calibration rows (used 0.19's speed)",)
 
 
 def test_coverage_says_when_a_deployment_is_outside_the_calibration():
@@ -141,3 +163,12 @@ def test_a_simulated_report_says_whether_the_sweep_is_inside_the_calibration(cli
     assert cli("sweep", "--no-plots", str(write_spec(l40s))).code == 0
     report = " ".join((tmp_path / "runs" / "l40s" / "report.md").read_text().split())
     assert "outside what it was calibrated on** (no calibration rows for L40S 48GB" in report
+
+
+def test_predict_takes_the_release_and_refuses_one_that_is_not_a_version(cli):
+    ok = cli("predict", "--gpu", "h200-sxm", "--release", "v1.0.0", "--isl", "128", "--osl", "128", "--requests", "100",
+             "--json")
+    assert ok.code == 0, ok.err
+    assert json.loads(ok.out)["release"] == "1.0"
+    bad = cli("predict", "--gpu", "h200-sxm", "--release", "banana", "--isl", "128", "--osl", "128", "--requests", "1")
+    assert bad.code == 2 and "--release 'banana' is not a TensorRT-LLM version" in bad.err

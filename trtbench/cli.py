@@ -124,8 +124,10 @@ def predict(
     requests: int = typer.Option(None, "--requests", min=1),
     fraction: float = typer.Option(None, "--kv-fraction", min=0.01, max=1.0,
                                    help="kv_cache_free_gpu_mem_fraction (default: the calibration's, 0.95)"),
+    release: str = typer.Option(None, "--release", help="TensorRT-LLM release, e.g. 1.0 (its speed factor); "
+                                "default: unstated"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    csv: Path = typer.Option(None, "--csv", help="rows gpu,model,precision,tp,isl,osl,num_requests"),
+    csv: Path = typer.Option(None, "--csv", help="rows gpu,model,precision,tp,isl,osl,num_requests[,release]"),
     out: Path = typer.Option(None, "--out", help="with --csv: where to write the predictions (default: stdout)"),
 ) -> None:
     """Predict throughput, memory and OOM for one point, or for each row of --csv (simulated)."""
@@ -136,7 +138,7 @@ def predict(
         return
     if None in (isl, osl, requests):
         raise typer.BadParameter("give --isl, --osl and --requests (or --csv)")
-    predict_cmd.predict_one(gpu, model, precision, kv_cache_dtype, tp, isl, osl, requests, fraction, as_json)
+    predict_cmd.predict_one(gpu, model, precision, kv_cache_dtype, tp, isl, osl, requests, fraction, as_json, release)
 
 
 @app.command()

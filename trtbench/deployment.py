@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ class Deployment:
     tp: int
     pp: int
     runtime: RuntimeSpec
+    release: str | None = None  # TensorRT-LLM major.minor ("1.0"); None: unstated
 
     @property
     def n_gpus(self) -> int:
@@ -41,7 +43,7 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
     _check_tp(arch, spec.tp)
     return Deployment(arch, resolve_gpu(gpu_id), spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
-                      spec.runtime)
+                      spec.runtime, release_of(spec.trtllm.version))
 
 
 class PointDeployments:
@@ -70,8 +72,15 @@ def _check_tp(arch: ModelArch, tp: int) -> None:
         raise SpecError(f"tp {tp} does not divide the model's {arch.kv_heads} KV heads")
 
 
+def release_of(version: str | None) -> str | None:
+    """TensorRT-LLM's major.minor from a version or a table's label ("v0.19.0", "1.0 (doc revision)", "1.1.0rc3")."""
+    found = re.match(r"^v?(\d+)\.(\d+)", version.strip()) if version else None
+    return f"{int(found[1])}.{int(found[2])}" if found else None
+
+
 def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: int = 1,
-                    kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None) -> Deployment:
+                    kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None,
+                    release: str | None = None) -> Deployment:
     """A deployment from loose values (a CSV row, CLI options) instead of a sweep spec; names resolve as
     in specs (GPU aliases, HF model names). FP8 weights get an FP8 KV cache unless told otherwise."""
     try:
@@ -84,4 +93,4 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
         raise SpecError(f"unknown KV cache dtype {kv_cache_dtype!r}; expected fp8 or auto") from None
     arch = resolve_model(model)
     _check_tp(arch, tp)
-    return Deployment(arch, resolve_gpu(gpu), prec, kv.bytes, tp, pp, runtime or RuntimeSpec())
+    return Deployment(arch, resolve_gpu(gpu), prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release))

@@ -19,8 +19,9 @@ from trtbench.spec import SweepSpec
 
 
 class SimBackend:
-    """Ignores `trtllm:` and `build:` entirely: nothing there changes a prediction. The per-point timeout
-    does not either: the predicted wall time is recorded, and the analysis compares it with the spec's."""
+    """Ignores `build:` and all of `trtllm:` but its `version` (a release's speed factor): nothing else there
+    changes a prediction. The per-point timeout does not either: the predicted wall time is recorded, and
+    the analysis compares it with the spec's."""
 
     name = "sim"
 
@@ -30,7 +31,8 @@ class SimBackend:
         self.gpu = self.deployments.base.gpu
 
     def identity(self) -> IdentityRule:
-        return IdentityRule(DEPLOYMENT_FIELDS, {"backend": self.name, "perf_model": self.perf.name, "gpu": self.gpu.id})
+        return IdentityRule((*DEPLOYMENT_FIELDS, "trtllm.version"),
+                            {"backend": self.name, "perf_model": self.perf.name, "gpu": self.gpu.id})
 
     def capabilities(self) -> Capabilities:
         return Capabilities(source=Source.SIMULATED, runs_commands=False)

@@ -18,14 +18,14 @@ from trtbench.sim.table import mape_by, predict_frame, score
 def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: bool, write: bool) -> None:
     fraction = fraction or calibration.CALIBRATION_FRACTION
     rows = pd.concat([read_csv(path).assign(set=path.name) for path in paths], ignore_index=True)
-    model, on_bound = IfbModel(), list[str]()
+    model, on_bound, releases = IfbModel(), list[str](), dict[str, float]()
     if fit:
         from trtbench.sim.fit import fit as refit
 
         console.print(f"fitting {len(BOUNDS)} factors on {len(rows)} rows (a few minutes)...")
-        factors, on_bound = refit(rows, fraction, {"gpu": gpus[0]} if gpus else None)
-        model = IfbModel(factors)
-        console.print(f"fitted: {factors}")
+        factors, on_bound, releases = refit(rows, fraction, {"gpu": gpus[0]} if gpus else None)
+        model = IfbModel(factors, {"release_factors": releases})
+        console.print(f"fitted: {factors}; release speed factors: {releases or 'none (no release column)'}")
         if on_bound:
             console.print(f"[yellow]on a bound[/]: {', '.join(on_bound)} (a mechanism the step model lacks?)")
     results = {}
@@ -45,7 +45,7 @@ def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: b
                 "spearman": round(spearman, 4), "kv_cache_free_gpu_mem_fraction": fraction,
                 "mape_by_set": _column(scored, "set"), "mape_by_tp": _column(scored, "tp"),
                 "mape_by_regime": _column(scored, "regime"), "mape_by_kv_limited": _column(scored, "kv_limited"),
-                "gpus": sorted(_gpu_ids(scored)), "on_bound": on_bound})
+                "gpus": sorted(_gpu_ids(scored)), "on_bound": on_bound, "release_factors": releases})
             console.print(f"calibration written to {saved}")
     if len(results) > 1:
         best = min(results, key=lambda g: results[g])

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from trtbench.commands.utils import console, read_csv
-from trtbench.deployment import make_deployment
+from trtbench.deployment import make_deployment, release_of
 from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
 from trtbench.sim.calibration import CALIBRATION_FRACTION, coverage
@@ -19,17 +19,20 @@ from trtbench.spec import RuntimeSpec
 
 
 def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
-                requests: int, fraction: float | None, as_json: bool) -> None:
+                requests: int, fraction: float | None, as_json: bool, release: str | None = None) -> None:
     fraction = fraction or CALIBRATION_FRACTION
     isl, osl, requests, tp = (checked(v, name) for v, name in ((isl, "isl"), (osl, "osl"), (requests, "num_requests"),
                                                                (tp, "tp")))
+    if release is not None and release_of(release) is None:
+        raise TrtbenchError(f"--release {release!r} is not a TensorRT-LLM version (e.g. 1.0 or 0.21.0)")
     dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
-                          runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction))
+                          runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction), release=release)
     perf = IfbModel()
     outcome = predict(dep, isl, osl, requests, perf)
     covered = coverage(dep, perf.info)
     result: dict[str, Any] = {
-              "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "isl": isl, "osl": osl,
+              "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "release": dep.release,
+              "isl": isl, "osl": osl,
               "requests": requests, "source": "simulated", "status": outcome.status.value, "cause": outcome.cause,
               "metrics": outcome.metrics.model_dump(exclude={"percentiles"}) if outcome.metrics else None,
               "memory": outcome.memory.model_dump(exclude_none=True) if outcome.memory else None,

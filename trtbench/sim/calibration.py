@@ -53,6 +53,24 @@ def bundled_rows() -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def release_factor(release: str | None, info: dict[str, Any]) -> tuple[float, str | None]:
+    """The speed factor of a TensorRT-LLM release (measured / predicted on its calibration rows), and why it
+    is borrowed when that release has none: the nearest calibrated release's. No release: 1 (the physics
+    fit's average over the calibrated releases)."""
+    factors: dict[str, float] = info.get("release_factors", {})
+    if release is None or not factors:
+        return 1.0, None
+    if release in factors:
+        return factors[release], None
+
+    def key(r: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in r.split("."))
+
+    nearest = min(factors, key=lambda r: (abs(key(r)[0] * 100 + key(r)[1] - key(release)[0] * 100 - key(release)[1]),
+                                          key(r)))
+    return factors[nearest], f"release {release} has no calibration rows (used {nearest}'s speed)"
+
+
 def load() -> tuple[Factors, dict[str, Any]]:
     """The committed factors and what they were fitted on."""
     path = data_path(CALIBRATION_FILE)
@@ -109,5 +127,8 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
         outside.append(f"how the {dep.gpu.name} GPUs connect is unknown (costed as PCIe Gen5)")
     if dep.pp > 1:
         outside.append("pipeline parallelism (never calibrated)")
+    borrowed = release_factor(dep.release, info)[1]
+    if borrowed:
+        outside.append(borrowed)
     error = by_tp.get(str(dep.tp), info.get("mape_pct"))
     return Coverage(not outside, tuple(outside), None if outside else error)

@@ -11,11 +11,11 @@ import pandas as pd
 from trtbench.sim.calibration import BOUNDS, DEFAULT
 from trtbench.sim.ifb import IfbModel
 from trtbench.sim.steptime import Factors
-from trtbench.sim.table import predict_frame
+from trtbench.sim.table import predict_frame, row_release
 
 
 def fit(rows: pd.DataFrame, fraction: float, defaults: Mapping[str, Any] | None = None
-        ) -> tuple[Factors, list[str]]:
+        ) -> tuple[Factors, list[str], dict[str, float]]:
     """Least squares on log(predicted / measured) within the physical bounds, starting from literature
     values. Each table (`set`) weighs the same whatever its number of rows, so 146 H200 rows do not drown
     the 11 H100 ones. Returns the factors and the names of those that ended on a bound (a sign of a
@@ -40,4 +40,12 @@ def fit(rows: pd.DataFrame, fraction: float, defaults: Mapping[str, Any] | None 
     # The scheduler is piecewise in its inputs: finite differences need steps larger than its jumps.
     result = least_squares(residuals, x0, bounds=(0.0, 1.0), diff_step=1e-2, xtol=1e-6, ftol=1e-8)
     on_bound = [n for n, x in zip(names, result.x, strict=True) if x < 1e-3 or x > 1 - 1e-3]
-    return Factors(**{n: float(v) for n, v in zip(names, lower + result.x * scale, strict=True)}), on_bound
+    factors = Factors(**{n: float(v) for n, v in zip(names, lower + result.x * scale, strict=True)})
+    return factors, on_bound, release_factors(measured, residuals(result.x) / weight)
+
+
+def release_factors(rows: pd.DataFrame, log_errors: np.ndarray) -> dict[str, float]:
+    """release -> exp(-mean log(predicted / measured)) over the rows that name it."""
+    releases = [row_release(row) for row in rows.to_dict("records")]
+    frame = pd.DataFrame({"release": releases, "log_error": log_errors}).dropna()
+    return {r: round(float(np.exp(-g.mean())), 4) for r, g in frame.groupby("release")["log_error"]}

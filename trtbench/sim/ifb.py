@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from trtbench.deployment import Deployment
 from trtbench.sim import calibration
 from trtbench.sim.estimate import Estimate
@@ -11,11 +13,11 @@ from trtbench.sim.steptime import AnalyticStep, Factors
 
 
 class IfbModel:
-    def __init__(self, factors: Factors | None = None) -> None:
+    def __init__(self, factors: Factors | None = None, info: dict[str, Any] | None = None) -> None:
+        """The committed calibration, or `factors` (and what else a calibration holds, `info`)."""
         if factors is None:
             factors, info = calibration.load()
-        else:
-            info = {"source": "factors given"}
+        info = info if info is not None else {"source": "factors given"}
         self.factors, self.info = factors, info
         self.calibration = calibration.describe(info)
         self.name = f"ifb-sim v3 ({self.calibration})"
@@ -27,7 +29,8 @@ class IfbModel:
             max_batch_size=plan.max_batch_size, max_num_tokens=plan.max_num_tokens,
             chunked_context=rt.chunked_context, concurrency=rt.concurrency,
         )
-        res = simulate(isl, osl, requests, limits, AnalyticStep(dep, self.factors))
+        speed = calibration.release_factor(dep.release, self.info)[0]
+        res = simulate(isl, osl, requests, limits, AnalyticStep(dep, self.factors, speed))
         return Estimate(
             wall_s=res.wall_s,
             output_tok_per_s=requests * osl / res.wall_s,

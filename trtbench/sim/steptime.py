@@ -10,7 +10,8 @@
   vector and the SiLU-gate + quantisation pass, memory-bound;
 - TP all-reduces: two per layer over the tokens' hidden states (`sim.comm`, by message size and topology);
 - fixed costs: per iteration (sampling, scheduling, the graph launch) and per layer (the floors of its
-  kernels, which CUDA graphs do not remove).
+  kernels, which CUDA graphs do not remove);
+- the release: one speed factor per TensorRT-LLM release with calibration rows (software, not hardware).
 Six factors are fitted (sim/calibration.py); everything else comes from datasheets and public
 microbenchmarks. A measured-kernel model (e.g. aiconfigurator's tables) can replace this behind `StepModel`.
 """
@@ -71,9 +72,10 @@ def shape_efficiency(n: int) -> float:
 class AnalyticStep:
     name = "analytic"
 
-    def __init__(self, dep: Deployment, factors: Factors) -> None:
+    def __init__(self, dep: Deployment, factors: Factors, speed: float = 1.0) -> None:
+        """`speed`: the release's factor (`calibration.release_factor`); every iteration takes 1/speed as long."""
         arch, tp, gpu = dep.arch, dep.tp, dep.gpu
-        self.f = factors
+        self.f, self.speed = factors, speed
         self.gpu, self.tp = gpu, tp
         layers = arch.layers / dep.pp
         self.layers = layers
@@ -107,4 +109,4 @@ class AnalyticStep:
         attn = max(self.attn_s_per_pair * b.pairs, self.kv_s_per_token * (b.kv_read + b.tokens))
         comm = self.allreduces * allreduce_s(self.gpu, self.tp, b.tokens * self.message_bytes_per_token) \
             if self.allreduces else 0.0
-        return gemm + head + attn + self.elementwise_s_per_token * b.tokens + comm + self.fixed_s
+        return (gemm + head + attn + self.elementwise_s_per_token * b.tokens + comm + self.fixed_s) / self.speed

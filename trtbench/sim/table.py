@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from trtbench.deployment import Deployment, make_deployment
+from trtbench.deployment import Deployment, make_deployment, release_of
 from trtbench.errors import TrtbenchError
 from trtbench.records import Outcome
 from trtbench.sim.estimate import PerformanceModel
@@ -17,6 +17,7 @@ from trtbench.sim.predict import predict_point
 from trtbench.spec import MAX_PARALLEL, MAX_REQUESTS, MAX_TOKENS, RequestRule, RuntimeSpec
 
 REQUIRED = ("isl", "osl")
+RELEASE_COLUMNS = ("release", "version", "trtllm_version")  # the TensorRT-LLM release a row ran (optional)
 # What a row may leave out: NVIDIA's tables omit some request counts; the study names no GPU.
 ROW_DEFAULTS: dict[str, Any] = {"gpu": "h100-sxm", "model": "meta-llama/Llama-3.1-8B", "precision": "fp8", "tp": 1}
 MISSING_REQUESTS = RequestRule(budget_tokens=6_000_000, min=200, max=30_000)
@@ -40,15 +41,16 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
     out = []
     for number, row in enumerate(rows.to_dict("records"), 1):
         get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k) for k in ("gpu", "model", "precision", "tp")}
+        release = row_release(row)
         try:
             isl, osl = checked(row["isl"], "isl"), checked(row["osl"], "osl")
             n = (checked(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
                  else MISSING_REQUESTS.count(isl, osl))
             tp = checked(get["tp"], "tp")
-            key = (get["model"], get["gpu"], get["precision"], tp)
+            key = (get["model"], get["gpu"], get["precision"], tp, release)
             if key not in deployments:
                 deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
-                                                   tp=tp, runtime=runtime)
+                                                   tp=tp, runtime=runtime, release=release)
         except TrtbenchError as exc:
             raise TrtbenchError(f"row {number}: {exc}") from None
         outcome = predict_point(deployments[key], perf, isl, osl, n)
@@ -64,6 +66,11 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
                                and mem.max_concurrent_seqs < min(mem.max_batch_size, n)),
         })
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(out)], axis=1)
+
+
+def row_release(row: Mapping[Any, Any]) -> str | None:
+    """The TensorRT-LLM release (major.minor) a row names in its first present release column."""
+    return release_of(next((str(row[c]) for c in RELEASE_COLUMNS if _present(row.get(c))), None))
 
 
 def regime(isl: int, osl: int) -> str:
