@@ -172,3 +172,15 @@ def test_predict_takes_the_release_and_refuses_one_that_is_not_a_version(cli):
     assert json.loads(ok.out)["release"] == "1.0"
     bad = cli("predict", "--gpu", "h200-sxm", "--release", "banana", "--isl", "128", "--osl", "128", "--requests", "1")
     assert bad.code == 2 and "--release 'banana' is not a TensorRT-LLM version" in bad.err
+
+
+def test_the_memory_model_against_a_public_trtllm_bench_log():
+    """NVIDIA/TensorRT-LLM#6294 (v0.20, H100 80GB, Llama-3.1-8B FP8 with FP8 KV, fraction 0.8): "max_num_requests=
+    4096, max_num_tokens=23552", "Allocated 52.51 GiB for max tokens in paged KV cache (860320)", "Creating CUDA
+    graph instances for 24 batch sizes"."""
+    d = make_deployment("meta-llama/Llama-3.1-8B", "h100-sxm", "fp8", runtime=RuntimeSpec(
+        kv_cache_free_gpu_mem_fraction=0.8, max_batch_size=4096, max_num_tokens=23552))
+    plan = plan_memory(d, 128, 29)  # the log's max_seq_len 157
+    assert len(graph_batch_sizes(4096)) == 24
+    assert plan.kv_pool_gib == pytest.approx(52.51, rel=0.03)
+    assert plan.kv_tokens == pytest.approx(860320, rel=0.03)

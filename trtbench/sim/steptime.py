@@ -10,7 +10,7 @@
   vector and the SiLU-gate + quantisation pass, memory-bound;
 - TP all-reduces: two per layer over the tokens' hidden states (`sim.comm`, by message size and topology);
 - fixed costs: per iteration (sampling, scheduling, the graph launch) and per layer (the floors of its
-  kernels, which CUDA graphs do not remove);
+  kernels, 10-15 us per GEMM call, which CUDA graphs do not remove);
 - the release: one speed factor per TensorRT-LLM release with calibration rows (software, not hardware).
 Six factors are fitted (sim/calibration.py); everything else comes from datasheets and public
 microbenchmarks. A measured-kernel model (e.g. aiconfigurator's tables) can replace this behind `StepModel`.
