@@ -129,3 +129,21 @@ def test_a_swept_spec_round_trips_through_its_canonical_form():
     spec = parse_spec(AXES_SPEC)
     again = parse_spec(yaml.safe_dump(spec.canonical()))
     assert again == spec and again.grid.swept() == {"precision": ["fp8", "fp16"], "tp": [2, 4]}
+
+
+def test_a_concurrency_ladder_is_the_list_it_stands_for(cli, write_spec):
+    ladder = SMALL_SPEC.replace("grid:\n", "grid:\n  concurrency: {start: 1, stop: 256}\n")
+    listed = SMALL_SPEC.replace("grid:\n", "grid:\n  concurrency: [1, 2, 4, 8, 16, 32, 64, 128, 256]\n")
+    assert [p.id for p in expand(parse_spec(ladder), SIM)] == [p.id for p in expand(parse_spec(listed), SIM)]
+    assert parse_spec(SMALL_SPEC.replace("grid:\n", "grid:\n  concurrency: {start: 3, stop: 100, factor: 4}\n")
+                      ).grid.concurrency == [3, 12, 48, 100]  # stop itself is a step
+    bad = write_spec(SMALL_SPEC.replace("grid:\n", "grid:\n  concurrency: {start: 8, stop: 1}\n"))
+    result = cli("plan", str(bad))
+    assert result.code == 2 and "stop (1) is below start (8)" in result.err and len(result.err.splitlines()) == 1
+
+
+def test_a_concurrency_step_runs_at_least_four_waves():
+    spec = parse_spec(SMALL_SPEC.replace("grid:\n", "grid:\n  concurrency: [1, 16, 64]\n"))  # 100 requests a pair
+    requests = {(p.values["concurrency"], p.isl, p.osl): p.requests for p in expand(spec, SIM)}
+    assert requests[(1, 128, 128)] == 100 and requests[(16, 128, 128)] == 100  # 4 x 16 = 64 < 100
+    assert requests[(64, 128, 128)] == 256 and requests[(64, 2048, 1024)] == 256  # 4 x 64

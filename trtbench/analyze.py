@@ -22,9 +22,12 @@ METRIC_COLUMNS = ("output_tok_per_s", "request_per_s", "total_tok_per_s", "total
 MEMORY_COLUMNS = ("gpu_total_gib", "weights_gib", "activation_gib", "overhead_gib", "kv_pool_gib",
                   "kv_tokens", "max_concurrent_seqs", "max_batch_size", "max_num_tokens")
 # Derived per point: the simulator's prediction (for measured points), the roofline bound, efficiency.
-DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", "pred_status", "pred_output_tok_per_s",
-                   "pred_error_pct", "roofline_output_tok_per_s", "efficiency_pct", "energy_j",
-                   "j_per_output_token", "predicted_wall_s")
+# Per-request percentiles (ms) as trtllm-bench reports them (streaming for TTFT/TPOT) or the simulator
+# predicts them; empty where a run reported none.
+PERCENTILE_COLUMNS = tuple(f"{m}_ms_p{q}" for m in ("ttft", "tpot", "latency") for q in (50, 90, 95, 99))
+DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, "output_tok_per_s_per_gpu",
+                   "pred_status", "pred_output_tok_per_s", "pred_error_pct", "roofline_output_tok_per_s",
+                   "efficiency_pct", "energy_j", "j_per_output_token", "predicted_wall_s")
 # results.csv / results.parquet columns after the axis columns, in order; documented in the README.
 COLUMNS = ("isl", "osl", "requests", "status", "cause", "source", "backend", *METRIC_COLUMNS,
            "total_tokens", *MEMORY_COLUMNS, "point_id", "started_at", "duration_s", *DERIVED_COLUMNS)
@@ -79,7 +82,9 @@ def _effective(r: Record, timeout_s: float) -> tuple[str, str]:
     return r.status.value, r.cause
 
 
-def to_frame(records: list[Record], axes: list[str], timeout_s: float = math.inf) -> pd.DataFrame:
+def to_frame(records: list[Record], axes: list[str], timeout_s: float = math.inf,
+             parallel: tuple[int, int] = (1, 1)) -> pd.DataFrame:
+    """One row per record; `parallel`: the spec's (tp, pp), where a record's axes do not say."""
     rows = []
     for r in records:
         status, cause = _effective(r, timeout_s)
@@ -93,6 +98,12 @@ def to_frame(records: list[Record], axes: list[str], timeout_s: float = math.inf
         memory = r.memory.model_dump() if r.memory else {}
         row.update({c: memory.get(c) for c in MEMORY_COLUMNS})
         row.update(_derived(r, metrics))
+        n_gpus = int(r.axes.get("tp", parallel[0])) * int(r.axes.get("pp", parallel[1]))
+        output = metrics.get("output_tok_per_s")
+        row["output_tok_per_s_per_gpu"] = output / n_gpus if output else None
+        percentiles = r.metrics.percentiles if r.metrics else {}
+        row.update({f"{m}_ms_p{q}": percentiles.get(f"{m}_p{q}_ms") for m in ("ttft", "tpot", "latency")
+                    for q in (50, 90, 95, 99)})
         rows.append(row)
     return pd.DataFrame(rows, columns=[*axes, *COLUMNS])
 
@@ -123,7 +134,7 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec) -> Ana
     order = {pid: i for i, pid in enumerate(point_ids)}
     current = sorted((r for r in records if r.point_id in order), key=lambda r: order[r.point_id])
     axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
-    df = to_frame(current, axes, spec.runtime.timeout_s)
+    df = to_frame(current, axes, spec.runtime.timeout_s, (spec.tp, spec.pp))
     counts = {str(k): int(v) for k, v in df["source"].value_counts().items()}
     return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
                     utilisation(current), run_facts(current, spec), counts)

@@ -182,6 +182,21 @@ def report(
     report_cmd.report(run_dir, top_n, plots=not no_plots)
 
 
+@app.command()
+def sla(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `trtbench sweep`"),
+    ttft_p95_ms: float = typer.Option(None, "--ttft-p95-ms", min=0, help="bound on p95 time to first token"),
+    tpot_p95_ms: float = typer.Option(None, "--tpot-p95-ms", min=0, help="bound on p95 time per output token"),
+    latency_p95_ms: float = typer.Option(None, "--latency-p95-ms", min=0, help="bound on p95 request latency"),
+) -> None:
+    """The best point per (ISL, OSL) by output tokens/s per GPU whose p95 latencies meet every bound given;
+    writes sla.md and sla.csv."""
+    from trtbench.commands import sla as sla_cmd
+    from trtbench.sla import Bounds
+
+    sla_cmd.sla(run_dir, Bounds(ttft_p95_ms, tpot_p95_ms, latency_p95_ms))
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 

@@ -59,13 +59,20 @@ class Point:
         return f"{extra + ' ' if extra else ''}ISL={self.isl} OSL={self.osl} N={self.requests}"
 
 
+MIN_WAVES = 4  # a point with a concurrency limit N runs at least 4 N requests: ramp-up and drain stay a small share
+
+
 def combinations(spec: SweepSpec) -> Iterator[dict[str, AxisValue]]:
-    """Every axis combination: extra axes outermost (EXTRA_AXES order), then ISL, then OSL."""
+    """Every axis combination: extra axes outermost (EXTRA_AXES order), then ISL, then OSL. Under a
+    concurrency limit N the request count is at least MIN_WAVES x N."""
     swept = spec.grid.swept()
     for extra in itertools.product(*swept.values()):
         values = {axis: (v.value if hasattr(v, "value") else v) for axis, v in zip(swept, extra, strict=True)}
+        limit = values.get("concurrency", spec.runtime.concurrency)
         for isl, osl in spec.pairs:
-            yield {**values, "isl": isl, "osl": osl, "requests": spec.requests.count(isl, osl)}
+            count = spec.requests.count(isl, osl)
+            requests = max(count, MIN_WAVES * int(limit)) if isinstance(limit, int) else count
+            yield {**values, "isl": isl, "osl": osl, "requests": requests}
 
 
 def field_value(spec: SweepSpec, dotted: str) -> Any:

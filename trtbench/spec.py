@@ -87,8 +87,34 @@ EXTRA_AXES: dict[str, str] = {"precision": "", "kv_cache_dtype": "", "tp": "", "
 AXES = (*EXTRA_AXES, "isl", "osl", "requests")
 
 
+class Ladder(_Strict):
+    """A geometric ladder of values: start, start x factor, ... up to stop (stop itself included)."""
+
+    start: Requests
+    stop: Requests
+    factor: Annotated[int, Field(strict=True, ge=2, le=1024)] = 2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Ladder:
+        if self.stop < self.start:
+            raise ValueError(f"stop ({self.stop}) is below start ({self.start})")
+        return self
+
+    def values(self) -> list[int]:
+        steps = [self.start]
+        while steps[-1] * self.factor <= self.stop:
+            steps.append(steps[-1] * self.factor)
+        return steps if steps[-1] == self.stop else [*steps, self.stop]
+
+
+def _ladder(value: Any) -> Any:
+    """`{start, stop, factor}` as the list it stands for; anything else as given."""
+    return Ladder.model_validate(value).values() if isinstance(value, dict) else value
+
+
 class GridSpec(_Strict):
-    """Lists to sweep. ISL and OSL always; any of EXTRA_AXES optionally (a scalar elsewhere otherwise)."""
+    """Lists to sweep. ISL and OSL always; any of EXTRA_AXES optionally (a scalar elsewhere otherwise).
+    `concurrency` may also be a ladder: `{start: 1, stop: 512, factor: 2}` is 1, 2, 4, ..., 512."""
 
     isl: list[Tokens] = Field(min_length=1)
     osl: list[Tokens] = Field(min_length=1)
@@ -98,7 +124,7 @@ class GridSpec(_Strict):
     pp: list[Parallel] | None = Field(None, min_length=1)
     max_batch_size: list[BatchSize] | None = Field(None, min_length=1)
     max_num_tokens: list[BatchTokens] | None = Field(None, min_length=1)
-    concurrency: list[Requests] | None = Field(None, min_length=1)
+    concurrency: Annotated[list[Requests], BeforeValidator(_ladder)] | None = Field(None, min_length=1)
 
     @field_validator("*")
     @classmethod

@@ -34,7 +34,8 @@ def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None
               "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "release": dep.release,
               "isl": isl, "osl": osl,
               "requests": requests, "source": "simulated", "status": outcome.status.value, "cause": outcome.cause,
-              "metrics": outcome.metrics.model_dump(exclude={"percentiles"}) if outcome.metrics else None,
+              "metrics": {**outcome.metrics.model_dump(exclude={"percentiles"}), **outcome.metrics.percentiles}
+              if outcome.metrics else None,
               "memory": outcome.memory.model_dump(exclude_none=True) if outcome.memory else None,
               "predicted_wall_s": outcome.predicted_wall_s, "model_version": outcome.perf_model,
               "calibration": {"fitted_on": perf.info.get("fitted_on"), "mape_pct": perf.info.get("mape_pct"),

@@ -4,7 +4,7 @@ measured-kernel model plugs in behind the same call."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from trtbench.deployment import Deployment
@@ -22,6 +22,7 @@ class Estimate:
     model: str  # which performance model produced it, for the provenance of every simulated number
     ttft_ms: float | None = None
     tpot_ms: float | None = None
+    percentiles: dict[str, float] = field(default_factory=dict)  # `ttft_p95_ms`..., as trtllm-bench names them
 
 
 class PerformanceModel(Protocol):

@@ -41,4 +41,5 @@ class IfbModel:
             ttft_ms=res.avg_ttft_s * 1000,
             tpot_ms=res.avg_tpot_s * 1000,
             model=self.name,
+            percentiles=res.percentiles,
         )

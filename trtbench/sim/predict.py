@@ -27,6 +27,7 @@ def predict_point(dep: Deployment, perf: PerformanceModel, isl: int, osl: int, r
         ttft_ms=est.ttft_ms,
         tpot_ms=est.tpot_ms,
         roofline_output_tok_per_s=requests * osl / bound,
+        percentiles=est.percentiles,
     )
     return Outcome(status=Status.OK, source=source, metrics=metrics, memory=plan.memory(), perf_model=perf.name,
                    predicted_wall_s=est.wall_s)

@@ -16,8 +16,9 @@ run's mean KV length (exact while one roofline regime holds, as the KV term is l
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trtbench.sim.steptime import Batch, StepModel
 
@@ -32,6 +33,9 @@ class SchedulerLimits:
     concurrency: int | None = None
 
 
+QUANTILES = (50, 90, 95, 99)
+
+
 @dataclass(frozen=True)
 class SimResult:
     wall_s: float
@@ -40,24 +44,74 @@ class SimResult:
     avg_tpot_s: float
     avg_concurrency: float  # as trtllm-bench defines it: sum of latencies / wall time
     iterations: int
+    # Per-request distributions, as trtllm-bench reports them: `ttft_p95_ms`, `tpot_p50_ms`, `latency_p99_ms`...
+    percentiles: dict[str, float] = field(default_factory=dict)
+
+
+def weighted_percentiles(samples: list[tuple[int, float]], name: str) -> dict[str, float]:
+    """Nearest-rank percentiles (ms) of `count` requests each taking `seconds`: `{name}_p50_ms`, ..."""
+    ordered = sorted(samples, key=lambda s: s[1])
+    total = sum(count for count, _ in ordered)
+    out = {}
+    for q in QUANTILES:
+        rank, seen = math.ceil(q / 100 * total), 0
+        for count, seconds in ordered:
+            seen += count
+            if seen >= rank:
+                out[f"{name}_p{q}_ms"] = seconds * 1000
+                break
+    return out
 
 
 class _Pending:
-    """Admitted requests still in their context phase: `count` requests with `done` prompt tokens each."""
+    """Admitted requests still in their context phase: `count` requests with `done` prompt tokens each,
+    sent by the client at `sent` (their mean)."""
 
-    __slots__ = ("count", "done")
+    __slots__ = ("count", "done", "sent")
 
-    def __init__(self, count: int, done: int = 0) -> None:
-        self.count, self.done = count, done
+    def __init__(self, count: int, sent: float, done: int = 0) -> None:
+        self.count, self.sent, self.done = count, sent, done
 
 
 class _Generating:
-    """Requests that produced their first token at iteration `start` (time `ttft`)."""
+    """Requests that produced their first token at iteration `start` (time `first`), sent at `sent`."""
 
-    __slots__ = ("count", "start", "ttft")
+    __slots__ = ("count", "first", "sent", "start")
 
-    def __init__(self, count: int, start: int, ttft: float) -> None:
-        self.count, self.start, self.ttft = count, start, ttft
+    def __init__(self, count: int, start: int, first: float, sent: float) -> None:
+        self.count, self.start, self.first, self.sent = count, start, first, sent
+
+
+class _Client:
+    """When the benchmark sends each request: all at t=0, or, under a concurrency limit N, N at t=0 and one
+    more each time one finishes. Requests are admitted in the order they were sent."""
+
+    def __init__(self, requests: int, concurrency: int | None) -> None:
+        first = min(requests, concurrency or requests)
+        self.unsent = requests - first
+        self.sent: deque[list[float]] = deque([[first, 0.0]])  # [count, time] not yet admitted
+
+    def finished(self, count: int, t: float) -> None:
+        more = min(count, self.unsent)
+        if more:
+            self.unsent -= more
+            self.sent.append([more, t])
+
+    def waiting(self) -> int:
+        return int(sum(c for c, _ in self.sent))
+
+    def admit(self, count: int) -> float:
+        """Take `count` sent requests, oldest first; their mean send time."""
+        total, left = 0.0, count
+        while left:
+            head = self.sent[0]
+            take = min(left, int(head[0]))
+            total += take * head[1]
+            head[0] -= take
+            left -= take
+            if head[0] == 0:
+                self.sent.popleft()
+        return total / count
 
 
 class Infeasible(Exception):
@@ -75,18 +129,20 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
 
     t = 0.0
     it = 0  # iterations run so far
-    waiting, free_blocks, active = requests, limits.kv_blocks, 0
+    client = _Client(requests, limits.concurrency)
+    free_blocks, active = limits.kv_blocks, 0
     pending: deque[_Pending] = deque()
     gen: deque[_Generating] = deque()
     gen_count = 0
     gen_start_sum = 0  # sum of count x start over generating cohorts: their KV lengths in O(1)
-    sum_latency = sum_ttft = sum_tpot = 0.0
+    ttfts: list[tuple[int, float]] = []
+    tpots: list[tuple[int, float]] = []
+    latencies: list[tuple[int, float]] = []
 
-    while waiting or pending or gen:
-        admit = min(waiting, free_blocks // seq_blocks, cap - active)
+    while client.waiting() or pending or gen:
+        admit = min(client.waiting(), free_blocks // seq_blocks, cap - active)
         if admit > 0:
-            pending.append(_Pending(admit))
-            waiting -= admit
+            pending.append(_Pending(admit, client.admit(admit)))
             free_blocks -= admit * seq_blocks
             active += admit
 
@@ -94,7 +150,7 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
         budget = limits.max_num_tokens - gen_count
         slots = limits.max_batch_size - gen_count
         ctx_tokens = ctx_seqs = finished_ctx = 0
-        pairs = prefix = 0.0
+        pairs = prefix = finished_sent = 0.0
         while pending and budget > 0 and slots > 0:
             head = pending[0]
             remaining = isl - head.done
@@ -104,6 +160,7 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
                 pairs += whole * remaining * (head.done + (remaining + 1) / 2)
                 prefix += whole * head.done
                 finished_ctx += whole
+                finished_sent += whole * head.sent
                 ctx_seqs += whole
                 budget -= whole * remaining
                 slots -= whole
@@ -121,7 +178,7 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
                 head.count -= 1
                 if head.count == 0:
                     pending.popleft()
-                pending.appendleft(_Pending(1, head.done + chunk))  # it goes on first next time
+                pending.appendleft(_Pending(1, head.sent, head.done + chunk))  # it goes on first next time
             break  # the first request that does not fit whole stops the walk
 
         kv_gen = gen_count * (isl + it) - gen_start_sum  # KV tokens the generating requests hold
@@ -143,7 +200,7 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
         it += n
         if finished_ctx:
             # Their first token comes out of this iteration; their KV is isl + 1 from the next.
-            gen.append(_Generating(finished_ctx, it - 1, t))
+            gen.append(_Generating(finished_ctx, it - 1, t, finished_sent / finished_ctx))
             gen_count += finished_ctx
             gen_start_sum += finished_ctx * (it - 1)
         while gen and gen[0].start + osl <= it:  # its last token came out of iteration start + osl - 1
@@ -152,10 +209,15 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
             gen_start_sum -= done.count * done.start
             free_blocks += done.count * seq_blocks
             active -= done.count
-            sum_latency += done.count * t
-            sum_ttft += done.count * done.ttft
-            if osl > 1:
-                sum_tpot += done.count * (t - done.ttft) / (osl - 1)
+            client.finished(done.count, t)
+            latencies.append((done.count, t - done.sent))
+            ttfts.append((done.count, done.first - done.sent))
+            tpots.append((done.count, (t - done.first) / (osl - 1) if osl > 1 else 0.0))
 
-    return SimResult(wall_s=t, avg_latency_s=sum_latency / requests, avg_ttft_s=sum_ttft / requests,
-                     avg_tpot_s=sum_tpot / requests, avg_concurrency=sum_latency / t if t else 0.0, iterations=it)
+    def mean(samples: list[tuple[int, float]]) -> float:
+        return sum(c * s for c, s in samples) / requests
+
+    return SimResult(wall_s=t, avg_latency_s=mean(latencies), avg_ttft_s=mean(ttfts), avg_tpot_s=mean(tpots),
+                     avg_concurrency=mean(latencies) * requests / t if t else 0.0, iterations=it,
+                     percentiles={**weighted_percentiles(ttfts, "ttft"), **weighted_percentiles(tpots, "tpot"),
+                                  **weighted_percentiles(latencies, "latency")})

@@ -1,0 +1,83 @@
+"""Latency sweeps: a concurrency ladder, per-request percentiles from the simulator's closed loop, and the
+best point under an SLA (`trtbench sla`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.conftest import SMALL_SPEC
+from trtbench.analyze import PERCENTILE_COLUMNS
+from trtbench.sim.scheduler import SchedulerLimits, simulate
+from trtbench.sim.steptime import Batch
+
+
+class CountingStep:
+    """1 ms per iteration plus 1 us per token."""
+
+    name = "counting"
+
+    def iteration_s(self, b: Batch) -> float:
+        return 1e-3 + 1e-6 * b.tokens
+
+
+ROOMY = SchedulerLimits(kv_blocks=1000, tokens_per_block=32, max_batch_size=64, max_num_tokens=1024,
+                        chunked_context=False)
+
+
+def test_a_closed_loop_times_each_request_from_when_the_client_sent_it():
+    """4 requests of 100 + 10 tokens, 2 at a time: the first two are sent at 0 and finish at
+    1.2 ms (context of 200 tokens) + 9 x 1.002 ms = 10.218 ms; the next two are sent then and finish at
+    20.436 ms. Every request: TTFT 1.2 ms, TPOT 1.002 ms, latency 10.218 ms."""
+    res = simulate(100, 10, 4, SchedulerLimits(**{**ROOMY.__dict__, "concurrency": 2}), CountingStep())
+    assert res.wall_s == pytest.approx(2 * (1.2e-3 + 9 * 1.002e-3))
+    for q in (50, 90, 95, 99):
+        assert res.percentiles[f"ttft_p{q}_ms"] == pytest.approx(1.2)
+        assert res.percentiles[f"tpot_p{q}_ms"] == pytest.approx(1.002)
+        assert res.percentiles[f"latency_p{q}_ms"] == pytest.approx(10.218)
+
+
+def test_requests_sent_at_once_that_wait_for_kv_room_count_their_wait():
+    """The same 4 requests all sent at 0 with KV room for 2 (4 blocks each): the second two wait for the
+    first; their TTFT is 10.218 + 1.2 ms and their latency 20.436 ms. Nearest rank: p50 is the 2nd of 4."""
+    res = simulate(100, 10, 4, SchedulerLimits(**{**ROOMY.__dict__, "kv_blocks": 8}), CountingStep())
+    assert res.percentiles["latency_p50_ms"] == pytest.approx(10.218)
+    assert res.percentiles["latency_p90_ms"] == pytest.approx(20.436)
+    assert res.percentiles["ttft_p50_ms"] == pytest.approx(1.2)
+    assert res.percentiles["ttft_p95_ms"] == pytest.approx(11.418)
+    assert res.avg_latency_s == pytest.approx((10.218 + 20.436) / 2 / 1000)
+
+
+LADDER = SMALL_SPEC.replace("grid:\n", "grid:\n  concurrency: {start: 1, stop: 256}\n").replace(
+    "osl: [128, 1024]", "osl: [128]")
+
+
+def test_a_simulated_ladder_writes_every_latency_column_and_sla_names_the_best_point(cli, write_spec, tmp_path):
+    spec = write_spec(LADDER)
+    assert cli("sweep", "--no-plots", str(spec)).code == 0
+    run = tmp_path / "runs" / "tiny"
+    df = pd.read_csv(run / "results.csv")
+    assert len(df) == 2 * 9 and (df["status"] == "ok").all()
+    for column in (*PERCENTILE_COLUMNS, "output_tok_per_s_per_gpu", "per_user_tok_s"):
+        assert df[column].notna().all(), column
+    for _, pair in df.groupby(["isl", "osl"]):
+        pair = pair.sort_values("concurrency")
+        assert pair["output_tok_per_s"].is_monotonic_increasing  # throughput rises with concurrency
+        assert pair["ttft_ms_p95"].is_monotonic_increasing  # and so does the wait for the first token
+        assert pair["ttft_ms_p95"].iloc[-1] > 10 * pair["ttft_ms_p95"].iloc[0]
+    result = cli("sla", str(run), "--ttft-p95-ms", "200", "--tpot-p95-ms", "15")
+    assert result.code == 0, result.err
+    sla = pd.read_csv(run / "sla.csv")
+    for _, row in sla.iterrows():  # the most output per GPU among the points within both bounds
+        pair = df[(df["isl"] == row["isl"]) & (df["osl"] == row["osl"])]
+        within = pair[(pair["ttft_ms_p95"] <= 200) & (pair["tpot_ms_p95"] <= 15)]
+        assert row["concurrency"] == within.loc[within["output_tok_per_s_per_gpu"].idxmax(), "concurrency"]
+        assert row["source"] == "simulated"
+        assert row["next_step"].startswith(f"concurrency {row['concurrency'] * 2}: ") and " p95 " in row["next_step"]
+    assert "simulated" in (run / "sla.md").read_text()
+
+
+def test_sla_needs_a_bound(cli, write_spec, tmp_path):
+    assert cli("sweep", "--no-plots", str(write_spec(SMALL_SPEC))).code == 0
+    result = cli("sla", "runs/tiny")
+    assert result.code == 2 and "give at least one bound" in result.err
