@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.installed-test
 SWEEP ?= sweeps/h100_grid.yaml
 PREC ?= fp8
 
-.PHONY: install test lint sweep smoke engine calibrate clean slurm-up slurm-down
+.PHONY: install test lint sweep smoke latency engine calibrate clean slurm-up slurm-down
 
 # A local one-node Slurm cluster with 8 fake GPUs for the Slurm tests (scripts/slurm-up.sh: installs Debian's
 # slurm-wlm if missing, which needs root and apt-get). `make test` starts it; REQUIRE_SLURM=1 makes that failing fatal.
@@ -54,6 +54,11 @@ sweep: install
 
 smoke: install
 	$(BIN)/trtbench sweep sweeps/smoke.yaml
+
+# A concurrency ladder (load curves, TTFT/TPOT percentiles), then the best point under an SLA.
+latency: install
+	$(BIN)/trtbench sweep sweeps/h100_latency.yaml
+	$(BIN)/trtbench sla runs/h100_latency --ttft-p95-ms 200 --tpot-p95-ms 15
 
 # The engine $(SWEEP) needs, at precision $(PREC) (KV cache dtype as the spec says), for the installed
 # TensorRT-LLM (the newest without one): a TensorRT engine, or on the PyTorch path the checkpoint to load,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.conftest import SMALL_SPEC
+from tests.conftest import SMALL_SPEC, TRTLLM_SPEC
 from trtbench.analyze import PERCENTILE_COLUMNS
 from trtbench.sim.scheduler import SchedulerLimits, simulate
 from trtbench.sim.steptime import Batch
@@ -81,3 +81,46 @@ def test_sla_needs_a_bound(cli, write_spec, tmp_path):
     assert cli("sweep", "--no-plots", str(write_spec(SMALL_SPEC))).code == 0
     result = cli("sla", "runs/tiny")
     assert result.code == 2 and "give at least one bound" in result.err
+
+
+TRTLLM_LADDER = TRTLLM_SPEC.replace("grid:\n", "grid:\n  concurrency: {start: 1, stop: 8}\n").replace(
+    "osl: [128, 1024]", "osl: [128]").replace("isl: [128, 2048]", "isl: [128]") + "runtime: {streaming: true}\n"
+
+
+@pytest.mark.parametrize("release", ["0.17.0", "1.1.0"])  # the text report, the JSON report
+def test_a_ladder_runs_concurrency_and_streaming_and_parses_the_streaming_statistics(cli, write_spec, tmp_path,
+                                                                                   fake_bench, release):
+    fake_bench.version(release)
+    pytorch = "trtllm: {backend: pytorch}\n"  # 0.17 would run a TensorRT engine by default
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_LADDER + pytorch)))
+    assert result.code == 0, result.err
+    runs = fake_bench.printed()
+    assert sorted(int(r["argv"][r["argv"].index("--concurrency") + 1]) for r in runs) == [1, 2, 4, 8]
+    assert all("--streaming" in r["argv"] for r in runs)
+    df = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
+    assert (df["status"] == "ok").all() and (df["source"] == "measured").all()
+    # The fake's TTFT is 50 + ISL / 100 ms on average, its P95 1.15 x that (tests/fakes/trtllm-bench)
+    assert df["ttft_ms"].tolist() == pytest.approx([50 + 128 / 100] * 4, rel=1e-3)
+    if release == "0.17.0":  # its STREAMING STATISTICS are averages only: no percentile is invented
+        assert df[["ttft_ms_p95", "tpot_ms_p95", "latency_ms_p99"]].isna().all().all()
+    else:
+        assert df["ttft_ms_p95"].tolist() == pytest.approx([1.15 * (50 + 128 / 100)] * 4, rel=1e-3)
+        assert df[["ttft_ms_p50", "tpot_ms_p99", "latency_ms_p95"]].notna().all().all()
+
+
+def test_a_ladder_on_a_release_without_concurrency_is_refused_before_anything_runs(cli, write_spec, fake_bench):
+    fake_bench.version("0.16.0")
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_LADDER)))
+    assert result.code == 2 and "has no --concurrency (0.17+)" in result.err and len(result.err.splitlines()) == 1
+    assert fake_bench.printed() == []
+
+
+def test_plan_flags_ladder_steps_the_kv_cache_cannot_hold(cli, write_spec):
+    # 70B FP8 on one H100 at 2048/2048: the KV cache holds a handful of sequences, far below 256
+    spec = LADDER.replace("model: meta-llama/Llama-3.1-8B", "model: meta-llama/Llama-3.1-70B").replace(
+        "isl: [128, 2048]", "isl: [2048]").replace("osl: [128]", "osl: [2048]")
+    result = cli("plan", str(write_spec(spec)))
+    assert result.code == 0, result.err
+    text = " ".join((result.out + result.err).split())
+    assert "concurrency 256 is not reached: the KV cache holds" in text
+    assert "concurrency 1 is not reached" not in text

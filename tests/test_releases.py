@@ -80,7 +80,7 @@ def test_settings_a_release_cannot_take_are_said_not_dropped(release, tmp_path):
         options = clidata.parse(rel, _argv(version, mode, "everything", tmp_path)[1:]).options
         notes = " ".join(unsupported_settings(spec, version))
         for option, setting in (("--concurrency", "runtime.concurrency"), ("--warmup", "runtime.warmup"),
-                                ("--streaming", "trtllm.streaming")):
+                                ("--streaming", "runtime.streaming")):
             assert (option in options) == (option in throughput), (mode, option)
             assert (setting in notes) == (option not in throughput), (mode, setting, notes)
 

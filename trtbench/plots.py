@@ -165,6 +165,25 @@ def kv_capacity(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
     return _finish(fig, ctx, path)
 
 
+def load_curves(df: pd.DataFrame, ctx: PlotContext, path: Path, others: tuple[str, ...] = ()) -> Path | None:
+    """The load curve of a concurrency ladder: output tokens/s per GPU, and p95 TTFT and TPOT, against the
+    concurrency limit, one line per (ISL, OSL) and value of the `others` axes."""
+    ok = df[(df["status"] == "ok") & df["concurrency"].notna()] if "concurrency" in df.columns else df.iloc[0:0]
+    if ok["concurrency"].nunique() < 2:
+        return None
+    fig, (top, ttft, tpot) = plt.subplots(1, 3, figsize=(15, 4.5))
+    for key, line in ok.sort_values("concurrency").groupby(["isl", "osl", *others]):
+        label = f"{key[0]}/{key[1]}" + "".join(f" {c}={v}" for c, v in zip(others, key[2:], strict=True))
+        top.plot(line["concurrency"], line["output_tok_per_s_per_gpu"], marker="o", label=label)
+        ttft.plot(line["concurrency"], line["ttft_ms_p95"], marker="o", label=label)
+        tpot.plot(line["concurrency"], line["tpot_ms_p95"], marker="o", label=label)
+    _axes(top, ctx, "Throughput vs concurrency", "concurrent requests (log2)", "output tokens/s per GPU", ybase=None)
+    _axes(ttft, ctx, "p95 time to first token", "concurrent requests (log2)", "TTFT p95 (ms, log)")
+    _axes(tpot, ctx, "p95 time per output token", "concurrent requests (log2)", "TPOT p95 (ms, log)")
+    top.legend(fontsize=7, title="ISL/OSL")
+    return _finish(fig, ctx, path)
+
+
 MAKERS = {"heatmap": heatmap, "throughput_vs_osl": throughput_vs_osl, "requests_vs_length": requests_vs_length,
           "pareto": pareto, "kv_capacity": kv_capacity}
 
@@ -187,4 +206,12 @@ def draw(run_dir: Path, spec: SweepSpec, analysis: Analysis, meta: dict[str, Any
             path = make(frame, ctx, run_dir / f"{name}{suffix}.png")
             if path is not None:
                 made[name + (f"@{group}" if group else "")] = path
+    if "concurrency" in analysis.axes:  # one load curve over the whole ladder
+        ctx = PlotContext(title=f"{spec.model.name}, {backend.get('gpu') or spec.gpu}, "
+                                f"{backend.get('backend', spec.backend)}", simulated=simulated,
+                          n_gpus=spec.tp * spec.pp)
+        others = tuple(a for a in analysis.axes if a != "concurrency")
+        path = load_curves(analysis.results, ctx, run_dir / "load_curves.png", others)
+        if path is not None:
+            made["load_curves"] = path
     return made

@@ -26,6 +26,7 @@ PLOT_TITLES = {
     "requests_vs_length": "Request throughput vs tokens per request",
     "pareto": "Throughput per GPU vs per-user speed (Pareto)",
     "kv_capacity": "KV cache capacity vs sequence length",
+    "load_curves": "Load curves: throughput per GPU, p95 TTFT and p95 TPOT vs concurrency",
 }
 
 

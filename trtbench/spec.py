@@ -206,6 +206,7 @@ class RuntimeSpec(_Strict):
     timeout_s: Seconds = Field(3600.0, description="per point")
     chunked_context: bool = False
     tokens_per_block: Annotated[PosInt, Field(le=4096)] = 32  # TensorRT-LLM uses 32 to 128
+    streaming: bool = Field(False, description="stream tokens: TTFT / TPOT percentiles in measured reports")
 
 
 class TrtllmSpec(_Strict):
@@ -218,7 +219,7 @@ class TrtllmSpec(_Strict):
     engine_dir: PathText | None = None
     workspace: PathText | None = None
     log_level: Literal["internal_error", "error", "warning", "info", "verbose", "debug", "trace"] = "info"
-    streaming: bool = Field(False, description="needed for TTFT / TPOT figures")
+    streaming: bool = Field(False, description="read as runtime.streaming (where it used to be)")
     cuda_graphs: bool = True
     extra_llm_api_options: dict[str, Any] = Field(default_factory=dict, description="merged over ours")
 

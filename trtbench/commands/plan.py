@@ -41,11 +41,17 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
                 "max_num_tokens", "Cause"):
         table.add_column(col, justify="left" if col in ("Verdict", "Cause", "precision", "kv_cache_dtype") else "right")
     for point in points:
-        mem = plan_memory(deployments(point.extra), point.isl, point.osl)
+        dep = deployments(point.extra)
+        mem = plan_memory(dep, point.isl, point.osl)
         style = "green" if mem.verdict is Status.OK else "red"
+        cause = mem.cause
+        limit = dep.runtime.concurrency
+        if mem.verdict is Status.OK and limit and limit > min(mem.max_concurrent_seqs, mem.max_batch_size):
+            style, cause = "yellow", (f"concurrency {limit} is not reached: the KV cache holds "
+                                      f"{mem.max_concurrent_seqs:,} sequences, max_batch_size {mem.max_batch_size:,}")
         table.add_row(*(str(point.values[a]) for a in axes), str(point.isl), str(point.osl), f"{point.requests:,}",
                       f"[{style}]{mem.verdict}[/]", f"{mem.max_concurrent_seqs:,}", f"{mem.kv_pool_gib:.1f}",
-                      str(mem.max_batch_size), str(mem.max_num_tokens), mem.cause)
+                      str(mem.max_batch_size), str(mem.max_num_tokens), cause)
     console.print(table)
     print_wall_time(spec, points, gpus, (executor or spec.executor.kind) == "slurm")
     if spec.backend != "sim":

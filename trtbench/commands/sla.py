@@ -32,6 +32,8 @@ def sla(run_dir: Path, bounds: Bounds) -> None:
     table = best_under(analysis.results, bounds, analysis.axes)
     columns = [c for c in ["isl", "osl", *analysis.axes, "output_tok_per_s_per_gpu", "output_tok_per_s",
                            *bounds.given(), "source", "next_step", "verdict"] if c in table.columns]
+    if (table["verdict"] == "best").all():  # a verdict column only where some pair has no qualifying point
+        columns.remove("verdict")
     rows = [[_cell(r.get(c)) for c in columns] for r in table.to_dict("records")]
     headers = [HEADER.get(c, c) for c in columns]
     simulated = "simulated" in set(table.get("source", []))

@@ -36,7 +36,8 @@ from trtbench.spec import SweepSpec, stable_hash
 
 # What changes a measurement besides the deployment: the benchmark's own settings and the engine or
 # checkpoint it loads. Not here: timeouts, log level, workspace, the executable's path.
-TRTLLM_FIELDS = (*DEPLOYMENT_FIELDS, "runtime.warmup", "trtllm.backend", "trtllm.engine_dir", "trtllm.streaming",
+TRTLLM_FIELDS = (*DEPLOYMENT_FIELDS, "runtime.warmup", "runtime.streaming", "trtllm.backend", "trtllm.engine_dir",
+                 "trtllm.streaming",
                  "trtllm.cuda_graphs", "trtllm.extra_llm_api_options", "build.max_seq_len", "build.max_batch_size",
                  "build.max_num_tokens", "build.tool", "build.calib_size", "build.checkpoint", "build.calibration")
 

@@ -118,7 +118,7 @@ def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report
     if v.has_warmup:
         args += ["--warmup", str(rt.warmup)]
     args += ["--num_requests", str(num_requests)]
-    if spec.trtllm.streaming and v.has_streaming:
+    if streaming(spec) and v.has_streaming:
         args += ["--streaming"]
     if report_json is not None and v.has_report_json:
         args += ["--report_json", str(report_json)]
@@ -129,6 +129,11 @@ def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report
     return args
 
 
+def streaming(spec: SweepSpec) -> bool:
+    """`runtime.streaming`, or `trtllm.streaming` where older specs set it."""
+    return spec.runtime.streaming or spec.trtllm.streaming
+
+
 def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
     """Spec settings this release cannot honour: said once at the start instead of silently dropped."""
     notes = []
@@ -137,8 +142,8 @@ def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
         notes.append("runtime.concurrency needs 0.17+")
     if spec.runtime.warmup != 2 and not version.has_warmup:
         notes.append("runtime.warmup needs 0.17+ (this release warms up as it does)")
-    if spec.trtllm.streaming and not version.has_streaming:
-        notes.append("trtllm.streaming needs 0.13+")
+    if streaming(spec) and not version.has_streaming:
+        notes.append("runtime.streaming needs 0.13+")
     if spec.runtime.chunked_context and not chunked_context(spec, version, mode):
         notes.append("runtime.chunked_context needs 1.0+, or the PyTorch backend from 0.17")
     if (spec.tp > 1 or spec.pp > 1) and not version.has_parallel_options and not spec.trtllm.engine_dir:

@@ -10,7 +10,7 @@ from trtbench.backends.trtllm import telemetry
 from trtbench.backends.trtllm.backend import TrtllmBackend
 from trtbench.backends.trtllm.command import unsupported_settings
 from trtbench.backends.trtllm.version import SUPPORTED_TEXT, TrtllmVersion, detect_version
-from trtbench.errors import TrtbenchError
+from trtbench.errors import SpecError, TrtbenchError
 from trtbench.nvml import GpuInfo
 from trtbench.spec import SweepSpec
 
@@ -34,6 +34,9 @@ def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo]) -> tuple[Backen
         raise TrtbenchError(f"{spec.trtllm.executable} is not on PATH: install TensorRT-LLM (NVIDIA's container "
                             f"or pip index) and activate its environment, or run with --backend sim")
     version = pinned or detect_version(bench)
+    if spec.grid.concurrency and not version.has_concurrency:
+        raise SpecError(f"grid.concurrency: trtllm-bench {version.text} has no --concurrency (0.17+), so every step of "
+                        f"the ladder would run the same unlimited benchmark; pin trtllm.version or use a newer release")
     backend = TrtllmBackend(spec, run_dir, bench, version, gpus[0].name if gpus else spec.gpu)
     notes = [f"TensorRT-LLM {version.text}, {backend.mode} backend"]
     if version.newer_than_known:
