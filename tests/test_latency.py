@@ -124,3 +124,21 @@ def test_plan_flags_ladder_steps_the_kv_cache_cannot_hold(cli, write_spec):
     text = " ".join((result.out + result.err).split())
     assert "concurrency 256 is not reached: the KV cache holds" in text
     assert "concurrency 1 is not reached" not in text
+
+
+def test_a_spec_sla_section_puts_the_same_answer_in_the_report(cli, write_spec, tmp_path):
+    spec = write_spec(LADDER + "sla: {ttft_p95_ms: 200, tpot_p95_ms: 15}\n")
+    assert cli("sweep", "--no-plots", str(spec)).code == 0
+    run = tmp_path / "runs" / "tiny"
+    report = (run / "report.md").read_text()
+    section = report.split("## Best under the SLA", 1)[1].split("\n## ", 1)[0]
+    assert "ttft p95 <= 200 ms, tpot p95 <= 15 ms" in section
+    assert cli("sla", str(run), "--ttft-p95-ms", "200", "--tpot-p95-ms", "15").code == 0
+    table = (run / "sla.md").read_text().split("\n\n")[-1].strip()
+    assert table in section  # the command and the report give one answer
+    assert pd.read_csv(run / "results.csv")["peak_memory_gib"].isna().all()  # no telemetry in a simulation
+
+
+def test_an_sla_section_without_a_bound_is_refused(cli, write_spec):
+    result = cli("plan", str(write_spec(LADDER + "sla: {}\n")))
+    assert result.code == 2 and "give at least one of ttft_p95_ms" in result.err

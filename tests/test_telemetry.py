@@ -93,6 +93,12 @@ def test_telemetry_is_stored_with_each_point(cli, write_spec, tmp_path, fake_ben
         assert rec["metrics"]["j_per_output_token"] == pytest.approx(tel["energy_j"] / output_tokens)
     provenance = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["provenance"]
     assert provenance["driver"] == "560.35.03" and provenance["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3"
+    import pandas as pd
+
+    peaks = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")["peak_memory_gib"]
+    recorded = [json.loads(line)["telemetry"]["peak_memory_used_gib"]
+                for line in (tmp_path / "runs" / "tiny" / "results.jsonl").read_text().splitlines()]
+    assert sorted(peaks) == pytest.approx(sorted(recorded)) and (peaks > 0).all()  # the results column per point
 
 
 def test_no_nvml_is_said_once(cli, write_spec, fake_bench):

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from trtbench.records import Record, Source, Status
+from trtbench.sla import Bounds, best_under
 from trtbench.spec import EXTRA_AXES, SweepSpec
 
 METRIC_COLUMNS = ("output_tok_per_s", "request_per_s", "total_tok_per_s", "total_latency_s",
@@ -26,6 +27,7 @@ MEMORY_COLUMNS = ("gpu_total_gib", "weights_gib", "activation_gib", "overhead_gi
 # predicts them; empty where a run reported none.
 PERCENTILE_COLUMNS = tuple(f"{m}_ms_p{q}" for m in ("ttft", "tpot", "latency") for q in (50, 90, 95, 99))
 DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, "output_tok_per_s_per_gpu",
+                   "peak_memory_gib",
                    "pred_status", "pred_output_tok_per_s", "pred_error_pct", "roofline_output_tok_per_s",
                    "efficiency_pct", "energy_j", "j_per_output_token", "predicted_wall_s")
 # results.csv / results.parquet columns after the axis columns, in order; documented in the README.
@@ -70,6 +72,7 @@ class Analysis:
     utilisation: Utilisation | None = None
     facts: RunFacts | None = None
     counts: dict[str, int] = field(default_factory=dict)  # points per source
+    sla: pd.DataFrame | None = None  # the best point per ISL/OSL under the spec's `sla:` bounds
 
 
 def _effective(r: Record, timeout_s: float) -> tuple[str, str]:
@@ -101,6 +104,7 @@ def to_frame(records: list[Record], axes: list[str], timeout_s: float = math.inf
         n_gpus = int(r.axes.get("tp", parallel[0])) * int(r.axes.get("pp", parallel[1]))
         output = metrics.get("output_tok_per_s")
         row["output_tok_per_s_per_gpu"] = output / n_gpus if output else None
+        row["peak_memory_gib"] = r.telemetry.peak_memory_used_gib if r.telemetry else None  # measured only
         percentiles = r.metrics.percentiles if r.metrics else {}
         row.update({f"{m}_ms_p{q}": percentiles.get(f"{m}_p{q}_ms") for m in ("ttft", "tpot", "latency")
                     for q in (50, 90, 95, 99)})
@@ -136,8 +140,9 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec) -> Ana
     axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
     df = to_frame(current, axes, spec.runtime.timeout_s, (spec.tp, spec.pp))
     counts = {str(k): int(v) for k, v in df["source"].value_counts().items()}
+    sla = best_under(df, Bounds.of(spec.sla), axes) if spec.sla and not df.empty else None
     return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
-                    utilisation(current), run_facts(current, spec), counts)
+                    utilisation(current), run_facts(current, spec), counts, sla)
 
 
 def groups(a: Analysis) -> list[tuple[dict[str, Any], pd.DataFrame]]:

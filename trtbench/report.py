@@ -6,6 +6,7 @@ Every table carries a line saying whether its numbers were measured or simulated
 
 from __future__ import annotations
 
+import math
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import pandas as pd
 
 from trtbench import analyze as an
 from trtbench.files import atomic_write
+from trtbench.sla import Bounds
 from trtbench.spec import SweepSpec
 
 TOP_HEADER = ("Rank", "ISL", "OSL", "Requests", "Token Throughput", "Request Throughput", "Total Tokens")
@@ -81,6 +83,41 @@ def calibration_note(cal: dict[str, Any] | None) -> str:
     if cal.get("expected_error_pct") is not None:
         return f" This sweep is inside its calibration: expect an error of about {cal['expected_error_pct']:.0f}%."
     return ""
+
+
+SLA_HEADERS = {"isl": "ISL", "osl": "OSL", "output_tok_per_s_per_gpu": "Output tok/s/GPU",
+               "output_tok_per_s": "Output tok/s", "ttft_ms_p95": "TTFT p95 ms", "tpot_ms_p95": "TPOT p95 ms",
+               "latency_ms_p95": "Latency p95 ms", "source": "Source", "next_step": "Next step stopped by",
+               "verdict": "Verdict"}
+
+
+def sla_columns(table: pd.DataFrame, axes: list[str], bounds: Bounds) -> list[str]:
+    """The columns of a `sla.best_under` table worth showing, in order."""
+    columns = [c for c in ["isl", "osl", *axes, "output_tok_per_s_per_gpu", "output_tok_per_s", *bounds.given(),
+                           "source", "next_step", "verdict"] if c in table.columns]
+    if "verdict" in columns and (table["verdict"] == "best").all():  # only where some pair has no such point
+        columns.remove("verdict")
+    return columns
+
+
+def sla_rows(table: pd.DataFrame, columns: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of a `sla.best_under` table."""
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return f"{value:,.2f}" if isinstance(value, float) else str(value)
+
+    headers = [SLA_HEADERS.get(c, AXIS_TITLES.get(c, c)) for c in columns]
+    return headers, [[cell(r.get(c)) for c in columns] for r in table.to_dict("records")]
+
+
+def sla_section(spec: SweepSpec, a: an.Analysis) -> str | None:
+    if a.sla is None or spec.sla is None:
+        return None
+    bounds = Bounds.of(spec.sla)
+    headers, rows = sla_rows(a.sla, sla_columns(a.sla, a.axes, bounds))
+    return (f"Under {bounds.describe()}: per ISL/OSL, the point with the most output tokens/s per GPU. The Source "
+            f"column says measured or **simulated**; failed points never qualify.\n\n{md_table(headers, rows)}")
 
 
 def top_table(df: pd.DataFrame, n: int, axes: list[str]) -> str:
@@ -281,6 +318,7 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
         note += f" Ranked across every {', '.join(AXIS_TITLES[x] for x in a.axes)} combination."
     sections: list[tuple[str, str | None]] = [
         (f"Top {top_n} Configurations by Token Throughput", f"{source} {note}\n\n{top_table(df, top_n, a.axes)}"),
+        ("Best under the SLA", sla_section(spec, a)),
         ("Best by Input Length", f"{source}\n\n{best_by_section(a, 'isl')}"),
         ("Best by Output Length", f"{source}\n\n{best_by_section(a, 'osl')}"),
         ("Key Performance Insights", f"{source}\n\n{insights_section(a)}"),

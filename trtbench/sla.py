@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from trtbench.spec import SlaSpec
+
 BOUNDED = {"ttft": "ttft_ms_p95", "tpot": "tpot_ms_p95", "latency": "latency_ms_p95"}  # bound name -> column
 
 
@@ -15,6 +17,10 @@ class Bounds:
     ttft_p95_ms: float | None = None
     tpot_p95_ms: float | None = None
     latency_p95_ms: float | None = None
+
+    @classmethod
+    def of(cls, spec: SlaSpec) -> Bounds:
+        return cls(spec.ttft_p95_ms, spec.tpot_p95_ms, spec.latency_p95_ms)
 
     def given(self) -> dict[str, float]:
         """column -> bound, for the bounds set."""

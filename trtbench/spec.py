@@ -289,6 +289,20 @@ def slurm_minutes(text: str) -> int:
     return (int(days or 0) * 24 + hours) * 60 + minutes + math.ceil(seconds / 60)
 
 
+class SlaSpec(_Strict):
+    """Latency bounds (ms, p95): the report adds the best point per ISL/OSL that meets them all."""
+
+    ttft_p95_ms: Annotated[float, Field(gt=0)] | None = None
+    tpot_p95_ms: Annotated[float, Field(gt=0)] | None = None
+    latency_p95_ms: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> SlaSpec:
+        if self.ttft_p95_ms is None and self.tpot_p95_ms is None and self.latency_p95_ms is None:
+            raise ValueError("give at least one of ttft_p95_ms, tpot_p95_ms, latency_p95_ms")
+        return self
+
+
 class ExecutorSpec(_Strict):
     """Where the points run: `local`, one at a time (the default); `gpus`, concurrently on this node's
     GPUs, each point on tp x pp of its own; `slurm`, a job per point (or per `points_per_job`) on a
@@ -320,6 +334,7 @@ class SweepSpec(_Strict):
     grid: GridSpec
     requests: RequestsSpec
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    sla: SlaSpec | None = None
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     build: BuildSpec = Field(default_factory=BuildSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
