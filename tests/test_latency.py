@@ -142,3 +142,20 @@ def test_a_spec_sla_section_puts_the_same_answer_in_the_report(cli, write_spec, 
 def test_an_sla_section_without_a_bound_is_refused(cli, write_spec):
     result = cli("plan", str(write_spec(LADDER + "sla: {}\n")))
     assert result.code == 2 and "give at least one of ttft_p95_ms" in result.err
+
+
+def test_best_under_by_hand():
+    from trtbench.sla import Bounds, best_under
+
+    rows = [  # (isl, concurrency, status, ttft p95, output tok/s per GPU)
+        (128, 1, "ok", 10.0, 100.0), (128, 2, "ok", 20.0, 190.0), (128, 4, "oom", None, None),
+        (2048, 1, "ok", 300.0, 50.0), (2048, 2, "ok", 600.0, 90.0),
+    ]
+    df = pd.DataFrame([{"isl": i, "osl": 128, "concurrency": c, "status": s, "ttft_ms_p95": t,
+                        "output_tok_per_s_per_gpu": o, "output_tok_per_s": o, "source": "measured"}
+                       for i, c, s, t, o in rows])
+    table = best_under(df, Bounds(ttft_p95_ms=100), ["concurrency"]).set_index("isl")
+    assert table.loc[128, "concurrency"] == 2 and table.loc[128, "next_step"] == "concurrency 4: oom"
+    assert table.loc[2048, "verdict"] == "none of its 2 point(s) meets the bounds"
+    one = best_under(df[df["isl"] == 128], Bounds(ttft_p95_ms=15), ["concurrency"]).iloc[0]
+    assert one["concurrency"] == 1 and one["next_step"] == "concurrency 2: ttft p95 20 ms > 15"

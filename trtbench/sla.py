@@ -54,7 +54,7 @@ def best_under(results: pd.DataFrame, bounds: Bounds, axes: list[str]) -> pd.Dat
         ok = group[group["status"] == "ok"]
         meets = ok[[not violations(r, given) for _, r in ok.iterrows()]]
         if meets.empty:
-            rows.append({"isl": isl, "osl": osl, "verdict": f"none of {len(group)} points meets the bounds"})
+            rows.append({"isl": isl, "osl": osl, "verdict": f"none of its {len(group)} point(s) meets the bounds"})
             continue
         best = meets.loc[meets["output_tok_per_s_per_gpu"].idxmax()]
         rows.append({"isl": isl, "osl": osl, **{a: best[a] for a in axes}, "verdict": "best",
