@@ -105,3 +105,20 @@ def test_no_nvml_is_said_once(cli, write_spec, fake_bench):
     fake_bench.version("1.1.0")
     result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC)))
     assert result.code == 0 and result.err.replace("\n", " ").count("no GPU telemetry (NVML not available)") == 1
+
+
+def test_a_measured_ladder_plots_memory_against_concurrency(cli, write_spec, tmp_path, fake_bench, nvml):
+    fake_bench.version("1.1.0")
+    spec = TRTLLM_SPEC.replace("gpu: h100-sxm", "gpu: auto").replace("grid:\n", "grid:\n  concurrency: [1, 4]\n")
+    assert cli("sweep", str(write_spec(spec))).code == 0
+    run = tmp_path / "runs" / "tiny"
+    assert (run / "memory_vs_concurrency.png").exists() and (run / "load_curves.png").exists()
+    assert "](memory_vs_concurrency.png)" in (run / "report.md").read_text()
+
+
+def test_a_simulated_ladder_draws_no_memory_plot(cli, write_spec, tmp_path):
+    from tests.conftest import SMALL_SPEC
+
+    assert cli("sweep", str(write_spec(SMALL_SPEC.replace("grid:\n", "grid:\n  concurrency: [1, 4]\n")))).code == 0
+    assert not (tmp_path / "runs" / "tiny" / "memory_vs_concurrency.png").exists()  # no telemetry: nothing invented
+    assert (tmp_path / "runs" / "tiny" / "load_curves.png").exists()

@@ -178,9 +178,33 @@ def load_curves(df: pd.DataFrame, ctx: PlotContext, path: Path, others: tuple[st
         ttft.plot(line["concurrency"], line["ttft_ms_p95"], marker="o", label=label)
         tpot.plot(line["concurrency"], line["tpot_ms_p95"], marker="o", label=label)
     _axes(top, ctx, "Throughput vs concurrency", "concurrent requests (log2)", "output tokens/s per GPU", ybase=None)
-    _axes(ttft, ctx, "p95 time to first token", "concurrent requests (log2)", "TTFT p95 (ms, log)")
-    _axes(tpot, ctx, "p95 time per output token", "concurrent requests (log2)", "TPOT p95 (ms, log)")
+    for ax, column, title in ((ttft, "ttft_ms_p95", "p95 time to first token"),
+                              (tpot, "tpot_ms_p95", "p95 time per output token")):
+        reported = bool(ok[column].notna().any())
+        _axes(ax, ctx, title, "concurrent requests (log2)", f"{column[:4].upper()} p95 (ms, log)",
+              ybase=10 if reported else None)
+        if not reported:  # a measured run without streaming prints none
+            ax.text(0.5, 0.5, "not reported\n(runtime.streaming off)", transform=ax.transAxes, ha="center")
     top.legend(fontsize=7, title="ISL/OSL")
+    return _finish(fig, ctx, path)
+
+
+def memory_vs_concurrency(df: pd.DataFrame, ctx: PlotContext, path: Path, others: tuple[str, ...] = ()
+                          ) -> Path | None:
+    """Peak GPU memory the telemetry saw at each concurrency step (measured points only: never simulated)."""
+    seen = df[df["peak_memory_gib"].notna() & df["concurrency"].notna()] if "concurrency" in df.columns else df[:0]
+    if seen["concurrency"].nunique() < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, line in seen.sort_values("concurrency").groupby(["isl", "osl", *others]):
+        label = f"{key[0]}/{key[1]}" + "".join(f" {c}={v}" for c, v in zip(others, key[2:], strict=True))
+        ax.plot(line["concurrency"], line["peak_memory_gib"], marker="o", label=label)
+    if seen["gpu_total_gib"].notna().any():
+        ax.axhline(float(seen["gpu_total_gib"].max()), color="crimson", linestyle="--", linewidth=1,
+                   label="GPU memory")
+    _axes(ax, ctx, "Peak GPU memory vs concurrency (telemetry)", "concurrent requests (log2)",
+          "peak memory used (GiB)", ybase=None)
+    ax.legend(fontsize=7, title="ISL/OSL")
     return _finish(fig, ctx, path)
 
 
@@ -211,7 +235,8 @@ def draw(run_dir: Path, spec: SweepSpec, analysis: Analysis, meta: dict[str, Any
                                 f"{backend.get('backend', spec.backend)}", simulated=simulated,
                           n_gpus=spec.tp * spec.pp)
         others = tuple(a for a in analysis.axes if a != "concurrency")
-        path = load_curves(analysis.results, ctx, run_dir / "load_curves.png", others)
-        if path is not None:
-            made["load_curves"] = path
+        for name, curve in (("load_curves", load_curves), ("memory_vs_concurrency", memory_vs_concurrency)):
+            path = curve(analysis.results, ctx, run_dir / f"{name}.png", others)
+            if path is not None:
+                made[name] = path
     return made

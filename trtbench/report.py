@@ -29,6 +29,7 @@ PLOT_TITLES = {
     "pareto": "Throughput per GPU vs per-user speed (Pareto)",
     "kv_capacity": "KV cache capacity vs sequence length",
     "load_curves": "Load curves: throughput per GPU, p95 TTFT and p95 TPOT vs concurrency",
+    "memory_vs_concurrency": "Peak GPU memory vs concurrency (telemetry)",
 }
 
 
