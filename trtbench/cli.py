@@ -197,6 +197,24 @@ def sla(
     sla_cmd.sla(run_dir, Bounds(ttft_p95_ms, tpot_p95_ms, latency_p95_ms))
 
 
+accuracy_app = typer.Typer(help="Accuracy of generations: ROUGE and the MLPerf targets.", no_args_is_help=True)
+app.add_typer(accuracy_app, name="accuracy")
+
+
+@accuracy_app.command("score")
+def accuracy_score(
+    generations: Path = typer.Argument(..., help="JSONL: one {\"prediction\": ..., \"reference\": ...} per line"),
+    target: str = typer.Option("mlperf-llama3.1-8b", "--target",
+                               help="mlperf-llama3.1-8b (99%) | mlperf-llama3.1-8b-99.9"),
+    as_json: bool = typer.Option(False, "--json", help="print the scores and verdict as JSON"),
+) -> None:
+    """ROUGE-1/2/L/Lsum (x 100) of the predictions against the references and the verdict against the target;
+    exits 1 when it fails."""
+    from trtbench.commands import accuracy as accuracy_cmd
+
+    accuracy_cmd.score_file(generations, target, as_json)
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 

@@ -1,0 +1,1 @@
+"""Accuracy of what a configuration generates: scores against references and the targets they must meet."""
