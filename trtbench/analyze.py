@@ -25,7 +25,9 @@ MEMORY_COLUMNS = ("gpu_total_gib", "weights_gib", "activation_gib", "overhead_gi
 # Derived per point: the simulator's prediction (for measured points), the roofline bound, efficiency.
 # Per-request percentiles (ms) as trtllm-bench reports them (streaming for TTFT/TPOT) or the simulator
 # predicts them; empty where a run reported none.
-PERCENTILE_COLUMNS = tuple(f"{m}_ms_p{q}" for m in ("ttft", "tpot", "latency") for q in (50, 90, 95, 99))
+# column -> the record's key (trtllm-bench's name)
+PERCENTILES = {f"{m}_ms_p{q}": f"{m}_p{q}_ms" for m in ("ttft", "tpot", "latency") for q in (50, 90, 95, 99)}
+PERCENTILE_COLUMNS = tuple(PERCENTILES)
 DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, "output_tok_per_s_per_gpu",
                    "peak_memory_gib",
                    "pred_status", "pred_output_tok_per_s", "pred_error_pct", "roofline_output_tok_per_s",
@@ -106,8 +108,7 @@ def to_frame(records: list[Record], axes: list[str], timeout_s: float = math.inf
         row["output_tok_per_s_per_gpu"] = output / n_gpus if output else None
         row["peak_memory_gib"] = r.telemetry.peak_memory_used_gib if r.telemetry else None  # measured only
         percentiles = r.metrics.percentiles if r.metrics else {}
-        row.update({f"{m}_ms_p{q}": percentiles.get(f"{m}_p{q}_ms") for m in ("ttft", "tpot", "latency")
-                    for q in (50, 90, 95, 99)})
+        row.update({column: percentiles.get(key) for column, key in PERCENTILES.items()})
         rows.append(row)
     return pd.DataFrame(rows, columns=[*axes, *COLUMNS])
 

@@ -5,6 +5,7 @@ returns the file it wrote, or None when the data cannot make that plot (it is th
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,12 @@ def kv_capacity(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
     return _finish(fig, ctx, path)
 
 
+def _ladder_lines(frame: pd.DataFrame, others: tuple[str, ...]) -> Iterator[tuple[str, pd.DataFrame]]:
+    """One line per (ISL, OSL) and value of the `others` axes, in concurrency order, with its legend label."""
+    for key, line in frame.sort_values("concurrency").groupby(["isl", "osl", *others]):
+        yield f"{key[0]}/{key[1]}" + "".join(f" {c}={v}" for c, v in zip(others, key[2:], strict=True)), line
+
+
 def load_curves(df: pd.DataFrame, ctx: PlotContext, path: Path, others: tuple[str, ...] = ()) -> Path | None:
     """The load curve of a concurrency ladder: output tokens/s per GPU, and p95 TTFT and TPOT, against the
     concurrency limit, one line per (ISL, OSL) and value of the `others` axes."""
@@ -172,8 +179,7 @@ def load_curves(df: pd.DataFrame, ctx: PlotContext, path: Path, others: tuple[st
     if ok["concurrency"].nunique() < 2:
         return None
     fig, (top, ttft, tpot) = plt.subplots(1, 3, figsize=(15, 4.5))
-    for key, line in ok.sort_values("concurrency").groupby(["isl", "osl", *others]):
-        label = f"{key[0]}/{key[1]}" + "".join(f" {c}={v}" for c, v in zip(others, key[2:], strict=True))
+    for label, line in _ladder_lines(ok, others):
         top.plot(line["concurrency"], line["output_tok_per_s_per_gpu"], marker="o", label=label)
         ttft.plot(line["concurrency"], line["ttft_ms_p95"], marker="o", label=label)
         tpot.plot(line["concurrency"], line["tpot_ms_p95"], marker="o", label=label)
@@ -196,8 +202,7 @@ def memory_vs_concurrency(df: pd.DataFrame, ctx: PlotContext, path: Path, others
     if seen["concurrency"].nunique() < 2:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, line in seen.sort_values("concurrency").groupby(["isl", "osl", *others]):
-        label = f"{key[0]}/{key[1]}" + "".join(f" {c}={v}" for c, v in zip(others, key[2:], strict=True))
+    for label, line in _ladder_lines(seen, others):
         ax.plot(line["concurrency"], line["peak_memory_gib"], marker="o", label=label)
     if seen["gpu_total_gib"].notna().any():
         ax.axhline(float(seen["gpu_total_gib"].max()), color="crimson", linestyle="--", linewidth=1,

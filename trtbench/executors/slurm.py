@@ -145,10 +145,8 @@ class SlurmExecutor:
 
     def _ending(self, job: Job, state: str) -> tuple[Status, str]:
         status = ENDINGS.get(state.split()[0] if state else "", Status.ERROR)
-        output = self.dir / f"{job.point_id}.{job.job_id}.out"
-        packed = sorted(self.dir.glob(f"*.{job.job_id}.out"))  # a packed job writes one, named for its first point
-        output = packed[0] if packed else output
-        seen = (f"its output: {output}" if packed else
+        outputs = sorted(self.dir.glob(f"*.{job.job_id}.out"))  # one per job, named for its first point
+        seen = (f"its output: {outputs[0]}" if outputs else
                 f"it left no output in {self.dir}: is the run directory on a filesystem the nodes share?")
         return status, f"Slurm job {job.job_id} ended {state or 'unseen (purged)'} without a record; {seen}"
 

@@ -41,7 +41,7 @@ def fit(rows: pd.DataFrame, fraction: float, defaults: Mapping[str, Any] | None 
     result = least_squares(residuals, x0, bounds=(0.0, 1.0), diff_step=1e-2, xtol=1e-6, ftol=1e-8)
     on_bound = [n for n, x in zip(names, result.x, strict=True) if x < 1e-3 or x > 1 - 1e-3]
     factors = Factors(**{n: float(v) for n, v in zip(names, lower + result.x * scale, strict=True)})
-    return factors, on_bound, release_factors(measured, residuals(result.x) / weight)
+    return factors, on_bound, release_factors(measured, result.fun / weight)  # residuals at the solution
 
 
 def release_factors(rows: pd.DataFrame, log_errors: np.ndarray) -> dict[str, float]:

@@ -89,19 +89,19 @@ class _Client:
     def __init__(self, requests: int, concurrency: int | None) -> None:
         first = min(requests, concurrency or requests)
         self.unsent = requests - first
+        self.waiting = first  # sent, not yet admitted
         self.sent: deque[list[float]] = deque([[first, 0.0]])  # [count, time] not yet admitted
 
     def finished(self, count: int, t: float) -> None:
         more = min(count, self.unsent)
         if more:
             self.unsent -= more
+            self.waiting += more
             self.sent.append([more, t])
-
-    def waiting(self) -> int:
-        return int(sum(c for c, _ in self.sent))
 
     def admit(self, count: int) -> float:
         """Take `count` sent requests, oldest first; their mean send time."""
+        self.waiting -= count
         total, left = 0.0, count
         while left:
             head = self.sent[0]
@@ -139,8 +139,8 @@ def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: S
     tpots: list[tuple[int, float]] = []
     latencies: list[tuple[int, float]] = []
 
-    while client.waiting() or pending or gen:
-        admit = min(client.waiting(), free_blocks // seq_blocks, cap - active)
+    while client.waiting or pending or gen:
+        admit = min(client.waiting, free_blocks // seq_blocks, cap - active)
         if admit > 0:
             pending.append(_Pending(admit, client.admit(admit)))
             free_blocks -= admit * seq_blocks
