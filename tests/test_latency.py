@@ -159,3 +159,58 @@ def test_best_under_by_hand():
     assert table.loc[2048, "verdict"] == "none of its 2 point(s) meets the bounds"
     one = best_under(df[df["isl"] == 128], Bounds(ttft_p95_ms=15), ["concurrency"]).iloc[0]
     assert one["concurrency"] == 1 and one["next_step"] == "concurrency 2: ttft p95 20 ms > 15"
+
+
+LATENCY_MODE = TRTLLM_SPEC.replace("osl: [128, 1024]", "osl: [128]").replace("isl: [128, 2048]", "isl: [128]") \
+    + "mode: latency\n"
+
+
+@pytest.mark.parametrize("release", ["1.0.0", "1.3.0rc1"])
+def test_latency_mode_runs_trtllm_bench_latency_one_request_at_a_time(cli, write_spec, tmp_path, fake_bench,
+                                                                       release):
+    fake_bench.version(release)
+    result = cli("sweep", "--no-plots", str(write_spec(LATENCY_MODE)))
+    assert result.code == 0, result.err
+    [run] = fake_bench.printed()  # the fake parses argv with latency's own options (tests/data, from 1.0.0rc4)
+    assert run["command"] == "latency"
+    for absent in ("--streaming", "--concurrency", "--max_batch_size", "--eos_id", "--extra_llm_api_options",
+                   "--config"):
+        assert absent not in run["argv"]
+    df = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
+    # The fake's request: TTFT 50 + 128/100 = 51.28 ms, TPOT 10 + 128/1000 = 10.128 ms, so one request takes
+    # 51.28 + 127 x 10.128 = 1337.536 ms and a user sees 1000 / 10.128 = 98.74 tokens/s, as one at a time
+    # delivers 128 / 1.337536 = 95.70 tokens/s in all.
+    row = df.iloc[0]
+    assert row["requests"] == 100 and row["status"] == "ok"
+    assert row["ttft_ms"] == pytest.approx(51.28) and row["tpot_ms"] == pytest.approx(10.128)
+    assert row["latency_ms_p50"] == pytest.approx(1337.536, rel=1e-4)
+    assert row["output_tok_per_s"] == pytest.approx(95.70, rel=1e-3)
+
+
+def test_latency_mode_is_refused_before_1_0_and_with_a_concurrency_limit(cli, write_spec, fake_bench):
+    fake_bench.version("0.21.0")
+    result = cli("sweep", "--no-plots", str(write_spec(LATENCY_MODE)))
+    assert result.code == 2 and len(result.err.splitlines()) == 1
+    assert "mode: latency" in result.err and "from TensorRT-LLM 1.0" in result.err
+    assert fake_bench.printed() == []
+    result = cli("sweep", "--no-plots", str(write_spec(LATENCY_MODE + "runtime: {concurrency: 4}\n")))
+    assert result.code == 2 and "mode: latency runs one request at a time" in result.err
+
+
+def test_simulated_latency_mode_is_one_request_at_a_time(cli, write_spec, tmp_path):
+    """Every request alone on the GPU: all see the same TTFT and TPOT, a request lasts TTFT + (OSL - 1)
+    TPOT, and the GPU delivers what one user sees; at a concurrency of 16, throughput is far higher."""
+    one = SMALL_SPEC.replace("isl: [128, 2048]", "isl: [512]").replace("osl: [128, 1024]", "osl: [256]")
+    assert cli("sweep", "--no-plots", str(write_spec(one + "mode: latency\n"))).code == 0
+    lat = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv").iloc[0]
+    assert lat["requests"] == 100
+    assert lat["ttft_ms_p50"] == pytest.approx(lat["ttft_ms_p99"]) and lat["tpot_ms_p50"] == pytest.approx(
+        lat["tpot_ms_p99"])
+    assert lat["latency_ms_p50"] == pytest.approx(lat["ttft_ms"] + 255 * lat["tpot_ms"], rel=1e-3)
+    assert lat["output_tok_per_s"] == pytest.approx(256 / (lat["latency_ms_p50"] / 1000), rel=1e-3)
+    assert "Mode **latency**" in (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    many = one.replace("name: tiny", "name: many") + "runtime: {concurrency: 16}\n"
+    assert cli("sweep", "--no-plots", str(write_spec(many))).code == 0
+    loaded = pd.read_csv(tmp_path / "runs" / "many" / "results.csv").iloc[0]
+    assert loaded["output_tok_per_s"] > 8 * lat["output_tok_per_s"]
+    assert loaded["tpot_ms_p50"] > lat["tpot_ms_p50"]

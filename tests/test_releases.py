@@ -12,7 +12,13 @@ from tests.conftest import REPO, load_records
 from tests.fakes import clidata
 from trtbench.backends.trtllm.build.plan import build_config
 from trtbench.backends.trtllm.build.steps import Toolchain, build_steps
-from trtbench.backends.trtllm.command import Invocation, chunked_context, throughput_args, unsupported_settings
+from trtbench.backends.trtllm.command import (
+    Invocation,
+    bench_args,
+    chunked_context,
+    llm_api_options,
+    unsupported_settings,
+)
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.spec import parse_spec
 
@@ -33,18 +39,18 @@ def _modes(rel: dict) -> list[str]:
     return [m for m, has in (("pytorch", "pytorch" in choices), ("tensorrt", tensorrt)) if has]
 
 
-def _spec(variant: str):
-    return parse_spec(SMOKE.replace("runtime:\n  timeout_s: 600\n", "") + VARIANTS[variant])
+def _spec(variant: str, extra: str = ""):
+    return parse_spec(SMOKE.replace("runtime:\n  timeout_s: 600\n", "") + VARIANTS[variant] + extra)
 
 
-def _argv(version: TrtllmVersion, mode: str, variant: str, tmp_path: Path) -> list[str]:
+def _argv(version: TrtllmVersion, mode: str, variant: str, tmp_path: Path, extra: str = "") -> list[str]:
     dataset, engine = tmp_path / "data.jsonl", tmp_path / "engine"
     dataset.write_text("{}\n")
     engine.mkdir(exist_ok=True)
-    spec = _spec(variant)
-    options = tmp_path / "options.yaml" if mode == "pytorch" and version.has_extra_llm_api_options else None
+    spec = _spec(variant, extra)
+    options = tmp_path / "options.yaml" if llm_api_options(spec, version, mode) is not None else None
     inv = Invocation("trtllm-bench", version, mode, spec, options, str(engine) if mode == "tensorrt" else None)
-    return throughput_args(inv, dataset=dataset, num_requests=100, report_json=tmp_path / "report.json")
+    return bench_args(inv, dataset=dataset, num_requests=100, report_json=tmp_path / "report.json")
 
 
 @pytest.mark.parametrize("release", RELEASES)
@@ -83,6 +89,29 @@ def test_settings_a_release_cannot_take_are_said_not_dropped(release, tmp_path):
                                 ("--streaming", "runtime.streaming")):
             assert (option in options) == (option in throughput), (mode, option)
             assert (setting in notes) == (option not in throughput), (mode, setting, notes)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_every_latency_command_is_one_the_release_accepts(release, tmp_path):
+    """`mode: latency` from 1.0, checked against latency's options as NVIDIA's source at 1.0.0rc4 has them
+    (tests/data/trtllm_bench_latency_options.json); earlier releases are refused before a run."""
+    rel = clidata.release(release)
+    version = TrtllmVersion.parse(rel["version"])
+    assert version.has_latency_command is isinstance(rel["commands"].get("latency"), list)
+    if not version.has_latency_command:
+        return
+    variant = "tp: 2\nruntime: {warmup: 3, timeout_s: 600}\ntrtllm: {workspace: /tmp/ws}\nmode: latency\n"
+    spec = parse_spec(SMOKE.replace("runtime:\n  timeout_s: 600\n", "") + variant)
+    for mode in _modes(rel):
+        dataset = tmp_path / "data.jsonl"
+        dataset.write_text("{}\n")
+        (tmp_path / "engine").mkdir(exist_ok=True)
+        inv = Invocation("trtllm-bench", version, mode, spec, None, str(tmp_path / "engine"))
+        argv = bench_args(inv, dataset=dataset, num_requests=100, report_json=tmp_path / "report.json")
+        parsed = clidata.parse(rel, argv[1:])
+        assert parsed.command == "latency" and clidata.broken_rules(rel, parsed) == [], (mode, argv)
+        assert parsed.options["--tp"] == 2 and parsed.options["--warmup"] == 3
+        assert (parsed.options.get("--backend") == "pytorch") == (mode == "pytorch")
 
 
 def test_the_options_file_flag_follows_the_release(tmp_path):

@@ -197,8 +197,22 @@ def sla(
     sla_cmd.sla(run_dir, Bounds(ttft_p95_ms, tpot_p95_ms, latency_p95_ms))
 
 
-accuracy_app = typer.Typer(help="Accuracy of generations: ROUGE and the MLPerf targets.", no_args_is_help=True)
+accuracy_app = typer.Typer(help="Accuracy: trtllm-eval per artifact and its gate; ROUGE of any generations.",
+                           no_args_is_help=True)
 app.add_typer(accuracy_app, name="accuracy")
+
+
+@accuracy_app.command("run")
+def accuracy_run(
+    spec: Path = typer.Argument(..., help="sweep spec with an accuracy: section"),
+    out: Path | None = typer.Option(None, "--out", help="run directory (default: the spec's)"),
+    no_build: bool = typer.Option(False, "--no-build", help="refuse to build a missing engine or checkpoint"),
+) -> None:
+    """trtllm-eval (cnn_dailymail, mmlu) on each artifact the sweep builds, recorded in accuracy.jsonl and
+    resumed; then the gate against the reference precision. Exits 1 when an artifact fails or is unchecked."""
+    from trtbench.commands import accuracy as accuracy_cmd
+
+    accuracy_cmd.run_spec(spec, out, no_build)
 
 
 @accuracy_app.command("score")

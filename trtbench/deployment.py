@@ -10,7 +10,7 @@ from trtbench.catalog.gpus import GPU, resolve_gpu
 from trtbench.catalog.models import ModelArch, resolve_model
 from trtbench.errors import SpecError
 from trtbench.precision import KvDtype, Precision
-from trtbench.spec import RuntimeSpec, SweepSpec
+from trtbench.spec import BenchMode, RuntimeSpec, SweepSpec
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,15 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
     _check_tp(arch, spec.tp)
     return Deployment(arch, resolve_gpu(gpu_id), spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
-                      spec.runtime, release_of(spec.trtllm.version))
+                      runtime_of(spec), release_of(spec.trtllm.version))
+
+
+def runtime_of(spec: SweepSpec) -> RuntimeSpec:
+    """The runtime a point really gets: `trtllm-bench latency` sets batch size 1 and no chunking itself,
+    whatever the spec says, and its one request at a time is a concurrency of 1."""
+    if spec.mode is BenchMode.LATENCY:
+        return spec.runtime.model_copy(update={"max_batch_size": 1, "concurrency": 1, "chunked_context": False})
+    return spec.runtime
 
 
 class PointDeployments:

@@ -16,7 +16,7 @@ from typing import Any
 
 from trtbench.errors import SpecError
 from trtbench.records import AxisValue
-from trtbench.spec import EXTRA_AXES, SweepSpec, stable_hash
+from trtbench.spec import EXTRA_AXES, BenchMode, SweepSpec, stable_hash
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,12 @@ MIN_WAVES = 4  # a point with a concurrency limit N runs at least 4 N requests: 
 
 def combinations(spec: SweepSpec) -> Iterator[dict[str, AxisValue]]:
     """Every axis combination: extra axes outermost (EXTRA_AXES order), then ISL, then OSL. Under a
-    concurrency limit N the request count is at least MIN_WAVES x N."""
+    concurrency limit N (1 in latency mode) the request count is at least MIN_WAVES x N."""
     swept = spec.grid.swept()
+    latency = spec.mode is BenchMode.LATENCY
     for extra in itertools.product(*swept.values()):
         values = {axis: (v.value if hasattr(v, "value") else v) for axis, v in zip(swept, extra, strict=True)}
-        limit = values.get("concurrency", spec.runtime.concurrency)
+        limit = 1 if latency else values.get("concurrency", spec.runtime.concurrency)
         for isl, osl in spec.pairs:
             count = spec.requests.count(isl, osl)
             requests = max(count, MIN_WAVES * int(limit)) if isinstance(limit, int) else count
@@ -88,10 +89,12 @@ _AXIS_FIELDS = tuple(f"{where}.{axis}" if where else axis for axis, where in EXT
 
 def point_id(spec: SweepSpec, values: Mapping[str, AxisValue], rule: IdentityRule) -> str:
     """`spec` is the point's own spec (`spec.at(values)`): a scalar TP of 2 and the TP=2 point of a
-    TP grid get the same id."""
+    TP grid get the same id. Latency mode is part of it; throughput, the default, adds nothing, so ids
+    from before modes existed still match."""
     fields = sorted(set(rule.fields) | set(_AXIS_FIELDS))
+    mode = {"mode": spec.mode.value} if spec.mode is not BenchMode.THROUGHPUT else {}
     return stable_hash({"spec": {f: field_value(spec, f) for f in fields}, "backend": dict(rule.backend),
-                        "isl": values["isl"], "osl": values["osl"], "requests": values["requests"]})
+                        "isl": values["isl"], "osl": values["osl"], "requests": values["requests"], **mode})
 
 
 DEFAULT_MAX_POINTS = 10_000  # real grids have tens to hundreds; 10,000 runs of a minute take a week

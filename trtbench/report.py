@@ -17,7 +17,7 @@ import pandas as pd
 from trtbench import analyze as an
 from trtbench.files import atomic_write
 from trtbench.sla import Bounds
-from trtbench.spec import SweepSpec
+from trtbench.spec import BenchMode, SweepSpec
 
 TOP_HEADER = ("Rank", "ISL", "OSL", "Requests", "Token Throughput", "Request Throughput", "Total Tokens")
 AXIS_TITLES = {"precision": "Precision", "kv_cache_dtype": "KV cache", "tp": "TP", "pp": "PP",
@@ -293,7 +293,10 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
     perf_model = backend.get("perf_model")
     source = source_line(a.counts, perf_model)
     gpu = backend.get("gpu") or spec.gpu
-    out = [f"# {spec.model.name} on {gpu}: ISL x OSL throughput sweep `{spec.name}`", ""]
+    out = [f"# {spec.model.name} on {gpu}: ISL x OSL {spec.mode} sweep `{spec.name}`", ""]
+    if spec.mode is BenchMode.LATENCY:
+        out += ["Mode **latency** (`trtllm-bench latency`): each point runs one request at a time, streamed, at "
+                "batch size 1. Its throughput is what one user gets, not what the GPU can serve.", ""]
     if a.counts.get("simulated"):
         out += [f"> **SIMULATED**: {a.counts['simulated']} of {len(df)} points were predicted by trtbench's "
                 f"simulator ({perf_model}), not measured on a GPU. Treat them as estimates."

@@ -25,7 +25,7 @@ from pydantic import (
 
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.errors import SpecError
-from trtbench.precision import KvDtype, Precision
+from trtbench.precision import KvDtype, Named, Precision
 
 # Bounds a real sweep never reaches, so a typo or a hostile spec is refused here, not as a hang, an
 # overflow or a file name the OS rejects later.
@@ -213,6 +213,7 @@ class TrtllmSpec(_Strict):
     """How to drive the real trtllm-bench; ignored by the sim backend."""
 
     executable: PathText = "trtllm-bench"
+    eval_executable: PathText = Field("trtllm-eval", description="for trtbench accuracy run")
     version: Text | None = Field(None, pattern=r"^\d+\.\d+(\.\d+)?\S*$",
                                 description="TensorRT-LLM version, e.g. 1.1.0rc3; detected when unset")
     backend: Literal["auto", "pytorch", "tensorrt"] = "auto"
@@ -303,6 +304,34 @@ class SlaSpec(_Strict):
         return self
 
 
+EvalTask = Literal["cnn_dailymail", "mmlu"]
+
+
+class AccuracySpec(_Strict):
+    """`trtbench accuracy run SPEC`: trtllm-eval on each artifact the sweep builds (precision, KV dtype,
+    TP x PP), and the gate: every score of an artifact at least `tolerance` x the `reference` precision's
+    (MLPerf's 99% rule, against a run of the same model instead of MLPerf's own prompt and scorer)."""
+
+    tasks: Annotated[list[EvalTask], Field(min_length=1, max_length=2)] = ["cnn_dailymail", "mmlu"]
+    datasets: dict[EvalTask, PathText] = Field(
+        description="a local copy per task (sweep machines are often offline): the cnn_dailymail dataset "
+                    "directory, the extracted MMLU data.tar")
+    samples: Requests | None = Field(100, description="per task; null runs the full set")
+    rouge_path: PathText | None = Field(None, description="a local copy of HF evaluate's rouge metric (offline)")
+    reference: Precision = Precision.BF16
+    tolerance: float = Field(0.99, gt=0, le=1)
+    timeout_s: Seconds = 3600.0
+
+    @model_validator(mode="after")
+    def _datasets_for_tasks(self) -> AccuracySpec:
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError("tasks: a task is listed twice")
+        missing = [t for t in self.tasks if t not in self.datasets]
+        if missing:
+            raise ValueError(f"datasets: no local path for {', '.join(missing)} (trtllm-eval would download it)")
+        return self
+
+
 class ExecutorSpec(_Strict):
     """Where the points run: `local`, one at a time (the default); `gpus`, concurrently on this node's
     GPUs, each point on tp x pp of its own; `slurm`, a job per point (or per `points_per_job`) on a
@@ -322,6 +351,14 @@ class ExecutorSpec(_Strict):
         return value
 
 
+class BenchMode(Named):
+    """Which trtllm-bench subcommand measures each point: `throughput` (many requests in flight, up to the
+    concurrency limit) or `latency` (one request at a time: batch size 1, streamed)."""
+
+    THROUGHPUT = "throughput"
+    LATENCY = "latency"
+
+
 class SweepSpec(_Strict):
     name: str = Field(max_length=NAME_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: ModelSpec
@@ -331,10 +368,12 @@ class SweepSpec(_Strict):
     tp: Parallel = 1
     pp: Parallel = 1
     backend: Text = Field("auto", pattern=r"^[a-z][a-z0-9_-]*$", description="auto, or a registered backend")
+    mode: BenchMode = BenchMode.THROUGHPUT
     grid: GridSpec
     requests: RequestsSpec
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     sla: SlaSpec | None = None
+    accuracy: AccuracySpec | None = None
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     build: BuildSpec = Field(default_factory=BuildSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
@@ -374,6 +413,26 @@ class SweepSpec(_Strict):
         if isinstance(swept, list) and swept:
             data = {**data, "precision": swept[0]}
         return data
+
+    @model_validator(mode="after")
+    def _latency_one_at_a_time(self) -> SweepSpec:
+        """Latency mode runs one request at a time, so a concurrency limit would be a second, silent answer."""
+        if self.mode is BenchMode.LATENCY and (self.grid.concurrency or self.runtime.concurrency):
+            where = "grid.concurrency" if self.grid.concurrency else "runtime.concurrency"
+            raise ValueError(f"mode: latency runs one request at a time (batch size 1); {where} belongs to "
+                             f"mode: throughput")
+        return self
+
+    @model_validator(mode="after")
+    def _reference_is_built(self) -> SweepSpec:
+        if self.accuracy is not None and self.accuracy.reference not in self.precisions:
+            raise ValueError(f"accuracy.reference: {self.accuracy.reference} is not a precision of this sweep "
+                             f"({', '.join(map(str, self.precisions))}); add it to grid.precision")
+        return self
+
+    @property
+    def precisions(self) -> list[Precision]:
+        return [Precision(p) for p in self.grid.precision] if self.grid.precision else [self.precision]
 
     @field_validator("requests")
     @classmethod

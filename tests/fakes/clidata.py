@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "trtllm_bench_options.json"
+LATENCY = DATA.with_name("trtllm_bench_latency_options.json")  # from NVIDIA's source at 1.0.0rc4 (see its about)
 _TRUE, _FALSE = ("true", "1", "yes", "y", "on", "t"), ("false", "0", "no", "n", "off", "f")
 
 
@@ -48,12 +49,22 @@ def release(version: str) -> dict[str, Any]:
     assert match, version
     key = f"{int(match[1])}.{int(match[2])}"
     known = _data()["releases"]
-    if key in known:
-        return dict(known[key])
     newest = _data()["newest"]
-    if (int(match[1]), int(match[2])) > tuple(map(int, newest.split("."))):
-        return dict(known[newest])
-    raise KeyError(f"no reference for TensorRT-LLM {version}")
+    if key not in known and (int(match[1]), int(match[2])) > tuple(map(int, newest.split("."))):
+        key = newest
+    if key not in known:
+        raise KeyError(f"no reference for TensorRT-LLM {version}")
+    rel = dict(known[key])
+    latency = _latency().get(key)
+    if latency is not None:
+        rel["commands"] = {**rel["commands"], "latency": latency}
+    return rel
+
+
+@cache
+def _latency() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(LATENCY.read_text())["releases"]
+    return data
 
 
 def parse(rel: dict[str, Any], argv: list[str]) -> Parsed:
@@ -170,7 +181,7 @@ def _groups(specs: list[dict[str, Any]], values: dict[str, Any]) -> None:
 def broken_rules(rel: dict[str, Any], parsed: Parsed) -> list[str]:
     """The messages of the release's own checks that `parsed` fails (the first one ends the run)."""
     opts, rules, found = parsed.options, set(rel["rules"]), []
-    if parsed.command == "throughput":
+    if parsed.command in ("throughput", "latency"):
         engine = "--engine_dir" in opts
         backend = opts.get("--backend", rel.get("backend_default"))
         if "trt_engine_required" in rules and not engine:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from trtbench.accuracy.records import AccuracyRecord
 from trtbench.grid import IdentityRule, Point
 from trtbench.nvml import GpuInfo
 from trtbench.records import Outcome, Source
-from trtbench.spec import SweepSpec
+from trtbench.spec import AccuracySpec, EvalTask, SweepSpec
 
 Log = Callable[[str], None]  # one line for the user (progress of engine builds, notes)
 
@@ -65,6 +66,16 @@ class Backend(Protocol):
 
     def provenance(self) -> dict[str, Any]:
         """What a report needs to say where the numbers came from (versions, artifacts, manifests)."""
+        ...
+
+
+@runtime_checkable
+class Evaluates(Protocol):
+    """A backend that can also score what its artifacts generate (trtllm-eval)."""
+
+    def evaluate(self, point: Point, task: EvalTask, acc: AccuracySpec, env: Mapping[str, str] | None = None
+                 ) -> AccuracyRecord:
+        """Run `task` on the artifact `point` runs on; failures come back as a record, never an exception."""
         ...
 
 

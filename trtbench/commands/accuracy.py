@@ -1,18 +1,28 @@
-"""`trtbench accuracy score GENERATIONS.jsonl`: ROUGE-1/2/L/Lsum of summaries produced anywhere, and the verdict
-against a target (MLPerf's Llama-3.1-8B CNN/DailyMail by default). Exit 0 on pass, 1 on fail."""
+"""`trtbench accuracy run SPEC`: trtllm-eval per artifact and the gate against the reference precision.
+`trtbench accuracy score GENERATIONS.jsonl`: ROUGE-1/2/L/Lsum of summaries produced anywhere, and the verdict
+against a target (MLPerf's Llama-3.1-8B CNN/DailyMail by default). Both exit 0 on pass, 1 on fail."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from trtbench.accuracy import records
+from trtbench.accuracy.gate import Gate, Verdict, verdicts
+from trtbench.accuracy.records import Artifact
 from trtbench.accuracy.rouge import METRICS, read_pairs, score
 from trtbench.accuracy.targets import TARGETS
-from trtbench.commands.utils import console
+from trtbench.backends.base import Evaluates
+from trtbench.backends.registry import select_backend
+from trtbench.commands.utils import console, interruptible
 from trtbench.errors import SpecError
+from trtbench.grid import Point, expand
+from trtbench.records import Status
+from trtbench.spec import AccuracySpec, SweepSpec, load_spec
 
 
 def score_file(path: Path, target: str, as_json: bool) -> None:
@@ -36,3 +46,57 @@ def score_file(path: Path, target: str, as_json: bool) -> None:
         console.print(table)
     if not passed:
         raise typer.Exit(1)
+
+
+def run_spec(spec_path: Path, out: Path | None, no_build: bool) -> None:
+    """trtllm-eval on each artifact of the sweep (resumable: a task already scored is not run again), then
+    the gate. Exit 1 when an artifact fails it or could not be checked."""
+    spec = load_spec(spec_path)
+    acc = spec.accuracy
+    if acc is None:
+        raise SpecError(f"{spec_path}: no accuracy: section (tasks, datasets, reference precision)")
+    run_dir = out or spec.run_dir()
+    selection = select_backend(spec, None, run_dir)
+    backend = selection.backend
+    if not isinstance(backend, Evaluates):
+        raise SpecError(f"the {backend.name} backend cannot run trtllm-eval ({selection.reason}); accuracy needs "
+                        f"the real model on a GPU: backend trtllm")
+    points = expand(spec, backend.identity())
+    one_each = first_point_per_artifact(spec, points)
+    backend.prepare(list(one_each.values()), console.print, allow_build=not no_build)
+    done = {r.key() for r in records.load(run_dir) if r.status is Status.OK}
+    todo = [(a, p, t) for a, p in one_each.items() for t in acc.tasks if (a, t, acc.samples) not in done]
+    console.print(f"[bold]{spec.name}[/]: {len(one_each)} artifact(s) x {len(acc.tasks)} task(s), "
+                  f"{len(todo)} to run -> {run_dir / records.FILE}")
+    with interruptible(f"every finished evaluation is recorded in {run_dir / records.FILE}; run the same command "
+                       f"again to resume"):
+        for i, (artifact, point, task) in enumerate(todo, 1):
+            console.print(f"[{i}/{len(todo)}] {task} on {artifact.label} ...")
+            record = backend.evaluate(point, task, acc)
+            records.append(run_dir, record)
+            said = ", ".join(f"{k} {v:.2f}" for k, v in record.scores.items()) if record.status is Status.OK \
+                else f"{record.status}: {record.cause}"
+            console.print(f"    {said} ({record.wall_s:,.0f} s, log: {record.log})")
+    results = verdicts(records.load(run_dir), acc, one_each)
+    console.print(verdict_table(results.values(), acc))
+    if any(v.gate in (Gate.FAIL, Gate.UNKNOWN) for v in results.values()):
+        raise typer.Exit(1)
+
+
+def first_point_per_artifact(spec: SweepSpec, points: list[Point]) -> dict[Artifact, Point]:
+    """Each artifact the grid builds, with the first point that runs on it."""
+    out: dict[Artifact, Point] = {}
+    for point in points:
+        out.setdefault(records.artifact_of(spec.at(point.values).model_dump(mode="json")), point)
+    return out
+
+
+def verdict_table(results: Iterable[Verdict], acc: AccuracySpec) -> Table:
+    table = Table(title=f"Accuracy gate: each score >= {acc.tolerance:g} x the {acc.reference} reference's "
+                        f"({acc.samples or 'all'} samples per task)")
+    for col in ("Artifact", "Gate", "Scores (change vs reference)", "Why"):
+        table.add_column(col)
+    colour = {Gate.PASS: "green", Gate.REFERENCE: "cyan", Gate.FAIL: "red", Gate.UNKNOWN: "yellow"}
+    for v in results:
+        table.add_row(v.artifact.label, f"[{colour[v.gate]}]{v.gate}[/]", v.summary or "-", "; ".join(v.reasons))
+    return table

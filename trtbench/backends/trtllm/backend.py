@@ -1,28 +1,32 @@
-"""The trtllm backend: one `trtllm-bench throughput` run per point, measured, classified and recorded."""
+"""The trtllm backend: one `trtllm-bench throughput` (or `latency`) run per point, measured, classified and recorded."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trtbench.accuracy.records import AccuracyRecord, Artifact, artifact_of
 from trtbench.backends.base import DEPLOYMENT_FIELDS, Capabilities, Log
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.engine import build_commands, engine_dir, ensure_engine, model_path_for
 from trtbench.backends.trtllm.build.plan import BuildConfig, build_key, plan_engines
 from trtbench.backends.trtllm.command import (
     Invocation,
+    bench_args,
     choose_mode,
     chunked_context,
     llm_api_options,
-    throughput_args,
+    model_and_path,
 )
 from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
+from trtbench.backends.trtllm.evaluate import eval_args, parse_scores
 from trtbench.backends.trtllm.failures import Failure, classify
-from trtbench.backends.trtllm.parse import LogScan, Report, ReportError, parse_json, scan_run
+from trtbench.backends.trtllm.parse import LogScan, Report, ReportError, log_lines, parse_json, scan_run
 from trtbench.backends.trtllm.process import run_logged, stop_all
 from trtbench.backends.trtllm.telemetry import Sampler
 from trtbench.backends.trtllm.validate import problems
@@ -32,7 +36,7 @@ from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
 from trtbench.grid import IdentityRule, Point
 from trtbench.records import Memory, Metrics, Outcome, Source, Status, Telemetry
-from trtbench.spec import SweepSpec, stable_hash
+from trtbench.spec import AccuracySpec, EvalTask, SweepSpec, stable_hash
 
 # What changes a measurement besides the deployment: the benchmark's own settings and the engine or
 # checkpoint it loads. Not here: timeouts, log level, workspace, the executable's path.
@@ -151,7 +155,7 @@ class TrtllmBackend:
         return self._args(point, "ATTEMPT", self._invocation(point)[0])
 
     def _args(self, point: Point, attempt: str, inv: Invocation) -> list[str]:
-        return throughput_args(inv, dataset=dataset_path(self._dataset(point), self.dataset_root),
+        return bench_args(inv, dataset=dataset_path(self._dataset(point), self.dataset_root),
                                num_requests=point.requests, report_json=self._paths(point, attempt)[1])
 
     def run(self, point: Point, attempt: str, env: Mapping[str, str] | None = None) -> Outcome:
@@ -199,6 +203,44 @@ class TrtllmBackend:
                            f"{'; '.join(wrong)} (raw log: {log_path})", source=Source.MEASURED, telemetry=telemetry,
                            command=args, detail=detail)
         return _success(point, report, scan.allocated, telemetry, detail).model_copy(update={"command": args})
+
+
+    def evaluate(self, point: Point, task: EvalTask, acc: AccuracySpec, env: Mapping[str, str] | None = None
+                 ) -> AccuracyRecord:
+        """trtllm-eval `task` on the artifact `point` runs on (its precision, KV dtype, TP x PP)."""
+        use = self._use(point)
+        inv, options = self._invocation(point)
+        artifact = artifact_of(inv.spec.model_dump(mode="json"))
+        log_path = (self.run_dir / "logs" / "accuracy" / f"{build_key_name(artifact)}.{task}.log").resolve()
+        model = (inv.engine_dir if inv.mode == "tensorrt" else None) or model_and_path(inv)[1] or \
+            model_and_path(inv)[0]
+        base = {"artifact": artifact, "task": task, "samples": acc.samples, "model": str(model),
+                "trtllm_version": self.version.text, "log": str(log_path)}
+        if use is not None and use.failure is not None:
+            return AccuracyRecord(**base, status=use.failure.status, cause=f"build failed: {use.failure.cause}",
+                                  command=[], wall_s=0.0, finished_at=_now())
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if inv.options_yaml is not None:
+            _write_options(inv.options_yaml, options or {})
+        args = eval_args(inv, self.spec.trtllm.eval_executable, task, acc)
+        result = run_logged(args, log_path, acc.timeout_s, env=dict(env) if env else None)
+        scores, evaluated = parse_scores(list(log_lines(log_path)), task)
+        failure = classify(result.returncode, result.timed_out, scan_run(result, log_path, 0), bool(scores),
+                           acc.timeout_s)
+        if failure is not None and failure.status is Status.NO_REPORT:
+            failure = Failure(Status.NO_REPORT, "", f"exit 0 but no {task} scores logged; last output: "
+                              f"{failure.cause.rsplit('last output: ', 1)[-1]}")
+        return AccuracyRecord(**base, status=failure.status if failure else Status.OK, scores=scores,
+                              evaluated=evaluated, cause=failure.cause if failure else None, command=args,
+                              wall_s=result.duration_s, finished_at=_now())
+
+
+def build_key_name(artifact: Artifact) -> str:
+    return f"{artifact.precision}_kv-{artifact.kv_cache_dtype}_tp{artifact.tp}_pp{artifact.pp}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _devices(env: Mapping[str, str] | None) -> list[int] | None:

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.errors import TrtbenchError
-from trtbench.spec import SweepSpec
+from trtbench.precision import KvDtype, Precision
+from trtbench.spec import BenchMode, SweepSpec
 
 CUDA_GRAPH_BATCH_SIZES = [2**i for i in range(14)]  # 1 ... 8192, as NVIDIA's perf-overview YAML
 
@@ -54,8 +55,8 @@ def choose_mode(spec: SweepSpec, version: TrtllmVersion | None) -> Literal["pyto
 
 def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[str, Any] | None:
     """The extra_llm_api_options YAML: KV cache dtype and memory fraction, CUDA graphs; the user's
-    own `trtllm.extra_llm_api_options` are merged over it."""
-    if mode != "pytorch" or not version.has_extra_llm_api_options:
+    own `trtllm.extra_llm_api_options` are merged over it. `latency` takes no such file."""
+    if mode != "pytorch" or not version.has_extra_llm_api_options or spec.mode is BenchMode.LATENCY:
         return None
     options: dict[str, Any]
     if version.kv_yaml_style == "kv_cache_config":
@@ -87,18 +88,18 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json: Path | None) -> list[str]:
+def bench_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json: Path | None) -> list[str]:
+    """`throughput`, or `latency` (spec `mode`), which has no batch-size, token, concurrency-limit,
+    chunking, streaming or EOS options: it runs one request at a time, streamed, to the requested length."""
     spec, v, rt = inv.spec, inv.version, inv.spec.runtime
-    model, model_path = spec.model.name, inv.model_path if inv.mode == "pytorch" else spec.model.path
-    checkpoint = spec.build.checkpoint if inv.mode == "pytorch" else None
-    if checkpoint and not Path(checkpoint).is_dir():  # a pre-quantized checkpoint on the hub, loaded by name
-        model, model_path = checkpoint, None
+    throughput = spec.mode is BenchMode.THROUGHPUT
+    model, model_path = model_and_path(inv)
     args = [inv.bench, "--model", model]
     if model_path:
         args += ["--model_path", model_path]
     if spec.trtllm.workspace:
         args += ["--workspace", spec.trtllm.workspace]
-    args += ["--log_level", spec.trtllm.log_level, "throughput", "--dataset", str(dataset)]
+    args += ["--log_level", spec.trtllm.log_level, spec.mode.value, "--dataset", str(dataset)]
     if inv.mode == "pytorch":
         args += ["--backend", "pytorch"]
     else:
@@ -106,6 +107,35 @@ def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report
     if inv.options_yaml is not None:
         args += [v.llm_api_options_flag, str(inv.options_yaml)]
     args += ["--kv_cache_free_gpu_mem_fraction", str(rt.kv_cache_free_gpu_mem_fraction)]
+    if throughput:
+        args += _throughput_only(spec, v)
+    if v.has_warmup:
+        args += ["--warmup", str(rt.warmup)]
+    args += ["--num_requests", str(num_requests)]
+    if throughput and streaming(spec) and v.has_streaming:
+        args += ["--streaming"]
+    if report_json is not None and v.has_report_json:
+        args += ["--report_json", str(report_json)]
+    if throughput and v.has_eos_id:
+        args += ["--eos_id", "-1"]
+    if v.has_parallel_options:
+        args += ["--tp", str(spec.tp), "--pp", str(spec.pp)]
+    return args
+
+
+def model_and_path(inv: Invocation) -> tuple[str, str | None]:
+    """The model name and the local directory holding it (None: loaded by name): the checkpoint ModelOpt
+    built (PyTorch path), a pre-quantized checkpoint on the hub, or the spec's model."""
+    spec = inv.spec
+    model, model_path = spec.model.name, inv.model_path if inv.mode == "pytorch" else spec.model.path
+    checkpoint = spec.build.checkpoint if inv.mode == "pytorch" else None
+    if checkpoint and not Path(checkpoint).is_dir():  # a pre-quantized checkpoint on the hub, loaded by name
+        model, model_path = checkpoint, None
+    return model, model_path
+
+
+def _throughput_only(spec: SweepSpec, v: TrtllmVersion) -> list[str]:
+    rt, args = spec.runtime, []
     if rt.max_batch_size:
         args += ["--max_batch_size", str(rt.max_batch_size)]
     if rt.max_num_tokens:
@@ -115,17 +145,6 @@ def throughput_args(inv: Invocation, *, dataset: Path, num_requests: int, report
     flags = v.chunked_context_flags
     if flags and (rt.chunked_context or len(flags) == 2):
         args += [flags[0] if rt.chunked_context else flags[-1]]
-    if v.has_warmup:
-        args += ["--warmup", str(rt.warmup)]
-    args += ["--num_requests", str(num_requests)]
-    if streaming(spec) and v.has_streaming:
-        args += ["--streaming"]
-    if report_json is not None and v.has_report_json:
-        args += ["--report_json", str(report_json)]
-    if v.has_eos_id:
-        args += ["--eos_id", "-1"]
-    if v.has_parallel_options:
-        args += ["--tp", str(spec.tp), "--pp", str(spec.pp)]
     return args
 
 
@@ -138,6 +157,15 @@ def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
     """Spec settings this release cannot honour: said once at the start instead of silently dropped."""
     notes = []
     mode = choose_mode(spec, version)
+    if spec.mode is BenchMode.LATENCY:
+        notes += [f"{name} (mode: latency sets batch size 1 and its own runtime)" for name, given in (
+            ("runtime.max_batch_size", spec.runtime.max_batch_size), ("runtime.max_num_tokens",
+             spec.runtime.max_num_tokens), ("runtime.chunked_context", spec.runtime.chunked_context),
+            ("trtllm.extra_llm_api_options", spec.trtllm.extra_llm_api_options)) if given]
+        if spec.kv_cache_dtype is KvDtype.FP8 and spec.precision is not Precision.FP8:
+            notes.append("kv_cache_dtype: fp8 with 16-bit weights (mode: latency takes no LLM-API options; the KV "
+                         "cache is the checkpoint's dtype)")
+        return notes
     if spec.runtime.concurrency and not version.has_concurrency:
         notes.append("runtime.concurrency needs 0.17+")
     if spec.runtime.warmup != 2 and not version.has_warmup:

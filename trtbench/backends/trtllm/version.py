@@ -76,6 +76,13 @@ class TrtllmVersion:
         return self.at_least(0, 18)
 
     @property
+    def has_latency_command(self) -> bool:
+        """`trtllm-bench latency` as trtbench drives it, from 1.0: its options read from NVIDIA's source at
+        1.0.0rc4 (`--backend`, `--tp/--pp`, `--report_json`, no LLM-API options). Earlier releases have a
+        latency subcommand that loads only a TensorRT engine, with options trtbench has no source for."""
+        return self.at_least(1, 0)
+
+    @property
     def has_concurrency(self) -> bool:
         return self.at_least(0, 17)
 

@@ -1,0 +1,82 @@
+"""Accuracy records: one line of `accuracy.jsonl` per (artifact, task) run of trtllm-eval, beside the throughput
+records of the same run directory. Versioned like them; a line that does not parse is skipped, not fatal."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from trtbench.precision import KvDtype, Precision
+from trtbench.records import Status
+
+ACCURACY_FORMAT = 1
+FILE = "accuracy.jsonl"
+
+
+class Artifact(BaseModel):
+    """What a build produces and trtllm-eval loads: the axes that change the model's numbers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    precision: Precision
+    kv_cache_dtype: KvDtype
+    tp: int
+    pp: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.precision} (KV {self.kv_cache_dtype}, TP {self.tp} x PP {self.pp})"
+
+
+class AccuracyRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    format: int = ACCURACY_FORMAT
+    artifact: Artifact
+    task: str
+    samples: int | None  # None: the full set
+    status: Status
+    scores: dict[str, float] = {}  # x 100: rouge1 ... rougeLsum, or accuracy (MMLU)
+    evaluated: int | None = None  # how many samples trtllm-eval says it scored (MMLU prints it)
+    cause: str | None = None
+    model: str  # what --model loaded
+    trtllm_version: str
+    command: list[str]
+    log: str
+    wall_s: float
+    finished_at: str
+
+    def key(self) -> tuple[Artifact, str, int | None]:
+        return self.artifact, self.task, self.samples
+
+
+def load(run_dir: Path) -> list[AccuracyRecord]:
+    """Every readable record, oldest first; a later record of the same key replaces an earlier one."""
+    path = run_dir / FILE
+    if not path.exists():
+        return []
+    latest: dict[tuple[Artifact, str, int | None], AccuracyRecord] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = AccuracyRecord.model_validate(json.loads(line))
+        except (ValueError, ValidationError):
+            continue  # a line cut by a crash mid-write
+        latest[record.key()] = record
+    return list(latest.values())
+
+
+def append(run_dir: Path, record: AccuracyRecord) -> None:
+    """One line, flushed and fsynced before the next run starts: a kill loses at most the run in progress."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / FILE).open("a") as f:
+        f.write(record.model_dump_json() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def artifact_of(values: dict[str, Any]) -> Artifact:
+    """The artifact a results row (or a point's spec values) ran on."""
+    return Artifact(precision=Precision(values["precision"]), kv_cache_dtype=KvDtype(values["kv_cache_dtype"]),
+                    tp=int(values["tp"]), pp=int(values["pp"]))
