@@ -92,3 +92,51 @@ def test_gpu_figures_are_dense_and_from_the_reference():
     h100 = GPUS["h100-sxm"]
     assert (h100.bf16_tflops, h100.fp8_tflops, h100.mem_total_mib, h100.hbm_tb_s) == (989, 1979, 81559, 3.35)
     assert GPUS["a100-sxm-80gb"].peak_flops("fp8") == GPUS["a100-sxm-80gb"].peak_flops("bf16")  # no FP8 on Ampere
+
+
+DENSE = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+         "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 32768}
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"num_local_experts": 8, "num_experts_per_tok": 2, "sliding_window": None},  # Mixtral-8x7B's config.json
+     "num_local_experts (mixture of experts)"),
+    ({"n_routed_experts": 256, "kv_lora_rank": 512, "q_lora_rank": 1536}, "n_routed_experts (mixture of experts)"),
+    ({"kv_lora_rank": 512}, "kv_lora_rank (multi-head latent attention)"),
+    ({"num_experts": 128, "moe_intermediate_size": 768}, "num_experts (mixture of experts)"),  # Qwen3-30B-A3B
+    ({"layer_types": ["linear_attention", "linear_attention", "full_attention"]},
+     "layer_types (linear_attention layers)"),
+    ({"layer_types": ["sliding_attention", "full_attention"]}, "layer_types (sliding_attention layers)"),
+    ({"sliding_window": 4096}, "sliding_window (4096-token attention window)"),  # Mistral-7B-v0.1
+    ({"text_config": {"num_local_experts": 16}}, "text_config (a multimodal model's text part)"),
+])
+def test_a_config_trtbench_does_not_model_is_refused_naming_the_field(tmp_path, extra, named):
+    (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
+    with pytest.raises(SpecError) as err:
+        resolve_model("acme/moe", config=tmp_path)
+    assert named in str(err.value) and "dense" in str(err.value)
+
+
+@pytest.mark.parametrize("extra", [
+    {"sliding_window": 131072, "use_sliding_window": False},  # Qwen2.5's config: the window is off
+    {"sliding_window": None, "num_experts": 0},
+    {"layer_types": ["full_attention"] * 32},
+])
+def test_dense_configs_with_such_keys_still_load(tmp_path, extra):
+    (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
+    assert resolve_model("acme/dense", config=tmp_path).layers == 32
+
+
+def test_a_mixtral_spec_is_refused_before_planning(cli, write_spec, tmp_path):
+    (tmp_path / "mixtral").mkdir()
+    (tmp_path / "mixtral" / "config.json").write_text(json.dumps({**DENSE, "num_local_experts": 8,
+                                                                   "num_experts_per_tok": 2}))
+    from tests.conftest import SMALL_SPEC
+
+    spec = SMALL_SPEC.replace("model: meta-llama/Llama-3.1-8B", f"model: {{name: mistralai/Mixtral-8x7B-v0.1, "
+                                                                 f"config: {tmp_path / 'mixtral'}}}")
+    for command in ("plan", "sweep"):
+        result = cli(command, str(write_spec(spec)))
+        assert result.code == 2 and len(result.err.splitlines()) == 1, result.err
+        assert "num_local_experts (mixture of experts) is not modelled" in result.err
+    assert not (tmp_path / "runs" / "tiny" / "results.jsonl").exists()

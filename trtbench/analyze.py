@@ -8,12 +8,15 @@ per group of those axes, and the top-N ranks across groups with the axes as colu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
+from trtbench.accuracy.gate import Gate, Verdict, verdicts
+from trtbench.accuracy.records import AccuracyRecord, Artifact, artifact_of
 from trtbench.records import Record, Source, Status
 from trtbench.sla import Bounds, best_under
 from trtbench.spec import EXTRA_AXES, SweepSpec
@@ -29,7 +32,7 @@ MEMORY_COLUMNS = ("gpu_total_gib", "weights_gib", "activation_gib", "overhead_gi
 PERCENTILES = {f"{m}_ms_p{q}": f"{m}_p{q}_ms" for m in ("ttft", "tpot", "latency") for q in (50, 90, 95, 99)}
 PERCENTILE_COLUMNS = tuple(PERCENTILES)
 DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, "output_tok_per_s_per_gpu",
-                   "peak_memory_gib",
+                   "peak_memory_gib", "accuracy",
                    "pred_status", "pred_output_tok_per_s", "pred_error_pct", "roofline_output_tok_per_s",
                    "efficiency_pct", "energy_j", "j_per_output_token", "predicted_wall_s")
 # results.csv / results.parquet columns after the axis columns, in order; documented in the README.
@@ -75,6 +78,7 @@ class Analysis:
     facts: RunFacts | None = None
     counts: dict[str, int] = field(default_factory=dict)  # points per source
     sla: pd.DataFrame | None = None  # the best point per ISL/OSL under the spec's `sla:` bounds
+    accuracy: dict[Artifact, Verdict] | None = None  # the gate per artifact, where the spec has `accuracy:`
 
 
 def _effective(r: Record, timeout_s: float) -> tuple[str, str]:
@@ -135,15 +139,34 @@ def _derived(r: Record, metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec) -> Analysis:
+def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
+            accuracy: Sequence[AccuracyRecord] = ()) -> Analysis:
+    """`accuracy`: the run's trtllm-eval records; with the spec's `accuracy:` section they gate each row."""
     order = {pid: i for i, pid in enumerate(point_ids)}
     current = sorted((r for r in records if r.point_id in order), key=lambda r: order[r.point_id])
     axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
     df = to_frame(current, axes, spec.runtime.timeout_s, (spec.tp, spec.pp))
+    gate = None
+    if spec.accuracy is not None and not df.empty:
+        scalars = spec.model_dump(mode="json")
+        row_artifacts = [artifact_of({**scalars, **{a: r[a] for a in axes}}) for _, r in df.iterrows()]
+        gate = verdicts(accuracy, spec.accuracy, dict.fromkeys(row_artifacts))
+        df["accuracy"] = [gate[a].gate.value for a in row_artifacts]
     counts = {str(k): int(v) for k, v in df["source"].value_counts().items()}
-    sla = best_under(df, Bounds.of(spec.sla), axes) if spec.sla and not df.empty else None
+    sla = best_under(eligible(df), Bounds.of(spec.sla), axes) if spec.sla and not df.empty else None
     return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
-                    utilisation(current), run_facts(current, spec), counts, sla)
+                    utilisation(current), run_facts(current, spec), counts, sla, gate)
+
+
+def eligible(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that may be called best: all but those of an artifact that failed the accuracy gate."""
+    return df[df["accuracy"] != Gate.FAIL.value]
+
+
+def excluded(df: pd.DataFrame) -> pd.DataFrame:
+    """Successful points of an artifact that failed the accuracy gate, best first: listed, never ranked."""
+    ok = df[(df["status"] == Status.OK.value) & (df["accuracy"] == Gate.FAIL.value)]
+    return ok.sort_values("output_tok_per_s", ascending=False, kind="stable")
 
 
 def groups(a: Analysis) -> list[tuple[dict[str, Any], pd.DataFrame]]:
@@ -158,8 +181,10 @@ def groups(a: Analysis) -> list[tuple[dict[str, Any], pd.DataFrame]]:
 
 
 def ranked(df: pd.DataFrame) -> pd.DataFrame:
-    """Successful points, best output token throughput first; ties keep grid order."""
-    ok = df[df["status"] == Status.OK.value]
+    """Successful points that passed (or had no) accuracy gate, best output token throughput first; ties keep
+    grid order."""
+    ok = eligible(df)
+    ok = ok[ok["status"] == Status.OK.value]
     return ok.sort_values("output_tok_per_s", ascending=False, kind="stable")
 
 

@@ -122,12 +122,35 @@ def sla_section(spec: SweepSpec, a: an.Analysis) -> str | None:
 
 
 def top_table(df: pd.DataFrame, n: int, axes: list[str]) -> str:
+    gated = bool(df["accuracy"].notna().any())
     rows = [
         (rank, *_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), fmt_rate(r["output_tok_per_s"]),
-         fmt_rate(r["request_per_s"]), fmt_tokens(r["total_tokens"]))
+         fmt_rate(r["request_per_s"]), fmt_tokens(r["total_tokens"]), *([r["accuracy"]] if gated else []))
         for rank, (_, r) in enumerate(an.top(df, n).iterrows(), 1)
     ]
-    return md_table((TOP_HEADER[0], *(AXIS_TITLES[a] for a in axes), *TOP_HEADER[1:]), rows)
+    return md_table((TOP_HEADER[0], *(AXIS_TITLES[a] for a in axes), *TOP_HEADER[1:],
+                     *(["Accuracy gate"] if gated else [])), rows)
+
+
+def accuracy_section(spec: SweepSpec, a: an.Analysis) -> str | None:
+    """The gate per artifact, and what it kept out of every ranking above: each failing artifact's best point."""
+    if a.accuracy is None or spec.accuracy is None:
+        return None
+    acc = spec.accuracy
+    out = [f"`trtbench accuracy run` (trtllm-eval {', '.join(acc.tasks)}, {acc.samples or 'all'} samples per task): an "
+           f"artifact passes when every score is at least {acc.tolerance:g} x the {acc.reference} reference's. Scores "
+           f"x 100, change from the reference in brackets.", ""]
+    out.append(md_table(("Artifact", "Gate", "Scores", "Why"),
+                        [(v.artifact.label, str(v.gate), v.summary or "-", "; ".join(v.reasons) or "-")
+                         for v in a.accuracy.values()]))
+    dropped = an.excluded(a.results)
+    if not dropped.empty:
+        best = dropped.groupby(a.axes, sort=False).head(1) if a.axes else dropped.head(1)
+        rows = [(*_axes(r, a.axes), r["isl"], r["osl"], fmt_rate(r["output_tok_per_s"])) for _, r in best.iterrows()]
+        out += ["", f"**Excluded from every ranking** ({len(dropped)} point(s) of artifacts that failed the gate); "
+                "each one's best point, which would otherwise have ranked:", "",
+                md_table((*(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Token Throughput"), rows)]
+    return "\n".join(out)
 
 
 def best_by_table(df: pd.DataFrame, key: str) -> str:
@@ -140,7 +163,8 @@ def best_by_table(df: pd.DataFrame, key: str) -> str:
 def best_by_section(a: an.Analysis, key: str) -> str:
     parts = []
     for values, frame in an.groups(a):
-        table = best_by_table(frame, key)
+        table = best_by_table(frame, key) if not an.ranked(frame).empty or an.excluded(frame).empty else \
+            "Excluded: this artifact failed the accuracy gate (see Accuracy Gate)."
         parts.append(f"### {group_title(values)}\n\n{table}" if values else table)
     return "\n\n".join(parts)
 
@@ -322,6 +346,7 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
         note += f" Ranked across every {', '.join(AXIS_TITLES[x] for x in a.axes)} combination."
     sections: list[tuple[str, str | None]] = [
         (f"Top {top_n} Configurations by Token Throughput", f"{source} {note}\n\n{top_table(df, top_n, a.axes)}"),
+        ("Accuracy Gate", accuracy_section(spec, a)),
         ("Best under the SLA", sla_section(spec, a)),
         ("Best by Input Length", f"{source}\n\n{best_by_section(a, 'isl')}"),
         ("Best by Output Length", f"{source}\n\n{best_by_section(a, 'osl')}"),

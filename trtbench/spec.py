@@ -319,6 +319,8 @@ class AccuracySpec(_Strict):
     samples: Requests | None = Field(100, description="per task; null runs the full set")
     rouge_path: PathText | None = Field(None, description="a local copy of HF evaluate's rouge metric (offline)")
     reference: Precision = Precision.BF16
+    reference_run: PathText | None = Field(None, description="a run directory holding the reference's scores, "
+                                                             "where this sweep does not build it")
     tolerance: float = Field(0.99, gt=0, le=1)
     timeout_s: Seconds = 3600.0
 
@@ -425,9 +427,11 @@ class SweepSpec(_Strict):
 
     @model_validator(mode="after")
     def _reference_is_built(self) -> SweepSpec:
-        if self.accuracy is not None and self.accuracy.reference not in self.precisions:
-            raise ValueError(f"accuracy.reference: {self.accuracy.reference} is not a precision of this sweep "
-                             f"({', '.join(map(str, self.precisions))}); add it to grid.precision")
+        acc = self.accuracy
+        if acc is not None and acc.reference not in self.precisions and acc.reference_run is None:
+            raise ValueError(f"accuracy.reference: {acc.reference} is not a precision of this sweep "
+                             f"({', '.join(map(str, self.precisions))}); add it to grid.precision, or name the run "
+                             f"that scored it in accuracy.reference_run")
         return self
 
     @property

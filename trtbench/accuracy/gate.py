@@ -63,7 +63,7 @@ def verdicts(records: Iterable[AccuracyRecord], spec: AccuracySpec, artifacts: I
         if artifact.precision is spec.reference:
             out[artifact] = Verdict(artifact, Gate.REFERENCE, scores)
             continue
-        ref = _reference(artifact, spec, artifacts, by_artifact)
+        ref = _reference(artifact, spec, by_artifact)
         if ref is None:
             out[artifact] = Verdict(artifact, Gate.UNKNOWN, scores, reasons=(
                 f"no {spec.reference} reference scores for {', '.join(spec.tasks)}",))
@@ -83,10 +83,11 @@ def _why_missing(task: str, record: AccuracyRecord | None) -> str:
     return f"{task}: {record.status}: {record.cause}"
 
 
-def _reference(artifact: Artifact, spec: AccuracySpec, artifacts: list[Artifact],
-               by_artifact: dict[Artifact, dict[str, AccuracyRecord]]) -> dict[str, dict[str, float]] | None:
-    """The reference precision's scores: of the same TP x PP where it was built so, else of any build of it."""
-    candidates = sorted((a for a in artifacts if a.precision is spec.reference),
+def _reference(artifact: Artifact, spec: AccuracySpec, by_artifact: dict[Artifact, dict[str, AccuracyRecord]]
+               ) -> dict[str, dict[str, float]] | None:
+    """The reference precision's scores (this run's or the reference run's): of the same TP x PP where it was
+    scored so, else of any build of it."""
+    candidates = sorted((a for a in by_artifact if a.precision is spec.reference),
                         key=lambda a: (a.tp, a.pp) != (artifact.tp, artifact.pp))
     for ref in candidates:
         runs = by_artifact.get(ref, {})

@@ -67,6 +67,12 @@ def load(run_dir: Path) -> list[AccuracyRecord]:
     return list(latest.values())
 
 
+def load_for(run_dir: Path, reference_run: str | None) -> list[AccuracyRecord]:
+    """The run's records, and the reference run's (spec `accuracy.reference_run`) where the reference was
+    scored in another run."""
+    return load(run_dir) + (load(Path(reference_run)) if reference_run else [])
+
+
 def append(run_dir: Path, record: AccuracyRecord) -> None:
     """One line, flushed and fsynced before the next run starts: a kill loses at most the run in progress."""
     run_dir.mkdir(parents=True, exist_ok=True)

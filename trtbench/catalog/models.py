@@ -122,9 +122,43 @@ _LIMITS = {
 }
 
 
+# config.json fields that make a model something other than a dense decoder with full attention on every layer,
+# which is all ModelArch describes: such a model is refused, never sized as if it were dense.
+_UNMODELLED = {
+    "num_local_experts": "mixture of experts", "num_experts": "mixture of experts",
+    "n_routed_experts": "mixture of experts", "num_experts_per_tok": "mixture of experts",
+    "moe_intermediate_size": "mixture of experts", "n_shared_experts": "mixture of experts",
+    "kv_lora_rank": "multi-head latent attention", "q_lora_rank": "multi-head latent attention",
+    "full_attention_interval": "linear-attention layers", "linear_num_value_heads": "linear-attention layers",
+    "attn_type_list": "linear-attention layers", "text_config": "a multimodal model's text part",
+}
+
+
+def unmodelled(cfg: dict[str, Any]) -> str | None:
+    """The first field of `cfg` naming an architecture trtbench does not model, as `field (what)`; None
+    for a dense decoder. Zero or null expert counts are dense (some dense configs carry the key)."""
+    for key, what in _UNMODELLED.items():
+        value = cfg.get(key)
+        if value not in (None, 0, False, {}, []):
+            return f"{key} ({what})"
+    layer_types = cfg.get("layer_types")
+    if isinstance(layer_types, list):
+        other = sorted({t for t in layer_types if t != "full_attention"}, key=str)
+        if other:
+            return f"layer_types ({', '.join(map(str, other))} layers)"
+    window = cfg.get("sliding_window")
+    if isinstance(window, int) and window > 0 and cfg.get("use_sliding_window", True) and window < cfg.get(
+            "max_position_embeddings", 131072):
+        return f"sliding_window ({window}-token attention window)"
+    return None
+
+
 def load_hf_config(path: Path, name: str) -> ModelArch:
     path, cfg = _read_config(path)
     where = f"model config {path}"
+    if (field := unmodelled(cfg)) is not None:
+        raise SpecError(f"{where}: {field} is not modelled by trtbench, which sizes dense decoders only; "
+                        f"refusing rather than planning it as a dense model")
 
     def count(key: str, default: int | None = None) -> int:
         """A positive whole number within _LIMITS; `default` where the field is absent or null."""

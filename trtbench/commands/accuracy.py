@@ -18,11 +18,12 @@ from trtbench.accuracy.rouge import METRICS, read_pairs, score
 from trtbench.accuracy.targets import TARGETS
 from trtbench.backends.base import Evaluates
 from trtbench.backends.registry import select_backend
-from trtbench.commands.utils import console, interruptible
+from trtbench.commands.utils import console, interruptible, report_run
 from trtbench.errors import SpecError
 from trtbench.grid import Point, expand
 from trtbench.records import Status
 from trtbench.spec import AccuracySpec, SweepSpec, load_spec
+from trtbench.store import RUN_META
 
 
 def score_file(path: Path, target: str, as_json: bool) -> None:
@@ -77,8 +78,10 @@ def run_spec(spec_path: Path, out: Path | None, no_build: bool) -> None:
             said = ", ".join(f"{k} {v:.2f}" for k, v in record.scores.items()) if record.status is Status.OK \
                 else f"{record.status}: {record.cause}"
             console.print(f"    {said} ({record.wall_s:,.0f} s, log: {record.log})")
-    results = verdicts(records.load(run_dir), acc, one_each)
+    results = verdicts(records.load_for(run_dir, acc.reference_run), acc, one_each)
     console.print(verdict_table(results.values(), acc))
+    if (run_dir / RUN_META).is_file():  # the sweep ran: its report now shows the gate
+        console.print(f"report: {report_run(run_dir)}")
     if any(v.gate in (Gate.FAIL, Gate.UNKNOWN) for v in results.values()):
         raise typer.Exit(1)
 

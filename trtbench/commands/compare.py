@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from trtbench import analyze
-from trtbench.commands.utils import console, warn
+from trtbench.commands.utils import analyze_run, console, warn
 from trtbench.compare import Comparison, compare
 from trtbench.files import atomic_write
 from trtbench.report import AXIS_TITLES, fmt_count, fmt_rate, md_table
@@ -17,13 +17,25 @@ from trtbench.store import RunStore
 def _load(run_dir: Path) -> tuple[analyze.Analysis, str, bool]:
     store = RunStore.open(run_dir, warn)
     spec, meta = store.spec(), store.meta()
-    result = analyze.analyze(store.records(), meta.get("point_ids", []), spec)
+    result = analyze_run(store, run_dir)
     backend = meta.get("provenance", {}).get("backend", {}).get("backend", spec.backend)
     label = f"{run_dir.name} ({spec.model.name.split('/')[-1]} {spec.precision}, KV {spec.kv_cache_dtype}, {backend})"
     return result, label, bool(result.counts.get("simulated"))
 
 
-def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simulated: bool) -> str:
+def accuracy_rows(a: analyze.Analysis, b: analyze.Analysis) -> list[tuple[str, str, str, str, str]]:
+    """(task, metric, A, B, B-A) where each run gated one artifact (an FP8 run against an FP16 one, say)."""
+    if not a.accuracy or not b.accuracy or len(a.accuracy) != 1 or len(b.accuracy) != 1:
+        return []
+    [va], [vb] = a.accuracy.values(), b.accuracy.values()
+    return [(task, metric, f"{score:.2f}", f"{vb.scores[task][metric]:.2f}",
+             f"{vb.scores[task][metric] - score:+.2f}")
+            for task, metrics in va.scores.items() for metric, score in metrics.items()
+            if metric in vb.scores.get(task, {})]
+
+
+def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simulated: bool,
+           accuracy: list[tuple[str, str, str, str, str]] | None = None) -> str:
     axes = [k for k in cmp.keys if k in AXIS_TITLES]
     out = [f"# Comparison: B = {b_label} vs A = {a_label}", ""]
     if simulated:
@@ -31,6 +43,9 @@ def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simul
     geo = f"**{cmp.geomean:.3f}x**" if cmp.geomean is not None else "n/a (no point succeeded in both)"
     both = int(cmp.joined["ratio"].notna().sum())
     out += [f"Geometric-mean speedup of B over A (output tokens/s, {both} points that succeeded in both): {geo}", ""]
+    if accuracy:
+        out += ["Accuracy beside it (trtllm-eval scores x 100 of each run's artifact, `trtbench accuracy run`):", "",
+                md_table(("Task", "Metric", "A", "B", "B-A"), accuracy), ""]
     if cmp.only_in_a or cmp.only_in_b:
         out += [f"Not compared: {cmp.only_in_a} point(s) only in A, {cmp.only_in_b} only in B.", ""]
     rows = []
@@ -75,7 +90,7 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True)
                            fmt="{:.2f}x")
             if path is not None:
                 drawn.append(path)
-    atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim))
+    atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b)))
     atomic_write(out / "compare.csv", cmp.joined.to_csv(index=False))
     geo = f"{cmp.geomean:.3f}x" if cmp.geomean is not None else "n/a"
     console.print(f"compared {len(cmp.joined)} points, geometric-mean B/A {geo}: {out / 'compare.md'}")

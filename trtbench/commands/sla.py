@@ -9,7 +9,7 @@ from rich.table import Table
 
 from trtbench import analyze
 from trtbench.commands.report import merge_slurm
-from trtbench.commands.utils import console, warn
+from trtbench.commands.utils import analyze_run, console, warn
 from trtbench.errors import SpecError
 from trtbench.files import atomic_write
 from trtbench.report import md_table, sla_columns, sla_rows
@@ -22,8 +22,8 @@ def sla(run_dir: Path, bounds: Bounds) -> None:
         raise SpecError("give at least one bound: --ttft-p95-ms, --tpot-p95-ms or --latency-p95-ms")
     merge_slurm(run_dir)
     store = RunStore.open(run_dir, warn)
-    analysis = analyze.analyze(store.records(), store.meta().get("point_ids", []), store.spec())
-    table = best_under(analysis.results, bounds, analysis.axes)
+    analysis = analyze_run(store, run_dir)
+    table = best_under(analyze.eligible(analysis.results), bounds, analysis.axes)
     columns = sla_columns(table, analysis.axes, bounds)
     headers, rows = sla_rows(table, columns)
     title = f"Best configuration per ISL/OSL under {bounds.describe()}"

@@ -19,6 +19,8 @@ from trtbench.store import RunStore
 if TYPE_CHECKING:
     import pandas as pd
 
+    from trtbench.analyze import Analysis
+
 console = Console(stderr=True, highlight=False)
 
 
@@ -50,14 +52,24 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise TrtbenchError(f"cannot read CSV {path}: {str(exc).splitlines()[0]}") from None
 
 
+def analyze_run(store: RunStore, run_dir: Path) -> Analysis:
+    """A run directory's records, analysed with its accuracy records (and the reference run's) for the gate."""
+    from trtbench import analyze
+    from trtbench.accuracy import records as accuracy_records
+
+    spec = store.spec()
+    reference_run = spec.accuracy.reference_run if spec.accuracy else None
+    return analyze.analyze(store.records(), store.meta().get("point_ids", []), spec,
+                           accuracy_records.load_for(run_dir, reference_run))
+
+
 def report_run(run_dir: Path, top_n: int = 10, plots: bool = True) -> Path:
     """Analyze a run directory and write its report (and plots unless told not to); returns the report's path."""
-    from trtbench import analyze
     from trtbench.report import write_report
 
     store = RunStore.open(run_dir, warn)
     meta, spec = store.meta(), store.spec()
-    analysis = analyze.analyze(store.records(), meta.get("point_ids", []), spec)
+    analysis = analyze_run(store, run_dir)
     drawn = None
     if plots:
         from trtbench.plots import draw

@@ -223,9 +223,10 @@ class TrtllmBackend:
         if inv.options_yaml is not None:
             _write_options(inv.options_yaml, options or {})
         args = eval_args(inv, self.spec.trtllm.eval_executable, task, acc)
+        start = log_path.stat().st_size if log_path.exists() else 0  # a rerun appends to the same log
         result = run_logged(args, log_path, acc.timeout_s, env=dict(env) if env else None)
-        scores, evaluated = parse_scores(list(log_lines(log_path)), task)
-        failure = classify(result.returncode, result.timed_out, scan_run(result, log_path, 0), bool(scores),
+        scores, evaluated = parse_scores(list(log_lines(log_path, start)), task)
+        failure = classify(result.returncode, result.timed_out, scan_run(result, log_path, start), bool(scores),
                            acc.timeout_s)
         if failure is not None and failure.status is Status.NO_REPORT:
             failure = Failure(Status.NO_REPORT, "", f"exit 0 but no {task} scores logged; last output: "

@@ -128,10 +128,16 @@ def model_and_path(inv: Invocation) -> tuple[str, str | None]:
     built (PyTorch path), a pre-quantized checkpoint on the hub, or the spec's model."""
     spec = inv.spec
     model, model_path = spec.model.name, inv.model_path if inv.mode == "pytorch" else spec.model.path
-    checkpoint = spec.build.checkpoint if inv.mode == "pytorch" else None
+    checkpoint = fp8_checkpoint(spec) if inv.mode == "pytorch" else None
     if checkpoint and not Path(checkpoint).is_dir():  # a pre-quantized checkpoint on the hub, loaded by name
         model, model_path = checkpoint, None
     return model, model_path
+
+
+def fp8_checkpoint(spec: SweepSpec) -> str | None:
+    """`build.checkpoint` is pre-quantized FP8: what FP8 points load; the 16-bit points of a precision grid
+    load the model itself."""
+    return spec.build.checkpoint if spec.precision is Precision.FP8 else None
 
 
 def _throughput_only(spec: SweepSpec, v: TrtllmVersion) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from trtbench.backends.trtllm.build.quantize import Quantization, quantization_for
-from trtbench.backends.trtllm.command import choose_mode
+from trtbench.backends.trtllm.command import choose_mode, fp8_checkpoint
 from trtbench.backends.trtllm.version import NEWEST_TEXT, TrtllmVersion
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
@@ -84,7 +84,8 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
         return BuildConfig(
             model=spec.model.name, model_path=spec.model.path, precision=spec.precision.value,
             kv_cache_dtype=spec.kv_cache_dtype.value, tp=None, pp=None, path=path, tool=None, max_seq_len=None,
-            max_input_len=None, max_batch_size=None, max_num_tokens=None, calib_size=None, checkpoint=b.checkpoint,
+            max_input_len=None, max_batch_size=None, max_num_tokens=None, calib_size=None,
+            checkpoint=fp8_checkpoint(spec),
             trtllm_version=version.text if version else NEWEST_TEXT, quantization=quantization_for(spec, fetch),
         )
     pairs = list(pairs or spec.pairs)
