@@ -99,11 +99,10 @@ DENSE = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 3
 
 
 @pytest.mark.parametrize(("extra", "named"), [
-    ({"num_local_experts": 8, "num_experts_per_tok": 2, "sliding_window": None},  # Mixtral-8x7B's config.json
-     "num_local_experts (mixture of experts)"),
-    ({"n_routed_experts": 256, "kv_lora_rank": 512, "q_lora_rank": 1536}, "n_routed_experts (mixture of experts)"),
-    ({"kv_lora_rank": 512}, "kv_lora_rank (multi-head latent attention)"),
-    ({"num_experts": 128, "moe_intermediate_size": 768}, "num_experts (mixture of experts)"),  # Qwen3-30B-A3B
+    ({"n_routed_experts": 256, "kv_lora_rank": 512, "q_lora_rank": 1536}, "kv_lora_rank (multi-head latent "
+                                                                          "attention)"),
+    ({"n_routed_experts": 64, "num_experts_per_tok": 6}, "n_routed_experts (DeepSeek-style mixture of experts)"),
+    ({"num_experts": 60, "num_experts_per_tok": 4, "decoder_sparse_step": 2}, "decoder_sparse_step (2: MoE on"),
     ({"layer_types": ["linear_attention", "linear_attention", "full_attention"]},
      "layer_types (linear_attention layers)"),
     ({"layer_types": ["sliding_attention", "full_attention"]}, "layer_types (sliding_attention layers)"),
@@ -114,7 +113,7 @@ def test_a_config_trtbench_does_not_model_is_refused_naming_the_field(tmp_path, 
     (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
     with pytest.raises(SpecError) as err:
         resolve_model("acme/moe", config=tmp_path)
-    assert named in str(err.value) and "dense" in str(err.value)
+    assert named in str(err.value) and "refusing" in str(err.value)
 
 
 @pytest.mark.parametrize("extra", [
@@ -127,16 +126,23 @@ def test_dense_configs_with_such_keys_still_load(tmp_path, extra):
     assert resolve_model("acme/dense", config=tmp_path).layers == 32
 
 
-def test_a_mixtral_spec_is_refused_before_planning(cli, write_spec, tmp_path):
-    (tmp_path / "mixtral").mkdir()
-    (tmp_path / "mixtral" / "config.json").write_text(json.dumps({**DENSE, "num_local_experts": 8,
-                                                                   "num_experts_per_tok": 2}))
+DEEPSEEK_V3 = {  # deepseek-ai/DeepSeek-V3 config.json: 671B in all, 37B active; latent attention
+    "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048, "num_hidden_layers": 61,
+    "num_attention_heads": 128, "num_key_value_heads": 128, "vocab_size": 129280, "max_position_embeddings": 163840,
+    "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
+    "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128,
+}
+
+
+def test_a_deepseek_v3_spec_is_refused_never_sized_as_dense(cli, write_spec, tmp_path):
+    (tmp_path / "dsv3").mkdir()
+    (tmp_path / "dsv3" / "config.json").write_text(json.dumps(DEEPSEEK_V3))
     from tests.conftest import SMALL_SPEC
 
-    spec = SMALL_SPEC.replace("model: meta-llama/Llama-3.1-8B", f"model: {{name: mistralai/Mixtral-8x7B-v0.1, "
-                                                                 f"config: {tmp_path / 'mixtral'}}}")
+    spec = SMALL_SPEC.replace("model: meta-llama/Llama-3.1-8B", f"model: {{name: deepseek-ai/DeepSeek-V3, "
+                                                                 f"config: {tmp_path / 'dsv3'}}}")
     for command in ("plan", "sweep"):
         result = cli(command, str(write_spec(spec)))
         assert result.code == 2 and len(result.err.splitlines()) == 1, result.err
-        assert "num_local_experts (mixture of experts) is not modelled" in result.err
+        assert "kv_lora_rank (multi-head latent attention) is not modelled" in result.err
     assert not (tmp_path / "runs" / "tiny" / "results.jsonl").exists()

@@ -60,19 +60,24 @@ FP8_KV_SCHEME = {"dynamic": False, "num_bits": 8, "type": "float"}  # reference 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama with random bf16 weights and a word-level tokenizer, as save_pretrained writes it."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
     path = tmp_path_factory.mktemp("tiny-llama")
     torch.manual_seed(0)
     config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=LAYERS,
                                       num_attention_heads=4, num_key_value_heads=2, vocab_size=512,
                                       max_position_embeddings=256)
     transformers.LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(path)
+    tiny_tokenizer(path)
+    return path
+
+
+def tiny_tokenizer(path: Path) -> None:
+    """A word-level tokenizer over WORDS, saved beside a tiny model."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
     tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, **{w: i + 1 for i, w in enumerate(sorted(set(WORDS)))}},
                                            unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(path)
-    return path
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 from trtbench import analyze as an
+from trtbench.catalog.models import resolve_model
+from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
 from trtbench.sla import Bounds
 from trtbench.spec import BenchMode, SweepSpec
@@ -306,6 +308,15 @@ def provenance_section(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any]) ->
     return md_table(("Field", "Value"), rows)
 
 
+def _parameters(spec: SweepSpec) -> str:
+    """Total (and active, for a mixture of experts) parameters; '?' where the model cannot be resolved here
+    (a config file that is gone since the run)."""
+    try:
+        return resolve_model(spec.model.name, spec.model.preset, spec.model.config).describe()
+    except TrtbenchError:
+        return "?"
+
+
 def _deployment_cell(spec: SweepSpec, axis: str, value: Any) -> str:
     return "swept" if axis in spec.grid.swept() else str(value)
 
@@ -326,8 +337,8 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
                 f"simulator ({perf_model}), not measured on a GPU. Treat them as estimates."
                 + calibration_note(backend.get("calibration")), ""]
     tp_pp = "swept" if {"tp", "pp"} & set(spec.grid.swept()) else f"{spec.tp} x {spec.pp}"
-    out += [md_table(("Model", "GPU", "Precision", "KV cache", "TP x PP", "Backend", "Spec hash"),
-                     [(spec.model.name, gpu, _deployment_cell(spec, "precision", spec.precision),
+    out += [md_table(("Model", "Parameters", "GPU", "Precision", "KV cache", "TP x PP", "Backend", "Spec hash"),
+                     [(spec.model.name, _parameters(spec), gpu, _deployment_cell(spec, "precision", spec.precision),
                        _deployment_cell(spec, "kv_cache_dtype", spec.kv_cache_dtype), tp_pp,
                        backend.get("backend", spec.backend), spec.hash())]), ""]
     best = an.top(df, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,13 @@ from trtbench.errors import SpecError
 
 @dataclass(frozen=True)
 class ModelArch:
+    """A decoder with full attention on every layer; a mixture of experts when `experts` > 0: every layer but
+    the first `dense_layers` routes each token to `top_k` of `experts` FFNs of width `moe_intermediate` (plus a
+    shared FFN of width `shared_intermediate`, which every token passes through)."""
+
     name: str
     hidden: int
-    intermediate: int
+    intermediate: int  # the FFN width of dense layers
     layers: int
     heads: int
     kv_heads: int
@@ -24,13 +29,47 @@ class ModelArch:
     tie_embeddings: bool = False
     qkv_bias: bool = False
     max_position: int = 131072
+    experts: int = 0
+    top_k: int = 0
+    moe_intermediate: int = 0
+    shared_intermediate: int = 0
+    dense_layers: int = 0
 
     @property
-    def params_per_layer(self) -> int:
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def attention_params_per_layer(self) -> int:
         d, dh = self.hidden, self.head_dim
         attn = d * self.heads * dh + 2 * d * self.kv_heads * dh + self.heads * dh * d
         bias = (self.heads + 2 * self.kv_heads) * dh if self.qkv_bias else 0
-        return attn + bias + 3 * d * self.intermediate + 2 * d
+        return attn + bias + 2 * d  # and the two norms
+
+    @property
+    def expert_params(self) -> int:
+        """One routed expert's gate, up and down projections."""
+        return 3 * self.hidden * self.moe_intermediate
+
+    @property
+    def router_params(self) -> int:
+        """The MoE layers' routers (ModelOpt's FP8 export leaves them 16-bit)."""
+        return self.moe_layers * self.hidden * self.experts
+
+    @property
+    def params_per_layer(self) -> int:
+        """A dense layer's parameters."""
+        return self.attention_params_per_layer + 3 * self.hidden * self.intermediate
+
+    def _moe_layer_params(self, routed: float) -> float:
+        """A MoE layer with `routed` experts' weights counted: attention, router, shared FFN, experts."""
+        d = self.hidden
+        return (self.attention_params_per_layer + d * self.experts + 3 * d * self.shared_intermediate
+                + routed * self.expert_params)
 
     @property
     def embedding_params(self) -> int:
@@ -40,19 +79,50 @@ class ModelArch:
     def lm_head_params(self) -> int:
         return 0 if self.tie_embeddings else self.vocab * self.hidden
 
+    def streamed_params(self, touched: float) -> float:
+        """Transformer parameters read when `touched` experts per MoE layer are active: all of a dense model."""
+        dense = (self.layers - self.moe_layers) * self.params_per_layer
+        return dense + self.moe_layers * self._moe_layer_params(touched) + self.hidden
+
     @property
     def transformer_params(self) -> int:
-        """Parameters every generated token multiplies through (all layers, no embedding or head)."""
-        return self.layers * self.params_per_layer + self.hidden
+        """Every parameter of the layers (all experts), no embedding or head: what the GPUs hold."""
+        return round(self.streamed_params(self.experts))
+
+    @property
+    def active_params(self) -> int:
+        """Transformer parameters one token multiplies through (its top-k experts): what its FLOPs scale with."""
+        return round(self.streamed_params(self.top_k))
+
+    @property
+    def active_ffn(self) -> int:
+        """The FFN width one token passes through in a MoE layer (all layers of a dense model)."""
+        return self.top_k * self.moe_intermediate + self.shared_intermediate if self.is_moe else self.intermediate
 
     @property
     def params(self) -> int:
         return self.transformer_params + self.embedding_params + self.lm_head_params
 
+    def describe(self) -> str:
+        """`46.7B parameters, 12.9B active per token (8 experts, top-2)`, or `8.0B parameters (dense)`."""
+        if not self.is_moe:
+            return f"{self.params / 1e9:.1f}B parameters (dense)"
+        active = self.active_params + self.embedding_params + self.lm_head_params
+        return (f"{self.params / 1e9:.1f}B parameters, {active / 1e9:.1f}B active per token ({self.experts} experts, "
+                f"top-{self.top_k})")
+
     def kv_bytes_per_token(self, kv_dtype_bytes: int, tp: int = 1) -> int:
         """KV cache bytes per token on one TP rank, as TensorRT-LLM's runtime sizes it."""
         kv_heads_per_rank = max(1, self.kv_heads // tp)
         return 2 * self.layers * kv_heads_per_rank * self.head_dim * kv_dtype_bytes
+
+
+def expected_experts(tokens: float, experts: int, top_k: int) -> float:
+    """Distinct experts a batch of `tokens` touches in one layer, each token routed to `top_k` of `experts`
+    uniformly: E (1 - (1 - k/E)^T). One token touches k; a large batch, all E."""
+    if experts == 0 or tokens <= 0:
+        return 0.0
+    return experts * (1 - (1 - top_k / experts) ** tokens)
 
 
 def _llama(name: str, hidden: int, inter: int, layers: int, heads: int, head_dim: int,
@@ -71,6 +141,11 @@ PRESETS: dict[str, ModelArch] = {
         _llama("Llama-3.2-3B", 3072, 8192, 28, 24, 128, tie=True),
         ModelArch("Mistral-7B", 4096, 14336, 32, 32, 8, 128, 32000, max_position=32768),
         ModelArch("Qwen2.5-7B", 3584, 18944, 28, 28, 4, 128, 152064, qkv_bias=True),
+        # Mixtures of experts, from their published config.json (mistralai/Mixtral-8x7B-v0.1, Qwen/Qwen3-30B-A3B)
+        ModelArch("Mixtral-8x7B", 4096, 14336, 32, 32, 8, 128, 32000, max_position=32768, experts=8, top_k=2,
+                  moe_intermediate=14336),
+        ModelArch("Qwen3-30B-A3B", 2048, 6144, 48, 32, 4, 128, 151936, max_position=40960, experts=128, top_k=8,
+                  moe_intermediate=768),
     )
 }
 
@@ -119,16 +194,20 @@ _LIMITS = {
     "head_dim": 4096,
     "vocab_size": 1 << 24,
     "max_position_embeddings": 1 << 30,
+    "num_local_experts": 1 << 16,
+    "num_experts": 1 << 16,
+    "num_experts_per_tok": 1 << 16,
+    "moe_intermediate_size": 1 << 20,
+    "shared_expert_intermediate_size": 1 << 20,
 }
 
 
-# config.json fields that make a model something other than a dense decoder with full attention on every layer,
-# which is all ModelArch describes: such a model is refused, never sized as if it were dense.
+# config.json fields that make a model something ModelArch does not describe (a decoder with full attention on
+# every layer, dense or with plain top-k experts): such a model is refused, never sized as something else.
 _UNMODELLED = {
-    "num_local_experts": "mixture of experts", "num_experts": "mixture of experts",
-    "n_routed_experts": "mixture of experts", "num_experts_per_tok": "mixture of experts",
-    "moe_intermediate_size": "mixture of experts", "n_shared_experts": "mixture of experts",
     "kv_lora_rank": "multi-head latent attention", "q_lora_rank": "multi-head latent attention",
+    "n_routed_experts": "DeepSeek-style mixture of experts", "n_shared_experts": "DeepSeek-style shared experts",
+    "mlp_only_layers": "dense layers among the MoE layers", "moe_layer_freq": "MoE on some layers only",
     "full_attention_interval": "linear-attention layers", "linear_num_value_heads": "linear-attention layers",
     "attn_type_list": "linear-attention layers", "text_config": "a multimodal model's text part",
 }
@@ -136,7 +215,7 @@ _UNMODELLED = {
 
 def unmodelled(cfg: dict[str, Any]) -> str | None:
     """The first field of `cfg` naming an architecture trtbench does not model, as `field (what)`; None
-    for a dense decoder. Zero or null expert counts are dense (some dense configs carry the key)."""
+    for a dense decoder or a plain mixture of experts. Zero, null or empty values are absent."""
     for key, what in _UNMODELLED.items():
         value = cfg.get(key)
         if value not in (None, 0, False, {}, []):
@@ -146,6 +225,9 @@ def unmodelled(cfg: dict[str, Any]) -> str | None:
         other = sorted({t for t in layer_types if t != "full_attention"}, key=str)
         if other:
             return f"layer_types ({', '.join(map(str, other))} layers)"
+    step = cfg.get("decoder_sparse_step", 1)
+    if step not in (None, 1):
+        return f"decoder_sparse_step ({step}: MoE on every {step}th layer only)"
     window = cfg.get("sliding_window")
     if isinstance(window, int) and window > 0 and cfg.get("use_sliding_window", True) and window < cfg.get(
             "max_position_embeddings", 131072):
@@ -157,8 +239,8 @@ def load_hf_config(path: Path, name: str) -> ModelArch:
     path, cfg = _read_config(path)
     where = f"model config {path}"
     if (field := unmodelled(cfg)) is not None:
-        raise SpecError(f"{where}: {field} is not modelled by trtbench, which sizes dense decoders only; "
-                        f"refusing rather than planning it as a dense model")
+        raise SpecError(f"{where}: {field} is not modelled by trtbench (dense decoders and plain top-k mixtures "
+                        f"of experts only); refusing rather than planning it as something it is not")
 
     def count(key: str, default: int | None = None) -> int:
         """A positive whole number within _LIMITS; `default` where the field is absent or null."""
@@ -191,7 +273,22 @@ def load_hf_config(path: Path, name: str) -> ModelArch:
         tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
         max_position=count("max_position_embeddings", 131072),
+        **_experts(cfg, where, count),
     )
+
+
+def _experts(cfg: dict[str, Any], where: str, count: Callable[[str, int | None], int]) -> dict[str, int]:
+    """The MoE fields of a config: Mixtral's num_local_experts, Qwen-MoE's num_experts; experts as wide as
+    intermediate_size unless moe_intermediate_size says otherwise; Qwen2-MoE's shared expert."""
+    key = next((k for k in ("num_local_experts", "num_experts") if cfg.get(k)), None)
+    if key is None:
+        return {}
+    experts, top_k = count(key, None), count("num_experts_per_tok", None)
+    if top_k > experts:
+        raise SpecError(f"{where}: num_experts_per_tok ({top_k}) is more than {key} ({experts})")
+    return {"experts": experts, "top_k": top_k,
+            "moe_intermediate": count("moe_intermediate_size", count("intermediate_size", None)),
+            "shared_intermediate": count("shared_expert_intermediate_size", 0)}
 
 
 def _read_config(path: Path) -> tuple[Path, dict[str, Any]]:

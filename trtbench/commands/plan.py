@@ -53,6 +53,7 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
                       f"[{style}]{mem.verdict}[/]", f"{mem.max_concurrent_seqs:,}", f"{mem.kv_pool_gib:.1f}",
                       str(mem.max_batch_size), str(mem.max_num_tokens), cause)
     console.print(table)
+    console.print(f"model: {deployments.base.arch.name}, {deployments.base.arch.describe()}")
     print_wall_time(spec, points, gpus, (executor or spec.executor.kind) == "slurm")
     if spec.backend != "sim":
         print_engines(spec, points)

@@ -114,7 +114,7 @@ class Coverage:
 
 def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     """Whether `dep` is the kind of deployment the committed factors were fitted on: a calibrated GPU,
-    FP8, a calibrated TP size, and an interconnect the all-reduce model knows."""
+    FP8, a calibrated TP size, an interconnect the all-reduce model knows, and a dense model."""
     info = load()[1] if info is None else info
     outside = []
     gpus, by_tp = info.get("gpus", []), info.get("mape_by_tp", {})
@@ -129,6 +129,9 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
         outside.append(f"how the {dep.gpu.name} GPUs connect is unknown (costed as PCIe Gen5)")
     if dep.pp > 1:
         outside.append("pipeline parallelism (never calibrated)")
+    if dep.arch.is_moe:
+        outside.append(f"a mixture of experts ({dep.arch.experts} experts, top-{dep.arch.top_k}; fitted on dense "
+                       f"models, and expert GEMMs and routing are never calibrated)")
     borrowed = release_factor(dep.release, info)[1]
     if borrowed:
         outside.append(borrowed)

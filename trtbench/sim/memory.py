@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from trtbench.catalog.models import expected_experts
 from trtbench.deployment import Deployment
 from trtbench.records import Memory, Status
 from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
@@ -45,12 +46,16 @@ class MemoryPlan:
         return Memory(**{k: v for k, v in asdict(self).items() if k not in ("verdict", "cause")})
 
 
-def weights_bytes_per_rank(dep: Deployment) -> float:
+def weights_bytes_per_rank(dep: Deployment, tokens: float | None = None) -> float:
     """Quantized layers at the precision's width; the embedding table and lm_head stay 16-bit,
-    as ModelOpt's FP8 recipe leaves them (8B FP8: 9.1 GB, the study's "~8.6 GB" engine)."""
+    as ModelOpt's FP8 recipe leaves them (8B FP8: 9.1 GB, the study's "~8.6 GB" engine), and so do a mixture
+    of experts' routers. With `tokens`, only
+    the experts a batch of that many tokens touches (what one iteration reads); else all (what is held)."""
     arch = dep.arch
-    quantized = arch.transformer_params * dep.weight_bytes
-    kept = (arch.embedding_params + arch.lm_head_params) * 2
+    held = arch.transformer_params if tokens is None else arch.streamed_params(
+        expected_experts(tokens, arch.experts, arch.top_k))
+    quantized = (held - arch.router_params) * dep.weight_bytes
+    kept = (arch.embedding_params + arch.lm_head_params + arch.router_params) * 2
     return (quantized + kept) / dep.n_gpus
 
 
@@ -58,7 +63,8 @@ def activation_bytes_per_rank(dep: Deployment, max_num_tokens: int, max_batch_si
     """The runtime's workspace for one iteration of `max_num_tokens` tokens: the MLP's gate/up
     output and the attention/residual buffers, plus fp32 logits for every sampled sequence."""
     arch = dep.arch
-    per_token = ACTIVATION_BYTES * (2 * arch.intermediate + 4 * arch.hidden) / dep.tp
+    ffn = max(arch.active_ffn, arch.intermediate if arch.moe_layers < arch.layers else 0)
+    per_token = ACTIVATION_BYTES * (2 * ffn + 4 * arch.hidden) / dep.tp
     logits = max_batch_size * arch.vocab * LOGITS_BYTES
     return max_num_tokens * per_token + logits
 

@@ -19,12 +19,12 @@ def bound_s(dep: Deployment, plan: MemoryPlan, isl: int, osl: int, requests: int
     arch, n = dep.arch, dep.n_gpus
     decode_kv = (osl - 1) * isl + (osl - 1) * osl / 2  # sum of KV lengths over one request's decode steps
     context_pairs = isl * (isl + 1) / 2
-    gemm = 2 * arch.transformer_params * (isl + osl) / dep.gpu.peak_flops(dep.precision)
+    gemm = 2 * arch.active_params * (isl + osl) / dep.gpu.peak_flops(dep.precision)
     head = 2 * arch.vocab * arch.hidden * osl / dep.gpu.peak_flops("bf16")
     attn = 4 * arch.layers * arch.heads * arch.head_dim * (context_pairs + decode_kv) / dep.gpu.peak_flops("bf16")
     compute_s = requests * (gemm + head + attn) / n
     concurrency = max(1, min(plan.max_concurrent_seqs, plan.max_batch_size, requests))
     steps = math.ceil(requests * (osl - 1) / concurrency) + 1
     kv_bytes = requests * (decode_kv + isl + osl) * plan.kv_bytes_per_token
-    memory_s = (steps * weights_bytes_per_rank(dep) + kv_bytes) / (dep.gpu.hbm_tb_s * 1e12)
+    memory_s = (steps * weights_bytes_per_rank(dep, concurrency) + kv_bytes) / (dep.gpu.hbm_tb_s * 1e12)
     return max(compute_s, memory_s)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from trtbench.catalog.models import expected_experts
 from trtbench.deployment import Deployment
 from trtbench.sim.comm import allreduce_s
 
@@ -82,11 +83,23 @@ class AnalyticStep:
         bandwidth = gpu.hbm_tb_s * 1e12 * factors.eta_mem
         gemm_rate = gpu.peak_flops(dep.precision) * gpu.best_gemm_fraction(dep.precision) * factors.eta_gemm
         q, kv = arch.heads * arch.head_dim // tp, 2 * max(1, arch.kv_heads // tp) * arch.head_dim
-        shapes = ((q + kv, arch.hidden), (arch.hidden, q), (2 * arch.intermediate // tp, arch.hidden),
-                  (arch.hidden, arch.intermediate // tp))
+        # (layers it runs in, N, K) per GEMM: attention everywhere; the dense FFN in dense layers; in MoE layers
+        # the shared expert, and the routed experts apart (how many a batch touches decides what is read).
+        moe_layers = arch.moe_layers / dep.pp
+        shapes = [(layers, q + kv, arch.hidden), (layers, arch.hidden, q)]
+        for width, where in ((arch.intermediate, layers - moe_layers), (arch.shared_intermediate, moe_layers)):
+            if width and where:
+                shapes += [(where, 2 * width // tp, arch.hidden), (where, arch.hidden, width // tp)]
         # Per GEMM: seconds per token of compute, and seconds to stream its weights once (for all layers).
-        self.gemms = [(layers * 2 * n * k / (gemm_rate * shape_efficiency(n)), layers * n * k * dep.weight_bytes
-                       / bandwidth) for n, k in shapes]
+        self.gemms = [(n_layers * 2 * n * k / (gemm_rate * shape_efficiency(n)), n_layers * n * k * dep.weight_bytes
+                       / bandwidth) for n_layers, n, k in shapes]
+        # Routed experts: each token's top-k at the expert's shape; one expert's weights per MoE layer, read
+        # once per iteration for each expert the batch touches.
+        expert_n = 2 * arch.moe_intermediate // tp
+        self.expert_s_per_token = (moe_layers * arch.top_k * 2 * arch.expert_params / tp
+                                   / (gemm_rate * shape_efficiency(expert_n))) if arch.is_moe else 0.0
+        self.expert_weights_s = moe_layers * arch.expert_params / tp * dep.weight_bytes / bandwidth
+        self.experts, self.top_k = arch.experts, arch.top_k
         head_rate = gpu.peak_flops("bf16") * gpu.best_gemm_fraction("bf16") * factors.eta_gemm
         vocab = arch.vocab // tp
         self.head_s_per_sample = 2 * vocab * arch.hidden / (head_rate * shape_efficiency(vocab))
@@ -97,14 +110,18 @@ class AnalyticStep:
         self.attn_s_per_pair = 4 * layers * (arch.heads / tp) * arch.head_dim / attn_peak
         kv_bandwidth = gpu.hbm_tb_s * 1e12 * factors.eta_kv
         self.kv_s_per_token = arch.kv_bytes_per_token(dep.kv_dtype_bytes, tp) / dep.pp / kv_bandwidth
-        self.elementwise_s_per_token = layers * (NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE
-                                                 * arch.intermediate / tp) / bandwidth
+        self.elementwise_s_per_token = (layers * NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE / tp
+                                        * ((layers - moe_layers) * arch.intermediate + moe_layers * arch.active_ffn)
+                                        ) / bandwidth
         self.allreduces = 2 * layers if tp > 1 else 0
         self.message_bytes_per_token = arch.hidden * ACTIVATION_BYTES
         self.fixed_s = factors.t_iter_s + factors.t_layer_s * layers
 
     def iteration_s(self, b: Batch) -> float:
         gemm = sum(max(per_token * b.tokens, weights) for per_token, weights in self.gemms)
+        if self.experts:
+            touched = expected_experts(b.tokens, self.experts, self.top_k)
+            gemm += max(self.expert_s_per_token * b.tokens, touched * self.expert_weights_s)
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
         attn = max(self.attn_s_per_pair * b.pairs, self.kv_s_per_token * (b.kv_read + b.tokens))
         comm = self.allreduces * allreduce_s(self.gpu, self.tp, b.tokens * self.message_bytes_per_token) \

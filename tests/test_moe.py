@@ -1,0 +1,140 @@
+"""Mixtures of experts: parameters against the published totals, memory per GPU, and the step model reading the
+experts a batch touches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import SMALL_SPEC
+from tests.test_quantize import only_artifact, spec_text, tiny_tokenizer
+from trtbench.catalog.models import PRESETS, expected_experts, resolve_model
+from trtbench.deployment import make_deployment
+from trtbench.records import Status
+from trtbench.sim import calibration
+from trtbench.sim.estimate import PerformanceModel
+from trtbench.sim.ifb import IfbModel
+from trtbench.sim.memory import plan_memory
+from trtbench.sim.predict import predict_point
+from trtbench.sim.steptime import AnalyticStep, Batch
+
+MIXTRAL_CONFIG = {  # mistralai/Mixtral-8x7B-v0.1 config.json, the fields that size it
+    "architectures": ["MixtralForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000,
+    "max_position_embeddings": 32768, "num_local_experts": 8, "num_experts_per_tok": 2, "sliding_window": None,
+    "tie_word_embeddings": False,
+}
+QWEN3_MOE_CONFIG = {  # Qwen/Qwen3-30B-A3B config.json
+    "architectures": ["Qwen3MoeForCausalLM"], "hidden_size": 2048, "intermediate_size": 6144,
+    "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+    "vocab_size": 151936, "max_position_embeddings": 40960, "num_experts": 128, "num_experts_per_tok": 8,
+    "moe_intermediate_size": 768, "decoder_sparse_step": 1, "mlp_only_layers": [], "sliding_window": None,
+    "use_sliding_window": False, "tie_word_embeddings": False,
+}
+
+
+@pytest.mark.parametrize(("preset", "config", "total", "active"), [
+    # Mistral AI: "46.7B total parameters but only uses 12.9B parameters per token"
+    ("Mixtral-8x7B", MIXTRAL_CONFIG, 46.7e9, 12.9e9),
+    # Qwen3-30B-A3B model card: "30.5B in total and 3.3B activated"
+    ("Qwen3-30B-A3B", QWEN3_MOE_CONFIG, 30.5e9, 3.3e9),
+])
+def test_parameters_match_the_published_totals(tmp_path, preset, config, total, active):
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    arch = resolve_model("x", config=tmp_path)
+    assert arch == PRESETS[preset].__class__(**{**PRESETS[preset].__dict__, "name": "x"})  # the preset, read back
+    assert arch.params == pytest.approx(total, rel=0.005)
+    assert arch.active_params + arch.embedding_params + arch.lm_head_params == pytest.approx(active, rel=0.02)
+    assert "active per token" in arch.describe()
+
+
+def test_expected_experts_by_hand():
+    """8 experts, top-2: one token touches 2; two tokens 8 x (1 - (6/8)^2) = 3.5; a large batch all 8."""
+    assert expected_experts(1, 8, 2) == pytest.approx(2)
+    assert expected_experts(2, 8, 2) == pytest.approx(3.5)
+    assert expected_experts(4096, 8, 2) == pytest.approx(8)
+    assert expected_experts(5, 0, 0) == 0
+
+
+def test_mixtral_fp16_does_not_fit_one_h100_and_fp8_holds_44_gib():
+    """FP8: per layer attention 2 x 4096^2 + 2 x 4096 x 1024 + 2 x 4096 = 41,951,232, experts
+    8 x 3 x 4096 x 14336 = 1,409,286,144; x 32 layers + final norm = 46,439,600,128 bytes, plus what ModelOpt
+    leaves 16-bit: the routers 2 x 32 x 4096 x 8 = 2,097,152 and the embedding and head 2 x 2 x 32000 x 4096 =
+    524,288,000: 46,965,985,280 B = 43.74 GiB. FP16 doubles the layers: 87.0 GiB, more than the H100's 80 GB."""
+    fp8 = plan_memory(make_deployment("mistralai/Mixtral-8x7B-v0.1", "h100-sxm", "fp8"), 1024, 1024)
+    assert fp8.verdict is Status.OK and fp8.weights_gib == pytest.approx(43.74, abs=0.01)
+    fp16 = plan_memory(make_deployment("mistralai/Mixtral-8x7B-v0.1", "h100-sxm", "fp16"), 1024, 1024)
+    assert fp16.verdict is Status.OOM and "87.0 GiB of weights" in fp16.cause
+
+
+def _decode(tokens: int) -> Batch:
+    return Batch(tokens=tokens, sequences=tokens, sampled=tokens, pairs=tokens * 1024, kv_read=tokens * 1024)
+
+
+def test_a_decode_step_reads_the_experts_its_tokens_touch():
+    """Mixtral and Mistral-7B share attention, vocabulary and FFN shape, so a Mixtral decode step costs the
+    dense step plus the extra experts it reads: one token touches 2 experts, one more than the dense FFN
+    (32 layers x 3 x 4096 x 14336 FP8 bytes = 5.637 GB at 3.35 TB/s x the fitted eta_mem); 64 tokens touch all
+    8 (7 more per layer)."""
+    factors = calibration.load()[0]
+    mixtral = AnalyticStep(make_deployment("mistralai/Mixtral-8x7B-v0.1", "h100-sxm", "fp8"), factors)
+    dense = AnalyticStep(make_deployment("mistralai/Mistral-7B-v0.3", "h100-sxm", "fp8"), factors)
+    one_expert_s = 32 * 3 * 4096 * 14336 / (3.35e12 * factors.eta_mem)
+    for tokens, extra_experts in ((1, 1), (64, 7)):
+        extra = mixtral.iteration_s(_decode(tokens)) - dense.iteration_s(_decode(tokens))
+        assert extra == pytest.approx(extra_experts * one_expert_s, rel=0.01), tokens
+
+
+def test_mixtral_runs_slower_than_a_dense_model_of_its_attention_and_expert_size(cli, write_spec, tmp_path):
+    perf: PerformanceModel = IfbModel()
+    out = {}
+    for name in ("mistralai/Mixtral-8x7B-v0.1", "mistralai/Mistral-7B-v0.3"):
+        outcome = predict_point(make_deployment(name, "h100-sxm", "fp8"), perf, 1024, 1024, 1000)
+        assert outcome.status is Status.OK
+        out[name] = outcome.metrics.output_tok_per_s
+    assert out["mistralai/Mixtral-8x7B-v0.1"] < out["mistralai/Mistral-7B-v0.3"]
+    spec = SMALL_SPEC.replace("meta-llama/Llama-3.1-8B", "mistralai/Mixtral-8x7B-v0.1").replace(
+        "precision: fp8\n", "").replace("grid:\n", "grid:\n  precision: [fp16, fp8]\n").replace(
+        "isl: [128, 2048]", "isl: [1024]").replace("osl: [128, 1024]", "osl: [1024]")
+    result = cli("plan", str(write_spec(spec)))
+    text = " ".join(result.err.split())  # the console writes to stderr
+    assert result.code == 0 and "oom" in text and "ok" in text
+    assert "46.7B parameters, 12.9B active per token (8 experts, top-2)" in text
+    assert cli("sweep", "--no-plots", str(write_spec(spec))).code == 0
+    report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    assert "a mixture of experts (8 experts, top-2" in report  # the banner: outside the dense calibration
+
+
+@pytest.mark.slow
+def test_modelopt_quantizes_a_mixture_of_experts_with_its_routers_left_16_bit(cli, write_spec, tmp_path,
+                                                                            monkeypatch):
+    """The real ModelOpt on a tiny random Mixtral (4 experts, top-2) on CPU: every expert's projections FP8,
+    the routers bf16 and listed as excluded, as ModelOpt exports MoE checkpoints for TensorRT-LLM."""
+    import torch
+    import transformers
+    from safetensors import torch as safetensors_torch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRTBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    model = tmp_path / "tiny-mixtral"
+    torch.manual_seed(0)
+    config = transformers.MixtralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=512,
+                                        max_position_embeddings=256, num_local_experts=4, num_experts_per_tok=2)
+    transformers.MixtralForCausalLM(config).to(torch.bfloat16).save_pretrained(model)
+    tiny_tokenizer(model)
+    result = cli("build", str(write_spec(spec_text(model).replace("tiny/llama", "tiny/mixtral"))))
+    assert result.code == 0, result.err
+    export = only_artifact(tmp_path / "engines") / "model"
+    excluded = json.loads((export / "hf_quant_config.json").read_text())["quantization"]["exclude_modules"]
+    assert sorted(excluded) == ["lm_head", "model.embed_tokens", "model.layers.0.block_sparse_moe.gate",
+                                "model.layers.1.block_sparse_moe.gate"]
+    tensors = safetensors_torch.load_file(export / "model.safetensors")
+    for layer in range(2):
+        moe = f"model.layers.{layer}.block_sparse_moe"
+        assert tensors[f"{moe}.gate.weight"].dtype == torch.bfloat16
+        for expert in range(4):
+            for w in ("w1", "w2", "w3"):
+                assert tensors[f"{moe}.experts.{expert}.{w}.weight"].dtype == torch.float8_e4m3fn
+                assert tensors[f"{moe}.experts.{expert}.{w}.weight_scale"].item() > 0
