@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from tests.conftest import SMALL_SPEC
@@ -138,3 +139,44 @@ def test_modelopt_quantizes_a_mixture_of_experts_with_its_routers_left_16_bit(cl
             for w in ("w1", "w2", "w3"):
                 assert tensors[f"{moe}.experts.{expert}.{w}.weight"].dtype == torch.float8_e4m3fn
                 assert tensors[f"{moe}.experts.{expert}.{w}.weight_scale"].item() > 0
+
+
+def test_expert_parallelism_trades_an_all_reduce_for_a_dispatch_and_a_combine():
+    """Mixtral at TP2 on H100 NVLink (3 us latency, 480 GB/s, 6 MB half-bandwidth size; sim/comm.py), one
+    decoding token: EP1 all-reduces the 8 KiB FFN output in every layer, one-shot: 3 us + 8192 / 480e9 =
+    3.017 us. EP2 sends the token to both ranks and back instead: two all-to-alls of 2 x 8 KiB, each
+    3 us + 1/2 x (16384 + 6e6) / 480e9 = 9.267 us. Over 32 layers EP2 takes 32 x (2 x 9.267 - 3.017) =
+    496.6 us longer; the weights each rank reads are the same (one token's 2 experts, whole or halved)."""
+    factors = calibration.load()[0]
+    ep1 = AnalyticStep(make_deployment("mistralai/Mixtral-8x7B-v0.1", "h100-sxm", "fp8", tp=2), factors)
+    base = make_deployment("mistralai/Mixtral-8x7B-v0.1", "h100-sxm", "fp8", tp=2)
+    ep2 = AnalyticStep(base.__class__(**{**base.__dict__, "ep": 2}), factors)
+    extra = ep2.iteration_s(_decode(1)) - ep1.iteration_s(_decode(1))
+    assert extra == pytest.approx(496.6e-6, rel=0.002)
+
+
+EP_SPEC = SMALL_SPEC.replace("meta-llama/Llama-3.1-8B", "mistralai/Mixtral-8x7B-v0.1").replace(
+    "isl: [128, 2048]", "isl: [1024]").replace("osl: [128, 1024]", "osl: [1024]") + "tp: 2\n"
+
+
+def test_ep_is_an_axis_passed_to_trtllm_bench(cli, write_spec, tmp_path, fake_bench):
+    spec = EP_SPEC.replace("grid:\n", "grid:\n  ep: [1, 2]\n")
+    assert cli("sweep", "--no-plots", str(write_spec(spec))).code == 0
+    df = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
+    assert df["ep"].tolist() == [1, 2] and (df["status"] == "ok").all()
+    measured = spec.replace("backend: sim", "backend: trtllm").replace("name: tiny", "name: real") \
+        + "build: {checkpoint: mistralai/Mixtral-8x7B-Instruct-FP8}\n"
+    result = cli("sweep", "--no-plots", str(write_spec(measured)))
+    assert result.code == 0, result.err
+    argvs = [r["argv"] for r in fake_bench.printed()]  # the fake takes 1.1.0's own options: --ep is one
+    assert sorted(a[a.index("--ep") + 1] for a in argvs) == ["1", "2"]
+
+
+@pytest.mark.parametrize(("spec", "said"), [
+    (EP_SPEC.replace("mistralai/Mixtral-8x7B-v0.1", "meta-llama/Llama-3.1-8B") + "ep: 2\n",
+     "expert parallelism needs a mixture of experts"),
+    (EP_SPEC + "ep: 4\n", "ep 4 does not divide tp 2"),
+])
+def test_impossible_expert_parallelism_is_one_line(cli, write_spec, spec, said):
+    result = cli("sweep", "--no-plots", str(write_spec(spec)))
+    assert result.code == 2 and said in result.err and len(result.err.splitlines()) == 1

@@ -23,6 +23,7 @@ class Deployment:
     pp: int
     runtime: RuntimeSpec
     release: str | None = None  # TensorRT-LLM major.minor ("1.0"); None: unstated
+    ep: int = 1  # expert parallelism within the TP ranks: each holds experts / ep whole experts, tp / ep wide
 
     @property
     def n_gpus(self) -> int:
@@ -42,8 +43,9 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
         raise SpecError("gpu: auto needs a visible NVIDIA GPU; name the GPU to simulate (e.g. gpu: h100-sxm)")
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
     _check_tp(arch, spec.tp)
+    _check_ep(arch, spec.tp, spec.ep or 1)
     return Deployment(arch, resolve_gpu(gpu_id), spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
-                      runtime_of(spec), release_of(spec.trtllm.version))
+                      runtime_of(spec), release_of(spec.trtllm.version), spec.ep or 1)
 
 
 def runtime_of(spec: SweepSpec) -> RuntimeSpec:
@@ -78,6 +80,18 @@ class PointDeployments:
 def _check_tp(arch: ModelArch, tp: int) -> None:
     if arch.kv_heads % tp and tp % arch.kv_heads:
         raise SpecError(f"tp {tp} does not divide the model's {arch.kv_heads} KV heads")
+
+
+def _check_ep(arch: ModelArch, tp: int, ep: int) -> None:
+    """TensorRT-LLM splits the MoE layers over the TP ranks as ep groups of whole experts, each tp / ep wide."""
+    if ep == 1:
+        return
+    if not arch.is_moe:
+        raise SpecError(f"ep {ep}: expert parallelism needs a mixture of experts; {arch.name} is dense")
+    if tp % ep:
+        raise SpecError(f"ep {ep} does not divide tp {tp} (the expert-parallel ranks are TP ranks)")
+    if arch.experts % ep:
+        raise SpecError(f"ep {ep} does not divide the model's {arch.experts} experts")
 
 
 def release_of(version: str | None) -> str | None:

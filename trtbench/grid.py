@@ -85,6 +85,7 @@ def field_value(spec: SweepSpec, dotted: str) -> Any:
 
 # Every axis is part of every id, whatever the backend declares, so no two points can share one.
 _AXIS_FIELDS = tuple(f"{where}.{axis}" if where else axis for axis, where in EXTRA_AXES.items())
+_UNSET_OMITTED = {"ep"}  # axes added later: unset, they leave the ids of earlier runs as they were
 
 
 def point_id(spec: SweepSpec, values: Mapping[str, AxisValue], rule: IdentityRule) -> str:
@@ -93,7 +94,9 @@ def point_id(spec: SweepSpec, values: Mapping[str, AxisValue], rule: IdentityRul
     from before modes existed still match."""
     fields = sorted(set(rule.fields) | set(_AXIS_FIELDS))
     mode = {"mode": spec.mode.value} if spec.mode is not BenchMode.THROUGHPUT else {}
-    return stable_hash({"spec": {f: field_value(spec, f) for f in fields}, "backend": dict(rule.backend),
+    values_of = {f: field_value(spec, f) for f in fields}
+    values_of = {f: v for f, v in values_of.items() if not (f in _UNSET_OMITTED and v is None)}
+    return stable_hash({"spec": values_of, "backend": dict(rule.backend),
                         "isl": values["isl"], "osl": values["osl"], "requests": values["requests"], **mode})
 
 

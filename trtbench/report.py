@@ -22,7 +22,7 @@ from trtbench.sla import Bounds
 from trtbench.spec import BenchMode, SweepSpec
 
 TOP_HEADER = ("Rank", "ISL", "OSL", "Requests", "Token Throughput", "Request Throughput", "Total Tokens")
-AXIS_TITLES = {"precision": "Precision", "kv_cache_dtype": "KV cache", "tp": "TP", "pp": "PP",
+AXIS_TITLES = {"precision": "Precision", "kv_cache_dtype": "KV cache", "tp": "TP", "pp": "PP", "ep": "EP",
                "max_batch_size": "max_batch_size", "max_num_tokens": "max_num_tokens", "concurrency": "Concurrency"}
 PLOT_TITLES = {
     "heatmap": "Output token throughput by ISL x OSL (failed cells marked)",

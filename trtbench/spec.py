@@ -82,7 +82,7 @@ class ModelSpec(_Strict):
 
 # Grid axes besides ISL and OSL, outermost first, and where each one's scalar lives in the spec
 # ("" = top level). Requests is an axis too, derived per (ISL, OSL) by `requests:`.
-EXTRA_AXES: dict[str, str] = {"precision": "", "kv_cache_dtype": "", "tp": "", "pp": "",
+EXTRA_AXES: dict[str, str] = {"precision": "", "kv_cache_dtype": "", "tp": "", "pp": "", "ep": "",
                               "max_batch_size": "runtime", "max_num_tokens": "runtime", "concurrency": "runtime"}
 AXES = (*EXTRA_AXES, "isl", "osl", "requests")
 
@@ -122,6 +122,7 @@ class GridSpec(_Strict):
     kv_cache_dtype: list[KvDtype] | None = Field(None, min_length=1)
     tp: list[Parallel] | None = Field(None, min_length=1)
     pp: list[Parallel] | None = Field(None, min_length=1)
+    ep: list[Parallel] | None = Field(None, min_length=1)
     max_batch_size: list[BatchSize] | None = Field(None, min_length=1)
     max_num_tokens: list[BatchTokens] | None = Field(None, min_length=1)
     concurrency: Annotated[list[Requests], BeforeValidator(_ladder)] | None = Field(None, min_length=1)
@@ -369,6 +370,8 @@ class SweepSpec(_Strict):
     kv_cache_dtype: KvDtype = KvDtype.AUTO
     tp: Parallel = 1
     pp: Parallel = 1
+    ep: Parallel | None = Field(None, description="expert parallelism of a mixture of experts (trtllm-bench --ep); "
+                                                  "divides tp")
     backend: Text = Field("auto", pattern=r"^[a-z][a-z0-9_-]*$", description="auto, or a registered backend")
     mode: BenchMode = BenchMode.THROUGHPUT
     grid: GridSpec

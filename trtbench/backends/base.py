@@ -26,7 +26,7 @@ class Capabilities:
 # Spec fields every backend that models or runs TensorRT-LLM is sensitive to. Timeouts, log levels and
 # output locations are absent on purpose: they never change a result.
 DEPLOYMENT_FIELDS = (
-    "model.name", "model.path", "model.preset", "model.config", "gpu", "precision", "kv_cache_dtype", "tp", "pp",
+    "model.name", "model.path", "model.preset", "model.config", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "ep",
     "runtime.kv_cache_free_gpu_mem_fraction", "runtime.max_batch_size", "runtime.max_num_tokens",
     "runtime.concurrency", "runtime.chunked_context", "runtime.tokens_per_block",
 )

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from trtbench.catalog.models import expected_experts
 from trtbench.deployment import Deployment
-from trtbench.sim.comm import allreduce_s
+from trtbench.sim.comm import allreduce_s, alltoall_s
 
 # Public H100 FP8 GEMM tables: 60-72% of peak on large shapes, 25-50% when the per-rank slice is 1-4k wide
 # (TP8). With the output width N (the tiles a GEMM spreads over the SMs): shape = N / (N + 1024) of the
@@ -95,7 +95,7 @@ class AnalyticStep:
                        / bandwidth) for n_layers, n, k in shapes]
         # Routed experts: each token's top-k at the expert's shape; one expert's weights per MoE layer, read
         # once per iteration for each expert the batch touches.
-        expert_n = 2 * arch.moe_intermediate // tp
+        expert_n = 2 * arch.moe_intermediate * dep.ep // tp  # under EP each rank holds whole experts, tp/ep wide
         self.expert_s_per_token = (moe_layers * arch.top_k * 2 * arch.expert_params / tp
                                    / (gemm_rate * shape_efficiency(expert_n))) if arch.is_moe else 0.0
         self.expert_weights_s = moe_layers * arch.expert_params / tp * dep.weight_bytes / bandwidth
@@ -113,8 +113,17 @@ class AnalyticStep:
         self.elementwise_s_per_token = (layers * NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE / tp
                                         * ((layers - moe_layers) * arch.intermediate + moe_layers * arch.active_ffn)
                                         ) / bandwidth
-        self.allreduces = 2 * layers if tp > 1 else 0
-        self.message_bytes_per_token = arch.hidden * ACTIVATION_BYTES
+        # (calls per iteration, all-reduce or all-to-all, ranks, bytes per token): the attention output's
+        # all-reduce in every layer; the FFN's in dense layers, and in MoE layers without expert parallelism;
+        # with it, a dispatch and a combine all-to-all over the EP ranks (each token's hidden state to the
+        # ranks of its top-k experts, at most all of them), and an all-reduce over the tp/ep ranks of an expert.
+        hidden_bytes = arch.hidden * ACTIVATION_BYTES
+        ffn_allreduce_layers = layers - moe_layers if dep.ep > 1 else layers
+        self.comms = [(layers + ffn_allreduce_layers, allreduce_s, tp, hidden_bytes)] if tp > 1 else []
+        if dep.ep > 1 and moe_layers:
+            self.comms.append((2 * moe_layers, alltoall_s, dep.ep, hidden_bytes * min(arch.top_k, dep.ep)))
+            if tp > dep.ep:
+                self.comms.append((moe_layers, allreduce_s, tp // dep.ep, hidden_bytes))
         self.fixed_s = factors.t_iter_s + factors.t_layer_s * layers
 
     def iteration_s(self, b: Batch) -> float:
@@ -124,6 +133,5 @@ class AnalyticStep:
             gemm += max(self.expert_s_per_token * b.tokens, touched * self.expert_weights_s)
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
         attn = max(self.attn_s_per_pair * b.pairs, self.kv_s_per_token * (b.kv_read + b.tokens))
-        comm = self.allreduces * allreduce_s(self.gpu, self.tp, b.tokens * self.message_bytes_per_token) \
-            if self.allreduces else 0.0
+        comm = sum(calls * cost(self.gpu, ranks, b.tokens * per_token) for calls, cost, ranks, per_token in self.comms)
         return (gemm + head + attn + self.elementwise_s_per_token * b.tokens + comm + self.fixed_s) / self.speed

@@ -119,7 +119,7 @@ def bench_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json
     if throughput and v.has_eos_id:
         args += ["--eos_id", "-1"]
     if v.has_parallel_options:
-        args += ["--tp", str(spec.tp), "--pp", str(spec.pp)]
+        args += ["--tp", str(spec.tp), "--pp", str(spec.pp), *(["--ep", str(spec.ep)] if spec.ep else [])]
     return args
 
 

@@ -29,7 +29,8 @@ def eval_args(inv: Invocation, executable: str, task: EvalTask, acc: AccuracySpe
     else:
         args += ["--model", str(inv.engine_dir), "--tokenizer", inv.spec.model.path or model, "--backend",
                  "tensorrt"]
-    args += ["--tp_size", str(inv.spec.tp), "--pp_size", str(inv.spec.pp),
+    args += ["--tp_size", str(inv.spec.tp), "--pp_size", str(inv.spec.pp), *(["--ep_size", str(inv.spec.ep)]
+                                                                               if inv.spec.ep else []),
              "--kv_cache_free_gpu_memory_fraction", str(inv.spec.runtime.kv_cache_free_gpu_mem_fraction)]
     if inv.options_yaml is not None:  # the FP8 KV cache of a 16-bit model, CUDA graphs: as the benchmark ran
         args += ["--extra_llm_api_options", str(inv.options_yaml)]
