@@ -99,10 +99,9 @@ DENSE = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 3
 
 
 @pytest.mark.parametrize(("extra", "named"), [
-    ({"n_routed_experts": 256, "kv_lora_rank": 512, "q_lora_rank": 1536}, "kv_lora_rank (multi-head latent "
-                                                                          "attention)"),
-    ({"n_routed_experts": 64, "num_experts_per_tok": 6}, "n_routed_experts (DeepSeek-style mixture of experts)"),
+    ({"n_routed_experts": 64, "num_experts_per_tok": 6, "moe_layer_freq": 2}, "moe_layer_freq (2: MoE on"),
     ({"num_experts": 60, "num_experts_per_tok": 4, "decoder_sparse_step": 2}, "decoder_sparse_step (2: MoE on"),
+    ({"num_experts": 60, "num_experts_per_tok": 4, "mlp_only_layers": [3]}, "mlp_only_layers (dense layers"),
     ({"layer_types": ["linear_attention", "linear_attention", "full_attention"]},
      "layer_types (linear_attention layers)"),
     ({"layer_types": ["sliding_attention", "full_attention"]}, "layer_types (sliding_attention layers)"),
@@ -124,25 +123,3 @@ def test_a_config_trtbench_does_not_model_is_refused_naming_the_field(tmp_path, 
 def test_dense_configs_with_such_keys_still_load(tmp_path, extra):
     (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
     assert resolve_model("acme/dense", config=tmp_path).layers == 32
-
-
-DEEPSEEK_V3 = {  # deepseek-ai/DeepSeek-V3 config.json: 671B in all, 37B active; latent attention
-    "hidden_size": 7168, "intermediate_size": 18432, "moe_intermediate_size": 2048, "num_hidden_layers": 61,
-    "num_attention_heads": 128, "num_key_value_heads": 128, "vocab_size": 129280, "max_position_embeddings": 163840,
-    "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
-    "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128,
-}
-
-
-def test_a_deepseek_v3_spec_is_refused_never_sized_as_dense(cli, write_spec, tmp_path):
-    (tmp_path / "dsv3").mkdir()
-    (tmp_path / "dsv3" / "config.json").write_text(json.dumps(DEEPSEEK_V3))
-    from tests.conftest import SMALL_SPEC
-
-    spec = SMALL_SPEC.replace("model: meta-llama/Llama-3.1-8B", f"model: {{name: deepseek-ai/DeepSeek-V3, "
-                                                                 f"config: {tmp_path / 'dsv3'}}}")
-    for command in ("plan", "sweep"):
-        result = cli(command, str(write_spec(spec)))
-        assert result.code == 2 and len(result.err.splitlines()) == 1, result.err
-        assert "kv_lora_rank (multi-head latent attention) is not modelled" in result.err
-    assert not (tmp_path / "runs" / "tiny" / "results.jsonl").exists()

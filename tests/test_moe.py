@@ -180,3 +180,41 @@ def test_ep_is_an_axis_passed_to_trtllm_bench(cli, write_spec, tmp_path, fake_be
 def test_impossible_expert_parallelism_is_one_line(cli, write_spec, spec, said):
     result = cli("sweep", "--no-plots", str(write_spec(spec)))
     assert result.code == 2 and said in result.err and len(result.err.splitlines()) == 1
+
+
+DEEPSEEK_V3_CONFIG = {  # deepseek-ai/DeepSeek-V3 config.json, the fields that size it
+    "architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 7168, "intermediate_size": 18432,
+    "moe_intermediate_size": 2048, "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128,
+    "vocab_size": 129280, "max_position_embeddings": 163840, "n_routed_experts": 256, "n_shared_experts": 1,
+    "num_experts_per_tok": 8, "first_k_dense_replace": 3, "moe_layer_freq": 1, "kv_lora_rank": 512,
+    "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128,
+    "num_nextn_predict_layers": 1, "tie_word_embeddings": False,
+}
+
+
+def test_deepseek_v3_is_sized_with_latent_attention_and_its_real_weights(tmp_path):
+    """DeepSeek's report: 671B parameters, 37B activated per token. The KV cache holds one 512-wide latent and
+    one 64-wide RoPE key per layer, whole on every rank: 61 x 576 = 35,136 bytes per token at FP8, the same
+    at TP8. FP8 at TP8: (669,173,046,272 layer parameters - 106,430,464 router ones) x 1 B + (routers + the
+    1,853,358,080 embedding and head parameters) x 2 B = 672,986,192,896 B, 78.35 GiB per GPU: more than
+    an H100 leaves after CUDA context and buffers, well within an H200."""
+    (tmp_path / "config.json").write_text(json.dumps(DEEPSEEK_V3_CONFIG))
+    arch = resolve_model("deepseek-ai/DeepSeek-V3", config=tmp_path)
+    assert arch == PRESETS["DeepSeek-V3"].__class__(**{**PRESETS["DeepSeek-V3"].__dict__,
+                                                       "name": "deepseek-ai/DeepSeek-V3"})
+    assert arch.params == pytest.approx(671e9, rel=0.005)
+    assert arch.active_params + arch.embedding_params + arch.lm_head_params == pytest.approx(37e9, rel=0.02)
+    assert arch.kv_bytes_per_token(1, tp=1) == arch.kv_bytes_per_token(1, tp=8) == 35_136
+    h100 = plan_memory(make_deployment("deepseek-ai/DeepSeek-V3", "h100-sxm", "fp8", tp=8), 1024, 1024)
+    h200 = plan_memory(make_deployment("deepseek-ai/DeepSeek-V3", "h200-sxm", "fp8", tp=8), 1024, 1024)
+    assert h100.weights_gib == pytest.approx(78.35, abs=0.01) and h100.verdict is Status.OOM
+    assert h200.verdict is Status.OK and h200.kv_tokens > 100_000
+
+
+def test_latent_attention_reads_the_latent_not_per_head_keys():
+    """A decode step's KV read per cached token: DeepSeek-V3 35,136 B (above), where 128 heads of 128-wide
+    keys and values would read 61 x 2 x 128 x 128 = 1,998,848 B at TP1; at 8,192 cached tokens the latent
+    cache's read time is 35,136 / 1,998,848 of a per-head cache's."""
+    factors = calibration.load()[0]
+    mla = AnalyticStep(make_deployment("deepseek-ai/DeepSeek-V3", "h200-sxm", "fp8", tp=8), factors)
+    assert mla.kv_s_per_token == pytest.approx(35_136 / (4.8e12 * factors.eta_kv))

@@ -16,7 +16,10 @@ from trtbench.errors import SpecError
 class ModelArch:
     """A decoder with full attention on every layer; a mixture of experts when `experts` > 0: every layer but
     the first `dense_layers` routes each token to `top_k` of `experts` FFNs of width `moe_intermediate` (plus a
-    shared FFN of width `shared_intermediate`, which every token passes through)."""
+    shared FFN of width `shared_intermediate`, which every token passes through). Multi-head latent attention
+    (DeepSeek) when `kv_lora` > 0: queries through a `q_lora` bottleneck (none when 0), keys and values
+    cached as one `kv_lora` latent plus a `rope_dim` key, expanded per head to `nope_dim` + `rope_dim` query/key
+    and `v_dim` value dimensions."""
 
     name: str
     hidden: int
@@ -34,6 +37,15 @@ class ModelArch:
     moe_intermediate: int = 0
     shared_intermediate: int = 0
     dense_layers: int = 0
+    q_lora: int = 0
+    kv_lora: int = 0
+    rope_dim: int = 0
+    nope_dim: int = 0
+    v_dim: int = 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora > 0
 
     @property
     def is_moe(self) -> bool:
@@ -46,6 +58,12 @@ class ModelArch:
     @property
     def attention_params_per_layer(self) -> int:
         d, dh = self.hidden, self.head_dim
+        if self.is_mla:
+            qk = self.heads * (self.nope_dim + self.rope_dim)
+            q = d * self.q_lora + self.q_lora + self.q_lora * qk if self.q_lora else d * qk
+            kv = d * (self.kv_lora + self.rope_dim) + self.kv_lora + self.kv_lora * self.heads * (
+                self.nope_dim + self.v_dim)
+            return q + kv + self.heads * self.v_dim * d + 2 * d
         attn = d * self.heads * dh + 2 * d * self.kv_heads * dh + self.heads * dh * d
         bias = (self.heads + 2 * self.kv_heads) * dh if self.qkv_bias else 0
         return attn + bias + 2 * d  # and the two norms
@@ -112,7 +130,10 @@ class ModelArch:
                 f"top-{self.top_k})")
 
     def kv_bytes_per_token(self, kv_dtype_bytes: int, tp: int = 1) -> int:
-        """KV cache bytes per token on one TP rank, as TensorRT-LLM's runtime sizes it."""
+        """KV cache bytes per token on one TP rank, as TensorRT-LLM's runtime sizes it: with latent attention
+        one latent and one RoPE key per layer, whole on every rank."""
+        if self.is_mla:
+            return self.layers * (self.kv_lora + self.rope_dim) * kv_dtype_bytes
         kv_heads_per_rank = max(1, self.kv_heads // tp)
         return 2 * self.layers * kv_heads_per_rank * self.head_dim * kv_dtype_bytes
 
@@ -146,6 +167,12 @@ PRESETS: dict[str, ModelArch] = {
                   moe_intermediate=14336),
         ModelArch("Qwen3-30B-A3B", 2048, 6144, 48, 32, 4, 128, 151936, max_position=40960, experts=128, top_k=8,
                   moe_intermediate=768),
+        # deepseek-ai/DeepSeek-V3 (R1 shares the architecture): latent attention, 3 dense layers, then 256
+        # routed experts (top-8) and one shared expert; the multi-token-prediction layer is not counted; head_dim
+        # is hidden / heads as the config implies it, unused by latent attention
+        *(ModelArch(name, 7168, 18432, 61, 128, 128, 56, 129280, max_position=163840, experts=256, top_k=8,
+                    moe_intermediate=2048, shared_intermediate=2048, dense_layers=3, q_lora=1536, kv_lora=512,
+                    rope_dim=64, nope_dim=128, v_dim=128) for name in ("DeepSeek-V3", "DeepSeek-R1")),
     )
 }
 
@@ -199,15 +226,21 @@ _LIMITS = {
     "num_experts_per_tok": 1 << 16,
     "moe_intermediate_size": 1 << 20,
     "shared_expert_intermediate_size": 1 << 20,
+    "n_routed_experts": 1 << 16,
+    "n_shared_experts": 1 << 16,
+    "first_k_dense_replace": 4096,
+    "kv_lora_rank": 1 << 20,
+    "q_lora_rank": 1 << 20,
+    "qk_rope_head_dim": 4096,
+    "qk_nope_head_dim": 4096,
+    "v_head_dim": 4096,
 }
 
 
 # config.json fields that make a model something ModelArch does not describe (a decoder with full attention on
 # every layer, dense or with plain top-k experts): such a model is refused, never sized as something else.
 _UNMODELLED = {
-    "kv_lora_rank": "multi-head latent attention", "q_lora_rank": "multi-head latent attention",
-    "n_routed_experts": "DeepSeek-style mixture of experts", "n_shared_experts": "DeepSeek-style shared experts",
-    "mlp_only_layers": "dense layers among the MoE layers", "moe_layer_freq": "MoE on some layers only",
+    "mlp_only_layers": "dense layers among the MoE layers",
     "full_attention_interval": "linear-attention layers", "linear_num_value_heads": "linear-attention layers",
     "attn_type_list": "linear-attention layers", "text_config": "a multimodal model's text part",
 }
@@ -225,9 +258,10 @@ def unmodelled(cfg: dict[str, Any]) -> str | None:
         other = sorted({t for t in layer_types if t != "full_attention"}, key=str)
         if other:
             return f"layer_types ({', '.join(map(str, other))} layers)"
-    step = cfg.get("decoder_sparse_step", 1)
-    if step not in (None, 1):
-        return f"decoder_sparse_step ({step}: MoE on every {step}th layer only)"
+    for key in ("decoder_sparse_step", "moe_layer_freq"):
+        step = cfg.get(key, 1)
+        if step not in (None, 1):
+            return f"{key} ({step}: MoE on every {step}th layer only)"
     window = cfg.get("sliding_window")
     if isinstance(window, int) and window > 0 and cfg.get("use_sliding_window", True) and window < cfg.get(
             "max_position_embeddings", 131072):
@@ -274,21 +308,36 @@ def load_hf_config(path: Path, name: str) -> ModelArch:
         qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
         max_position=count("max_position_embeddings", 131072),
         **_experts(cfg, where, count),
+        **_latent(cfg, count),
     )
+
+
+def _latent(cfg: dict[str, Any], count: Callable[[str, int | None], int]) -> dict[str, int]:
+    """DeepSeek's multi-head latent attention fields (q_lora_rank null: no query bottleneck)."""
+    if not cfg.get("kv_lora_rank"):
+        return {}
+    return {"kv_lora": count("kv_lora_rank", None), "q_lora": count("q_lora_rank", 0),
+            "rope_dim": count("qk_rope_head_dim", None), "nope_dim": count("qk_nope_head_dim", None),
+            "v_dim": count("v_head_dim", None)}
 
 
 def _experts(cfg: dict[str, Any], where: str, count: Callable[[str, int | None], int]) -> dict[str, int]:
     """The MoE fields of a config: Mixtral's num_local_experts, Qwen-MoE's num_experts; experts as wide as
     intermediate_size unless moe_intermediate_size says otherwise; Qwen2-MoE's shared expert."""
-    key = next((k for k in ("num_local_experts", "num_experts") if cfg.get(k)), None)
+    key = next((k for k in ("num_local_experts", "num_experts", "n_routed_experts") if cfg.get(k)), None)
     if key is None:
         return {}
     experts, top_k = count(key, None), count("num_experts_per_tok", None)
     if top_k > experts:
         raise SpecError(f"{where}: num_experts_per_tok ({top_k}) is more than {key} ({experts})")
-    return {"experts": experts, "top_k": top_k,
-            "moe_intermediate": count("moe_intermediate_size", count("intermediate_size", None)),
-            "shared_intermediate": count("shared_expert_intermediate_size", 0)}
+    width = count("moe_intermediate_size", count("intermediate_size", None))
+    dense = count("first_k_dense_replace", 0)
+    if dense >= count("num_hidden_layers", None):
+        raise SpecError(f"{where}: first_k_dense_replace ({dense}) leaves no MoE layer")
+    return {"experts": experts, "top_k": top_k, "moe_intermediate": width, "dense_layers": dense,
+            # Qwen2-MoE names the shared expert's width; DeepSeek counts shared experts of the routed width
+            "shared_intermediate": count("shared_expert_intermediate_size", 0) or count("n_shared_experts", 0)
+            * width}
 
 
 def _read_config(path: Path) -> tuple[Path, dict[str, Any]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from trtbench.catalog.models import expected_experts
+from trtbench.catalog.models import ModelArch, expected_experts
 from trtbench.deployment import Deployment
 from trtbench.sim.comm import allreduce_s, alltoall_s
 
@@ -70,6 +70,20 @@ def shape_efficiency(n: int) -> float:
     return n / (n + SHAPE_HALF)
 
 
+def attention_shapes(arch: ModelArch, tp: int) -> list[tuple[int, int]]:
+    """(N, K) of each attention GEMM on one TP rank. Latent attention's down-projections (to q_lora and to the
+    kv_lora latent) are whole on every rank; the per-head up-projections and the output split by heads."""
+    d = arch.hidden
+    if not arch.is_mla:
+        q, kv = arch.heads * arch.head_dim // tp, 2 * max(1, arch.kv_heads // tp) * arch.head_dim
+        return [(q + kv, d), (d, q)]
+    heads = max(1, arch.heads // tp)
+    qk = heads * (arch.nope_dim + arch.rope_dim)
+    query = [(arch.q_lora, d), (qk, arch.q_lora)] if arch.q_lora else [(qk, d)]
+    return [*query, (arch.kv_lora + arch.rope_dim, d), (heads * (arch.nope_dim + arch.v_dim), arch.kv_lora),
+            (d, heads * arch.v_dim)]
+
+
 class AnalyticStep:
     name = "analytic"
 
@@ -82,11 +96,10 @@ class AnalyticStep:
         self.layers = layers
         bandwidth = gpu.hbm_tb_s * 1e12 * factors.eta_mem
         gemm_rate = gpu.peak_flops(dep.precision) * gpu.best_gemm_fraction(dep.precision) * factors.eta_gemm
-        q, kv = arch.heads * arch.head_dim // tp, 2 * max(1, arch.kv_heads // tp) * arch.head_dim
         # (layers it runs in, N, K) per GEMM: attention everywhere; the dense FFN in dense layers; in MoE layers
         # the shared expert, and the routed experts apart (how many a batch touches decides what is read).
         moe_layers = arch.moe_layers / dep.pp
-        shapes = [(layers, q + kv, arch.hidden), (layers, arch.hidden, q)]
+        shapes = [(layers, n, k) for n, k in attention_shapes(arch, tp)]
         for width, where in ((arch.intermediate, layers - moe_layers), (arch.shared_intermediate, moe_layers)):
             if width and where:
                 shapes += [(where, 2 * width // tp, arch.hidden), (where, arch.hidden, width // tp)]
@@ -107,7 +120,10 @@ class AnalyticStep:
         # FP8 context FMHA (on with FP8 weights and KV) runs attention at FP8 rate; otherwise it is 16-bit.
         fp8_attention = dep.precision == "fp8" and dep.kv_dtype_bytes == 1
         attn_peak = gpu.peak_flops("fp8" if fp8_attention else "bf16") * factors.eta_attn
-        self.attn_s_per_pair = 4 * layers * (arch.heads / tp) * arch.head_dim / attn_peak
+        # FLOPs per (query, cached token) pair and head: QK and PV over head_dim; with latent attention (absorbed
+        # into the latent, as decode runs it) QK over kv_lora + rope_dim and PV over kv_lora.
+        per_head = (2 * arch.kv_lora + arch.rope_dim) if arch.is_mla else 2 * arch.head_dim
+        self.attn_s_per_pair = 2 * layers * (arch.heads / tp) * per_head / attn_peak
         kv_bandwidth = gpu.hbm_tb_s * 1e12 * factors.eta_kv
         self.kv_s_per_token = arch.kv_bytes_per_token(dep.kv_dtype_bytes, tp) / dep.pp / kv_bandwidth
         self.elementwise_s_per_token = (layers * NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE / tp
