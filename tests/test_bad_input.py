@@ -169,7 +169,7 @@ HOSTILE_SPECS = [
     ("300-byte directory name", "sweep", _generated("spec.yaml", (SMALL_SPEC + "output_dir: " + "d" * 300).encode()),
      ("spec.yaml:12: output_dir: has a part of 300 bytes; at most 255",)),
     ("num_attention_heads: 0", "sweep", _committed("zero_heads.yaml"),
-     ("model config zero_heads.json: num_attention_heads must be a whole number from 1 to 4,096 (got 0)",)),
+     ("/zero_heads.json: num_attention_heads must be a whole number from 1 to 4,096 (got 0)",)),
     ("ISL 2**70", "sweep", _committed("isl_2_70.yaml"),
      ("isl_2_70.yaml:8: grid.isl.1: Input should be less than or equal to 2097152 (got 1180591620717411303424)",)),
     ("ISL 2**63", "sweep", _committed("isl_2_63.yaml"),
@@ -238,7 +238,7 @@ CONFIG_SPEC = SMALL_SPEC.replace("model: meta-llama/Llama-3.1-8B", "model: {name
 def test_model_config_numbers_are_checked(cli, write_spec, tmp_path, edit, needle):
     (tmp_path / "config.json").write_text(json.dumps({**LLAMA_CONFIG, **edit}))
     spec = write_spec(CONFIG_SPEC)
-    _assert_clean_failure(cli("sweep", str(spec)), tmp_path, f"model config config.json: {needle}")
+    _assert_clean_failure(cli("sweep", str(spec)), tmp_path, f"/config.json: {needle}")
 
 
 @pytest.mark.parametrize(("content", "needle"), [("[1, 2]", "not a JSON object"), ("{", "cannot read model config"),

@@ -58,12 +58,14 @@ def sweep(
                                  "node at once) | slurm (a job per point); default: the spec's executor.kind"),
     detach: bool = typer.Option(False, "--detach", help="slurm: submit the jobs and return; `trtbench status RUN_DIR` "
                                 "shows them, the next sweep merges them"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="also re-run the points whose latest record "
+                                      "failed (the report then shows the new record)"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report."""
     from trtbench.commands import sweep as sweep_cmd
 
     sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points,
-                    update=update, executor=executor, detach=detach)
+                    update=update, executor=executor, detach=detach, retry_failed=retry_failed)
 
 
 @app.command()

@@ -42,9 +42,11 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     if gpu_id == "auto":
         raise SpecError("gpu: auto needs a visible NVIDIA GPU; name the GPU to simulate (e.g. gpu: h100-sxm)")
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
+    gpu = resolve_gpu(gpu_id)
+    _check_fp8(gpu, spec.precision, spec.kv_cache_dtype)
     _check_tp(arch, spec.tp)
     _check_ep(arch, spec.tp, spec.ep or 1)
-    return Deployment(arch, resolve_gpu(gpu_id), spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
+    return Deployment(arch, gpu, spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
                       runtime_of(spec), release_of(spec.trtllm.version), spec.ep or 1)
 
 
@@ -82,6 +84,15 @@ def _check_tp(arch: ModelArch, tp: int) -> None:
         raise SpecError(f"tp {tp} does not divide the model's {arch.kv_heads} KV heads")
 
 
+def _check_fp8(gpu: GPU, precision: Precision, kv: KvDtype) -> None:
+    """FP8 weights and the FP8 KV cache need FP8 tensor cores (Ada, Hopper, Blackwell): refused on Ampere
+    rather than predicted at a rate the GPU does not have."""
+    if gpu.fp8_tflops is None and (precision is Precision.FP8 or kv is KvDtype.FP8):
+        what = "precision: fp8" if precision is Precision.FP8 else "kv_cache_dtype: fp8"
+        raise SpecError(f"{what}: the {gpu.name} ({gpu.family}) has no FP8 tensor cores; use fp16/bf16 "
+                        f"(and kv_cache_dtype: auto), or an Ada/Hopper/Blackwell GPU")
+
+
 def _check_ep(arch: ModelArch, tp: int, ep: int) -> None:
     """TensorRT-LLM splits the MoE layers over the TP ranks as ep groups of whole experts, each tp / ep wide."""
     if ep == 1:
@@ -113,6 +124,7 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
         kv = KvDtype((kv_cache_dtype or ("fp8" if prec is Precision.FP8 else "auto")).lower())
     except ValueError:
         raise SpecError(f"unknown KV cache dtype {kv_cache_dtype!r}; expected fp8 or auto") from None
-    arch = resolve_model(model)
+    arch, device = resolve_model(model), resolve_gpu(gpu)
+    _check_fp8(device, prec, kv)
     _check_tp(arch, tp)
-    return Deployment(arch, resolve_gpu(gpu), prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release))
+    return Deployment(arch, device, prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release))

@@ -58,22 +58,23 @@ def provenance(selection: Selection) -> dict[str, Any]:
 MODEL_LOAD_S = 60.0  # added to a point's predicted run: the benchmark loads its model (or engine) first
 
 
-def todo(points: list[Point], records: list[Record]) -> list[Point]:
-    """The points without a record, in grid order."""
-    done = {r.point_id for r in records}
+def todo(points: list[Point], records: list[Record], retry_failed: bool = False) -> list[Point]:
+    """The points without a record (or, with `retry_failed`, whose latest record failed), in grid order."""
+    done = {r.point_id for r in records if not retry_failed or r.status is Status.OK}
     return [p for p in points if p.id not in done]
 
 
 def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store: RunStore, executor: Executor,
-              observer: Observer) -> SweepSummary:
-    """Run the `points` of `spec` (`grid.expand` with the backend's identity) that have no record yet.
-    The backend has been prepared for them (`Backend.prepare`) before anything was written."""
+              observer: Observer, retry_failed: bool = False) -> SweepSummary:
+    """Run the `points` of `spec` (`grid.expand` with the backend's identity) that have no record yet, and
+    with `retry_failed` those whose latest record failed. The backend has been prepared for them
+    (`Backend.prepare`) before anything was written."""
     backend = selection.backend
     with store.lock():
         store.repair()
         adopted = upgrade_v0(store, spec, backend.name, backend.identity(), points)
         store.merge()  # records a worker submitted after the last controller stopped
-        remaining = todo(points, store.records())
+        remaining = todo(points, store.records(), retry_failed)
         meta = {"spec_hash": spec.hash(), "point_ids": [p.id for p in points], "started_at": now_iso(),
                 "provenance": provenance(selection)}
         store.write_spec(spec)

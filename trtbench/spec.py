@@ -509,7 +509,36 @@ def load_spec(path: str | Path) -> SweepSpec:
         text = raw.decode()
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a UTF-8 text file") from None
-    return parse_spec(text, str(path))
+    return anchored(parse_spec(text, str(path)), path.resolve().parent)
+
+
+# Inputs a spec names by path are found beside the spec, wherever trtbench runs; where a value may also be a
+# name (a hub checkpoint, HF evaluate's metric), only when that file exists. Outputs (output_dir, workspace,
+# engines_dir, reference_run) stay relative to where trtbench runs, as runs/ is.
+_INPUT_PATHS = (("model", "path"), ("model", "config"), ("trtllm", "engine_dir"), ("build", "calibration", "path"))
+_INPUT_PATHS_OR_NAMES = (("build", "checkpoint"), ("accuracy", "rouge_path"))
+
+
+def anchored(spec: SweepSpec, base: Path) -> SweepSpec:
+    """`spec` with its relative input paths made absolute against `base` (the spec file's directory)."""
+    data = spec.canonical()
+
+    def anchor(keys: tuple[str, ...], must_exist: bool) -> None:
+        holder: Any = data
+        for key in keys[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        value = holder.get(keys[-1]) if isinstance(holder, dict) else None
+        if isinstance(value, str) and not Path(value).is_absolute() and (not must_exist or (base / value).exists()):
+            holder[keys[-1]] = str(base / value)
+
+    for keys in _INPUT_PATHS:
+        anchor(keys, must_exist=False)
+    for keys in _INPUT_PATHS_OR_NAMES:
+        anchor(keys, must_exist=True)
+    if isinstance(data.get("accuracy"), dict):
+        data["accuracy"]["datasets"] = {task: value if Path(value).is_absolute() else str(base / value)
+                                        for task, value in data["accuracy"]["datasets"].items()}
+    return SweepSpec.model_validate(data)
 
 
 def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:

@@ -167,10 +167,11 @@ class RunStore:
         return records
 
     def records(self) -> list[Record]:
-        """The first record of each point id."""
+        """The latest record of each point id (a retried point's new record replaces its failure), in the
+        order the points were first recorded; the earlier ones stay in results.jsonl."""
         seen: dict[str, Record] = {}
         for record in self.all_records():
-            seen.setdefault(record.point_id, record)
+            seen[record.point_id] = record
         return list(seen.values())
 
     def submit(self, record: Record) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from trtbench.errors import TrtbenchError
 from trtbench.grid import IdentityRule, Point, field_value
+from trtbench.records import Status
 from trtbench.spec import SweepSpec
 from trtbench.store import RunStore
 
@@ -55,11 +56,13 @@ def upgrade_v0(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRul
     return len(adopted)
 
 
-def recorded_ids(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRule, points: list[Point]) -> set[str]:
-    """The ids of `points` a sweep in `store` would find recorded, 0.1.0 records it would adopt included,
-    without writing anything (what a resume need not prepare for)."""
+def recorded_ids(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityRule, points: list[Point],
+                 ok_only: bool = False) -> set[str]:
+    """The ids of `points` a sweep in `store` would find recorded (`ok_only`: recorded ok), 0.1.0 records it
+    would adopt included, without writing anything (what a resume need not prepare for)."""
     adopted = adoptions(store, spec, backend, rule, points)
-    return {r.point_id for r in store.records()} | set((adopted or {}).values())
+    return {r.point_id for r in store.records() if not ok_only or r.status is Status.OK} | set(
+        (adopted or {}).values())
 
 
 def _agrees(old: SweepSpec, new: SweepSpec, rule: IdentityRule) -> bool:

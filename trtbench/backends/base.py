@@ -86,5 +86,6 @@ class Registration:
     name: str
     # In `auto` mode: whether this backend can run here, and why (what it found, or what is missing).
     probe: Callable[[SweepSpec, list[GpuInfo]], tuple[bool, str]]
-    # The backend and notes for the user (release, ignored settings) for a spec, run directory and GPUs.
-    create: Callable[[SweepSpec, Path, list[GpuInfo]], tuple[Backend, list[str]]]
+    # The backend and notes for the user (release, ignored settings) for a spec, run directory and GPUs; the
+    # last argument is a dry run's: a backend then plans its commands without its tools being installed.
+    create: Callable[[SweepSpec, Path, list[GpuInfo], bool], tuple[Backend, list[str]]]

@@ -30,8 +30,10 @@ class Selection:
     notes: list[str] = field(default_factory=list)
 
 
-def select_backend(spec: SweepSpec, override: str | None = None, run_dir: Path | None = None) -> Selection:
-    """`run_dir` is where a measuring backend keeps logs and option files (default: the spec's)."""
+def select_backend(spec: SweepSpec, override: str | None = None, run_dir: Path | None = None,
+                   dry_run: bool = False) -> Selection:
+    """`run_dir` is where a measuring backend keeps logs and option files (default: the spec's); `dry_run`:
+    only its commands are wanted (a machine without the backend's tools can show them)."""
     run_dir = run_dir or spec.run_dir()
     choice = override or spec.backend
     gpus = visible_gpus()
@@ -50,7 +52,7 @@ def select_backend(spec: SweepSpec, override: str | None = None, run_dir: Path |
     registration = REGISTRY.get(choice)
     if registration is None:
         raise TrtbenchError(f"unknown backend {choice!r}; choose auto, {', '.join(REGISTRY)}")
-    backend, notes = registration.create(spec, run_dir, gpus)
+    backend, notes = registration.create(spec, run_dir, gpus, dry_run)
     return Selection(backend, reason + "".join(f"; {n}" for n in notes), gpus, companion_for(spec, backend, gpus),
                      notes)
 
@@ -61,6 +63,6 @@ def companion_for(spec: SweepSpec, backend: Backend, gpus: list[GpuInfo]) -> Bac
     if backend.capabilities().source.value != "measured":
         return None
     try:
-        return PREDICTOR.create(spec, spec.run_dir(), gpus)[0]
+        return PREDICTOR.create(spec, spec.run_dir(), gpus, False)[0]
     except TrtbenchError:
         return None

@@ -67,7 +67,7 @@ class SimBackend:
 
 
 
-def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo]) -> tuple[Backend, list[str]]:
+def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo], dry_run: bool) -> tuple[Backend, list[str]]:
     """`gpu: auto` simulates the GPU that is present."""
     return SimBackend(spec, gpus[0].name if spec.gpu == "auto" and gpus else None), []
 

@@ -62,7 +62,7 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
 def print_wall_time(spec: SweepSpec, points: list[Point], gpus: list[GpuInfo], cluster: bool) -> None:
     """The sweep's predicted wall time (the simulator's per point, plus a model load each) one point at a
     time, packed onto this node's GPUs as `--executor gpus` runs it, and on the cluster's jobs."""
-    predictor = PREDICTOR.create(spec, spec.run_dir(), gpus)[0]
+    predictor = PREDICTOR.create(spec, spec.run_dir(), gpus, False)[0]
     tasks = tasks_for(spec, points, {p.id: predict(predictor, p) for p in points})
     one = sum(t.expected_s for t in tasks)
     line = f"predicted wall time (simulated, {MODEL_LOAD_S:.0f} s model load per point): one at a time {_hours(one)}"

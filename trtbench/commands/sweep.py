@@ -24,12 +24,12 @@ from trtbench.upgrade import recorded_ids
 
 def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
           no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False,
-          executor: str | None = None, detach: bool = False) -> None:
+          executor: str | None = None, detach: bool = False, retry_failed: bool = False) -> None:
     spec = load_spec(spec_path)
     run_dir = out or spec.run_dir()
     if fresh:
         run_dir = next_free_dir(run_dir)
-    selection = select_backend(spec, backend, run_dir)
+    selection = select_backend(spec, backend, run_dir, dry_run)
     runner = make_executor(spec, executor, run_dir, selection.backend.name, detach)
     points = expand(spec, selection.backend.identity(), max_points)
     if dry_run:
@@ -37,8 +37,8 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         return
     rule = selection.backend.identity()
     edits = recorded_edits(run_dir, spec, rule, update)
-    done = (recorded_ids(RunStore(run_dir, warn=lambda _: None), spec, selection.backend.name, rule, points)
-            if (run_dir / RUN_META).is_file() else set())
+    done = (recorded_ids(RunStore(run_dir, warn=lambda _: None), spec, selection.backend.name, rule, points,
+                         ok_only=retry_failed) if (run_dir / RUN_META).is_file() else set())
     # Engines and checkpoints for what still runs; refuses before anything is written.
     selection.backend.prepare(points, console.print, allow_build=not no_build, recorded=done)
     store = RunStore.create(run_dir, warn)
@@ -49,7 +49,7 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         console.print("[yellow]SIMULATED[/]: no GPU run; every number is a prediction of trtbench's simulator")
     with interruptible(f"every finished point is recorded in {run_dir}, the point in flight is not; "
                        f"run the same command again to resume"), ProgressBar(console, selection.backend.name) as bar:
-        summary = run_sweep(spec, selection, points, store, runner, bar)
+        summary = run_sweep(spec, selection, points, store, runner, bar, retry_failed)
     if detach:
         console.print(f"submitted: the points run as Slurm jobs; `trtbench status {run_dir}` shows them, and the same "
                       f"`trtbench sweep` merges what they recorded")
@@ -58,7 +58,8 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         console.print(f"upgraded: {summary.adopted} record(s) of a trtbench 0.1.0 run carried over "
                       f"(the old file is kept as results.v0.jsonl)")
     if summary.already_done:
-        console.print(f"resumed: {summary.already_done} point(s) already recorded, {summary.ran} run now")
+        kept = "recorded ok" if retry_failed else "already recorded"
+        console.print(f"resumed: {summary.already_done} point(s) {kept}, {summary.ran} run now")
     if summary.missing:
         console.print(f"[yellow]not run[/]: {summary.missing} point(s) have no record (their Slurm jobs ended before "
                       f"reaching them); the same command submits them again")

@@ -9,7 +9,7 @@ from trtbench.backends.base import Backend, Registration
 from trtbench.backends.trtllm import telemetry
 from trtbench.backends.trtllm.backend import TrtllmBackend
 from trtbench.backends.trtllm.command import unsupported_settings
-from trtbench.backends.trtllm.version import SUPPORTED_TEXT, TrtllmVersion, detect_version
+from trtbench.backends.trtllm.version import NEWEST_TEXT, SUPPORTED_TEXT, TrtllmVersion, detect_version
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.nvml import GpuInfo
 from trtbench.spec import BenchMode, SweepSpec
@@ -24,12 +24,18 @@ def _probe(spec: SweepSpec, gpus: list[GpuInfo]) -> tuple[bool, str]:
     return True, f"{spec.trtllm.executable} at {bench} and {len(gpus)} GPU(s) ({gpus[0].name})"
 
 
-def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo]) -> tuple[Backend, list[str]]:
+def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo], dry_run: bool) -> tuple[Backend, list[str]]:
     try:
         pinned = TrtllmVersion.parse(spec.trtllm.version) if spec.trtllm.version else None
     except TrtbenchError as exc:
         raise TrtbenchError(f"trtllm.version: {exc}") from None
     bench = shutil.which(spec.trtllm.executable)
+    absent = []
+    if bench is None and dry_run:  # show the commands a GPU machine would run, for the pinned or newest release
+        bench, pinned = spec.trtllm.executable, pinned or TrtllmVersion.parse(NEWEST_TEXT)
+        which = "trtllm.version" if spec.trtllm.version else "the newest release trtbench knows"
+        absent.append(f"{spec.trtllm.executable} is not installed here: commands as TensorRT-LLM {pinned.text} "
+                      f"takes them ({which})")
     if bench is None:
         raise TrtbenchError(f"{spec.trtllm.executable} is not on PATH: install TensorRT-LLM (NVIDIA's container "
                             f"or pip index) and activate its environment, or run with --backend sim")
@@ -43,7 +49,7 @@ def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo]) -> tuple[Backen
                         ("no latency subcommand" if not version.at_least(0, 13) else "one that loads only an engine")
                         + "); on 0.17+ use mode: throughput with grid.concurrency: [1]")
     backend = TrtllmBackend(spec, run_dir, bench, version, gpus[0].name if gpus else spec.gpu)
-    notes = [f"TensorRT-LLM {version.text}, {backend.mode} backend"]
+    notes = [f"TensorRT-LLM {version.text}, {backend.mode} backend", *absent]
     if version.newer_than_known:
         notes.append(f"warning: TensorRT-LLM {version.text} is newer than the newest release trtbench knows "
                      f"({SUPPORTED_TEXT.split()[-1]}); driving it as that release")

@@ -145,7 +145,7 @@ def model_path_for(cache: EngineCache, config: BuildConfig) -> Path | None:
     trtllm-bench loads a hub model by name, and on the TensorRT path (engine_dir)."""
     if config.path != "pytorch":
         return None
-    if config.quantization is not None:
+    if config.quantization is not None or config.unfetched:  # unfetched: where a dry run's planned build goes
         return (cache.path(config) / MODEL_SUBDIR).resolve()
     if config.checkpoint:
         return Path(config.checkpoint).resolve() if Path(config.checkpoint).is_dir() else None

@@ -1,0 +1,84 @@
+"""A newcomer's first day (issue 17): labels that are true, a dry run on any machine, paths relative to the
+spec, and retrying only what failed."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pandas as pd
+import pytest
+
+from tests.conftest import SMALL_SPEC, TRTLLM_SPEC
+from tests.fakes import clidata
+
+
+@pytest.mark.parametrize("command", ["plan", "sweep"])
+def test_fp8_on_a_gpu_without_fp8_tensor_cores_is_one_line(cli, write_spec, tmp_path, command):
+    result = cli(command, str(write_spec(SMALL_SPEC.replace("h100-sxm", "a100-sxm-80gb"))))
+    assert result.code == 2 and len(result.err.splitlines()) == 1, result.err
+    assert "precision: fp8: the A100 SXM 80GB (ampere) has no FP8 tensor cores" in " ".join(result.err.split())
+    kv_only = SMALL_SPEC.replace("h100-sxm", "a100-sxm-80gb").replace("precision: fp8", "precision: bf16")
+    result = cli(command, str(write_spec(kv_only)))
+    assert result.code == 2 and "kv_cache_dtype: fp8" in result.err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_relative_model_config_is_found_beside_the_spec_from_any_directory(cli, tmp_path, monkeypatch):
+    specs = tmp_path / "project" / "specs"
+    (specs / "models").mkdir(parents=True)
+    (specs / "models" / "config.json").write_text(json.dumps({
+        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "vocab_size": 128256}))
+    spec = specs / "mine.yaml"
+    spec.write_text(SMALL_SPEC.replace("model: meta-llama/Llama-3.1-8B",
+                                       "model: {name: acme/llama-clone, config: models/config.json}"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for command in ("plan", "sweep"):
+        result = cli(command, str(spec))
+        assert result.code == 0, result.err
+    recorded = (elsewhere / "runs" / "tiny" / "spec.yaml").read_text()
+    assert str(specs / "models" / "config.json") in recorded
+
+
+def test_retry_failed_reruns_only_failed_points_and_the_report_shows_the_new_records(cli, write_spec, tmp_path,
+                                                                                      fake_bench):
+    spec = write_spec(TRTLLM_SPEC)
+    fake_bench.fail("oom_torch")
+    assert cli("sweep", "--no-plots", str(spec)).code == 0
+    assert set(pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")["status"]) == {"oom"}
+    fake_bench.fail("")
+    again = cli("sweep", "--no-plots", str(spec))  # a plain resume: every point has a record, nothing runs
+    assert again.code == 0 and len(fake_bench.printed()) == 0
+    retried = cli("sweep", "--no-plots", "--retry-failed", str(spec))
+    assert retried.code == 0, retried.err
+    assert len(fake_bench.printed()) == 4
+    assert set(pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")["status"]) == {"ok"}
+    lines = (tmp_path / "runs" / "tiny" / "results.jsonl").read_text().splitlines()
+    assert [json.loads(x)["status"] for x in lines] == ["oom"] * 4 + ["ok"] * 4  # nothing recorded is lost
+    assert cli("sweep", "--no-plots", "--retry-failed", str(spec)).code == 0 and len(fake_bench.printed()) == 4
+
+
+@pytest.mark.parametrize(("pinned", "subcommand_flags"), [(None, "--backend pytorch"), ("0.16.0", "--engine_dir")])
+def test_a_dry_run_prints_trtllm_bench_commands_without_a_gpu_or_tensorrt_llm(cli, write_spec, tmp_path, pinned,
+                                                                             subcommand_flags):
+    """No trtllm-bench on PATH and no NVML here: the commands are those of the newest release trtbench knows
+    (1.3), or of the pinned one, and they parse with that release's real options."""
+    engine = tmp_path / "engine"
+    engine.mkdir()
+    extra = f"trtllm: {{version: {pinned}, engine_dir: {engine}}}\n" if pinned else ""
+    result = cli("sweep", "--backend", "trtllm", "--dry-run", str(write_spec(TRTLLM_SPEC + extra)))
+    assert result.code == 0, result.err
+    commands = [shlex.split(line) for line in result.out.splitlines() if line.startswith("trtllm-bench ")]
+    assert len(commands) == 4 and all(subcommand_flags in shlex.join(c) for c in commands)
+    rel = clidata.release(pinned or "1.3.0")
+    for argv in commands:
+        (tmp_path / "data.jsonl").write_text("{}\n")
+        dataset = argv.index("--dataset") + 1
+        argv[dataset] = str(tmp_path / "data.jsonl")  # the dry run names the dataset; it does not write it
+        parsed = clidata.parse(rel, argv[1:])
+        assert parsed.command == "throughput"
+    assert "not installed here" in " ".join(result.err.split())
+    assert not (tmp_path / "runs").exists()
