@@ -82,3 +82,50 @@ def test_a_dry_run_prints_trtllm_bench_commands_without_a_gpu_or_tensorrt_llm(cl
         assert parsed.command == "throughput"
     assert "not installed here" in " ".join(result.err.split())
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_measured_runs_own_results_csv_is_calibrate_and_predict_input(cli, write_spec, tmp_path, fake_bench):
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 0
+    results = tmp_path / "runs" / "tiny" / "results.csv"
+    rows = pd.read_csv(results)
+    # every row says what ran: runs can be concatenated and read back without the spec
+    assert rows[["model", "gpu", "precision", "kv_cache_dtype", "tp", "pp"]].drop_duplicates().values.tolist() == [
+        ["meta-llama/Llama-3.1-8B", "h100-sxm", "fp8", "fp8", 1, 1]]
+    result = cli("calibrate", str(results))
+    assert result.code == 0, result.err
+    text = " ".join(result.err.replace("│", " ").split())
+    assert "MAPE" in text and "as h100-sxm" not in text  # scored as what ran, not as a default GPU
+    for isl, osl in ((128, 128), (128, 1024), (2048, 128), (2048, 1024)):
+        assert f"meta-llama/Llama-3.1-8B 1 {isl} {osl} 100" in text  # each measured point, at its request count
+    out = tmp_path / "predicted.csv"
+    assert cli("predict", "--csv", str(results), "--out", str(out)).code == 0
+    predicted = pd.read_csv(out)
+    assert list(predicted.columns).count("pred_output_tok_per_s") == 1 and len(predicted) == 4
+    assert (predicted["pred_requests"] == 100).all()
+
+
+def test_calibrate_refuses_a_simulated_run_in_one_line(cli, write_spec, tmp_path):
+    assert cli("sweep", "--no-plots", str(write_spec(SMALL_SPEC))).code == 0
+    result = cli("calibrate", str(tmp_path / "runs" / "tiny" / "results.csv"))
+    assert result.code == 2 and len(result.err.splitlines()) == 1 and "no measured" in result.err
+
+
+def test_compare_matches_across_request_counts_and_says_what_it_left_out(cli, write_spec, tmp_path):
+    """A: 100 requests per point; B: 200, one more ISL, and an ISL past Llama-3.1-8B's 131,072 positions
+    that fails in both runs."""
+    a = SMALL_SPEC.replace("isl: [128, 2048]", "isl: [128, 2048, 200000]")
+    b = a.replace("name: tiny", "name: more").replace("{fixed: 100}", "{fixed: 200}").replace(
+        "isl: [128, 2048, 200000]", "isl: [128, 2048, 4096, 200000]")
+    assert cli("sweep", "--no-plots", str(write_spec(a))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(b, "b.yaml"))).code == 0
+    result = cli("compare", "--no-plots", "runs/tiny", "runs/more", "--out", "cmp")
+    assert result.code == 0, result.err
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    joined = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert len(joined) == 6  # ISL 128, 2048, 200000 x OSL 128, 1024: matched although the counts differ
+    assert "Request counts differ at 6 of 6 matched points" in md and "| A 100, B 200 |" in md
+    not_compared = md.split("## Not compared", 1)[1].split("\n## ", 1)[0]
+    assert "| 4096 | 128 | B | A has no ISL 4096 |" in not_compared
+    assert "| 4096 | 1024 | B | A has no ISL 4096 |" in not_compared
+    both_failed = joined[joined["isl"] == 200000]["status"].tolist()
+    assert both_failed == ["A: infeasible, B: infeasible"] * 2

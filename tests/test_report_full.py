@@ -73,7 +73,7 @@ def test_outputs_are_written_and_agree(tmp_path):
     assert {"report.md", "results.csv", "results.parquet", "heatmap.png", "throughput_vs_osl.png"} <= names
     csv = pd.read_csv(tmp_path / "results.csv")
     parquet = pd.read_parquet(tmp_path / "results.parquet")
-    assert list(csv.columns) == list(an.COLUMNS) == list(parquet.columns)
+    assert list(csv.columns) == [*an.IDENTITY_COLUMNS, *an.COLUMNS] == list(parquet.columns)
     assert len(csv) == len(STUDY) and csv["output_tok_per_s"].equals(parquet["output_tok_per_s"])
     report = (tmp_path / "report.md").read_text()
     for png in (p for p in paths if p.suffix == ".png"):
@@ -170,5 +170,5 @@ def test_compare_refuses_runs_without_shared_points(cli, write_spec, tmp_path):
     other = SMALL_SPEC.replace("name: tiny", "name: other").replace("isl: [128, 2048]", "isl: [64]")
     assert cli("sweep", str(write_spec(other, "other.yaml"))).code == 0
     result = cli("compare", "runs/tiny", "runs/other")
-    assert result.code == 2 and "share no (ISL, OSL, requests) point" in result.err
+    assert result.code == 2 and "share no (ISL, OSL) point" in result.err
     assert not Path(tmp_path / "runs" / "compare_tiny_vs_other").exists()

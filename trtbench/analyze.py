@@ -17,6 +17,8 @@ import pandas as pd
 
 from trtbench.accuracy.gate import Gate, Verdict, verdicts
 from trtbench.accuracy.records import AccuracyRecord, Artifact, artifact_of
+from trtbench.catalog.gpus import resolve_gpu
+from trtbench.errors import SpecError
 from trtbench.records import Record, Source, Status
 from trtbench.sla import Bounds, best_under
 from trtbench.spec import EXTRA_AXES, SweepSpec
@@ -35,7 +37,10 @@ DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, 
                    "peak_memory_gib", "accuracy",
                    "pred_status", "pred_output_tok_per_s", "pred_error_pct", "roofline_output_tok_per_s",
                    "efficiency_pct", "energy_j", "j_per_output_token", "predicted_wall_s")
-# results.csv / results.parquet columns after the axis columns, in order; documented in the README.
+# What ran, on every row of results.csv / results.parquet (first, whether swept or not), so runs concatenate and
+# `trtbench calibrate` / `predict --csv` read them back without the spec.
+IDENTITY_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "trtllm_version")
+# results.csv / results.parquet columns after the identity and axis columns, in order; documented in the README.
 COLUMNS = ("isl", "osl", "requests", "status", "cause", "source", "backend", *METRIC_COLUMNS,
            "total_tokens", *MEMORY_COLUMNS, "point_id", "started_at", "duration_s", *DERIVED_COLUMNS)
 DISAGREEMENT_PCT = 25.0  # a measurement this far from its prediction is flagged
@@ -145,7 +150,7 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
     order = {pid: i for i, pid in enumerate(point_ids)}
     current = sorted((r for r in records if r.point_id in order), key=lambda r: order[r.point_id])
     axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
-    df = to_frame(current, axes, spec.runtime.timeout_s, (spec.tp, spec.pp))
+    df = with_identity(to_frame(current, axes, spec.runtime.timeout_s, (spec.tp, spec.pp)), current, spec)
     gate = None
     if spec.accuracy is not None and not df.empty:
         scalars = spec.model_dump(mode="json")
@@ -156,6 +161,29 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
     sla = best_under(eligible(df), Bounds.of(spec.sla), axes) if spec.sla and not df.empty else None
     return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
                     utilisation(current), run_facts(current, spec), counts, sla, gate)
+
+
+def with_identity(df: pd.DataFrame, records: list[Record], spec: SweepSpec) -> pd.DataFrame:
+    """`df` (rows in `records` order) with IDENTITY_COLUMNS first: a swept axis as recorded, else the spec's
+    value; the GPU as the spec names it (or the one telemetry saw for `gpu: auto`); the TensorRT-LLM release a
+    measured point ran, or the one the spec pins."""
+    scalars = spec.model_dump(mode="json")
+    values: dict[str, list[Any]] = {"model": [spec.model.name] * len(df), "gpu": [_gpu(r, spec) for r in records],
+                                    "trtllm_version": [r.detail.get("trtllm_version") or spec.trtllm.version
+                                                       for r in records]}
+    for column in ("precision", "kv_cache_dtype", "tp", "pp"):
+        values[column] = df[column].tolist() if column in df.columns else [scalars[column]] * len(df)
+    rest = [c for c in df.columns if c not in IDENTITY_COLUMNS]
+    return pd.concat([pd.DataFrame({c: values[c] for c in IDENTITY_COLUMNS}, index=df.index), df[rest]], axis=1)
+
+
+def _gpu(r: Record, spec: SweepSpec) -> str:
+    if spec.gpu != "auto" or r.telemetry is None:
+        return spec.gpu
+    try:
+        return resolve_gpu(r.telemetry.gpu_name).id
+    except SpecError:
+        return r.telemetry.gpu_name
 
 
 def eligible(df: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from trtbench.analyze import Analysis, groups
@@ -60,8 +61,9 @@ def _axes(ax: plt.Axes, ctx: PlotContext, title: str, xlabel: str, ylabel: str, 
 
 
 def heatmap(df: pd.DataFrame, ctx: PlotContext, path: Path, value: str = "output_tok_per_s",
-            label: str = "output tokens/s", fmt: str = "{:,.0f}") -> Path | None:
-    """ISL x OSL grid of `value`; failed cells grey, marked with their failure class."""
+            label: str = "output tokens/s", fmt: str = "{:,.0f}", center: float | None = None) -> Path | None:
+    """ISL x OSL grid of `value`; failed cells grey, marked with their failure class. With `center` (a ratio's
+    1.0), a diverging map: red below it, blue above, white at it."""
     if df.empty:
         return None
     isls, osls = sorted(df["isl"].unique()), sorted(df["osl"].unique())
@@ -75,7 +77,11 @@ def heatmap(df: pd.DataFrame, ctx: PlotContext, path: Path, value: str = "output
     fig, ax = plt.subplots(figsize=(1.1 * len(osls) + 3, 0.7 * len(isls) + 2))
     ax.set_facecolor("#d9d9d9")
     if np.isfinite(grid).any():
-        image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto", origin="lower")
+        finite_values = grid[np.isfinite(grid)]
+        norm = None if center is None else TwoSlopeNorm(
+            vcenter=center, vmin=min(finite_values.min(), center * 0.99), vmax=max(finite_values.max(), center * 1.01))
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis" if center is None else "RdBu", norm=norm,
+                          aspect="auto", origin="lower")
         fig.colorbar(image, ax=ax, label=label)
     else:
         ax.imshow(np.zeros_like(grid), cmap="Greys", vmin=0, vmax=4, aspect="auto", origin="lower")
@@ -83,7 +89,10 @@ def heatmap(df: pd.DataFrame, ctx: PlotContext, path: Path, value: str = "output
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
     for (i, j), s in status.items():
         if s == "ok" and np.isfinite(grid[i, j]):
-            dark = high > low and (grid[i, j] - low) / (high - low) < 0.55  # viridis is dark at the low end
+            if center is None:  # viridis is dark at the low end
+                dark = high > low and (grid[i, j] - low) / (high - low) < 0.55
+            else:  # RdBu is dark at both ends
+                dark = abs(grid[i, j] - center) > 0.6 * max(high - center, center - low, 1e-9)
             ax.text(j, i, fmt.format(grid[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if dark else "black")
         else:

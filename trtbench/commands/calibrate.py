@@ -9,6 +9,7 @@ import pandas as pd
 from rich.table import Table
 
 from trtbench.commands.utils import console, read_csv
+from trtbench.errors import TrtbenchError
 from trtbench.sim import calibration
 from trtbench.sim.calibration import BOUNDS
 from trtbench.sim.ifb import IfbModel
@@ -17,7 +18,8 @@ from trtbench.sim.table import mape_by, predict_frame, score
 
 def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: bool, write: bool) -> None:
     fraction = fraction or calibration.CALIBRATION_FRACTION
-    rows = pd.concat([read_csv(path).assign(set=path.name) for path in paths], ignore_index=True)
+    rows = pd.concat([measured_rows(read_csv(path), path).assign(set=path.name) for path in paths],
+                     ignore_index=True)
     model, on_bound, releases = IfbModel(), list[str](), dict[str, float]()
     if fit:
         from trtbench.sim.fit import fit as refit
@@ -51,6 +53,19 @@ def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: b
         best = min(results, key=lambda g: results[g])
         others = ", ".join(f"{g} {m:.1f}%" for g, m in results.items())
         console.print(f"best fit: {best} (MAPE {others})")
+
+
+def measured_rows(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A table's rows to score: all of a published table; of a trtbench results.csv, the measured points that
+    succeeded (a failed point has no throughput, a simulated one is the simulator's own answer)."""
+    if "status" in rows.columns:
+        rows = rows[rows["status"] == "ok"]
+    if "source" in rows.columns:
+        rows = rows[rows["source"] == "measured"]
+    if rows.empty:
+        raise TrtbenchError(f"{path}: no measured point that succeeded (simulated rows are the simulator's own "
+                            f"predictions; failed ones have no throughput)")
+    return rows
 
 
 def _rows_table(scored: pd.DataFrame, title: str, caption: str) -> Table:

@@ -46,21 +46,29 @@ def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simul
     if accuracy:
         out += ["Accuracy beside it (trtllm-eval scores x 100 of each run's artifact, `trtbench accuracy run`):", "",
                 md_table(("Task", "Metric", "A", "B", "B-A"), accuracy), ""]
-    if cmp.only_in_a or cmp.only_in_b:
-        out += [f"Not compared: {cmp.only_in_a} point(s) only in A, {cmp.only_in_b} only in B.", ""]
+    if cmp.requests_differ:
+        out += [f"Request counts differ at {cmp.requests_differ} of {len(cmp.joined)} matched points (each run's "
+                f"requests rule); both counts are in the table.", ""]
     rows = []
     for _, r in cmp.joined.iterrows():
         a = fmt_rate(r["a_tok_s"]) if r["a_status"] == "ok" else r["a_status"]
         b = fmt_rate(r["b_tok_s"]) if r["b_status"] == "ok" else r["b_status"]
         ratio = f"{r['ratio']:.3f}" if pd.notna(r["ratio"]) else "-"
         delta = f"{r['delta']:+,.2f}" if pd.notna(r["delta"]) else "-"
-        rows.append((*(r[x] for x in axes), r["isl"], r["osl"], fmt_count(r["requests"]), a, b, ratio, delta))
+        requests = fmt_count(r["a_requests"]) if r["a_requests"] == r["b_requests"] else \
+            f"A {fmt_count(r['a_requests'])}, B {fmt_count(r['b_requests'])}"
+        rows.append((*(r[x] for x in axes), r["isl"], r["osl"], requests, a, b, ratio, delta))
     titles = [AXIS_TITLES[x] for x in axes]
     out += ["## Output tokens/s per point", "",
             md_table((*titles, "ISL", "OSL", "Requests", "A tok/s", "B tok/s", "B/A", "B-A tok/s"), rows), ""]
+    out += ["## Not compared", ""]
+    unmatched = [(*(r[x] for x in axes), r["isl"], r["osl"], r["side"], r["why"]) for _, r in cmp.unmatched.iterrows()]
+    out += [md_table((*titles, "ISL", "OSL", "Only in", "Why"), unmatched) if unmatched else
+            "None: every point of each run has its match.", ""]
     out += ["## Failed in one run only", ""]
     sides = (("A", cmp.failed_only_in_a), ("B", cmp.failed_only_in_b))
-    failed = [(*(r[x] for x in axes), r["isl"], r["osl"], fmt_count(r["requests"]), side, r[f"{side.lower()}_status"])
+    failed = [(*(r[x] for x in axes), r["isl"], r["osl"], fmt_count(r[f"{side.lower()}_requests"]), side,
+               r[f"{side.lower()}_status"])
               for side, frame in sides for _, r in frame.iterrows()]
     out += [md_table((*titles, "ISL", "OSL", "Requests", "Failed in", "Status"), failed) if failed else "None.", ""]
     if plots:
@@ -87,7 +95,7 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True)
             ctx = PlotContext(title=f"B = {b_label}\nA = {a_label}" + (f"\n{group}" if group else ""),
                               simulated=a_sim or b_sim)
             path = heatmap(frame, ctx, out / f"ratio_heatmap{suffix}.png", value="ratio", label="B / A output tokens/s",
-                           fmt="{:.2f}x")
+                           fmt="{:.2f}x", center=1.0)
             if path is not None:
                 drawn.append(path)
     atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b)))

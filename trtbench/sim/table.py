@@ -19,7 +19,10 @@ from trtbench.spec import MAX_PARALLEL, MAX_REQUESTS, MAX_TOKENS, RequestRule, R
 REQUIRED = ("isl", "osl")
 RELEASE_COLUMNS = ("release", "version", "trtllm_version")  # the TensorRT-LLM release a row ran (optional)
 # What a row may leave out: NVIDIA's tables omit some request counts; the study names no GPU.
-ROW_DEFAULTS: dict[str, Any] = {"gpu": "h100-sxm", "model": "meta-llama/Llama-3.1-8B", "precision": "fp8", "tp": 1}
+ROW_DEFAULTS: dict[str, Any] = {"gpu": "h100-sxm", "model": "meta-llama/Llama-3.1-8B", "precision": "fp8", "tp": 1,
+                                "pp": 1, "kv_cache_dtype": None}
+PREDICTION_COLUMNS = ("pred_output_tok_per_s", "pred_status", "pred_kv_tokens", "pred_requests", "pred_cause",
+                      "regime", "kv_limited")
 MISSING_REQUESTS = RequestRule(budget_tokens=6_000_000, min=200, max=30_000)
 
 
@@ -29,7 +32,11 @@ def predict(dep: Deployment, isl: int, osl: int, requests: int, perf: Performanc
 
 def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
                   defaults: Mapping[str, Any] | None = None, fraction: float = 0.9) -> pd.DataFrame:
-    """`rows` plus pred_output_tok_per_s, pred_status, pred_kv_tokens, pred_cause (input columns kept)."""
+    """`rows` plus PREDICTION_COLUMNS (the other input columns kept; an earlier prediction's replaced). A row's
+    request count is `num_requests`, or `requests` as results.csv names it."""
+    rows = rows.drop(columns=[c for c in PREDICTION_COLUMNS if c in rows.columns])
+    if "num_requests" not in rows.columns and "requests" in rows.columns:
+        rows = rows.assign(num_requests=rows["requests"])
     missing = [c for c in REQUIRED if c not in rows.columns]
     if missing:
         raise TrtbenchError(f"input has no {', '.join(missing)} column; needed: gpu,model,precision,tp,isl,osl,"
@@ -40,17 +47,20 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
     deployments: dict[tuple[Any, ...], Deployment] = {}
     out = []
     for number, row in enumerate(rows.to_dict("records"), 1):
-        get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k) for k in ("gpu", "model", "precision", "tp")}
+        get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k)
+               for k in ("gpu", "model", "precision", "tp", "pp", "kv_cache_dtype")}
         release = row_release(row)
         try:
             isl, osl = checked(row["isl"], "isl"), checked(row["osl"], "osl")
             n = (checked(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
                  else MISSING_REQUESTS.count(isl, osl))
-            tp = checked(get["tp"], "tp")
-            key = (get["model"], get["gpu"], get["precision"], tp, release)
+            tp, pp = checked(get["tp"], "tp"), checked(get["pp"], "pp")
+            kv = str(get["kv_cache_dtype"]) if get["kv_cache_dtype"] else None
+            key = (get["model"], get["gpu"], get["precision"], tp, pp, kv, release)
             if key not in deployments:
                 deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
-                                                   tp=tp, runtime=runtime, release=release)
+                                                   tp=tp, pp=pp, kv_cache_dtype=kv, runtime=runtime,
+                                                   release=release)
         except TrtbenchError as exc:
             raise TrtbenchError(f"row {number}: {exc}") from None
         outcome = predict_point(deployments[key], perf, isl, osl, n)
@@ -85,7 +95,7 @@ def _present(value: Any) -> bool:
 
 
 # The spec's bounds, for rows and options that do not come through a spec.
-LIMITS = {"isl": MAX_TOKENS, "osl": MAX_TOKENS, "num_requests": MAX_REQUESTS, "tp": MAX_PARALLEL}
+LIMITS = {"isl": MAX_TOKENS, "osl": MAX_TOKENS, "num_requests": MAX_REQUESTS, "tp": MAX_PARALLEL, "pp": MAX_PARALLEL}
 
 
 def checked(value: Any, name: str) -> int:
