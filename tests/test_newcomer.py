@@ -129,3 +129,57 @@ def test_compare_matches_across_request_counts_and_says_what_it_left_out(cli, wr
     assert "| 4096 | 1024 | B | A has no ISL 4096 |" in not_compared
     both_failed = joined[joined["isl"] == 200000]["status"].tolist()
     assert both_failed == ["A: infeasible, B: infeasible"] * 2
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plots module finishes, kept open for inspection."""
+    from trtbench import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_finish", lambda fig, ctx, path: figures.append(fig) or path)
+    return figures
+
+
+def test_plot_axes_are_ticked_at_the_grids_own_values(drawn, tmp_path):
+    from trtbench import plots
+
+    frame = pd.DataFrame({"isl": [128] * 3, "osl": [100, 300, 1000], "status": ["ok"] * 3,
+                          "output_tok_per_s": [1000.0, 1500.0, 1800.0]})
+    plots.throughput_vs_osl(frame, plots.PlotContext("t", simulated=True), tmp_path / "x.png")
+    (ax,) = drawn[0].axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "300", "1000"]
+
+
+def test_kv_capacity_draws_failed_points_in_red(drawn, tmp_path):
+    """Two points that ran (a 100,000-token pool) and one OOM before any pool existed: its red cross sits at
+    100,000 / (2048 + 2048) = 24.4 sequences."""
+    from trtbench import plots
+
+    frame = pd.DataFrame({"isl": [128, 128, 2048], "osl": [128, 1024, 2048], "status": ["ok", "ok", "oom"],
+                          "kv_tokens": [100_000.0, 100_000.0, None]})
+    plots.kv_capacity(frame, plots.PlotContext("t", simulated=True), tmp_path / "k.png")
+    (ax,) = drawn[0].axes
+    crosses = [c for c in ax.collections if "without a KV pool" in str(c.get_label())]
+    assert len(crosses) == 1
+    (x, y), = crosses[0].get_offsets()
+    assert (x, y) == pytest.approx((4096, 100_000 / 4096))
+
+
+def test_predict_takes_a_config_for_a_model_outside_the_presets(cli, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({
+        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "vocab_size": 128256}))
+    args = ["predict", "--isl", "1024", "--osl", "1024", "--requests", "100", "--json", "--model", "acme/secret-8B"]
+    assert cli(*args).code == 2  # not a preset: refused without a config
+    result = cli(*args, "--config", str(tmp_path / "config.json"))
+    assert result.code == 0, result.err
+    clone = json.loads(result.out)
+    llama = json.loads(cli(*args[:-1], "meta-llama/Llama-3.1-8B").out)
+    assert clone["metrics"]["output_tok_per_s"] == llama["metrics"]["output_tok_per_s"]  # the same architecture
+
+
+def test_a_multi_gpu_report_says_its_throughput_is_the_total(cli, write_spec, tmp_path):
+    assert cli("sweep", "--no-plots", str(write_spec(SMALL_SPEC + "tp: 2\n"))).code == 0
+    report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    assert "it is the total over them" in report and "output_tok_per_s_per_gpu" in report

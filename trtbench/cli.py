@@ -118,6 +118,7 @@ def plan(
 def predict(
     gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU id or alias"),
     model: str = typer.Option("meta-llama/Llama-3.1-8B", "--model", help="HF model name"),
+    config: Path = typer.Option(None, "--config", help="the model's HF config.json (a model outside the presets)"),
     precision: str = typer.Option("fp8", "--precision", help="fp8 | fp16 | bf16"),
     kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="fp8 | auto (default: fp8 with fp8 weights)"),
     tp: int = typer.Option(1, "--tp", min=1),
@@ -140,7 +141,8 @@ def predict(
         return
     if None in (isl, osl, requests):
         raise typer.BadParameter("give --isl, --osl and --requests (or --csv)")
-    predict_cmd.predict_one(gpu, model, precision, kv_cache_dtype, tp, isl, osl, requests, fraction, as_json, release)
+    predict_cmd.predict_one(gpu, model, precision, kv_cache_dtype, tp, isl, osl, requests, fraction, as_json, release,
+                            str(config) if config else None)
 
 
 @app.command()

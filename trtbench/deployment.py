@@ -113,9 +113,10 @@ def release_of(version: str | None) -> str | None:
 
 def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: int = 1,
                     kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None,
-                    release: str | None = None) -> Deployment:
+                    release: str | None = None, config: str | None = None) -> Deployment:
     """A deployment from loose values (a CSV row, CLI options) instead of a sweep spec; names resolve as
-    in specs (GPU aliases, HF model names). FP8 weights get an FP8 KV cache unless told otherwise."""
+    in specs (GPU aliases, HF model names, or a config.json). FP8 weights get an FP8 KV cache unless told
+    otherwise."""
     try:
         prec = Precision(precision.lower())
     except ValueError:
@@ -124,7 +125,7 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
         kv = KvDtype((kv_cache_dtype or ("fp8" if prec is Precision.FP8 else "auto")).lower())
     except ValueError:
         raise SpecError(f"unknown KV cache dtype {kv_cache_dtype!r}; expected fp8 or auto") from None
-    arch, device = resolve_model(model), resolve_gpu(gpu)
+    arch, device = resolve_model(model, config=config), resolve_gpu(gpu)
     _check_fp8(device, prec, kv)
     _check_tp(arch, tp)
     return Deployment(arch, device, prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release))

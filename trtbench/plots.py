@@ -5,7 +5,7 @@ returns the file it wrote, or None when the data cannot make that plot (it is th
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from trtbench.analyze import Analysis, groups
 from trtbench.files import atomic_write
@@ -48,10 +49,15 @@ def _finish(fig: Figure, ctx: PlotContext, path: Path) -> Path:
 
 
 def _axes(ax: plt.Axes, ctx: PlotContext, title: str, xlabel: str, ylabel: str, xbase: int | None = 2,
-          ybase: int | None = 10) -> None:
-    """Log axes (base 2 for token lengths), labels with units, a title naming what was run, a grid."""
+          ybase: int | None = 10, xticks: Iterable[float] | None = None) -> None:
+    """Log axes (base 2 for token lengths), labels with units, a title naming what was run, a grid. `xticks`:
+    the grid's own values (100, 300, 1000, not 2^7 ... 2^10), written as numbers."""
     if xbase:
         ax.set_xscale("log", base=xbase)
+    if xticks is not None:
+        values = sorted(set(xticks))
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.xaxis.set_minor_locator(NullLocator())
     if ybase:
         ax.set_yscale("log", base=ybase)
     ax.set_xlabel(xlabel)
@@ -114,7 +120,7 @@ def throughput_vs_osl(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | 
     for isl, group in ok.sort_values("osl").groupby("isl"):
         ax.plot(group["osl"], group["output_tok_per_s"], marker="o", label=f"ISL {isl}")
     _axes(ax, ctx, "Throughput vs output length, one line per input length", "output length OSL (tokens, log2)",
-          "output tokens/s (log2)", ybase=2)
+          "output tokens/s (log2)", ybase=2, xticks=df["osl"])
     ax.legend(fontsize=7, ncol=2)
     return _finish(fig, ctx, path)
 
@@ -147,9 +153,9 @@ def pareto(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter(x, y, alpha=0.6, label="grid points")
     ax.plot(x[frontier], y[frontier], color="crimson", marker="o", label="Pareto frontier")
-    for k in frontier:
-        ax.annotate(f"{ok['isl'].iloc[k]}/{ok['osl'].iloc[k]}", (x[k], y[k]), fontsize=6, xytext=(3, 3),
-                    textcoords="offset points")
+    for n, k in enumerate(frontier):  # labels alternate above and below the line so neighbours do not overlap
+        ax.annotate(f"{ok['isl'].iloc[k]}/{ok['osl'].iloc[k]}", (x[k], y[k]), fontsize=6,
+                    xytext=(4, 4) if n % 2 == 0 else (4, -10), textcoords="offset points")
     _axes(ax, ctx, "Throughput per GPU vs per-user speed", "per-user output tokens/s (OSL / request latency)",
           "output tokens/s per GPU", xbase=10, ybase=None)
     ax.legend(fontsize=8)
@@ -168,6 +174,11 @@ def kv_capacity(df: pd.DataFrame, ctx: PlotContext, path: Path) -> Path | None:
     ax.plot(lengths, pool / lengths, color="gray", label=f"KV pool of {pool:,.0f} tokens / sequence length")
     ax.scatter(seq, known["kv_tokens"] / seq, c=["tab:green" if s == "ok" else "tab:red" for s in known["status"]],
                zorder=3, label="grid points (red: failed)")
+    failed = df[(df["status"] != "ok") & ~df.index.isin(known.index)]  # no pool of their own (OOM before it)
+    if not failed.empty:
+        lengths_failed = (failed["isl"] + failed["osl"]).to_numpy(dtype=float)
+        ax.scatter(lengths_failed, pool / lengths_failed, marker="x", color="tab:red", zorder=3,
+                   label="failed points without a KV pool (at the others' pool)")
     ax.axhline(1, color="crimson", linestyle="--", linewidth=1, label="one sequence")
     _axes(ax, ctx, "KV cache capacity vs sequence length", "sequence length ISL + OSL (tokens, log2)",
           "sequences that fit in the KV cache (log)")
@@ -192,12 +203,13 @@ def load_curves(df: pd.DataFrame, ctx: PlotContext, path: Path, others: tuple[st
         top.plot(line["concurrency"], line["output_tok_per_s_per_gpu"], marker="o", label=label)
         ttft.plot(line["concurrency"], line["ttft_ms_p95"], marker="o", label=label)
         tpot.plot(line["concurrency"], line["tpot_ms_p95"], marker="o", label=label)
-    _axes(top, ctx, "Throughput vs concurrency", "concurrent requests (log2)", "output tokens/s per GPU", ybase=None)
+    _axes(top, ctx, "Throughput vs concurrency", "concurrent requests (log2)", "output tokens/s per GPU", ybase=None,
+          xticks=ok["concurrency"])
     for ax, column, title in ((ttft, "ttft_ms_p95", "p95 time to first token"),
                               (tpot, "tpot_ms_p95", "p95 time per output token")):
         reported = bool(ok[column].notna().any())
         _axes(ax, ctx, title, "concurrent requests (log2)", f"{column[:4].upper()} p95 (ms, log)",
-              ybase=10 if reported else None)
+              ybase=10 if reported else None, xticks=ok["concurrency"])
         if not reported:  # a measured run without streaming prints none
             ax.text(0.5, 0.5, "not reported\n(runtime.streaming off)", transform=ax.transAxes, ha="center")
     top.legend(fontsize=7, title="ISL/OSL")
@@ -217,7 +229,7 @@ def memory_vs_concurrency(df: pd.DataFrame, ctx: PlotContext, path: Path, others
         ax.axhline(float(seen["gpu_total_gib"].max()), color="crimson", linestyle="--", linewidth=1,
                    label="GPU memory")
     _axes(ax, ctx, "Peak GPU memory vs concurrency (telemetry)", "concurrent requests (log2)",
-          "peak memory used (GiB)", ybase=None)
+          "peak memory used (GiB)", ybase=None, xticks=seen["concurrency"])
     ax.legend(fontsize=7, title="ISL/OSL")
     return _finish(fig, ctx, path)
 

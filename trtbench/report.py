@@ -353,6 +353,9 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
         out += [f"{a.stale} record(s) from an earlier version of the spec are kept in results.jsonl "
                 f"and not shown.", ""]
     note = "Token Throughput is output tokens/s; Total Tokens is requests x (ISL + OSL)."
+    if (spec.tp * spec.pp > 1) or {"tp", "pp"} & set(a.axes):
+        note += (" With several GPUs per point (TP x PP) it is the total over them; results.csv has "
+                 "output_tok_per_s_per_gpu.")
     if a.axes:
         note += f" Ranked across every {', '.join(AXIS_TITLES[x] for x in a.axes)} combination."
     sections: list[tuple[str, str | None]] = [

@@ -19,14 +19,16 @@ from trtbench.spec import RuntimeSpec
 
 
 def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
-                requests: int, fraction: float | None, as_json: bool, release: str | None = None) -> None:
+                requests: int, fraction: float | None, as_json: bool, release: str | None = None,
+                config: str | None = None) -> None:
     fraction = fraction or CALIBRATION_FRACTION
     isl, osl, requests, tp = (checked(v, name) for v, name in ((isl, "isl"), (osl, "osl"), (requests, "num_requests"),
                                                                (tp, "tp")))
     if release is not None and release_of(release) is None:
         raise TrtbenchError(f"--release {release!r} is not a TensorRT-LLM version (e.g. 1.0 or 0.21.0)")
     dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
-                          runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction), release=release)
+                          runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction), release=release,
+                          config=config)
     perf = IfbModel()
     outcome = predict(dep, isl, osl, requests, perf)
     covered = coverage(dep, perf.info)

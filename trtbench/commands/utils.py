@@ -4,7 +4,9 @@ that need them, so `trtbench --version` and argument errors stay fast."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +23,9 @@ if TYPE_CHECKING:
 
     from trtbench.analyze import Analysis
 
-console = Console(stderr=True, highlight=False)
+# Piped or in CI, rich would lay tables out in 80 columns and cut them; COLUMNS still wins where it is set.
+console = Console(stderr=True, highlight=False,
+                  width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 160)
 
 
 def warn(message: str) -> None:
