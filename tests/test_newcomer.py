@@ -4,6 +4,7 @@ spec, and retrying only what failed."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import pandas as pd
@@ -183,3 +184,45 @@ def test_a_multi_gpu_report_says_its_throughput_is_the_total(cli, write_spec, tm
     assert cli("sweep", "--no-plots", str(write_spec(SMALL_SPEC + "tp: 2\n"))).code == 0
     report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
     assert "it is the total over them" in report and "output_tok_per_s_per_gpu" in report
+
+
+def test_the_progress_bar_advances_by_expected_duration_not_by_points():
+    """A 10 s point and a 990 s one: after the short one the bar is 1% done, not 50%; a third point nothing
+    predicted weighs the mean of the others, 500 s."""
+    import io
+
+    from rich.console import Console
+
+    from trtbench.commands.progress import ProgressBar
+    from trtbench.executors.base import Task
+    from trtbench.grid import Point
+    from trtbench.records import Record, Source, Status
+
+    points = [Point((("isl", 1), ("osl", n), ("requests", 1)), f"p{n}") for n in (1, 2, 3)]
+    tasks = [Task(points[0], 1, 10.0), Task(points[1], 1, 990.0), Task(points[2], 1, 0.0)]
+    bar = ProgressBar(Console(file=io.StringIO()), "sim")
+    bar.begin(3, 0, tasks)
+    record = Record(status=Status.OOM, cause="x", source=Source.SIMULATED, point_id="p1", attempt="a", axes={},
+                    backend="sim", started_at="2026-11-27T19:00:00+00:00", duration_s=1.0)
+    bar.finished(tasks[0], record)
+    task = bar.progress.tasks[0]
+    assert task.total == 1500.0 and task.completed == 10.0 and task.fields["points"] == "1/3 points"
+
+
+@pytest.mark.parametrize("command", [["sweep"], ["plan"], ["predict"], ["calibrate"], ["compare"], ["report"],
+                                     ["sla"], ["status"], ["build"], ["accuracy", "run"], ["accuracy", "score"]])
+def test_help_has_plain_metavars_and_an_example(cli, command):
+    result = cli(*command, "--help")
+    assert result.code == 0
+    usage = result.out.splitlines()[0]
+    assert not re.search(r"<(str|int|float|bool|Path|list\[)", result.out) and "{" not in usage, result.out
+    assert "Examples:\n    trtbench " + " ".join(command) in result.out
+
+
+def test_every_help_example_names_a_file_the_repository_has():
+    """Examples point at specs that exist (runs/ and generated files aside)."""
+    from tests.conftest import REPO
+
+    text = (REPO / "trtbench" / "cli.py").read_text()
+    for spec in set(re.findall(r"sweeps/[\w.-]+\.yaml", text)):
+        assert (REPO / spec).is_file(), spec

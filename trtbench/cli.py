@@ -16,6 +16,36 @@ import typer
 from trtbench import __version__
 from trtbench.errors import Interrupted, TrtbenchError
 
+
+def _plain_metavars() -> None:
+    """Typer 0.2x writes `--gpu <str>`, `{spec}` and `<list[Path]>` in --help; show click's plain style
+    instead: `--gpu GPU`, `SPEC`, `CSV...` (an explicit metavar wins). Older typer already does."""
+    from typer.core import TyperArgument, TyperOption
+
+    if not hasattr(TyperOption, "display_type_rich"):
+        return
+
+    def option_metavar(self: Any, ctx: Any) -> str:
+        return str(self.metavar or (self.name or "value").upper())
+
+    def argument_name(self: Any) -> str:
+        name = str(self.metavar or (self.name or "arg").upper())
+        return name + ("..." if self.nargs != 1 else "") if self.required else f"[{name}]"
+
+    TyperOption.display_type_rich = option_metavar  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = lambda self, ctx: ""  # type: ignore[method-assign]
+    TyperArgument._rich_display_name = argument_name  # type: ignore[method-assign]
+    TyperArgument._usage_display_name = argument_name  # type: ignore[method-assign]
+
+
+_plain_metavars()
+
+
+def _examples(*commands: str) -> str:
+    """A command's --help epilog (click's \\b marker keeps the lines as they are)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {c}" for c in commands)
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -41,7 +71,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """trtbench: TensorRT-LLM throughput sweeps, measured or simulated."""
 
 
-@app.command()
+@app.command(epilog=_examples("trtbench sweep sweeps/h100_grid.yaml",
+                      "trtbench sweep sweeps/h100_grid.yaml --backend trtllm --dry-run",
+                      "trtbench sweep sweeps/h100_grid.yaml --retry-failed"))
 def sweep(
     spec: Path = typer.Argument(..., help="sweep spec (YAML)"),
     backend: str = typer.Option(None, "--backend", help="auto | trtllm | sim (overrides the spec)"),
@@ -68,7 +100,7 @@ def sweep(
                     update=update, executor=executor, detach=detach, retry_failed=retry_failed)
 
 
-@app.command()
+@app.command(epilog=_examples("trtbench status runs/h100_grid"))
 def status(run_dir: Path = typer.Argument(..., help="run directory (runs/<sweep name>)")) -> None:
     """Where each point of a run stands: recorded, queued or running on Slurm, or not started."""
     from trtbench.commands import status as status_cmd
@@ -76,7 +108,7 @@ def status(run_dir: Path = typer.Argument(..., help="run directory (runs/<sweep 
     status_cmd.status(run_dir)
 
 
-@app.command()
+@app.command(epilog=_examples("trtbench build sweeps/h100_grid.yaml"))
 def build(
     spec: Path = typer.Argument(None, help="sweep spec whose engine to build (optional with --model)"),
     model: str = typer.Option(None, "--model", help="HF model name"),
@@ -100,7 +132,7 @@ def build(
     build_cmd.build(spec, overrides, dry_run, max_points)
 
 
-@app.command()
+@app.command(epilog=_examples("trtbench plan sweeps/h100_grid.yaml --executor slurm"))
 def plan(
     spec: Path = typer.Argument(..., help="sweep spec (YAML)"),
     max_points: int = _max_points(),
@@ -114,7 +146,9 @@ def plan(
     plan_cmd.plan(spec, max_points, executor)
 
 
-@app.command()
+@app.command(epilog=_examples(
+    "trtbench predict --gpu h200-sxm --model meta-llama/Llama-3.1-70B --tp 2 --isl 1024 --osl 1024 --requests 1000",
+    "trtbench predict --csv runs/h100_grid/results.csv --out predicted.csv"))
 def predict(
     gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU id or alias"),
     model: str = typer.Option("meta-llama/Llama-3.1-8B", "--model", help="HF model name"),
@@ -145,7 +179,7 @@ def predict(
                             str(config) if config else None)
 
 
-@app.command()
+@app.command(epilog=_examples("trtbench calibrate runs/h100_grid/results.csv"))
 def calibrate(
     csv: list[Path] = typer.Argument(..., help="CSVs with isl, osl, num_requests, output_tok_per_s (+ gpu, model, tp)"),
     gpu: list[str] = typer.Option(None, "--gpu", help="GPU for rows without one; repeat to compare candidates"),
@@ -161,7 +195,7 @@ def calibrate(
     calibrate_cmd.calibrate(csv, gpu or [], fraction, fit, write)
 
 
-@app.command()
+@app.command(epilog=_examples("trtbench compare runs/h100_fp16 runs/h100_grid"))
 def compare(
     run_a: Path = typer.Argument(..., help="baseline run directory (A)"),
     run_b: Path = typer.Argument(..., help="run directory to compare with it (B)"),
@@ -174,7 +208,7 @@ def compare(
     compare_cmd.compare_runs(run_a, run_b, out, plots=not no_plots)
 
 
-@app.command()
+@app.command(epilog=_examples("trtbench report runs/h100_grid --top 20"))
 def report(
     run_dir: Path = typer.Argument(..., help="a run directory written by `trtbench sweep`"),
     top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
@@ -186,7 +220,7 @@ def report(
     report_cmd.report(run_dir, top_n, plots=not no_plots)
 
 
-@app.command()
+@app.command(epilog=_examples("trtbench sla runs/h100_latency --ttft-p95-ms 200 --tpot-p95-ms 15"))
 def sla(
     run_dir: Path = typer.Argument(..., help="a run directory written by `trtbench sweep`"),
     ttft_p95_ms: float = typer.Option(None, "--ttft-p95-ms", min=0, help="bound on p95 time to first token"),
@@ -206,7 +240,7 @@ accuracy_app = typer.Typer(help="Accuracy: trtllm-eval per artifact and its gate
 app.add_typer(accuracy_app, name="accuracy")
 
 
-@accuracy_app.command("run")
+@accuracy_app.command("run", epilog=_examples("trtbench accuracy run sweeps/h100_accuracy.yaml"))
 def accuracy_run(
     spec: Path = typer.Argument(..., help="sweep spec with an accuracy: section"),
     out: Path | None = typer.Option(None, "--out", help="run directory (default: the spec's)"),
@@ -219,7 +253,7 @@ def accuracy_run(
     accuracy_cmd.run_spec(spec, out, no_build)
 
 
-@accuracy_app.command("score")
+@accuracy_app.command("score", epilog=_examples("trtbench accuracy score generations.jsonl --json"))
 def accuracy_score(
     generations: Path = typer.Argument(..., help="JSONL: one {\"prediction\": ..., \"reference\": ...} per line"),
     target: str = typer.Option("mlperf-llama3.1-8b", "--target",

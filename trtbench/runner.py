@@ -84,9 +84,10 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
             store.submit(record)
             store.merge()
 
-        observer.begin(len(points), len(points) - len(remaining))
         predictions = {p.id: predict(selection.companion, p) for p in remaining}
-        work = Work(tasks_for(spec, remaining, predictions),
+        tasks = tasks_for(spec, remaining, predictions)
+        observer.begin(len(points), len(points) - len(remaining), tasks)
+        work = Work(tasks,
                     lambda task: run_point(backend, predictions[task.point.id], task), deliver,
                     lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
                     backend.cancel)

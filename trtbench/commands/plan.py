@@ -92,7 +92,7 @@ def print_engines(spec: SweepSpec, points: list[Point]) -> None:
     cache = EngineCache(Path(spec.build.engines_dir))
     table = Table(title=f"Engines for TensorRT-LLM {version.text if version else '(version unknown)'}")
     for col in ("Engine", "Path", "State", "max_seq_len", "max_batch_size", "max_num_tokens", "Points", "Unserved"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # names and paths are one long word: fold them, never cut
     for engine in plan_engines(spec, version, points):
         c = engine.config
         manifest = cache.manifest(c)

@@ -20,8 +20,9 @@ class Task:
 
 
 class Observer(Protocol):
-    def begin(self, total: int, done: int) -> None:
-        """The sweep has `total` points, `done` of them recorded before this run."""
+    def begin(self, total: int, done: int, tasks: Sequence[Task] = ()) -> None:
+        """The sweep has `total` points, `done` of them recorded before this run; `tasks` are what runs now
+        (with their expected durations, where the simulator could predict them)."""
         ...
 
     def started(self, task: Task) -> None: ...
@@ -30,7 +31,7 @@ class Observer(Protocol):
 
 
 class NullObserver:
-    def begin(self, total: int, done: int) -> None:
+    def begin(self, total: int, done: int, tasks: Sequence[Task] = ()) -> None:
         pass
 
     def started(self, task: Task) -> None:
