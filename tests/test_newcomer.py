@@ -215,7 +215,7 @@ def test_help_has_plain_metavars_and_an_example(cli, command):
     result = cli(*command, "--help")
     assert result.code == 0
     usage = result.out.splitlines()[0]
-    assert not re.search(r"<(str|int|float|bool|Path|list\[)", result.out) and "{" not in usage, result.out
+    assert not re.search(r"<(str|int|float|bool|path|Path|list\[)", result.out) and "{" not in usage, result.out
     assert "Examples:\n    trtbench " + " ".join(command) in result.out
 
 
