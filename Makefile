@@ -30,6 +30,7 @@ $(TEST_STAMP): $(STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check trtbench tests benchmarks
 	$(BIN)/mypy trtbench
+	$(BIN)/hadolint Dockerfile
 
 # Brings the local Slurm cluster up first and exports SLURM_CONF; without it the Slurm tests skip, the rest still run.
 test: lint

@@ -275,6 +275,9 @@ def main() -> None:
     umask = os.umask(0o022)  # run directories are shared and read by others: 0644 files, 0755 directories
     handlers = {sig: signal.signal(sig, _interrupt)  # Ctrl-C, a closed terminal, a scheduler's preemption
                 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    from trtbench.commands.utils import fit_width
+
+    fit_width()
     try:
         app()
     except TrtbenchError as exc:

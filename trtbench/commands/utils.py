@@ -23,9 +23,14 @@ if TYPE_CHECKING:
 
     from trtbench.analyze import Analysis
 
-# Piped or in CI, rich would lay tables out in 80 columns and cut them; COLUMNS still wins where it is set.
-console = Console(stderr=True, highlight=False,
-                  width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 160)
+console = Console(stderr=True, highlight=False)
+PIPED_WIDTH = 160
+
+
+def fit_width() -> None:
+    """Piped or in CI, rich would lay tables out in 80 columns and cut them: use PIPED_WIDTH there. A terminal's
+    width, or COLUMNS where it is set, still wins (decided per command: the tests run several in one process)."""
+    console.width = None if sys.stderr.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH  # type: ignore[assignment]
 
 
 def warn(message: str) -> None:
