@@ -226,3 +226,17 @@ def test_every_help_example_names_a_file_the_repository_has():
     text = (REPO / "trtbench" / "cli.py").read_text()
     for spec in set(re.findall(r"sweeps/[\w.-]+\.yaml", text)):
         assert (REPO / spec).is_file(), spec
+
+
+def test_a_label_the_run_contradicts_is_never_ranked(cli, write_spec, tmp_path, fake_bench):
+    """build.checkpoint names a local 16-bit checkpoint (no hf_quant_config.json) under an fp8 label: the report's
+    own `Quantization: None` makes every point invalid_report, with the reason, instead of FP8 numbers that are
+    BF16's."""
+    bf16 = tmp_path / "Llama-3.1-8B-bf16"
+    bf16.mkdir()
+    result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC.replace("nvidia/Llama-3.1-8B-FP8", str(bf16)))))
+    assert result.code == 0, result.err
+    rows = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
+    assert set(rows["status"]) == {"invalid_report"}
+    assert all("the report says quantization None, the point is labelled FP8 weights" in c for c in rows["cause"])
+    assert "| 1 |" not in (tmp_path / "runs" / "tiny" / "report.md").read_text().split("## Top 10")[1].split("##")[0]

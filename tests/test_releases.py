@@ -4,6 +4,7 @@ that refuses what that release refuses."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -124,12 +125,14 @@ def _sweep_spec(release: str, tmp_path: Path) -> str:
     FP8 checkpoint (the PyTorch path), both directories the stand-in can check exist."""
     rel = clidata.release(release)
     pytorch_default = TrtllmVersion.parse(rel["version"]).at_least(0, 19)
-    if pytorch_default:
+    if pytorch_default:  # as ModelOpt exports one (reference section 4): FP8 weights, the KV algo left null
         checkpoint = tmp_path / "Llama-3.1-8B-FP8"
         checkpoint.mkdir()
+        (checkpoint / "hf_quant_config.json").write_text(
+            '{"quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": null}}')
         return SMOKE + f"trtllm: {{version: {rel['version']}}}\nbuild: {{checkpoint: {checkpoint}}}\n"
     engine = tmp_path / "engine"
-    engine.mkdir()
+    shutil.copytree(REPO / "tests" / "data" / "engines" / "llama-fp8", engine)  # an FP8 / FP8-KV build config
     return SMOKE + f"trtllm: {{version: {rel['version']}, engine_dir: {engine}}}\n"
 
 
@@ -150,7 +153,10 @@ def test_smoke_sweep_on_every_release(release, cli, write_spec, tmp_path, fake_b
 
 def test_a_release_newer_than_the_newest_known_runs_as_it_with_a_warning(cli, write_spec, tmp_path, fake_bench):
     fake_bench.version("1.4.0rc1")  # the stand-in answers as 1.3, the newest it knows
-    spec = SMOKE + f"trtllm: {{version: 1.4.0rc1}}\nbuild: {{checkpoint: {tmp_path}}}\n"
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "hf_quant_config.json").write_text('{"quantization": {"quant_algo": "FP8"}}')
+    spec = SMOKE + f"trtllm: {{version: 1.4.0rc1}}\nbuild: {{checkpoint: {checkpoint}}}\n"
     result = cli("sweep", "--backend", "trtllm", "--no-plots", str(write_spec(spec)))
     assert result.code == 0, result.err
     assert "warning: TensorRT-LLM 1.4.0rc1 is newer than the newest release trtbench knows (1.3); driving it as " \

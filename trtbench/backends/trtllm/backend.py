@@ -29,7 +29,7 @@ from trtbench.backends.trtllm.failures import Failure, classify
 from trtbench.backends.trtllm.parse import LogScan, Report, ReportError, log_lines, parse_json, scan_run
 from trtbench.backends.trtllm.process import run_logged, stop_all
 from trtbench.backends.trtllm.telemetry import Sampler
-from trtbench.backends.trtllm.validate import problems
+from trtbench.backends.trtllm.validate import label_problems, problems
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.models import resolve_model
 from trtbench.errors import TrtbenchError
@@ -196,7 +196,8 @@ class TrtllmBackend:
             return Outcome(status=failure.status, cause=failure.cause, source=Source.MEASURED, telemetry=telemetry,
                            command=args, detail=detail)
         assert report is not None  # classify() passes only a run with a report
-        wrong = problems(point, report.metrics, inv.spec.tp * inv.spec.pp)
+        wrong = problems(point, report.metrics, inv.spec.tp * inv.spec.pp) + label_problems(
+            inv.spec.precision, inv.spec.kv_cache_dtype, report.info)
         if wrong:
             detail["reported"] = report.metrics
             return Outcome(status=Status.INVALID_REPORT, cause=f"the report does not describe the point: "

@@ -168,9 +168,9 @@ def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
             ("runtime.max_batch_size", spec.runtime.max_batch_size), ("runtime.max_num_tokens",
              spec.runtime.max_num_tokens), ("runtime.chunked_context", spec.runtime.chunked_context),
             ("trtllm.extra_llm_api_options", spec.trtllm.extra_llm_api_options)) if given]
-        if spec.kv_cache_dtype is KvDtype.FP8 and spec.precision is not Precision.FP8:
-            notes.append("kv_cache_dtype: fp8 with 16-bit weights (mode: latency takes no LLM-API options; the KV "
-                         "cache is the checkpoint's dtype)")
+        if spec.kv_cache_dtype is KvDtype.FP8:
+            notes.append("kv_cache_dtype: fp8 is not sent (mode: latency takes no LLM-API options): the KV cache is "
+                         "the checkpoint's dtype, and a report that says otherwise is recorded invalid_report")
         return notes
     if spec.runtime.concurrency and not version.has_concurrency:
         notes.append("runtime.concurrency needs 0.17+")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from trtbench.grid import Point
+from trtbench.precision import KvDtype, Precision
 
 # trtbench's datasets have fixed lengths and trtllm-bench generates exactly OSL tokens (`--eos_id -1`,
 # hard-coded before 1.0): averages differ from the point only by the report's rounding.
@@ -18,6 +19,21 @@ LENGTH_TOLERANCE = 0.01
 MAX_OUTPUT_TOK_PER_S_PER_GPU = 10_000_000.0
 _POSITIVE = {"output_tok_per_s": "output throughput", "request_per_s": "request throughput",
              "total_latency_s": "total latency"}
+
+
+def label_problems(precision: Precision, kv: KvDtype, info: dict[str, str]) -> list[str]:
+    """Where the report's own `Quantization` / `KV Cache Dtype` contradict the precision and KV dtype the point
+    is labelled with (FP8 weights that were never loaded, or a 16-bit label on FP8 ones). A value the report
+    leaves to the checkpoint (`auto`) or does not print is not judged."""
+    found = []
+    for what, said, fp8 in (("quantization", info.get("quantization"), precision is Precision.FP8),
+                            ("KV cache dtype", info.get("kv_cache_dtype"), kv is KvDtype.FP8)):
+        if said is None or said.strip().lower() in ("", "auto"):
+            continue
+        if fp8 != ("FP8" in said.upper()):
+            label = ("FP8" if fp8 else "16-bit") + (" weights" if what == "quantization" else " KV cache")
+            found.append(f"the report says {what} {said}, the point is labelled {label}")
+    return found
 
 
 def problems(point: Point, metrics: dict[str, float], gpus: int) -> list[str]:
