@@ -240,3 +240,15 @@ def test_a_label_the_run_contradicts_is_never_ranked(cli, write_spec, tmp_path, 
     assert set(rows["status"]) == {"invalid_report"}
     assert all("the report says quantization None, the point is labelled FP8 weights" in c for c in rows["cause"])
     assert "| 1 |" not in (tmp_path / "runs" / "tiny" / "report.md").read_text().split("## Top 10")[1].split("##")[0]
+
+
+def test_a_path_the_specs_directory_makes_too_long_is_one_line():
+    from pathlib import Path
+
+    from trtbench.errors import SpecError
+    from trtbench.spec import anchored, parse_spec
+
+    spec = parse_spec(SMALL_SPEC.replace("model: meta-llama/Llama-3.1-8B",
+                                         "model: {name: x, config: " + "a/" * 2000 + "c.json}"))
+    with pytest.raises(SpecError, match=r"^model\.config, found from /b+/d+: String should have at most 4096"):
+        anchored(spec, Path("/" + "b" * 200 + "/" + "d" * 200))

@@ -538,7 +538,11 @@ def anchored(spec: SweepSpec, base: Path) -> SweepSpec:
     if isinstance(data.get("accuracy"), dict):
         data["accuracy"]["datasets"] = {task: value if Path(value).is_absolute() else str(base / value)
                                         for task, value in data["accuracy"]["datasets"].items()}
-    return SweepSpec.model_validate(data)
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:  # a path that the spec's directory makes too long
+        err = exc.errors(include_url=False)[0]
+        raise SpecError(f"{'.'.join(map(str, err['loc']))}, found from {base}: {err['msg']}") from None
 
 
 def parse_spec(text: str, source: str = "<spec>") -> SweepSpec:
