@@ -188,3 +188,18 @@ subprocess.run(["scancel", json.loads(ledger.read_text().splitlines()[0])["job_i
     assert len(set(_job_ids(tmp_path))) == 2  # submitted again, as a new job
     (record,) = load_records(results)
     assert record["status"] == "ok"
+
+
+def test_retry_failed_submits_failed_points_again_instead_of_reattaching_their_jobs(cli, write_spec, tmp_path,
+                                                                                    fake_bench):
+    spec = write_spec(SLURM_SPEC)
+    fake_bench.fail("oom_torch")
+    assert cli("sweep", "--no-plots", str(spec)).code == 0
+    first = set(_job_ids(tmp_path))
+    assert {r["status"] for r in load_records(tmp_path / "runs" / "tiny" / "results.jsonl")} == {"oom"}
+    fake_bench.fail("")
+    result = cli("sweep", "--no-plots", "--retry-failed", str(spec))
+    assert result.code == 0, result.err
+    assert len(set(_job_ids(tmp_path)) - first) == 4  # new jobs, not the finished ones re-attached
+    records = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    assert [r["status"] for r in records] == ["oom"] * 4 + ["ok"] * 4

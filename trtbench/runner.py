@@ -90,7 +90,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
         work = Work(tasks,
                     lambda task: run_point(backend, predictions[task.point.id], task), deliver,
                     lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
-                    backend.cancel)
+                    backend.cancel, frozenset(r.attempt for r in store.all_records()))
         executor.execute(work, observer)
         store.write_meta({**meta, "finished_at": now_iso()})
         missing = len(todo(points, store.records()))

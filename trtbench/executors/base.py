@@ -48,6 +48,7 @@ class Work:
     deliver: Callable[[Record], None]  # hand a finished record to the store (from the executor's own thread)
     refuse: Callable[[Task, Status, str], Record]  # the record of a task that did not run where it went, and why
     cancel: Callable[[], None]  # stop every `run` in flight, from another thread (their records are dropped)
+    recorded: frozenset[str] = frozenset()  # attempts the store holds: a job that wrote one of them is done
 
 
 class Executor(Protocol):

@@ -66,7 +66,7 @@ class SlurmExecutor:
         self.dir.mkdir(exist_ok=True)
         tasks = {t.point.id: t for t in work.tasks}
         # Re-attach: a point whose job Slurm queues, runs or ran (and reached it) is never submitted again.
-        watched = attached(self.dir, set(tasks))
+        watched = attached(self.dir, set(tasks), work.recorded)
         fresh = [t for pid, t in tasks.items() if pid not in watched]
         if fresh:
             check_shared(self.run_dir, self.spec.partition)
@@ -211,10 +211,12 @@ def ledger(slurm_dir: Path) -> list[Job]:
     return list(latest.values())
 
 
-def attached(slurm_dir: Path, point_ids: set[str]) -> dict[str, Job]:
+def attached(slurm_dir: Path, point_ids: set[str], recorded: frozenset[str] = frozenset()) -> dict[str, Job]:
     """The points of `point_ids` whose latest job is to be waited on, not submitted again: every one
-    except those whose job ended before reaching them."""
+    except those whose job ended before reaching them, and those whose job wrote a record the store already
+    holds (a failed point `--retry-failed` runs again)."""
     jobs = [job for job in ledger(slurm_dir) if job.point_id in point_ids]
+    jobs = [job for job in jobs if (written := _record(slurm_dir, job)) is None or written.attempt not in recorded]
     states = _states(sorted({j.job_id for j in jobs}))
     return {job.point_id: job for job in jobs
             if states.get(job.job_id, "") in ACTIVE or started_path(slurm_dir, job).exists()
