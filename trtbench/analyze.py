@@ -152,9 +152,8 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
     axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
     df = with_identity(to_frame(current, axes, spec.runtime.timeout_s, (spec.tp, spec.pp)), current, spec)
     gate = None
-    if spec.accuracy is not None and not df.empty:
-        scalars = spec.model_dump(mode="json")
-        row_artifacts = [artifact_of({**scalars, **{a: r[a] for a in axes}}) for _, r in df.iterrows()]
+    if spec.accuracy is not None and not df.empty:  # each row's artifact, from its identity columns
+        row_artifacts = [artifact_of(r) for r in df[["precision", "kv_cache_dtype", "tp", "pp"]].to_dict("records")]
         gate = verdicts(accuracy, spec.accuracy, dict.fromkeys(row_artifacts))
         df["accuracy"] = [gate[a].gate.value for a in row_artifacts]
     counts = {str(k): int(v) for k, v in df["source"].value_counts().items()}

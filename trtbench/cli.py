@@ -275,7 +275,7 @@ def main() -> None:
     umask = os.umask(0o022)  # run directories are shared and read by others: 0644 files, 0755 directories
     handlers = {sig: signal.signal(sig, _interrupt)  # Ctrl-C, a closed terminal, a scheduler's preemption
                 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    from trtbench.commands.utils import fit_width
+    from trtbench.commands.console import fit_width
 
     fit_width()
     try:
@@ -283,7 +283,7 @@ def main() -> None:
     except TrtbenchError as exc:
         from rich.markup import escape
 
-        from trtbench.commands.utils import console
+        from trtbench.commands.console import console
 
         console.print(f"[red]trtbench: error:[/] {escape(' '.join(str(exc).splitlines()))}", soft_wrap=True)
         sys.exit(2)

@@ -61,9 +61,11 @@ def _unmatched(mine: pd.DataFrame, other: pd.DataFrame, keys: list[str], side: s
     merged = mine[keys].merge(other[keys].drop_duplicates(), on=keys, how="left", indicator=True)
     alone = merged[merged["_merge"] == "left_only"][keys].copy()
 
+    values = {key: set(other[key]) for key in keys}
+
     def why(row: pd.Series) -> str:
         for key in keys:
-            if row[key] not in set(other[key]):
+            if row[key] not in values[key]:
                 return f"{other_side} has no {key.upper() if key in LENGTH_KEYS else key} {row[key]}"
         return f"{other_side} has no point at this combination"
 

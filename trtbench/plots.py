@@ -82,17 +82,16 @@ def heatmap(df: pd.DataFrame, ctx: PlotContext, path: Path, value: str = "output
             grid[i, j] = r[value]
     fig, ax = plt.subplots(figsize=(1.1 * len(osls) + 3, 0.7 * len(isls) + 2))
     ax.set_facecolor("#d9d9d9")
-    if np.isfinite(grid).any():
-        finite_values = grid[np.isfinite(grid)]
-        norm = None if center is None else TwoSlopeNorm(
-            vcenter=center, vmin=min(finite_values.min(), center * 0.99), vmax=max(finite_values.max(), center * 1.01))
+    finite = grid[np.isfinite(grid)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    if finite.size:
+        norm = None if center is None else TwoSlopeNorm(vcenter=center, vmin=min(low, center * 0.99),
+                                                        vmax=max(high, center * 1.01))
         image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis" if center is None else "RdBu", norm=norm,
                           aspect="auto", origin="lower")
         fig.colorbar(image, ax=ax, label=label)
     else:
         ax.imshow(np.zeros_like(grid), cmap="Greys", vmin=0, vmax=4, aspect="auto", origin="lower")
-    finite = grid[np.isfinite(grid)]
-    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
     for (i, j), s in status.items():
         if s == "ok" and np.isfinite(grid[i, j]):
             if center is None:  # viridis is dark at the low end

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trtbench.precision import Named
+
+
+def now_iso() -> str:
+    """A UTC timestamp to the second, as every record, manifest and calibration file writes one."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 SCHEMA_VERSION = 1
 AxisValue = int | str

@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from trtbench.backends.base import Backend
 from trtbench.backends.registry import Selection
 from trtbench.executors.base import Executor, Observer, Task, Work
 from trtbench.grid import Point
-from trtbench.records import Outcome, Prediction, Record, Status
+from trtbench.records import Outcome, Prediction, Record, Status, now_iso
 from trtbench.spec import SweepSpec
 from trtbench.store import RunStore
 from trtbench.upgrade import upgrade_v0
@@ -32,10 +31,6 @@ class SweepSummary:
     ran: int
     adopted: int  # records of a trtbench 0.1.0 run carried over
     missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's)
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def provenance(selection: Selection) -> dict[str, Any]:
@@ -58,9 +53,8 @@ def provenance(selection: Selection) -> dict[str, Any]:
 MODEL_LOAD_S = 60.0  # added to a point's predicted run: the benchmark loads its model (or engine) first
 
 
-def todo(points: list[Point], records: list[Record], retry_failed: bool = False) -> list[Point]:
-    """The points without a record (or, with `retry_failed`, whose latest record failed), in grid order."""
-    done = {r.point_id for r in records if not retry_failed or r.status is Status.OK}
+def todo(points: list[Point], done: set[str]) -> list[Point]:
+    """The points not `done` (`RunStore.done_ids`), in grid order."""
     return [p for p in points if p.id not in done]
 
 
@@ -74,7 +68,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
         store.repair()
         adopted = upgrade_v0(store, spec, backend.name, backend.identity(), points)
         store.merge()  # records a worker submitted after the last controller stopped
-        remaining = todo(points, store.records(), retry_failed)
+        remaining = todo(points, store.done_ids(ok_only=retry_failed))
         meta = {"spec_hash": spec.hash(), "point_ids": [p.id for p in points], "started_at": now_iso(),
                 "provenance": provenance(selection)}
         store.write_spec(spec)
@@ -93,7 +87,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
                     backend.cancel, frozenset(r.attempt for r in store.all_records()))
         executor.execute(work, observer)
         store.write_meta({**meta, "finished_at": now_iso()})
-        missing = len(todo(points, store.records()))
+        missing = len(todo(points, store.done_ids()))
     return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted, missing)
 
 

@@ -25,7 +25,7 @@ import yaml
 
 from trtbench.errors import RunBusy, StoreError
 from trtbench.files import atomic_write
-from trtbench.records import SCHEMA_VERSION, Record, RecordError, parse_record
+from trtbench.records import SCHEMA_VERSION, Record, RecordError, Status, parse_record
 from trtbench.spec import SweepSpec, load_spec
 
 RESULTS = "results.jsonl"
@@ -173,6 +173,11 @@ class RunStore:
         for record in self.all_records():
             seen[record.point_id] = record
         return list(seen.values())
+
+    def done_ids(self, ok_only: bool = False) -> set[str]:
+        """The point ids a resume need not run: every recorded one, or (`ok_only`, for --retry-failed) those whose
+        latest record succeeded."""
+        return {r.point_id for r in self.records() if not ok_only or r.status is Status.OK}
 
     def submit(self, record: Record) -> Path:
         """Hand in a finished point from any writer; `merge` moves it into results.jsonl."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from trtbench.errors import TrtbenchError
 from trtbench.grid import IdentityRule, Point, field_value
-from trtbench.records import Status
 from trtbench.spec import SweepSpec
 from trtbench.store import RunStore
 
@@ -61,8 +60,7 @@ def recorded_ids(store: RunStore, spec: SweepSpec, backend: str, rule: IdentityR
     """The ids of `points` a sweep in `store` would find recorded (`ok_only`: recorded ok), 0.1.0 records it
     would adopt included, without writing anything (what a resume need not prepare for)."""
     adopted = adoptions(store, spec, backend, rule, points)
-    return {r.point_id for r in store.records() if not ok_only or r.status is Status.OK} | set(
-        (adopted or {}).values())
+    return store.done_ids(ok_only) | set((adopted or {}).values())
 
 
 def _agrees(old: SweepSpec, new: SweepSpec, rule: IdentityRule) -> bool:

@@ -30,6 +30,11 @@ class Artifact(BaseModel):
     def label(self) -> str:
         return f"{self.precision} (KV {self.kv_cache_dtype}, TP {self.tp} x PP {self.pp})"
 
+    @property
+    def stem(self) -> str:
+        """The artifact in a file name (its trtllm-eval logs)."""
+        return f"{self.precision}_kv-{self.kv_cache_dtype}_tp{self.tp}_pp{self.pp}"
+
 
 class AccuracyRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

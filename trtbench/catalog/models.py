@@ -273,8 +273,9 @@ def load_hf_config(path: Path, name: str) -> ModelArch:
     path, cfg = _read_config(path)
     where = f"model config {path}"
     if (field := unmodelled(cfg)) is not None:
-        raise SpecError(f"{where}: {field} is not modelled by trtbench (dense decoders and plain top-k mixtures "
-                        f"of experts only); refusing rather than planning it as something it is not")
+        raise SpecError(f"{where}: {field} is not modelled by trtbench (decoders with full attention on every "
+                        f"layer, dense or top-k mixtures of experts); refusing rather than planning it as something "
+                        f"it is not")
 
     def count(key: str, default: int | None = None) -> int:
         """A positive whole number within _LIMITS; `default` where the field is absent or null."""
@@ -322,8 +323,9 @@ def _latent(cfg: dict[str, Any], count: Callable[[str, int | None], int]) -> dic
 
 
 def _experts(cfg: dict[str, Any], where: str, count: Callable[[str, int | None], int]) -> dict[str, int]:
-    """The MoE fields of a config: Mixtral's num_local_experts, Qwen-MoE's num_experts; experts as wide as
-    intermediate_size unless moe_intermediate_size says otherwise; Qwen2-MoE's shared expert."""
+    """The MoE fields of a config: Mixtral's num_local_experts, Qwen-MoE's num_experts, DeepSeek's
+    n_routed_experts (with n_shared_experts and first_k_dense_replace); experts as wide as intermediate_size
+    unless moe_intermediate_size says otherwise; Qwen2-MoE's shared expert."""
     key = next((k for k in ("num_local_experts", "num_experts", "n_routed_experts") if cfg.get(k)), None)
     if key is None:
         return {}

@@ -4,17 +4,15 @@ that need them, so `trtbench --version` and argument errors stay fast."""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from trtbench.commands.console import console
 from trtbench.errors import TrtbenchError, exit_status
 from trtbench.store import RunStore
 
@@ -22,16 +20,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from trtbench.analyze import Analysis
-
-console = Console(stderr=True, highlight=False)
-PIPED_WIDTH = 160
-
-
-def fit_width() -> None:
-    """Piped or in CI, rich would lay tables out in 80 columns and cut them: use PIPED_WIDTH there. A terminal's
-    width, or COLUMNS where it is set, still wins (decided per command: the tests run several in one process)."""
-    console.width = None if sys.stderr.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH  # type: ignore[assignment]
-
 
 def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)

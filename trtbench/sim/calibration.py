@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtbench.catalog.gpus import Interconnect
+from trtbench.records import now_iso
 from trtbench.sim.steptime import Factors
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def load() -> tuple[Factors, dict[str, Any]]:
 def save(factors: Factors, info: dict[str, Any], path: Path | None = None) -> Path:
     path = path or data_path(CALIBRATION_FILE)
     payload = {"factors": {k: float(f"{v:.6g}") for k, v in asdict(factors).items()}, **info,
-               "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+               "fitted_at": now_iso()}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from trtbench.accuracy.records import AccuracyRecord, Artifact, artifact_of
+from trtbench.accuracy.records import AccuracyRecord, artifact_of
 from trtbench.backends.base import DEPLOYMENT_FIELDS, Capabilities, Log
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.engine import build_commands, engine_dir, ensure_engine, model_path_for
@@ -21,10 +20,9 @@ from trtbench.backends.trtllm.command import (
     choose_mode,
     chunked_context,
     llm_api_options,
-    model_and_path,
 )
 from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
-from trtbench.backends.trtllm.evaluate import eval_args, parse_scores
+from trtbench.backends.trtllm.evaluate import eval_args, eval_model, parse_scores
 from trtbench.backends.trtllm.failures import Failure, classify
 from trtbench.backends.trtllm.parse import LogScan, Report, ReportError, log_lines, parse_json, scan_run
 from trtbench.backends.trtllm.process import run_logged, stop_all
@@ -35,7 +33,7 @@ from trtbench.catalog.models import resolve_model
 from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
 from trtbench.grid import IdentityRule, Point
-from trtbench.records import Memory, Metrics, Outcome, Source, Status, Telemetry
+from trtbench.records import Memory, Metrics, Outcome, Source, Status, Telemetry, now_iso
 from trtbench.spec import AccuracySpec, EvalTask, SweepSpec, stable_hash
 
 # What changes a measurement besides the deployment: the benchmark's own settings and the engine or
@@ -212,14 +210,12 @@ class TrtllmBackend:
         use = self._use(point)
         inv, options = self._invocation(point)
         artifact = artifact_of(inv.spec.model_dump(mode="json"))
-        log_path = (self.run_dir / "logs" / "accuracy" / f"{build_key_name(artifact)}.{task}.log").resolve()
-        model = (inv.engine_dir if inv.mode == "tensorrt" else None) or model_and_path(inv)[1] or \
-            model_and_path(inv)[0]
-        base = {"artifact": artifact, "task": task, "samples": acc.samples, "model": str(model),
+        log_path = (self.run_dir / "logs" / "accuracy" / f"{artifact.stem}.{task}.log").resolve()
+        base = {"artifact": artifact, "task": task, "samples": acc.samples, "model": eval_model(inv),
                 "trtllm_version": self.version.text, "log": str(log_path)}
         if use is not None and use.failure is not None:
             return AccuracyRecord(**base, status=use.failure.status, cause=f"build failed: {use.failure.cause}",
-                                  command=[], wall_s=0.0, finished_at=_now())
+                                  command=[], wall_s=0.0, finished_at=now_iso())
         log_path.parent.mkdir(parents=True, exist_ok=True)
         if inv.options_yaml is not None:
             _write_options(inv.options_yaml, options or {})
@@ -227,22 +223,14 @@ class TrtllmBackend:
         start = log_path.stat().st_size if log_path.exists() else 0  # a rerun appends to the same log
         result = run_logged(args, log_path, acc.timeout_s, env=dict(env) if env else None)
         scores, evaluated = parse_scores(list(log_lines(log_path, start)), task)
-        failure = classify(result.returncode, result.timed_out, scan_run(result, log_path, start), bool(scores),
-                           acc.timeout_s)
-        if failure is not None and failure.status is Status.NO_REPORT:
+        scan = scan_run(result, log_path, start)
+        failure = classify(result.returncode, result.timed_out, scan, bool(scores), acc.timeout_s)
+        if failure is not None and failure.status is Status.NO_REPORT:  # classify's cause speaks of trtllm-bench
             failure = Failure(Status.NO_REPORT, "", f"exit 0 but no {task} scores logged; last output: "
-                              f"{failure.cause.rsplit('last output: ', 1)[-1]}")
+                              f"{scan.last_line or '(no output)'}")
         return AccuracyRecord(**base, status=failure.status if failure else Status.OK, scores=scores,
                               evaluated=evaluated, cause=failure.cause if failure else None, command=args,
-                              wall_s=result.duration_s, finished_at=_now())
-
-
-def build_key_name(artifact: Artifact) -> str:
-    return f"{artifact.precision}_kv-{artifact.kv_cache_dtype}_tp{artifact.tp}_pp{artifact.pp}"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+                              wall_s=result.duration_s, finished_at=now_iso())
 
 
 def _devices(env: Mapping[str, str] | None) -> list[int] | None:

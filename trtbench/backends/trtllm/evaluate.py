@@ -21,14 +21,19 @@ _MMLU = re.compile(r"MMLU weighted average accuracy:\s*(-?\d+(?:\.\d+)?)\s*\((\d
 RANDOM_SEED = 0  # trtllm-eval's default, said explicitly so every artifact sees the same samples
 
 
-def eval_args(inv: Invocation, executable: str, task: EvalTask, acc: AccuracySpec) -> list[str]:
+def eval_model(inv: Invocation) -> str:
+    """What `--model` loads: the checkpoint directory or hub name on the PyTorch path, the engine directory
+    on the TensorRT path."""
     model, model_path = model_and_path(inv)
-    args = [executable]
+    return model_path or model if inv.mode == "pytorch" else str(inv.engine_dir)
+
+
+def eval_args(inv: Invocation, executable: str, task: EvalTask, acc: AccuracySpec) -> list[str]:
+    args = [executable, "--model", eval_model(inv)]
     if inv.mode == "pytorch":
-        args += ["--model", model_path or model, "--backend", "pytorch"]
+        args += ["--backend", "pytorch"]
     else:
-        args += ["--model", str(inv.engine_dir), "--tokenizer", inv.spec.model.path or model, "--backend",
-                 "tensorrt"]
+        args += ["--tokenizer", inv.spec.model.path or inv.spec.model.name, "--backend", "tensorrt"]
     args += ["--tp_size", str(inv.spec.tp), "--pp_size", str(inv.spec.pp), *(["--ep_size", str(inv.spec.ep)]
                                                                                if inv.spec.ep else []),
              "--kv_cache_free_gpu_memory_fraction", str(inv.spec.runtime.kv_cache_free_gpu_mem_fraction)]

@@ -9,7 +9,6 @@ import shlex
 import shutil
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 from trtbench import __version__
@@ -37,7 +36,7 @@ from trtbench.backends.trtllm.parse import scan_run
 from trtbench.backends.trtllm.process import run_logged
 from trtbench.errors import TrtbenchError
 from trtbench.nvml import visible_gpus
-from trtbench.records import Status
+from trtbench.records import Status, now_iso
 from trtbench.spec import SweepSpec
 
 
@@ -92,7 +91,7 @@ def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, say:
     manifest = Manifest(
         name=config.name, status="failed" if failure else "ok", config=config, config_hash=config.hash(),
         trtbench=__version__, trtllm_version=config.trtllm_version, gpu=gpu,
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), build_s=time.monotonic() - t0,
+        built_at=now_iso(), build_s=time.monotonic() - t0,
         size_bytes=size_on_disk(staging), engine_subdir=engine_subdir,
         failure=failure.as_dict() if failure else None,
         steps=records, model_subdir=MODEL_SUBDIR if q is not None else None,
