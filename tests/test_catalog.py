@@ -99,14 +99,12 @@ DENSE = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 3
 
 
 @pytest.mark.parametrize(("extra", "named"), [
-    ({"n_routed_experts": 64, "num_experts_per_tok": 6, "moe_layer_freq": 2}, "moe_layer_freq (2: MoE on"),
-    ({"num_experts": 60, "num_experts_per_tok": 4, "decoder_sparse_step": 2}, "decoder_sparse_step (2: MoE on"),
-    ({"num_experts": 60, "num_experts_per_tok": 4, "mlp_only_layers": [3]}, "mlp_only_layers (dense layers"),
-    ({"layer_types": ["linear_attention", "linear_attention", "full_attention"]},
+    ({"layer_types": ["linear_attention", "linear_attention", "full_attention"] * 10 + ["full_attention"] * 2},
      "layer_types (linear_attention layers)"),
-    ({"layer_types": ["sliding_attention", "full_attention"]}, "layer_types (sliding_attention layers)"),
-    ({"sliding_window": 4096}, "sliding_window (4096-token attention window)"),  # Mistral-7B-v0.1
-    ({"text_config": {"num_local_experts": 16}}, "text_config (a multimodal model's text part)"),
+    ({"full_attention_interval": 4, "linear_num_value_heads": 32}, "full_attention_interval (linear-attention"),
+    ({"num_local_experts": 128, "num_experts_per_tok": 4, "quantization_config": {"quant_method": "mxfp4"}},
+     "quantization_config (mxfp4 weights"),
+    ({"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4"}}, "quantization_config (NVFP4"),
 ])
 def test_a_config_trtbench_does_not_model_is_refused_naming_the_field(tmp_path, extra, named):
     (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
@@ -115,10 +113,50 @@ def test_a_config_trtbench_does_not_model_is_refused_naming_the_field(tmp_path, 
     assert named in str(err.value) and "refusing" in str(err.value)
 
 
+# Each family's rule for which of 32 layers are MoE, worked out by hand from its modelling code.
+@pytest.mark.parametrize(("extra", "dense_layers"), [
+    ({"n_routed_experts": 64, "num_experts_per_tok": 6, "moe_layer_freq": 2}, 16),  # DeepSeek: i % 2 == 0
+    # layers 2, 4, ..., 30: 15 MoE
+    ({"n_routed_experts": 64, "num_experts_per_tok": 6, "first_k_dense_replace": 1, "moe_layer_freq": 2}, 17),
+    ({"num_experts": 60, "num_experts_per_tok": 4, "decoder_sparse_step": 2}, 16),  # Qwen-MoE: (i + 1) % 2 == 0
+    ({"num_experts": 60, "num_experts_per_tok": 4, "mlp_only_layers": [3, 7]}, 2),
+    ({"num_local_experts": 16, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2}, 16),  # Llama 4 Maverick
+    ({"num_local_experts": 16, "num_experts_per_tok": 1, "moe_layers": [0, 5]}, 30),
+])
+def test_moe_layers_by_each_familys_rule(tmp_path, extra, dense_layers):
+    (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
+    arch = resolve_model("acme/moe", config=tmp_path)
+    assert (arch.dense_layers, arch.moe_layers) == (dense_layers, 32 - dense_layers)
+
+
+@pytest.mark.parametrize(("extra", "sliding"), [
+    ({"layer_types": ["sliding_attention", "full_attention"] * 16, "sliding_window": 128}, 16),  # gpt-oss
+    ({"sliding_window": 4096}, 32),  # Mistral-7B-v0.1: every layer
+    ({"sliding_window": 4096, "use_sliding_window": True, "max_window_layers": 28}, 4),  # Qwen2: layers 28-31
+])
+def test_sliding_window_layers(tmp_path, extra, sliding):
+    (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
+    arch = resolve_model("acme/swa", config=tmp_path)
+    assert (arch.sliding_layers, arch.sliding_window) == (sliding, extra["sliding_window"])
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    ({"layer_types": ["sliding_attention"] * 3, "sliding_window": 128}, "layer_types lists 3 layers"),
+    ({"text_config": DENSE}, "without a vision_config"),
+    ({"num_local_experts": 8, "num_experts_per_tok": 2, "moe_layers": [99]}, "leave no MoE layer"),
+])
+def test_inconsistent_configs_are_one_line(tmp_path, extra, said):
+    (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
+    with pytest.raises(SpecError, match=said):
+        resolve_model("acme/x", config=tmp_path)
+
+
 @pytest.mark.parametrize("extra", [
     {"sliding_window": 131072, "use_sliding_window": False},  # Qwen2.5's config: the window is off
     {"sliding_window": None, "num_experts": 0},
     {"layer_types": ["full_attention"] * 32},
+    {"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}},  # DeepSeek-V3's
+    {"quantization_config": {"quant_method": "modelopt", "quant_algo": "FP8"}},
 ])
 def test_dense_configs_with_such_keys_still_load(tmp_path, extra):
     (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from trtbench.errors import SpecError
 
 
 @dataclass(frozen=True)
 class ModelArch:
-    """A decoder with full attention on every layer; a mixture of experts when `experts` > 0: every layer but
-    the first `dense_layers` routes each token to `top_k` of `experts` FFNs of width `moe_intermediate` (plus a
-    shared FFN of width `shared_intermediate`, which every token passes through). Multi-head latent attention
-    (DeepSeek) when `kv_lora` > 0: queries through a `q_lora` bottleneck (none when 0), keys and values
-    cached as one `kv_lora` latent plus a `rope_dim` key, expanded per head to `nope_dim` + `rope_dim` query/key
-    and `v_dim` value dimensions."""
+    """A decoder; a mixture of experts when `experts` > 0: `dense_layers` of its layers have a dense FFN, the
+    others route each token to `top_k` of `experts` FFNs of width `moe_intermediate` (plus a shared FFN of width
+    `shared_intermediate`, which every token passes through); where the dense layers sit changes neither memory
+    nor time. Multi-head latent attention (DeepSeek) when `kv_lora` > 0: queries through a `q_lora` bottleneck
+    (none when 0), keys and values cached as one `kv_lora` latent plus a `rope_dim` key, expanded per head to
+    `nope_dim` + `rope_dim` query/key and `v_dim` value dimensions. Attention is over the whole context except
+    in `sliding_layers` (the last `sliding_window` tokens, the only ones their KV cache keeps: gpt-oss, Mistral
+    v0.1) and `chunked_layers` (within chunks of `attention_chunk` tokens: Llama 4). `vision_params`: a
+    multimodal checkpoint's vision encoder, held in 16 bits and idle in a text benchmark."""
 
     name: str
     hidden: int
@@ -42,6 +44,11 @@ class ModelArch:
     rope_dim: int = 0
     nope_dim: int = 0
     v_dim: int = 0
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    attention_chunk: int = 0
+    chunked_layers: int = 0
+    vision_params: int = 0
 
     @property
     def is_mla(self) -> bool:
@@ -119,15 +126,39 @@ class ModelArch:
 
     @property
     def params(self) -> int:
-        return self.transformer_params + self.embedding_params + self.lm_head_params
+        return self.transformer_params + self.embedding_params + self.lm_head_params + self.vision_params
+
+    @property
+    def attention_groups(self) -> list[tuple[int, int | None]]:
+        """(layers, the most keys one query attends to; None: its whole context) per kind of attention layer."""
+        full = self.layers - self.sliding_layers - self.chunked_layers
+        groups = [(full, None), (self.sliding_layers, self.sliding_window), (self.chunked_layers, self.attention_chunk)]
+        return [(n, span) for n, span in groups if n]
+
+    def kv_tokens_held(self, length: int) -> float:
+        """Tokens of KV cache a sequence of `length` holds, averaged over the layers. A sliding-window layer keeps
+        its window: TensorRT-LLM frees the blocks that leave it and sizes a pool per window (taken here as split
+        in proportion to what a sequence needs). A chunked layer keeps the whole sequence: Llama 4's pool is not
+        partitioned (NVIDIA's kvcache.md: "chunked attention does not partition the pools")."""
+        return length - self.sliding_layers / self.layers * max(0, length - self.sliding_window)
 
     def describe(self) -> str:
-        """`46.7B parameters, 12.9B active per token (8 experts, top-2)`, or `8.0B parameters (dense)`."""
+        """`46.7B parameters, 12.9B active per token (8 experts, top-2)`, or `8.0B parameters (dense)`, and what
+        is not plain full attention: `; 18 of 36 layers attend to the last 128 tokens`."""
         if not self.is_moe:
-            return f"{self.params / 1e9:.1f}B parameters (dense)"
-        active = self.active_params + self.embedding_params + self.lm_head_params
-        return (f"{self.params / 1e9:.1f}B parameters, {active / 1e9:.1f}B active per token ({self.experts} experts, "
-                f"top-{self.top_k})")
+            text = f"{self.params / 1e9:.1f}B parameters (dense)"
+        else:
+            active = self.active_params + self.embedding_params + self.lm_head_params
+            text = (f"{self.params / 1e9:.1f}B parameters, {active / 1e9:.1f}B active per token ({self.experts} "
+                    f"experts, top-{self.top_k})")
+        if self.sliding_layers:
+            text += f"; {self.sliding_layers} of {self.layers} layers attend to the last {self.sliding_window:,} tokens"
+        if self.chunked_layers:
+            text += (f"; {self.chunked_layers} of {self.layers} layers attend within {self.attention_chunk:,}-token "
+                     f"chunks")
+        if self.vision_params:
+            text += f"; {self.vision_params / 1e9:.1f}B of them a vision encoder, idle here"
+        return text
 
     def kv_bytes_per_token(self, kv_dtype_bytes: int, tp: int = 1) -> int:
         """KV cache bytes per token on one TP rank, as TensorRT-LLM's runtime sizes it: with latent attention
@@ -144,6 +175,17 @@ def expected_experts(tokens: float, experts: int, top_k: int) -> float:
     if experts == 0 or tokens <= 0:
         return 0.0
     return experts * (1 - (1 - top_k / experts) ** tokens)
+
+
+def keys_attended(first: int, last: int, span: int | None) -> int:
+    """(query, key) pairs of one query at each context length from `first` to `last`, each attending to at
+    most `span` keys (None: all): the sum of min(c, span) for c in first..last."""
+    if last < first:
+        return 0
+    if span is None or last <= span:
+        return (first + last) * (last - first + 1) // 2
+    below = keys_attended(first, span, None) if first <= span else 0
+    return below + span * (last - max(first - 1, span))
 
 
 def _llama(name: str, hidden: int, inter: int, layers: int, heads: int, head_dim: int,
@@ -173,6 +215,17 @@ PRESETS: dict[str, ModelArch] = {
         *(ModelArch(name, 7168, 18432, 61, 128, 128, 56, 129280, max_position=163840, experts=256, top_k=8,
                     moe_intermediate=2048, shared_intermediate=2048, dense_layers=3, q_lora=1536, kv_lora=512,
                     rope_dim=64, nope_dim=128, v_dim=128) for name in ("DeepSeek-V3", "DeepSeek-R1")),
+        # meta-llama/Llama-4-Scout-17B-16E-Instruct: every layer MoE (16 experts, top-1, and a shared expert of
+        # the same width), three layers in four with chunked attention (8,192 tokens), and a 34-layer vision
+        # encoder (hidden 1,408, MLP 5,632)
+        ModelArch("Llama-4-Scout-17B-16E", 5120, 16384, 48, 40, 8, 128, 202048, max_position=10485760,
+                  experts=16, top_k=1, moe_intermediate=8192, shared_intermediate=8192, attention_chunk=8192,
+                  chunked_layers=36, vision_params=34 * (4 * 1408 * 1408 + 2 * 1408 * 5632)),
+        # openai/gpt-oss-120b and -20b: experts as wide as the model (2,880), top-4, attention biases, every
+        # other layer a 128-token sliding window (their per-head attention sinks are 64 numbers a layer)
+        *(ModelArch(name, 2880, 2880, layers, 64, 8, 64, 201088, qkv_bias=True, experts=experts, top_k=4,
+                    moe_intermediate=2880, sliding_window=128, sliding_layers=layers // 2)
+          for name, layers, experts in (("gpt-oss-120b", 36, 128), ("gpt-oss-20b", 24, 32))),
     )
 }
 
@@ -215,6 +268,7 @@ MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few KiB
 _LIMITS = {
     "hidden_size": 1 << 20,
     "intermediate_size": 1 << 20,
+    "intermediate_size_mlp": 1 << 20,
     "num_hidden_layers": 4096,
     "num_attention_heads": 4096,
     "num_key_value_heads": 4096,
@@ -229,54 +283,46 @@ _LIMITS = {
     "n_routed_experts": 1 << 16,
     "n_shared_experts": 1 << 16,
     "first_k_dense_replace": 4096,
+    "moe_layer_freq": 4096,
+    "decoder_sparse_step": 4096,
+    "interleave_moe_layer_step": 4096,
     "kv_lora_rank": 1 << 20,
     "q_lora_rank": 1 << 20,
     "qk_rope_head_dim": 4096,
     "qk_nope_head_dim": 4096,
     "v_head_dim": 4096,
-}
-
-
-# config.json fields that make a model something ModelArch does not describe (a decoder with full attention on
-# every layer, dense or with plain top-k experts): such a model is refused, never sized as something else.
-_UNMODELLED = {
-    "mlp_only_layers": "dense layers among the MoE layers",
-    "full_attention_interval": "linear-attention layers", "linear_num_value_heads": "linear-attention layers",
-    "attn_type_list": "linear-attention layers", "text_config": "a multimodal model's text part",
+    "sliding_window": 1 << 30,
+    "max_window_layers": 4096,
+    "attention_chunk_size": 1 << 30,
 }
 
 
 def unmodelled(cfg: dict[str, Any]) -> str | None:
-    """The first field of `cfg` naming an architecture trtbench does not model, as `field (what)`; None
-    for a dense decoder or a plain mixture of experts. Zero, null or empty values are absent."""
-    for key, what in _UNMODELLED.items():
-        value = cfg.get(key)
-        if value not in (None, 0, False, {}, []):
-            return f"{key} ({what})"
+    """The first field of a (text) config naming something trtbench does not model, as `field (what)`; None
+    when every layer is full, sliding-window or chunked attention with a dense or top-k expert FFN."""
+    for key in ("full_attention_interval", "linear_num_value_heads", "attn_type_list"):
+        if cfg.get(key) not in (None, 0, False, {}, []):
+            return f"{key} (linear-attention layers)"
     layer_types = cfg.get("layer_types")
     if isinstance(layer_types, list):
-        other = sorted({t for t in layer_types if t != "full_attention"}, key=str)
+        other = sorted({t for t in layer_types if t not in ("full_attention", "sliding_attention")}, key=str)
         if other:
             return f"layer_types ({', '.join(map(str, other))} layers)"
-    for key in ("decoder_sparse_step", "moe_layer_freq"):
-        step = cfg.get(key, 1)
-        if step not in (None, 1):
-            return f"{key} ({step}: MoE on every {step}th layer only)"
-    window = cfg.get("sliding_window")
-    if isinstance(window, int) and window > 0 and cfg.get("use_sliding_window", True) and window < cfg.get(
-            "max_position_embeddings", 131072):
-        return f"sliding_window ({window}-token attention window)"
+    quant = cfg.get("quantization_config")
+    if isinstance(quant, dict) and quant.get("quant_method") is not None:
+        method = str(quant.get("quant_algo") if quant["quant_method"] == "modelopt" else quant["quant_method"])
+        if method.lower() != "fp8":
+            return f"quantization_config ({method[:20]} weights: trtbench sizes 16-bit and FP8 checkpoints)"
     return None
 
 
-def load_hf_config(path: Path, name: str) -> ModelArch:
-    path, cfg = _read_config(path)
-    where = f"model config {path}"
-    if (field := unmodelled(cfg)) is not None:
-        raise SpecError(f"{where}: {field} is not modelled by trtbench (decoders with full attention on every "
-                        f"layer, dense or top-k mixtures of experts); refusing rather than planning it as something "
-                        f"it is not")
+class Count(Protocol):
+    """A config's field as a positive whole number within _LIMITS; `default` where absent or null."""
 
+    def __call__(self, key: str, default: int | None = None) -> int: ...
+
+
+def _counter(cfg: dict[str, Any], where: str) -> Count:
     def count(key: str, default: int | None = None) -> int:
         """A positive whole number within _LIMITS; `default` where the field is absent or null."""
         value = cfg.get(key)
@@ -288,32 +334,87 @@ def load_hf_config(path: Path, name: str) -> ModelArch:
             raise SpecError(f"{where}: {key} must be a whole number from 1 to {_LIMITS[key]:,} "
                             f"(got {repr(value)[:40]})")
         return value
+    return count
 
-    hidden, heads = count("hidden_size"), count("num_attention_heads")
+
+def load_hf_config(path: Path, name: str) -> ModelArch:
+    """A HF config.json; a multimodal one (`text_config`) as its text decoder plus its vision encoder."""
+    path, top = _read_config(path)
+    where = f"model config {path}"
+    cfg = top
+    if "text_config" in top:
+        if not isinstance(top["text_config"], dict):
+            raise SpecError(f"{where}: text_config is not a JSON object")
+        cfg = {"tie_word_embeddings": top.get("tie_word_embeddings", False), **top["text_config"]}
+        if "quantization_config" in top:
+            cfg.setdefault("quantization_config", top["quantization_config"])
+    if (field := unmodelled(cfg)) is not None:
+        raise SpecError(f"{where}: {field} is not modelled by trtbench (full, sliding-window or chunked attention, "
+                        f"dense or top-k expert FFNs); refusing rather than planning it as something it is not")
+    count = _counter(cfg, where)
+    hidden, heads, layers = count("hidden_size"), count("num_attention_heads"), count("num_hidden_layers")
     if cfg.get("head_dim") is None and hidden % heads:
         raise SpecError(f"{where}: num_attention_heads ({heads}) does not divide hidden_size ({hidden}); "
                         f"give head_dim")
     kv_heads = count("num_key_value_heads", heads)
     if heads % kv_heads:
         raise SpecError(f"{where}: num_key_value_heads ({kv_heads}) does not divide num_attention_heads ({heads})")
+    max_position = count("max_position_embeddings", 131072)
     return ModelArch(
         name=name,
         hidden=hidden,
-        intermediate=count("intermediate_size"),
-        layers=count("num_hidden_layers"),
+        intermediate=count("intermediate_size_mlp", count("intermediate_size")),  # Llama 4 names its dense FFN so
+        layers=layers,
         heads=heads,
         kv_heads=kv_heads,
         head_dim=count("head_dim", hidden // heads),
         vocab=count("vocab_size"),
         tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
-        max_position=count("max_position_embeddings", 131072),
-        **_experts(cfg, where, count),
+        max_position=max_position,
+        vision_params=_vision(top.get("vision_config"), where) if "text_config" in top else 0,
+        **_experts(cfg, where, count, layers),
         **_latent(cfg, count),
+        **_windows(cfg, where, count, layers, max_position),
     )
 
 
-def _latent(cfg: dict[str, Any], count: Callable[[str, int | None], int]) -> dict[str, int]:
+def _vision(vision: Any, where: str) -> int:
+    """A vision encoder's transformer layers (attention and a two-matrix MLP), from vision_config: what it
+    holds to within its patch embedding and projector (Llama 4 Scout's: 809M of 872M)."""
+    if not isinstance(vision, dict):
+        raise SpecError(f"{where}: a multimodal config (text_config) without a vision_config object")
+    count = _counter(vision, f"{where}: vision_config")
+    hidden = count("hidden_size")
+    return count("num_hidden_layers") * (4 * hidden * hidden + 2 * hidden * count("intermediate_size"))
+
+
+def _windows(cfg: dict[str, Any], where: str, count: Count, layers: int, max_position: int) -> dict[str, int]:
+    """Sliding-window layers (gpt-oss's layer_types, Mistral v0.1's window on every layer, Qwen2's above
+    max_window_layers) and Llama 4's chunked layers (the RoPE layers: no_rope_layers 1, three in four)."""
+    out: dict[str, int] = {}
+    layer_types, window = cfg.get("layer_types"), cfg.get("sliding_window")
+    if isinstance(layer_types, list):
+        if len(layer_types) != layers:
+            raise SpecError(f"{where}: layer_types lists {len(layer_types)} layers, num_hidden_layers is {layers}")
+        sliding = layer_types.count("sliding_attention")
+    elif window and cfg.get("use_sliding_window", True) and window < max_position:
+        sliding = max(0, layers - count("max_window_layers", 0)) if "max_window_layers" in cfg else layers
+    else:
+        sliding = 0
+    if sliding:
+        out |= {"sliding_layers": sliding, "sliding_window": count("sliding_window", None)}
+    if cfg.get("attention_chunk_size"):
+        rope = cfg.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
+        if not isinstance(rope, list) or len(rope) != layers:
+            raise SpecError(f"{where}: no_rope_layers must list one 0 or 1 per layer ({layers})")
+        out |= {"chunked_layers": sum(1 for r in rope if r), "attention_chunk": count("attention_chunk_size", None)}
+    if out.get("sliding_layers", 0) + out.get("chunked_layers", 0) > layers:
+        raise SpecError(f"{where}: both sliding_window and attention_chunk_size on the same layers")
+    return out
+
+
+def _latent(cfg: dict[str, Any], count: Count) -> dict[str, int]:
     """DeepSeek's multi-head latent attention fields (q_lora_rank null: no query bottleneck)."""
     if not cfg.get("kv_lora_rank"):
         return {}
@@ -322,10 +423,11 @@ def _latent(cfg: dict[str, Any], count: Callable[[str, int | None], int]) -> dic
             "v_dim": count("v_head_dim", None)}
 
 
-def _experts(cfg: dict[str, Any], where: str, count: Callable[[str, int | None], int]) -> dict[str, int]:
-    """The MoE fields of a config: Mixtral's num_local_experts, Qwen-MoE's num_experts, DeepSeek's
-    n_routed_experts (with n_shared_experts and first_k_dense_replace); experts as wide as intermediate_size
-    unless moe_intermediate_size says otherwise; Qwen2-MoE's shared expert."""
+def _experts(cfg: dict[str, Any], where: str, count: Count, layers: int) -> dict[str, int]:
+    """The MoE fields of a config: Mixtral's and Llama 4's num_local_experts, Qwen-MoE's num_experts,
+    DeepSeek's n_routed_experts; experts as wide as intermediate_size unless moe_intermediate_size says
+    otherwise; a shared expert (Qwen2-MoE's width, DeepSeek's count of routed-width experts, Llama 4's one);
+    and which layers are MoE, each family by its own rule (`_moe_layers`)."""
     key = next((k for k in ("num_local_experts", "num_experts", "n_routed_experts") if cfg.get(k)), None)
     if key is None:
         return {}
@@ -333,13 +435,33 @@ def _experts(cfg: dict[str, Any], where: str, count: Callable[[str, int | None],
     if top_k > experts:
         raise SpecError(f"{where}: num_experts_per_tok ({top_k}) is more than {key} ({experts})")
     width = count("moe_intermediate_size", count("intermediate_size", None))
-    dense = count("first_k_dense_replace", 0)
-    if dense >= count("num_hidden_layers", None):
-        raise SpecError(f"{where}: first_k_dense_replace ({dense}) leaves no MoE layer")
-    return {"experts": experts, "top_k": top_k, "moe_intermediate": width, "dense_layers": dense,
-            # Qwen2-MoE names the shared expert's width; DeepSeek counts shared experts of the routed width
-            "shared_intermediate": count("shared_expert_intermediate_size", 0) or count("n_shared_experts", 0)
-            * width}
+    moe = _moe_layers(cfg, where, count, layers, key)
+    if not moe:
+        raise SpecError(f"{where}: {key} is set but the config's layer rules leave no MoE layer")
+    shared = (width if cfg.get("model_type") == "llama4_text" else count("shared_expert_intermediate_size", 0)
+              or count("n_shared_experts", 0) * width)
+    return {"experts": experts, "top_k": top_k, "moe_intermediate": width, "dense_layers": layers - len(moe),
+            "shared_intermediate": shared}
+
+
+def _moe_layers(cfg: dict[str, Any], where: str, count: Count, layers: int, key: str) -> set[int]:
+    """The indices of the MoE layers, as each family's modelling code picks them: DeepSeek from
+    first_k_dense_replace every moe_layer_freq-th; Qwen-MoE every decoder_sparse_step-th but mlp_only_layers;
+    Llama 4 its moe_layers list or every interleave_moe_layer_step-th; Mixtral and gpt-oss all."""
+    if key == "n_routed_experts":
+        first, freq = count("first_k_dense_replace", 0), count("moe_layer_freq", 1)
+        return {i for i in range(first, layers) if i % freq == 0}
+    if key == "num_experts":
+        dense = cfg.get("mlp_only_layers") or []
+        if not isinstance(dense, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in dense):
+            raise SpecError(f"{where}: mlp_only_layers must be a list of layer indices")
+        step = count("decoder_sparse_step", 1)
+        return {i for i in range(layers) if (i + 1) % step == 0} - set(dense)
+    listed = cfg.get("moe_layers")
+    if isinstance(listed, list) and listed:
+        return {i for i in listed if isinstance(i, int) and 0 <= i < layers}
+    step = count("interleave_moe_layer_step", 1)
+    return {i for i in range(layers) if (i + 1) % step == 0}
 
 
 def _read_config(path: Path) -> tuple[Path, dict[str, Any]]:

@@ -49,13 +49,13 @@ class MemoryPlan:
 def weights_bytes_per_rank(dep: Deployment, tokens: float | None = None) -> float:
     """Quantized layers at the precision's width; the embedding table and lm_head stay 16-bit,
     as ModelOpt's FP8 recipe leaves them (8B FP8: 9.1 GB, the study's "~8.6 GB" engine), and so do a mixture
-    of experts' routers. With `tokens`, only
+    of experts' routers and a multimodal model's vision encoder. With `tokens`, only
     the experts a batch of that many tokens touches (what one iteration reads); else all (what is held)."""
     arch = dep.arch
     held = arch.transformer_params if tokens is None else arch.streamed_params(
         expected_experts(tokens, arch.experts, arch.top_k))
     quantized = (held - arch.router_params) * dep.weight_bytes
-    kept = (arch.embedding_params + arch.lm_head_params + arch.router_params) * 2
+    kept = (arch.embedding_params + arch.lm_head_params + arch.router_params + arch.vision_params) * 2
     return (quantized + kept) / dep.n_gpus
 
 
@@ -90,7 +90,7 @@ def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
     overhead = overhead_gib(dep, 1)  # before the batch size is known: what loading the weights needs
     kv_per_token = dep.arch.kv_bytes_per_token(dep.kv_dtype_bytes, dep.tp)
     tpb = rt.tokens_per_block
-    seq_blocks = math.ceil((isl + osl) / tpb)
+    seq_blocks = math.ceil(dep.arch.kv_tokens_held(isl + osl) / tpb)
 
     def plan(verdict: Status, cause: str, bs: int = 0, tok: int = 0, act: float = 0.0,
              pool: float = 0.0, kv_tokens: int = 0, concurrent: int = 0) -> MemoryPlan:

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import math
 
+from trtbench.catalog.models import keys_attended
 from trtbench.deployment import Deployment
 from trtbench.sim.memory import MemoryPlan, weights_bytes_per_rank
 
 
 def bound_s(dep: Deployment, plan: MemoryPlan, isl: int, osl: int, requests: int) -> float:
     arch, n = dep.arch, dep.n_gpus
-    decode_kv = (osl - 1) * isl + (osl - 1) * osl / 2  # sum of KV lengths over one request's decode steps
-    context_pairs = isl * (isl + 1) / 2
+    # Per kind of attention layer, its layers x the keys one request reads: its context's causal pairs, then
+    # the KV length at each decode step; a sliding or chunked layer at most its span per query.
+    decode_kv = sum(layers * keys_attended(isl + 1, isl + osl - 1, span) for layers, span in arch.attention_groups)
+    context_pairs = sum(layers * keys_attended(1, isl, span) for layers, span in arch.attention_groups)
     gemm = 2 * arch.active_params * (isl + osl) / dep.gpu.peak_flops(dep.precision)
     head = 2 * arch.vocab * arch.hidden * osl / dep.gpu.peak_flops("bf16")
-    attn = 4 * arch.layers * arch.heads * arch.head_dim * (context_pairs + decode_kv) / dep.gpu.peak_flops("bf16")
+    attn = 4 * arch.heads * arch.head_dim * (context_pairs + decode_kv) / dep.gpu.peak_flops("bf16")
     compute_s = requests * (gemm + head + attn) / n
     concurrency = max(1, min(plan.max_concurrent_seqs, plan.max_batch_size, requests))
     steps = math.ceil(requests * (osl - 1) / concurrency) + 1
-    kv_bytes = requests * (decode_kv + isl + osl) * plan.kv_bytes_per_token
+    kv_bytes = requests * (decode_kv / arch.layers + arch.kv_tokens_held(isl + osl)) * plan.kv_bytes_per_token
     memory_s = (steps * weights_bytes_per_rank(dep, concurrency) + kv_bytes) / (dep.gpu.hbm_tb_s * 1e12)
     return max(compute_s, memory_s)

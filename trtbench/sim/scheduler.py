@@ -31,6 +31,7 @@ class SchedulerLimits:
     max_num_tokens: int
     chunked_context: bool
     concurrency: int | None = None
+    seq_blocks: int = 0  # blocks one sequence holds (sliding-window layers keep less); 0: all of isl + osl
 
 
 QUANTILES = (50, 90, 95, 99)
@@ -120,7 +121,7 @@ class Infeasible(Exception):
 
 def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: StepModel) -> SimResult:
     tpb = limits.tokens_per_block
-    seq_blocks = -(-(isl + osl) // tpb)
+    seq_blocks = limits.seq_blocks or -(-(isl + osl) // tpb)
     cap = min(limits.max_batch_size, limits.concurrency or requests)
     if limits.kv_blocks < seq_blocks:
         raise Infeasible(f"one sequence needs {seq_blocks} KV blocks; the pool has {limits.kv_blocks}")

@@ -126,6 +126,8 @@ class AnalyticStep:
         self.attn_s_per_pair = 2 * layers * (arch.heads / tp) * per_head / attn_peak
         kv_bandwidth = gpu.hbm_tb_s * 1e12 * factors.eta_kv
         self.kv_s_per_token = arch.kv_bytes_per_token(dep.kv_dtype_bytes, tp) / dep.pp / kv_bandwidth
+        # (share of the layers, the most keys a query reads there) per kind of attention layer
+        self.attention = [(n / arch.layers, span) for n, span in arch.attention_groups]
         self.elementwise_s_per_token = (layers * NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE / tp
                                         * ((layers - moe_layers) * arch.intermediate + moe_layers * arch.active_ffn)
                                         ) / bandwidth
@@ -148,6 +150,15 @@ class AnalyticStep:
             touched = expected_experts(b.tokens, self.experts, self.top_k)
             gemm += max(self.expert_s_per_token * b.tokens, touched * self.expert_weights_s)
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
-        attn = max(self.attn_s_per_pair * b.pairs, self.kv_s_per_token * (b.kv_read + b.tokens))
+        # Sliding-window and chunked layers: no query reads more than `span` keys, so a batch's pairs and KV
+        # reads there are at most tokens x span and sequences x span (exact once every context is that long).
+        attn = sum(share * max(self.attn_s_per_pair * _within(b.pairs, b.tokens, span),
+                               self.kv_s_per_token * _within(b.kv_read + b.tokens, b.sequences, span))
+                   for share, span in self.attention)
         comm = sum(calls * cost(self.gpu, ranks, b.tokens * per_token) for calls, cost, ranks, per_token in self.comms)
         return (gemm + head + attn + self.elementwise_s_per_token * b.tokens + comm + self.fixed_s) / self.speed
+
+
+def _within(total: float, count: int, span: int | None) -> float:
+    """`total` keys over `count` queries or sequences, each reading at most `span` (None: no bound)."""
+    return total if span is None else min(total, count * span)

@@ -1,0 +1,152 @@
+"""Attention that is not over the whole context (gpt-oss's sliding windows, Llama 4's chunks) and the models that
+use it, against their published parameter totals and hand-worked memory and time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from tests.conftest import SMALL_SPEC
+from trtbench.catalog.models import PRESETS, keys_attended, resolve_model
+from trtbench.deployment import make_deployment
+from trtbench.errors import SpecError
+from trtbench.records import Status
+from trtbench.sim import calibration, roofline
+from trtbench.sim.ifb import IfbModel
+from trtbench.sim.memory import plan_memory
+from trtbench.sim.predict import predict_point
+from trtbench.sim.steptime import AnalyticStep, Batch
+
+GPT_OSS_120B_CONFIG = {  # openai/gpt-oss-120b config.json, less its quantization_config (mxfp4: refused)
+    "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": 2880, "intermediate_size": 2880,
+    "num_hidden_layers": 36, "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64,
+    "vocab_size": 201088, "max_position_embeddings": 131072, "num_local_experts": 128, "num_experts_per_tok": 4,
+    "experts_per_token": 4, "sliding_window": 128, "attention_bias": True, "tie_word_embeddings": False,
+    "layer_types": ["sliding_attention", "full_attention"] * 18, "initial_context_length": 4096,
+}
+SCOUT_CONFIG = {  # meta-llama/Llama-4-Scout-17B-16E-Instruct config.json, the fields that size it
+    "architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4", "tie_word_embeddings": False,
+    "text_config": {
+        "model_type": "llama4_text", "attention_chunk_size": 8192, "head_dim": 128, "hidden_size": 5120,
+        "intermediate_size": 8192, "intermediate_size_mlp": 16384, "interleave_moe_layer_step": 1,
+        "max_position_embeddings": 10485760, "no_rope_layers": [1, 1, 1, 0] * 12, "num_attention_heads": 40,
+        "num_experts_per_tok": 1, "num_hidden_layers": 48, "num_key_value_heads": 8, "num_local_experts": 16,
+        "vocab_size": 202048, "attention_bias": False,
+    },
+    "vision_config": {"model_type": "llama4_vision_model", "hidden_size": 1408, "intermediate_size": 5632,
+                      "num_hidden_layers": 34, "num_attention_heads": 16, "patch_size": 14},
+}
+
+
+@pytest.mark.parametrize(("preset", "config", "total", "active"), [
+    # OpenAI's model card: 116.83B total, 5.13B active (counting the unembedding but not the embedding lookup)
+    ("gpt-oss-120b", GPT_OSS_120B_CONFIG, 116.83e9, 5.13e9),
+    # Meta: "17B active parameters, 109B total" (text and vision); active counts embedding and head
+    ("Llama-4-Scout-17B-16E", SCOUT_CONFIG, 109e9, 17e9),
+])
+def test_parameters_match_the_published_totals(tmp_path, preset, config, total, active):
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    arch = resolve_model("x", config=tmp_path)
+    assert arch == dataclasses.replace(PRESETS[preset], name="x")  # the preset, read back from its config
+    assert arch.params == pytest.approx(total, rel=0.01)
+    counted = arch.active_params + arch.lm_head_params + (arch.embedding_params if preset.startswith("Llama") else 0)
+    assert counted == pytest.approx(active, rel=0.02)
+
+
+def test_gpt_oss_20b_matches_its_model_card():
+    """OpenAI: 20.91B total, 3.61B active."""
+    arch = PRESETS["gpt-oss-20b"]
+    assert arch.params == pytest.approx(20.91e9, rel=0.002)
+    assert arch.active_params + arch.lm_head_params == pytest.approx(3.61e9, rel=0.005)
+
+
+def test_the_published_gpt_oss_checkpoint_is_refused_for_its_mxfp4_experts(tmp_path):
+    cfg = {**GPT_OSS_120B_CONFIG, "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": []}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SpecError, match=r"quantization_config \(mxfp4 weights"):
+        resolve_model("openai/gpt-oss-120b", config=tmp_path)
+
+
+def test_keys_attended_by_hand():
+    assert keys_attended(1, 4, None) == 1 + 2 + 3 + 4
+    assert keys_attended(1, 5, 3) == 1 + 2 + 3 + 3 + 3
+    assert keys_attended(4, 6, 3) == 9
+    assert keys_attended(2, 3, 5) == 2 + 3
+    assert keys_attended(5, 4, None) == 0
+
+
+def test_sliding_layers_keep_only_their_window_of_kv_cache():
+    """gpt-oss-120b FP8 at TP2: weights per GPU: layers 36 x (attention 2 x 2880 x 4096 + 2 x 2880 x 512 + biases
+    5,120 + norms 5,760 + router 368,640 + experts 128 x 3 x 2880^2) + final norm = 115,630,966,080, of which
+    the routers (13,271,040) stay 16-bit with the embedding and head (1,158,266,880): 117,960,770,880 B / 2 =
+    54.93 GiB; 109.86 GiB at TP1, which an H100 cannot hold. A 2,048-token sequence keeps 2,048 tokens in
+    the 18 full layers and 128 in the 18 sliding ones: 1,088 a layer on average, 34 blocks of 32, not 64."""
+    tp1 = plan_memory(make_deployment("openai/gpt-oss-120b", "h100-sxm", "fp8"), 1024, 1024)
+    assert tp1.verdict is Status.OOM and "109.9 GiB of weights" in tp1.cause
+    tp2 = plan_memory(make_deployment("openai/gpt-oss-120b", "h100-sxm", "fp8", tp=2), 1024, 1024)
+    assert tp2.verdict is Status.OK and tp2.weights_gib == pytest.approx(54.93, abs=0.01)
+    assert tp2.kv_bytes_per_token == 2 * 36 * 4 * 64 and tp2.seq_blocks == 34
+    assert tp2.max_concurrent_seqs == tp2.kv_tokens // 32 // 34
+
+
+def test_chunked_layers_keep_the_whole_sequence():
+    """Llama 4's chunked layers save attention work, not KV cache (TensorRT-LLM keeps one unpartitioned
+    pool): 9,000 tokens hold 282 blocks of 32. FP8 at TP2: 51.9 GiB of weights per GPU, at TP1 103.8."""
+    tp2 = plan_memory(make_deployment("meta-llama/Llama-4-Scout-17B-16E-Instruct", "h100-sxm", "fp8", tp=2),
+                      8000, 1000)
+    assert tp2.verdict is Status.OK and tp2.seq_blocks == 282 and tp2.weights_gib == pytest.approx(51.90, abs=0.01)
+    tp1 = plan_memory(make_deployment("meta-llama/Llama-4-Scout-17B-16E-Instruct", "h100-sxm", "fp8"), 1024, 1024)
+    assert tp1.verdict is Status.OOM
+
+
+def _decode(context: int) -> Batch:
+    return Batch(tokens=1, sequences=1, sampled=1, pairs=context, kv_read=context)
+
+
+@pytest.mark.parametrize(("model", "bounded_share"), [("openai/gpt-oss-120b", 18 / 36),
+                                                       ("meta-llama/Llama-4-Scout-17B-16E-Instruct", 36 / 48)])
+def test_a_decode_step_reads_no_more_than_the_window(model, bounded_share):
+    """Past the window (128) or chunk (8,192), one more cached token costs a decode step only in the
+    full-attention layers: half of gpt-oss's, a quarter of Scout's; without windows, in all of them."""
+    factors = calibration.load()[0]
+    dep = make_deployment(model, "h200-sxm", "fp8", tp=2)
+    full = dataclasses.replace(dep, arch=dataclasses.replace(dep.arch, sliding_layers=0, chunked_layers=0))
+    windowed, unbounded = AnalyticStep(dep, factors), AnalyticStep(full, factors)
+
+    def growth(step: AnalyticStep) -> float:
+        return step.iteration_s(_decode(200_000)) - step.iteration_s(_decode(100_000))
+
+    assert growth(unbounded) > 0
+    assert growth(windowed) == pytest.approx((1 - bounded_share) * growth(unbounded), rel=1e-9)
+
+
+def test_windows_raise_throughput_and_stay_under_the_roofline():
+    """gpt-oss-120b at 4,096 + 4,096 tokens: its sliding layers hold less KV (more sequences at once) and read
+    less; the roofline bound, which counts the same windows, stays the faster."""
+    dep = make_deployment("openai/gpt-oss-120b", "h200-sxm", "fp8")
+    full = dataclasses.replace(dep, arch=dataclasses.replace(dep.arch, sliding_layers=0))
+    out = {}
+    for name, d in (("windowed", dep), ("full", full)):
+        plan = plan_memory(d, 4096, 4096)
+        outcome = predict_point(d, IfbModel(), 4096, 4096, 500)
+        assert outcome.status is Status.OK
+        bound = 500 * 4096 / roofline.bound_s(d, plan, 4096, 4096, 500)
+        out[name] = (plan.max_concurrent_seqs, outcome.metrics.output_tok_per_s, bound)
+        assert outcome.metrics.output_tok_per_s < bound
+    assert out["windowed"][0] > 1.8 * out["full"][0]  # 4,160 tokens held a layer on average, not 8,192
+    assert out["windowed"][1] > out["full"][1]
+    # The bound counts the windows too: twice the sequences at once (half the weight reads per token) and about
+    # half the decode KV bytes; were it blind to them, the windowed bound would gain only from the concurrency.
+    assert out["windowed"][2] > 1.4 * out["full"][2]
+
+
+def test_plan_names_the_windows_and_the_vision_encoder(cli, write_spec):
+    spec = SMALL_SPEC.replace("meta-llama/Llama-3.1-8B", "meta-llama/Llama-4-Scout-17B-16E-Instruct").replace(
+        "gpu: h100-sxm", "gpu: h200-sxm")
+    result = cli("plan", str(write_spec(spec)))
+    text = " ".join(result.err.split())
+    assert result.code == 0, result.err
+    assert "108.6B parameters, 17.2B active per token (16 experts, top-1); 36 of 48 layers attend within " \
+           "8,192-token chunks; 0.8B of them a vision encoder" in text
