@@ -102,9 +102,8 @@ DENSE = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 3
     ({"layer_types": ["linear_attention", "linear_attention", "full_attention"] * 10 + ["full_attention"] * 2},
      "layer_types (linear_attention layers)"),
     ({"full_attention_interval": 4, "linear_num_value_heads": 32}, "full_attention_interval (linear-attention"),
-    ({"num_local_experts": 128, "num_experts_per_tok": 4, "quantization_config": {"quant_method": "mxfp4"}},
-     "quantization_config (mxfp4 weights"),
-    ({"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4"}}, "quantization_config (NVFP4"),
+    ({"quantization_config": {"quant_method": "awq", "bits": 4}}, "quantization_config (awq weights"),
+    ({"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4"}}, "quantization_config (nvfp4"),
 ])
 def test_a_config_trtbench_does_not_model_is_refused_naming_the_field(tmp_path, extra, named):
     (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))

@@ -11,7 +11,6 @@ import pytest
 from tests.conftest import SMALL_SPEC
 from trtbench.catalog.models import PRESETS, keys_attended, resolve_model
 from trtbench.deployment import make_deployment
-from trtbench.errors import SpecError
 from trtbench.records import Status
 from trtbench.sim import calibration, roofline
 from trtbench.sim.ifb import IfbModel
@@ -19,7 +18,7 @@ from trtbench.sim.memory import plan_memory
 from trtbench.sim.predict import predict_point
 from trtbench.sim.steptime import AnalyticStep, Batch
 
-GPT_OSS_120B_CONFIG = {  # openai/gpt-oss-120b config.json, less its quantization_config (mxfp4: refused)
+GPT_OSS_120B_CONFIG = {  # openai/gpt-oss-120b config.json, less its quantization_config (tests/test_mxfp4.py)
     "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": 2880, "intermediate_size": 2880,
     "num_hidden_layers": 36, "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64,
     "vocab_size": 201088, "max_position_embeddings": 131072, "num_local_experts": 128, "num_experts_per_tok": 4,
@@ -60,13 +59,6 @@ def test_gpt_oss_20b_matches_its_model_card():
     arch = PRESETS["gpt-oss-20b"]
     assert arch.params == pytest.approx(20.91e9, rel=0.002)
     assert arch.active_params + arch.lm_head_params == pytest.approx(3.61e9, rel=0.005)
-
-
-def test_the_published_gpt_oss_checkpoint_is_refused_for_its_mxfp4_experts(tmp_path):
-    cfg = {**GPT_OSS_120B_CONFIG, "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": []}}
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(SpecError, match=r"quantization_config \(mxfp4 weights"):
-        resolve_model("openai/gpt-oss-120b", config=tmp_path)
 
 
 def test_keys_attended_by_hand():

@@ -31,8 +31,13 @@ class Deployment:
 
     @property
     def weight_bytes(self) -> int:
-        """Bytes per weight of the quantized layers (FP8: 1; FP16/BF16: 2)."""
+        """Bytes per weight of the quantized layers (FP8: 1; FP16/BF16 and MXFP4's non-expert layers: 2)."""
         return self.precision.bytes
+
+    @property
+    def expert_weight_bytes(self) -> float:
+        """Bytes per weight of the routed experts (MXFP4: 17/32; else as the other layers)."""
+        return self.precision.expert_bytes
 
 
 def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
@@ -43,7 +48,7 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
         raise SpecError("gpu: auto needs a visible NVIDIA GPU; name the GPU to simulate (e.g. gpu: h100-sxm)")
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
     gpu = resolve_gpu(gpu_id)
-    _check_fp8(gpu, spec.precision, spec.kv_cache_dtype)
+    _check_precision(arch, gpu, spec.precision, spec.kv_cache_dtype)
     _check_tp(arch, spec.tp)
     _check_ep(arch, spec.tp, spec.ep or 1)
     return Deployment(arch, gpu, spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
@@ -84,13 +89,24 @@ def _check_tp(arch: ModelArch, tp: int) -> None:
         raise SpecError(f"tp {tp} does not divide the model's {arch.kv_heads} KV heads")
 
 
-def _check_fp8(gpu: GPU, precision: Precision, kv: KvDtype) -> None:
+def _check_precision(arch: ModelArch, gpu: GPU, precision: Precision, kv: KvDtype) -> None:
     """FP8 weights and the FP8 KV cache need FP8 tensor cores (Ada, Hopper, Blackwell): refused on Ampere
-    rather than predicted at a rate the GPU does not have."""
+    rather than predicted at a rate the GPU does not have. MXFP4 is a mixture's experts, run by TensorRT-LLM's
+    MXFP4 MoE kernels on Hopper and Blackwell; a checkpoint that ships MXFP4 experts is loaded as it is, so
+    another precision would label what never ran."""
     if gpu.fp8_tflops is None and (precision is Precision.FP8 or kv is KvDtype.FP8):
         what = "precision: fp8" if precision is Precision.FP8 else "kv_cache_dtype: fp8"
         raise SpecError(f"{what}: the {gpu.name} ({gpu.family}) has no FP8 tensor cores; use fp16/bf16 "
                         f"(and kv_cache_dtype: auto), or an Ada/Hopper/Blackwell GPU")
+    if precision is Precision.MXFP4 and not arch.is_moe:
+        raise SpecError(f"precision: mxfp4 stores a mixture's experts in MXFP4 (gpt-oss's published format); "
+                        f"{arch.name} has no experts")
+    if precision is Precision.MXFP4 and gpu.family not in ("hopper", "blackwell"):
+        raise SpecError(f"precision: mxfp4: TensorRT-LLM runs MXFP4 experts on Hopper and Blackwell GPUs, not the "
+                        f"{gpu.name} ({gpu.family})")
+    if arch.checkpoint_quant == "mxfp4" and precision is not Precision.MXFP4:
+        raise SpecError(f"precision: {precision}: {arch.name}'s config.json ships MXFP4 experts, which TensorRT-LLM "
+                        f"loads as they are; use precision: mxfp4")
 
 
 def _check_ep(arch: ModelArch, tp: int, ep: int) -> None:
@@ -120,12 +136,12 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
     try:
         prec = Precision(precision.lower())
     except ValueError:
-        raise SpecError(f"unknown precision {precision!r}; expected fp8, fp16 or bf16") from None
+        raise SpecError(f"unknown precision {precision!r}; expected fp8, fp16, bf16 or mxfp4") from None
     try:
         kv = KvDtype((kv_cache_dtype or ("fp8" if prec is Precision.FP8 else "auto")).lower())
     except ValueError:
         raise SpecError(f"unknown KV cache dtype {kv_cache_dtype!r}; expected fp8 or auto") from None
     arch, device = resolve_model(model, config=config), resolve_gpu(gpu)
-    _check_fp8(device, prec, kv)
+    _check_precision(arch, device, prec, kv)
     _check_tp(arch, tp)
     return Deployment(arch, device, prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release))

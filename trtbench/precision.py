@@ -14,15 +14,24 @@ class Named(str, Enum):
 
 
 class Precision(Named):
-    """Weights (and GEMM inputs) of the quantized layers."""
+    """Weights (and GEMM inputs) of the quantized layers. `mxfp4` is gpt-oss's published format, loaded as it
+    ships: a mixture's routed experts in MXFP4 (4-bit values, one 8-bit scale per 32), every other layer 16-bit,
+    and on Hopper 16-bit GEMMs (the experts are dequantized in the kernel)."""
 
     FP8 = "fp8"
     FP16 = "fp16"
     BF16 = "bf16"
+    MXFP4 = "mxfp4"
 
     @property
     def bytes(self) -> int:
+        """Per weight of the layers other than routed experts."""
         return 1 if self is Precision.FP8 else 2
+
+    @property
+    def expert_bytes(self) -> float:
+        """Per weight of a mixture's routed experts: MXFP4's 4 + 8/32 bits."""
+        return 17 / 32 if self is Precision.MXFP4 else self.bytes
 
 
 class KvDtype(Named):

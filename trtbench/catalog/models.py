@@ -49,6 +49,7 @@ class ModelArch:
     attention_chunk: int = 0
     chunked_layers: int = 0
     vision_params: int = 0
+    checkpoint_quant: str = ""  # "mxfp4": the config.json's checkpoint ships MXFP4 experts (gpt-oss)
 
     @property
     def is_mla(self) -> bool:
@@ -308,12 +309,18 @@ def unmodelled(cfg: dict[str, Any]) -> str | None:
         other = sorted({t for t in layer_types if t not in ("full_attention", "sliding_attention")}, key=str)
         if other:
             return f"layer_types ({', '.join(map(str, other))} layers)"
-    quant = cfg.get("quantization_config")
-    if isinstance(quant, dict) and quant.get("quant_method") is not None:
-        method = str(quant.get("quant_algo") if quant["quant_method"] == "modelopt" else quant["quant_method"])
-        if method.lower() != "fp8":
-            return f"quantization_config ({method[:20]} weights: trtbench sizes 16-bit and FP8 checkpoints)"
+    method = _quant_method(cfg)
+    if method is not None and method not in ("fp8", "mxfp4"):
+        return f"quantization_config ({method[:20]} weights: trtbench sizes 16-bit, FP8 and MXFP4 checkpoints)"
     return None
+
+
+def _quant_method(cfg: dict[str, Any]) -> str | None:
+    """The weight format a config's quantization_config declares, lower-case (ModelOpt's by its quant_algo)."""
+    quant = cfg.get("quantization_config")
+    if not isinstance(quant, dict) or quant.get("quant_method") is None:
+        return None
+    return str(quant.get("quant_algo") if quant["quant_method"] == "modelopt" else quant["quant_method"]).lower()
 
 
 class Count(Protocol):
@@ -373,6 +380,7 @@ def load_hf_config(path: Path, name: str) -> ModelArch:
         qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
         max_position=max_position,
         vision_params=_vision(top.get("vision_config"), where) if "text_config" in top else 0,
+        checkpoint_quant="mxfp4" if _quant_method(cfg) == "mxfp4" else "",
         **_experts(cfg, where, count, layers),
         **_latent(cfg, count),
         **_windows(cfg, where, count, layers, max_position),

@@ -29,6 +29,7 @@ class BatchLimits:
 
 
 def engine_gib(arch: ModelArch, precision: str) -> float:
+    """BYTES_PER_ELEM by quant_algo, 2 for any other (MXFP4 among them): every parameter, none 16-bit apart."""
     per_param = {"fp8": 1.0, "nvfp4": 0.5}.get(precision, 2.0)
     return arch.params * per_param / 2**30
 

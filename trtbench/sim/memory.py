@@ -49,12 +49,13 @@ class MemoryPlan:
 def weights_bytes_per_rank(dep: Deployment, tokens: float | None = None) -> float:
     """Quantized layers at the precision's width; the embedding table and lm_head stay 16-bit,
     as ModelOpt's FP8 recipe leaves them (8B FP8: 9.1 GB, the study's "~8.6 GB" engine), and so do a mixture
-    of experts' routers and a multimodal model's vision encoder. With `tokens`, only
+    of experts' routers and a multimodal model's vision encoder; MXFP4 experts at 17/32 byte. With `tokens`, only
     the experts a batch of that many tokens touches (what one iteration reads); else all (what is held)."""
     arch = dep.arch
-    held = arch.transformer_params if tokens is None else arch.streamed_params(
-        expected_experts(tokens, arch.experts, arch.top_k))
-    quantized = (held - arch.router_params) * dep.weight_bytes
+    touched = arch.experts if tokens is None else expected_experts(tokens, arch.experts, arch.top_k)
+    experts = arch.moe_layers * touched * arch.expert_params
+    quantized = ((arch.streamed_params(touched) - experts - arch.router_params) * dep.weight_bytes
+                 + experts * dep.expert_weight_bytes)
     kept = (arch.embedding_params + arch.lm_head_params + arch.router_params + arch.vision_params) * 2
     return (quantized + kept) / dep.n_gpus
 

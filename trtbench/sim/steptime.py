@@ -111,7 +111,7 @@ class AnalyticStep:
         expert_n = 2 * arch.moe_intermediate * dep.ep // tp  # under EP each rank holds whole experts, tp/ep wide
         self.expert_s_per_token = (moe_layers * arch.top_k * 2 * arch.expert_params / tp
                                    / (gemm_rate * shape_efficiency(expert_n))) if arch.is_moe else 0.0
-        self.expert_weights_s = moe_layers * arch.expert_params / tp * dep.weight_bytes / bandwidth
+        self.expert_weights_s = moe_layers * arch.expert_params / tp * dep.expert_weight_bytes / bandwidth
         self.experts, self.top_k = arch.experts, arch.top_k
         head_rate = gpu.peak_flops("bf16") * gpu.best_gemm_fraction("bf16") * factors.eta_gemm
         vocab = arch.vocab // tp

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trtbench.backends.trtllm.version import TrtllmVersion
-from trtbench.errors import TrtbenchError
+from trtbench.errors import SpecError, TrtbenchError
 from trtbench.precision import KvDtype, Precision
 from trtbench.spec import BenchMode, SweepSpec
 
@@ -50,6 +50,9 @@ def choose_mode(spec: SweepSpec, version: TrtllmVersion | None) -> Literal["pyto
     if version is not None and wanted == "tensorrt" and not version.has_tensorrt_backend:
         raise TrtbenchError(f"TensorRT-LLM {version.text} removed the TensorRT engine backend; "
                             f"use trtllm.backend: pytorch")
+    if wanted == "tensorrt" and Precision.MXFP4 in spec.precisions:
+        raise SpecError("precision: mxfp4 runs on TensorRT-LLM's PyTorch backend (trtllm-build makes no MXFP4 "
+                        "experts); use trtllm.backend: pytorch")
     return wanted
 
 

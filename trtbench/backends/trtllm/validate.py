@@ -26,13 +26,16 @@ def label_problems(precision: Precision, kv: KvDtype, info: dict[str, str]) -> l
     is labelled with (FP8 weights that were never loaded, or a 16-bit label on FP8 ones). A value the report
     leaves to the checkpoint (`auto`) or does not print is not judged."""
     found = []
-    for what, said, fp8 in (("quantization", info.get("quantization"), precision is Precision.FP8),
-                            ("KV cache dtype", info.get("kv_cache_dtype"), kv is KvDtype.FP8)):
+    weights = {Precision.FP8: "FP8", Precision.MXFP4: "MXFP4"}.get(precision)
+    for what, said, label in (("quantization", info.get("quantization"), weights),
+                              ("KV cache dtype", info.get("kv_cache_dtype"), "FP8" if kv is KvDtype.FP8 else None)):
         if said is None or said.strip().lower() in ("", "auto"):
             continue
-        if fp8 != ("FP8" in said.upper()):
-            label = ("FP8" if fp8 else "16-bit") + (" weights" if what == "quantization" else " KV cache")
-            found.append(f"the report says {what} {said}, the point is labelled {label}")
+        # W4A16_MXFP4 and W4A8_MXFP4_FP8 are MXFP4 weights, whatever their activations
+        named = "MXFP4" if "MXFP4" in said.upper() else "FP8" if "FP8" in said.upper() else None
+        if named != label:
+            found.append(f"the report says {what} {said}, the point is labelled {label or '16-bit'}"
+                         f"{' weights' if what == 'quantization' else ' KV cache'}")
     return found
 
 
