@@ -130,8 +130,9 @@ def test_moe_layers_by_each_familys_rule(tmp_path, extra, dense_layers):
 
 @pytest.mark.parametrize(("extra", "sliding"), [
     ({"layer_types": ["sliding_attention", "full_attention"] * 16, "sliding_window": 128}, 16),  # gpt-oss
-    ({"sliding_window": 4096}, 32),  # Mistral-7B-v0.1: every layer
+    ({"sliding_window": 4096, "model_type": "mistral"}, 32),  # Mistral-7B-v0.1: every layer
     ({"sliding_window": 4096, "use_sliding_window": True, "max_window_layers": 28}, 4),  # Qwen2: layers 28-31
+    ({"sliding_window": 1024, "sliding_window_pattern": 6, "model_type": "gemma3_text"}, 27),  # 5, 11, ... full
 ])
 def test_sliding_window_layers(tmp_path, extra, sliding):
     (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
@@ -142,6 +143,8 @@ def test_sliding_window_layers(tmp_path, extra, sliding):
 @pytest.mark.parametrize(("extra", "said"), [
     ({"layer_types": ["sliding_attention"] * 3, "sliding_window": 128}, "layer_types lists 3 layers"),
     ({"text_config": DENSE}, "without a vision_config"),
+    # Gemma 2 alternates sliding and full layers by code, not by its config: not guessed
+    ({"sliding_window": 4096, "model_type": "gemma2"}, "sliding_window \\(4096\\) without layer_types"),
     ({"num_local_experts": 8, "num_experts_per_tok": 2, "moe_layers": [99]}, "leave no MoE layer"),
 ])
 def test_inconsistent_configs_are_one_line(tmp_path, extra, said):

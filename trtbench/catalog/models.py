@@ -295,6 +295,7 @@ _LIMITS = {
     "sliding_window": 1 << 30,
     "max_window_layers": 4096,
     "attention_chunk_size": 1 << 30,
+    "sliding_window_pattern": 4096,
 }
 
 
@@ -397,6 +398,10 @@ def _vision(vision: Any, where: str) -> int:
     return count("num_hidden_layers") * (4 * hidden * hidden + 2 * hidden * count("intermediate_size"))
 
 
+# Families whose sliding_window, with no layer_types, applies to every layer (Mistral-7B-v0.1 and its kin).
+_WINDOW_ON_EVERY_LAYER = {"mistral", "mixtral"}
+
+
 def _windows(cfg: dict[str, Any], where: str, count: Count, layers: int, max_position: int) -> dict[str, int]:
     """Sliding-window layers (gpt-oss's layer_types, Mistral v0.1's window on every layer, Qwen2's above
     max_window_layers) and Llama 4's chunked layers (the RoPE layers: no_rope_layers 1, three in four)."""
@@ -407,7 +412,16 @@ def _windows(cfg: dict[str, Any], where: str, count: Count, layers: int, max_pos
             raise SpecError(f"{where}: layer_types lists {len(layer_types)} layers, num_hidden_layers is {layers}")
         sliding = layer_types.count("sliding_attention")
     elif window and cfg.get("use_sliding_window", True) and window < max_position:
-        sliding = max(0, layers - count("max_window_layers", 0)) if "max_window_layers" in cfg else layers
+        if "max_window_layers" in cfg:
+            sliding = max(0, layers - count("max_window_layers", 0))
+        elif "sliding_window_pattern" in cfg:  # Gemma 3: every pattern-th layer is full
+            sliding = layers - layers // count("sliding_window_pattern", None)
+        elif cfg.get("model_type") in _WINDOW_ON_EVERY_LAYER:
+            sliding = layers
+        else:
+            raise SpecError(f"{where}: sliding_window ({window}) without layer_types, which says which layers "
+                            f"slide, is not modelled by trtbench for model_type {cfg.get('model_type')!r}; "
+                            f"refusing rather than guessing (add layer_types to the config)")
     else:
         sliding = 0
     if sliding:
