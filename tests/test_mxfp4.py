@@ -40,6 +40,7 @@ def test_trtllm_bench_sizes_mxfp4_as_16_bit_and_refuses_it_without_limits():
     max_num_tokens are both given, and the plan says so."""
     plan = plan_memory(make_deployment("openai/gpt-oss-120b", "h100-sxm", "mxfp4"), 1024, 1024)
     assert plan.verdict is Status.INFEASIBLE and "The model requires at least: 217.54 GB" in plan.cause
+    assert "skipped when runtime.max_batch_size and runtime.max_num_tokens are both given" in plan.cause
 
 
 def test_a_decode_step_streams_mxfp4_experts_at_a_quarter_of_16_bit():

@@ -114,7 +114,8 @@ def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
         tok = rt.max_num_tokens or limits.max_num_tokens
     except InsufficientMemory as exc:
         if rt.max_batch_size is None or rt.max_num_tokens is None:
-            return plan(Status.INFEASIBLE, f"trtllm-bench heuristic: {exc}")
+            return plan(Status.INFEASIBLE, f"trtllm-bench heuristic: {exc} (it is skipped when "
+                                           f"runtime.max_batch_size and runtime.max_num_tokens are both given)")
         bs, tok = rt.max_batch_size, rt.max_num_tokens
     if not rt.chunked_context and isl > tok:
         return plan(Status.INFEASIBLE, f"prompt of {isl} tokens exceeds max_num_tokens {tok} with chunked "
