@@ -28,6 +28,6 @@ def bound_s(dep: Deployment, plan: MemoryPlan, isl: int, osl: int, requests: int
     compute_s = requests * (gemm + head + attn) / n
     concurrency = max(1, min(plan.max_concurrent_seqs, plan.max_batch_size, requests))
     steps = math.ceil(requests * (osl - 1) / concurrency) + 1
-    kv_bytes = requests * (decode_kv / arch.layers + arch.kv_tokens_held(isl + osl)) * plan.kv_bytes_per_token
+    kv_bytes = requests * (decode_kv / arch.layers + isl + osl) * plan.kv_bytes_per_token  # reads, then writes
     memory_s = (steps * weights_bytes_per_rank(dep, concurrency) + kv_bytes) / (dep.gpu.hbm_tb_s * 1e12)
     return max(compute_s, memory_s)

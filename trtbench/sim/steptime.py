@@ -150,10 +150,11 @@ class AnalyticStep:
             touched = expected_experts(b.tokens, self.experts, self.top_k)
             gemm += max(self.expert_s_per_token * b.tokens, touched * self.expert_weights_s)
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
-        # Sliding-window and chunked layers: no query reads more than `span` keys, so a batch's pairs and KV
-        # reads there are at most tokens x span and sequences x span (exact once every context is that long).
+        # Sliding-window and chunked layers: no query reads more than `span` keys, so a batch's pairs and cached
+        # KV reads there are at most tokens x span and sequences x span (exact once every context is that long);
+        # every layer still writes the new tokens' KV.
         attn = sum(share * max(self.attn_s_per_pair * _within(b.pairs, b.tokens, span),
-                               self.kv_s_per_token * _within(b.kv_read + b.tokens, b.sequences, span))
+                               self.kv_s_per_token * (_within(b.kv_read, b.sequences, span) + b.tokens))
                    for share, span in self.attention)
         comm = sum(calls * cost(self.gpu, ranks, b.tokens * per_token) for calls, cost, ranks, per_token in self.comms)
         return (gemm + head + attn + self.elementwise_s_per_token * b.tokens + comm + self.fixed_s) / self.speed
