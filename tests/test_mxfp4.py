@@ -94,3 +94,27 @@ def test_the_engine_path_refuses_mxfp4(cli, write_spec, fake_bench):
     result = cli("sweep", "--no-plots", str(write_spec(spec)))
     assert result.code == 2 and "precision: mxfp4 runs on TensorRT-LLM's PyTorch backend" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [("sweep", "--no-plots"), ("build", "--dry-run")])
+def test_what_the_model_cannot_run_is_refused_before_any_backend_runs(cli, write_spec, fake_bench, command):
+    """trtllm-bench would load the dense model and report 16-bit weights under the mxfp4 label; a grid axis is
+    checked as the top-level value is. Nothing runs, nothing is recorded."""
+    spec = SMALL_SPEC.replace("backend: sim", "backend: trtllm").replace(
+        "precision: fp8\nkv_cache_dtype: fp8\n", "").replace("grid:\n", "grid:\n  precision: [bf16, mxfp4]\n")
+    result = cli(*command, str(write_spec(spec)))
+    assert result.code == 2 and result.err.strip() == ("trtbench: error: precision: mxfp4 stores a mixture's experts "
+                                                       "in MXFP4 (gpt-oss's published format); Llama-3.1-8B has no "
+                                                       "experts")
+    assert not fake_bench.record.exists()
+
+
+def test_a_model_the_catalog_lacks_is_left_to_the_run():
+    """No deployment at all (no preset, no config) is not a refusal: trtllm-bench may know the model."""
+    from trtbench.deployment import deployment_for, refuse_unsupported
+    from trtbench.spec import parse_spec
+
+    spec = parse_spec(SMALL_SPEC.replace("meta-llama/Llama-3.1-8B", "acme/unknown-7B"))
+    with pytest.raises(SpecError, match="no architecture for model 'acme/unknown-7B'"):
+        deployment_for(spec)
+    refuse_unsupported(spec, [{}])  # returns: nothing it can judge

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from trtbench.catalog.gpus import GPU, resolve_gpu
 from trtbench.catalog.models import ModelArch, resolve_model
-from trtbench.errors import SpecError
+from trtbench.errors import SpecError, TrtbenchError, Unsupported
 from trtbench.precision import KvDtype, Precision
 from trtbench.spec import BenchMode, RuntimeSpec, SweepSpec
 
@@ -86,7 +87,7 @@ class PointDeployments:
 
 def _check_tp(arch: ModelArch, tp: int) -> None:
     if arch.kv_heads % tp and tp % arch.kv_heads:
-        raise SpecError(f"tp {tp} does not divide the model's {arch.kv_heads} KV heads")
+        raise Unsupported(f"tp {tp} does not divide the model's {arch.kv_heads} KV heads")
 
 
 def _check_precision(arch: ModelArch, gpu: GPU, precision: Precision, kv: KvDtype) -> None:
@@ -96,16 +97,16 @@ def _check_precision(arch: ModelArch, gpu: GPU, precision: Precision, kv: KvDtyp
     another precision would label what never ran."""
     if gpu.fp8_tflops is None and (precision is Precision.FP8 or kv is KvDtype.FP8):
         what = "precision: fp8" if precision is Precision.FP8 else "kv_cache_dtype: fp8"
-        raise SpecError(f"{what}: the {gpu.name} ({gpu.family}) has no FP8 tensor cores; use fp16/bf16 "
+        raise Unsupported(f"{what}: the {gpu.name} ({gpu.family}) has no FP8 tensor cores; use fp16/bf16 "
                         f"(and kv_cache_dtype: auto), or an Ada/Hopper/Blackwell GPU")
     if precision is Precision.MXFP4 and not arch.is_moe:
-        raise SpecError(f"precision: mxfp4 stores a mixture's experts in MXFP4 (gpt-oss's published format); "
+        raise Unsupported(f"precision: mxfp4 stores a mixture's experts in MXFP4 (gpt-oss's published format); "
                         f"{arch.name} has no experts")
     if precision is Precision.MXFP4 and gpu.family not in ("hopper", "blackwell"):
-        raise SpecError(f"precision: mxfp4: TensorRT-LLM runs MXFP4 experts on Hopper and Blackwell GPUs, not the "
+        raise Unsupported(f"precision: mxfp4: TensorRT-LLM runs MXFP4 experts on Hopper and Blackwell GPUs, not the "
                         f"{gpu.name} ({gpu.family})")
     if arch.checkpoint_quant == "mxfp4" and precision is not Precision.MXFP4:
-        raise SpecError(f"precision: {precision}: {arch.name}'s config.json ships MXFP4 experts, which TensorRT-LLM "
+        raise Unsupported(f"precision: {precision}: {arch.name}'s config.json ships MXFP4 experts, which TensorRT-LLM "
                         f"loads as they are; use precision: mxfp4")
 
 
@@ -114,11 +115,24 @@ def _check_ep(arch: ModelArch, tp: int, ep: int) -> None:
     if ep == 1:
         return
     if not arch.is_moe:
-        raise SpecError(f"ep {ep}: expert parallelism needs a mixture of experts; {arch.name} is dense")
+        raise Unsupported(f"ep {ep}: expert parallelism needs a mixture of experts; {arch.name} is dense")
     if tp % ep:
-        raise SpecError(f"ep {ep} does not divide tp {tp} (the expert-parallel ranks are TP ranks)")
+        raise Unsupported(f"ep {ep} does not divide tp {tp} (the expert-parallel ranks are TP ranks)")
     if arch.experts % ep:
-        raise SpecError(f"ep {ep} does not divide the model's {arch.experts} experts")
+        raise Unsupported(f"ep {ep} does not divide the model's {arch.experts} experts")
+
+
+def refuse_unsupported(spec: SweepSpec, extras: Iterable[dict[str, Any]], gpu_name: str | None = None) -> None:
+    """Raises Unsupported, before anything runs on any backend, for a combination of axes (`Point.extra`) the
+    model or GPU cannot run; a model or GPU the catalog does not know is left to the run to judge."""
+    try:
+        deployments = PointDeployments(spec, gpu_name)
+        for extra in extras:
+            deployments(extra)
+    except Unsupported:
+        raise
+    except TrtbenchError:
+        return
 
 
 def release_of(version: str | None) -> str | None:

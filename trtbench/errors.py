@@ -9,6 +9,11 @@ class SpecError(TrtbenchError):
     """The sweep spec (or a value in it) is wrong."""
 
 
+class Unsupported(SpecError):
+    """A value the model or GPU cannot run (MXFP4 on a dense model, FP8 on Ampere, a TP that does not divide the
+    heads): refused before anything runs, measured or simulated, where the catalog knows both."""
+
+
 class StoreError(TrtbenchError):
     """The run directory cannot be used (locked, not a trtbench run, unreadable)."""
 

@@ -12,8 +12,10 @@ from trtbench.backends.trtllm.build.engine import build_commands, ensure_engine
 from trtbench.backends.trtllm.build.plan import plan_engines
 from trtbench.backends.trtllm.version import known_version
 from trtbench.commands.utils import console, interruptible
+from trtbench.deployment import refuse_unsupported
 from trtbench.errors import SpecError
 from trtbench.grid import IdentityRule, expand
+from trtbench.nvml import visible_gpus
 from trtbench.spec import SweepSpec, load_spec
 
 
@@ -47,9 +49,12 @@ def spec_with_overrides(spec_path: Path | None, overrides: dict[str, Any]) -> Sw
 def build(spec_path: Path | None, overrides: dict[str, Any], dry_run: bool, max_points: int | None = None) -> None:
     """One engine per build configuration of the spec's grid (its TP / precision axes)."""
     spec = spec_with_overrides(spec_path, overrides)
+    points = expand(spec, IdentityRule(()), max_points)
+    gpus = visible_gpus() if spec.gpu == "auto" else []
+    refuse_unsupported(spec, (p.extra for p in points), gpus[0].name if gpus else None)
     version = known_version(spec.trtllm.version, spec.trtllm.executable)
     cache = EngineCache(Path(spec.build.engines_dir))
-    plans = plan_engines(spec, version, expand(spec, IdentityRule(()), max_points), fetch=not dry_run)
+    plans = plan_engines(spec, version, points, fetch=not dry_run)
     failed = False
     with interruptible("engines finished so far are cached; run the same command again to build the rest"):
         for plan in plans:

@@ -9,6 +9,7 @@ from typing import get_args
 from trtbench.backends.registry import Selection, select_backend
 from trtbench.commands.progress import ProgressBar
 from trtbench.commands.utils import console, interruptible, report_run, warn
+from trtbench.deployment import refuse_unsupported
 from trtbench.drift import Change, changes, measured
 from trtbench.errors import SpecError, StoreError
 from trtbench.executors.base import Executor
@@ -32,6 +33,8 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     selection = select_backend(spec, backend, run_dir, dry_run)
     runner = make_executor(spec, executor, run_dir, selection.backend.name, detach)
     points = expand(spec, selection.backend.identity(), max_points)
+    refuse_unsupported(spec, (p.extra for p in points),
+                       selection.gpus[0].name if spec.gpu == "auto" and selection.gpus else None)
     if dry_run:
         print_commands(selection, points)
         return
