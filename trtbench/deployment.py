@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,11 +122,12 @@ def _check_ep(arch: ModelArch, tp: int, ep: int) -> None:
         raise Unsupported(f"ep {ep} does not divide the model's {arch.experts} experts")
 
 
-def refuse_unsupported(spec: SweepSpec, extras: Iterable[dict[str, Any]], gpu_name: str | None = None) -> None:
+def refuse_unsupported(spec: SweepSpec, extras: Iterable[dict[str, Any]], visible: Sequence[str] = ()) -> None:
     """Raises Unsupported, before anything runs on any backend, for a combination of axes (`Point.extra`) the
-    model or GPU cannot run; a model or GPU the catalog does not know is left to the run to judge."""
+    model or GPU cannot run; a model or GPU the catalog does not know is left to the run to judge. `visible`:
+    the GPUs present (the first stands for `gpu: auto`)."""
     try:
-        deployments = PointDeployments(spec, gpu_name)
+        deployments = PointDeployments(spec, visible[0] if spec.gpu == "auto" and visible else None)
         for extra in extras:
             deployments(extra)
     except Unsupported:

@@ -19,6 +19,7 @@ from trtbench.accuracy.targets import TARGETS
 from trtbench.backends.base import Evaluates
 from trtbench.backends.registry import select_backend
 from trtbench.commands.utils import console, interruptible, report_run
+from trtbench.deployment import refuse_unsupported
 from trtbench.errors import SpecError
 from trtbench.grid import Point, expand
 from trtbench.records import Status
@@ -64,6 +65,7 @@ def run_spec(spec_path: Path, out: Path | None, no_build: bool) -> None:
                         f"the real model on a GPU: backend trtllm")
     points = expand(spec, backend.identity())
     one_each = first_point_per_artifact(spec, points)
+    refuse_unsupported(spec, (p.extra for p in one_each.values()), [g.name for g in selection.gpus])
     backend.prepare(list(one_each.values()), console.print, allow_build=not no_build)
     done = {r.key() for r in records.load(run_dir) if r.status is Status.OK}
     todo = [(a, p, t) for a, p in one_each.items() for t in acc.tasks if (a, t, acc.samples) not in done]

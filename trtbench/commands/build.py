@@ -50,8 +50,7 @@ def build(spec_path: Path | None, overrides: dict[str, Any], dry_run: bool, max_
     """One engine per build configuration of the spec's grid (its TP / precision axes)."""
     spec = spec_with_overrides(spec_path, overrides)
     points = expand(spec, IdentityRule(()), max_points)
-    gpus = visible_gpus() if spec.gpu == "auto" else []
-    refuse_unsupported(spec, (p.extra for p in points), gpus[0].name if gpus else None)
+    refuse_unsupported(spec, (p.extra for p in points), [g.name for g in visible_gpus()] if spec.gpu == "auto" else [])
     version = known_version(spec.trtllm.version, spec.trtllm.executable)
     cache = EngineCache(Path(spec.build.engines_dir))
     plans = plan_engines(spec, version, points, fetch=not dry_run)

@@ -33,8 +33,7 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     selection = select_backend(spec, backend, run_dir, dry_run)
     runner = make_executor(spec, executor, run_dir, selection.backend.name, detach)
     points = expand(spec, selection.backend.identity(), max_points)
-    refuse_unsupported(spec, (p.extra for p in points),
-                       selection.gpus[0].name if spec.gpu == "auto" and selection.gpus else None)
+    refuse_unsupported(spec, (p.extra for p in points), [g.name for g in selection.gpus])
     if dry_run:
         print_commands(selection, points)
         return
