@@ -142,3 +142,18 @@ def test_plan_names_the_windows_and_the_vision_encoder(cli, write_spec):
     assert result.code == 0, result.err
     assert "108.6B parameters, 17.2B active per token (16 experts, top-1); 36 of 48 layers attend within " \
            "8,192-token chunks; 0.8B of them a vision encoder" in text
+
+
+def test_windowed_models_are_outside_the_calibration(tmp_path):
+    """The factors were fitted on full-attention Llama rows: a dense model with sliding windows (Mistral-7B-v0.1)
+    is flagged, its full-attention twin (v0.3) is not."""
+    from trtbench.sim.calibration import coverage
+
+    v01 = {"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000,
+           "max_position_embeddings": 32768, "sliding_window": 4096}
+    (tmp_path / "config.json").write_text(json.dumps(v01))
+    windowed = coverage(make_deployment("mistralai/Mistral-7B-v0.1", "h100-sxm", "fp8", config=str(tmp_path)))
+    assert any("sliding-window or chunked attention" in why for why in windowed.outside)
+    assert not any("sliding" in why for why in coverage(make_deployment("mistralai/Mistral-7B-v0.3", "h100-sxm",
+                                                                        "fp8")).outside)

@@ -114,7 +114,8 @@ class Coverage:
 
 def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     """Whether `dep` is the kind of deployment the committed factors were fitted on: a calibrated GPU,
-    FP8, a calibrated TP size, an interconnect the all-reduce model knows, and a dense model."""
+    FP8, a calibrated TP size, an interconnect the all-reduce model knows, and a dense model with full
+    attention."""
     info = load()[1] if info is None else info
     outside = []
     gpus, by_tp = info.get("gpus", []), info.get("mape_by_tp", {})
@@ -132,6 +133,9 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     if dep.arch.is_moe:
         outside.append(f"a mixture of experts ({dep.arch.experts} experts, top-{dep.arch.top_k}; fitted on dense "
                        f"models, and expert GEMMs and routing are never calibrated)")
+    if dep.arch.sliding_layers or dep.arch.chunked_layers:
+        outside.append("sliding-window or chunked attention layers (fitted on full attention; the per-window KV "
+                       "pools' split is assumed)")
     borrowed = release_factor(dep.release, info)[1]
     if borrowed:
         outside.append(borrowed)
