@@ -163,3 +163,14 @@ def test_inconsistent_configs_are_one_line(tmp_path, extra, said):
 def test_dense_configs_with_such_keys_still_load(tmp_path, extra):
     (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
     assert resolve_model("acme/dense", config=tmp_path).layers == 32
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    ({"sliding_window": "4096", "model_type": "mistral"}, "sliding_window must be a whole number"),
+    ({"layer_types": ["sliding_attention", "full_attention"] * 16}, "sliding_window is missing"),
+    ({"attention_chunk_size": 8192, "no_rope_layers": [1, 0]}, "no_rope_layers must list one 0 or 1 per layer"),
+])
+def test_malformed_window_fields_are_one_line(tmp_path, extra, said):
+    (tmp_path / "config.json").write_text(json.dumps({**DENSE, **extra}))
+    with pytest.raises(SpecError, match=said):
+        resolve_model("acme/x", config=tmp_path)

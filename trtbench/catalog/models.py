@@ -404,9 +404,11 @@ _WINDOW_ON_EVERY_LAYER = {"mistral", "mixtral"}
 
 def _windows(cfg: dict[str, Any], where: str, count: Count, layers: int, max_position: int) -> dict[str, int]:
     """Sliding-window layers (gpt-oss's layer_types, Mistral v0.1's window on every layer, Qwen2's above
-    max_window_layers) and Llama 4's chunked layers (the RoPE layers: no_rope_layers 1, three in four)."""
+    max_window_layers, Gemma 3's all but every sliding_window_pattern-th) and Llama 4's chunked layers (the
+    RoPE layers: no_rope_layers 1, three in four)."""
     out: dict[str, int] = {}
-    layer_types, window = cfg.get("layer_types"), cfg.get("sliding_window")
+    layer_types = cfg.get("layer_types")
+    window = count("sliding_window", None) if cfg.get("sliding_window") not in (None, 0, False) else 0
     if isinstance(layer_types, list):
         if len(layer_types) != layers:
             raise SpecError(f"{where}: layer_types lists {len(layer_types)} layers, num_hidden_layers is {layers}")
@@ -425,7 +427,7 @@ def _windows(cfg: dict[str, Any], where: str, count: Count, layers: int, max_pos
     else:
         sliding = 0
     if sliding:
-        out |= {"sliding_layers": sliding, "sliding_window": count("sliding_window", None)}
+        out |= {"sliding_layers": sliding, "sliding_window": count("sliding_window", None)}  # missing: one line
     if cfg.get("attention_chunk_size"):
         rope = cfg.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
         if not isinstance(rope, list) or len(rope) != layers:
