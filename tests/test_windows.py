@@ -7,6 +7,8 @@ import dataclasses
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import SMALL_SPEC
 from trtbench.catalog.models import PRESETS, keys_attended, resolve_model
@@ -59,6 +61,12 @@ def test_gpt_oss_20b_matches_its_model_card():
     arch = PRESETS["gpt-oss-20b"]
     assert arch.params == pytest.approx(20.91e9, rel=0.002)
     assert arch.active_params + arch.lm_head_params == pytest.approx(3.61e9, rel=0.005)
+
+
+@given(first=st.integers(0, 300), count=st.integers(0, 300), span=st.one_of(st.none(), st.integers(1, 400)))
+def test_keys_attended_is_the_sum_it_names(first, count, span):
+    last = first + count - 1
+    assert keys_attended(first, last, span) == sum(c if span is None else min(c, span) for c in range(first, last + 1))
 
 
 def test_keys_attended_by_hand():
