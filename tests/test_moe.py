@@ -3,6 +3,7 @@ experts a batch touches."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -35,18 +36,45 @@ QWEN3_MOE_CONFIG = {  # Qwen/Qwen3-30B-A3B config.json
 }
 
 
-@pytest.mark.parametrize(("preset", "config", "total", "active"), [
+GPT_OSS_120B_CONFIG = {  # openai/gpt-oss-120b config.json, less its quantization_config (tests/test_mxfp4.py)
+    "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "hidden_size": 2880, "intermediate_size": 2880,
+    "num_hidden_layers": 36, "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64,
+    "vocab_size": 201088, "max_position_embeddings": 131072, "num_local_experts": 128, "num_experts_per_tok": 4,
+    "experts_per_token": 4, "sliding_window": 128, "attention_bias": True, "tie_word_embeddings": False,
+    "layer_types": ["sliding_attention", "full_attention"] * 18, "initial_context_length": 4096,
+}
+SCOUT_CONFIG = {  # meta-llama/Llama-4-Scout-17B-16E-Instruct config.json, the fields that size it
+    "architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4", "tie_word_embeddings": False,
+    "text_config": {
+        "model_type": "llama4_text", "attention_chunk_size": 8192, "head_dim": 128, "hidden_size": 5120,
+        "intermediate_size": 8192, "intermediate_size_mlp": 16384, "interleave_moe_layer_step": 1,
+        "max_position_embeddings": 10485760, "no_rope_layers": [1, 1, 1, 0] * 12, "num_attention_heads": 40,
+        "num_experts_per_tok": 1, "num_hidden_layers": 48, "num_key_value_heads": 8, "num_local_experts": 16,
+        "vocab_size": 202048, "attention_bias": False,
+    },
+    "vision_config": {"model_type": "llama4_vision_model", "hidden_size": 1408, "intermediate_size": 5632,
+                      "num_hidden_layers": 34, "num_attention_heads": 16, "patch_size": 14},
+}
+
+
+# (preset, its config.json, published total, how close, published active, whether that counts the embedding)
+@pytest.mark.parametrize(("preset", "config", "total", "rel", "active", "embedding"), [
     # Mistral AI: "46.7B total parameters but only uses 12.9B parameters per token"
-    ("Mixtral-8x7B", MIXTRAL_CONFIG, 46.7e9, 12.9e9),
+    ("Mixtral-8x7B", MIXTRAL_CONFIG, 46.7e9, 0.005, 12.9e9, True),
     # Qwen3-30B-A3B model card: "30.5B in total and 3.3B activated"
-    ("Qwen3-30B-A3B", QWEN3_MOE_CONFIG, 30.5e9, 3.3e9),
+    ("Qwen3-30B-A3B", QWEN3_MOE_CONFIG, 30.5e9, 0.005, 3.3e9, True),
+    # OpenAI's model card: 116.83B total, 5.13B active (counting the unembedding but not the embedding lookup)
+    ("gpt-oss-120b", GPT_OSS_120B_CONFIG, 116.83e9, 0.01, 5.13e9, False),
+    # Meta: "17B active parameters, 109B total" (text and vision)
+    ("Llama-4-Scout-17B-16E", SCOUT_CONFIG, 109e9, 0.01, 17e9, True),
 ])
-def test_parameters_match_the_published_totals(tmp_path, preset, config, total, active):
+def test_parameters_match_the_published_totals(tmp_path, preset, config, total, rel, active, embedding):
     (tmp_path / "config.json").write_text(json.dumps(config))
     arch = resolve_model("x", config=tmp_path)
-    assert arch == PRESETS[preset].__class__(**{**PRESETS[preset].__dict__, "name": "x"})  # the preset, read back
-    assert arch.params == pytest.approx(total, rel=0.005)
-    assert arch.active_params + arch.embedding_params + arch.lm_head_params == pytest.approx(active, rel=0.02)
+    assert arch == dataclasses.replace(PRESETS[preset], name="x")  # the preset, read back from its config
+    assert arch.params == pytest.approx(total, rel=rel)
+    counted = arch.active_params + arch.lm_head_params + (arch.embedding_params if embedding else 0)
+    assert counted == pytest.approx(active, rel=0.02)
     assert "active per token" in arch.describe()
 
 
@@ -200,8 +228,7 @@ def test_deepseek_v3_is_sized_with_latent_attention_and_its_real_weights(tmp_pat
     an H100 leaves after CUDA context and buffers, well within an H200."""
     (tmp_path / "config.json").write_text(json.dumps(DEEPSEEK_V3_CONFIG))
     arch = resolve_model("deepseek-ai/DeepSeek-V3", config=tmp_path)
-    assert arch == PRESETS["DeepSeek-V3"].__class__(**{**PRESETS["DeepSeek-V3"].__dict__,
-                                                       "name": "deepseek-ai/DeepSeek-V3"})
+    assert arch == dataclasses.replace(PRESETS["DeepSeek-V3"], name="deepseek-ai/DeepSeek-V3")
     assert arch.params == pytest.approx(671e9, rel=0.005)
     assert arch.active_params + arch.embedding_params + arch.lm_head_params == pytest.approx(37e9, rel=0.02)
     assert arch.kv_bytes_per_token(1, tp=1) == arch.kv_bytes_per_token(1, tp=8) == 35_136

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import SMALL_SPEC
-from tests.test_windows import GPT_OSS_120B_CONFIG
+from tests.test_moe import GPT_OSS_120B_CONFIG
 from trtbench.catalog.models import resolve_model
 from trtbench.deployment import make_deployment
 from trtbench.errors import SpecError

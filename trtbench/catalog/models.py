@@ -427,7 +427,7 @@ def _windows(cfg: dict[str, Any], where: str, count: Count, layers: int, max_pos
     else:
         sliding = 0
     if sliding:
-        out |= {"sliding_layers": sliding, "sliding_window": count("sliding_window", None)}  # missing: one line
+        out |= {"sliding_layers": sliding, "sliding_window": window or count("sliding_window", None)}  # or: missing
     if cfg.get("attention_chunk_size"):
         rope = cfg.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
         if not isinstance(rope, list) or len(rope) != layers:
