@@ -260,8 +260,9 @@ def accuracy_score(
                                help="mlperf-llama3.1-8b (99%) | mlperf-llama3.1-8b-99.9"),
     as_json: bool = typer.Option(False, "--json", help="print the scores and verdict as JSON"),
 ) -> None:
-    """ROUGE-1/2/L/Lsum (x 100) of the predictions against the references and the verdict against the target;
-    exits 1 when it fails."""
+    """ROUGE-1/2/L/Lsum (x 100) of the predictions against the references, each with its 95% bootstrap
+    interval, and the verdict against the target from the intervals; exits 1 when it fails or is inconclusive
+    (an interval straddles its threshold, or fewer than 30 generations)."""
     from trtbench.commands import accuracy as accuracy_cmd
 
     accuracy_cmd.score_file(generations, target, as_json)

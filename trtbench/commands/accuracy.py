@@ -9,16 +9,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from trtbench.accuracy import records
 from trtbench.accuracy.gate import Gate, Verdict, verdicts
 from trtbench.accuracy.records import Artifact
-from trtbench.accuracy.rouge import METRICS, read_pairs, score
-from trtbench.accuracy.targets import TARGETS
+from trtbench.accuracy.rouge import CONFIDENCE, METRICS, RESAMPLES, estimates, read_pairs, score
+from trtbench.accuracy.targets import TARGETS, Outcome
 from trtbench.backends.base import Evaluates
 from trtbench.backends.registry import select_backend
-from trtbench.commands.utils import console, interruptible, report_run
+from trtbench.commands.console import out as stdout  # run_spec's `out` is a directory
+from trtbench.commands.utils import console, interruptible, report_run, warn
 from trtbench.deployment import refuse_unsupported
 from trtbench.errors import SpecError
 from trtbench.grid import Point, expand
@@ -28,26 +30,44 @@ from trtbench.store import RUN_META
 
 
 def score_file(path: Path, target: str, as_json: bool) -> None:
+    """The table (or JSON) on stdout; a warning on stderr when the file is smaller than the target's set, whose
+    score it then only estimates. Exit 0 on pass, 1 on fail or inconclusive."""
     if target not in TARGETS:
         raise SpecError(f"--target {target!r}: choose one of {', '.join(TARGETS)}")
     goal = TARGETS[target]
-    scores, n = score(read_pairs(path))
-    passed, needed = goal.verdict(scores)
+    per_example = score(read_pairs(path))
+    n = len(per_example[METRICS[0]])
+    if n < goal.samples:
+        warn(f"{n:,} generations where the target's set has {goal.samples:,} ({goal.name}): the scores only "
+             f"estimate the full set's, hence their {CONFIDENCE:.0%} intervals")
+    found = estimates(per_example)
+    decision = goal.verdict(found, n)
     if as_json:
-        print(json.dumps({"generations": n, "scores": scores, "target": goal.name, "thresholds": needed,
-                          "passed": passed}, indent=2))
+        print(json.dumps({"generations": n, "target": goal.name, "target_samples": goal.samples,
+                          "confidence": CONFIDENCE, "resamples": RESAMPLES,
+                          "scores": {m: {"score": e.score, "ci_low": e.low, "ci_high": e.high}
+                                     for m, e in found.items()},
+                          "thresholds": decision.needed, "verdict": str(decision.outcome),
+                          "passed": decision.outcome is Outcome.PASS, "reason": decision.reason}, indent=2))
     else:
-        table = Table(title=f"ROUGE of {n} generations in {path} (x 100, Porter stemming)")
-        for col in ("Metric", "Score", "Reference", "Needed", "Verdict"):
-            table.add_column(col, justify="left" if col in ("Metric", "Verdict") else "right")
+        table = Table(title=f"ROUGE (stemmed, x 100) of {n:,} generations in {escape(str(path))}, "
+                            f"{CONFIDENCE:.0%} bootstrap intervals")
+        for col in ("Metric", "Score", "Interval", "Reference", "Needed", "Interval vs needed"):
+            table.add_column(col, justify="left" if col in ("Metric", "Interval vs needed") else "right")
         for m in METRICS:
-            ok = scores[m] >= needed[m]
-            table.add_row(m, f"{scores[m]:.4f}", f"{goal.reference[m]:.4f}", f"{needed[m]:.4f}",
-                          "[green]pass[/]" if ok else "[red]FAIL[/]")
-        table.caption = f"{goal.name}: {'PASS' if passed else 'FAIL'}"
-        console.print(table)
-    if not passed:
+            e = found[m]
+            table.add_row(m, f"{e.score:.4f}", f"{e.low:.4f}-{e.high:.4f}", f"{goal.reference[m]:.4f}",
+                          f"{decision.needed[m]:.4f}", _SIDE[decision.metrics[m]])
+        stdout.print(table)
+        colour = _COLOUR[decision.outcome]
+        stdout.print(f"{escape(goal.name)}: [{colour}]{str(decision.outcome).upper()}[/]: {escape(decision.reason)}",
+                     soft_wrap=True)
+    if decision.outcome is not Outcome.PASS:
         raise typer.Exit(1)
+
+
+_COLOUR = {Outcome.PASS: "green", Outcome.FAIL: "red", Outcome.INCONCLUSIVE: "yellow"}
+_SIDE = {Outcome.PASS: "[green]above[/]", Outcome.FAIL: "[red]below[/]", Outcome.INCONCLUSIVE: "[yellow]straddles[/]"}
 
 
 def run_spec(spec_path: Path, out: Path | None, no_build: bool) -> None:
