@@ -17,9 +17,11 @@ from trtbench.backends.trtllm.build import engine as engine_mod
 from trtbench.backends.trtllm.build import quantize as quantize_mod
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.plan import build_config, plan_engines
+from trtbench.backends.trtllm.build.steps import Toolchain, build_steps
 from trtbench.backends.trtllm.command import choose_mode
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.commands import build as build_cmd
+from trtbench.commands.plan import print_engines
 from trtbench.errors import TrtbenchError
 from trtbench.grid import IdentityRule, expand
 from trtbench.nvml import GpuInfo
@@ -255,11 +257,14 @@ def test_a_pre_quantized_checkpoint_is_used_as_is(cli, write_spec, tmp_path, fak
     assert run.out.count("--model nvidia/Llama-3.1-8B-Instruct-FP8") == 4
 
 
-def fake_checkpoint(path: Path, vocab: int = 512) -> Path:
-    """What planning reads of a checkpoint: config.json's vocab_size, and the files' bytes for the digest."""
+def fake_checkpoint(path: Path, vocab: int = 512, hf_quant: dict | None = None) -> Path:
+    """What planning reads of a checkpoint: config.json's vocab_size, and the files' bytes for the digest;
+    with `hf_quant`, the hf_quant_config.json of a ModelOpt export (its `quantization`)."""
     path.mkdir()
     (path / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": vocab}))
     (path / "model.safetensors").write_bytes(b"\0" * 64)
+    if hf_quant is not None:
+        (path / "hf_quant_config.json").write_text(json.dumps({"quantization": hf_quant}))
     return path
 
 
@@ -351,3 +356,132 @@ def test_one_engine_per_build_configuration_of_the_grid():
         ("fp16", 2), ("fp16", 4), ("fp16", 8), ("fp8", 2), ("fp8", 4), ("fp8", 8)]
     assert all(len(p.points) == 9 and not p.unserved and p.config.max_seq_len == 8192 for p in plans)
     assert len({p.config.name for p in plans}) == 6
+
+
+# Models that already hold FP8 weights (issue 24 item 6): loaded (or built) as they are, never quantized again.
+FP8_WEIGHTS_AND_KV = {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}
+NVIDIA_FP8 = "nvidia/Llama-3.1-8B-Instruct-FP8"
+
+
+def own_fp8_spec(model: str, precision: str = "fp8") -> str:
+    """TRT_SPEC on `model` (a hub name, or `{name, path}`) with no build.checkpoint: its own weights are FP8."""
+    return TRT_SPEC.replace("model: meta-llama/Llama-3.1-8B", f"model: {model}").replace(
+        "precision: fp8", f"precision: {precision}")
+
+
+def local_fp8(tmp_path: Path, hf_quant: dict | None = None) -> tuple[Path, str]:
+    """A stand-in ModelOpt FP8 export and the spec's model mapping for it (a name the catalog sizes)."""
+    source = fake_checkpoint(tmp_path / "llama-fp8", hf_quant=hf_quant or FP8_WEIGHTS_AND_KV).resolve()
+    return source, f"{{name: meta-llama/Llama-3.1-8B, path: {source}}}"
+
+
+def engines_state(capsys: pytest.CaptureFixture[str], spec: Path) -> str:
+    """The State cell of `trtbench plan`'s engines table (one engine), its folded lines joined, spaces dropped."""
+    parsed = load_spec(spec)
+    print_engines(parsed, expand(parsed, IdentityRule(())))
+    text = capsys.readouterr()
+    lines = (text.out + text.err).splitlines()
+    header = next(line for line in lines if "Engine" in line and "State" in line)
+    column = [cell.strip() for cell in header.split("┃")].index("State")
+    return "".join("".join(line.split("│")[column].split()) for line in lines if line.startswith("│"))
+
+
+@pytest.mark.parametrize(("files", "declared"), [
+    ({"hf_quant_config.json": {"quantization": FP8_WEIGHTS_AND_KV}}, True),
+    ({"hf_quant_config.json": {"quantization": {"quant_algo": "NVFP4"}}}, False),
+    ({"config.json": {"quantization_config": {"quant_method": "fp8", "activation_scheme": "static"}}}, True),
+    ({"config.json": {"quantization_config": {"quant_method": "modelopt", "quant_algo": "FP8"}}}, True),
+    ({"config.json": {"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4"}}}, False),
+    ({"config.json": {"vocab_size": 512}}, False),
+])
+def test_a_local_checkpoint_declares_fp8_in_its_quantization_config(tmp_path, files, declared):
+    for name, content in files.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    assert quantize_mod.declared_fp8(NVIDIA_FP8, str(tmp_path)) == (str(tmp_path) if declared else None)
+
+
+@pytest.mark.parametrize(("name", "declared"), [
+    (NVIDIA_FP8, True), ("NVIDIA/llama-3.3-70b-instruct-fp8", True), ("nvidia/Llama-3.1-8B-Instruct", False),
+    ("someone/Llama-3.1-8B-FP8", False), ("nvidia/Llama-3.1-8B-FP8-v2", False)])
+def test_a_hub_name_declares_fp8_when_it_is_one_of_nvidias(name, declared):
+    assert quantize_mod.declared_fp8(name, None) == (name if declared else None)
+
+
+def test_a_local_fp8_checkpoint_is_loaded_as_it_is(cli, write_spec, tmp_path, fake_bench, monkeypatch, capsys):
+    """PyTorch path: no ModelOpt step, no build tool run, and every point's trtllm-bench loads the checkpoint."""
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("FAKE_BUILD_CALLS", str(calls))
+    source, model = local_fp8(tmp_path)
+    spec = write_spec(own_fp8_spec(model))
+    config = build_config(load_spec(spec), TrtllmVersion.parse("1.1.0"))
+    assert (config.quantization, config.checkpoint, config.unfetched) == (None, str(source), False)
+    assert build_steps(config, tmp_path, Toolchain.find(load_spec(spec))) == []
+    assert engines_state(capsys, spec) == "".join(
+        f"pre-quantized FP8 ({source}): loaded as it is; its KV cache quantization: FP8".split())
+
+    built = cli("build", str(spec))
+    assert built.code == 0, built.err
+    assert f"pre-quantized FP8 ({source}): loaded as it is" in " ".join(built.err.split())
+    (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
+    manifest = json.loads((engine_dir / "manifest.json").read_text())
+    assert manifest["steps"] == [] and manifest["model_subdir"] is None and manifest["model_path"] == str(source)
+    assert sorted(p.name for p in engine_dir.iterdir()) == ["manifest.json"]  # no model/ exported
+
+    result = cli("sweep", "--no-plots", str(spec))
+    assert result.code == 0, result.err
+    recs = load_records(tmp_path / "runs/tiny/results.jsonl")
+    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)  # the report's FP8 fits the label
+    for printed in fake_bench.printed():
+        argv = printed["argv"]
+        assert argv[argv.index("--model_path") + 1] == str(source) and argv[argv.index("--model") + 1] == \
+            "meta-llama/Llama-3.1-8B"
+    assert not calls.exists()  # no quantize.py, trtllm-build or trtllm-bench build
+
+
+def test_an_nvidia_fp8_hub_model_is_loaded_by_name(cli, write_spec, tmp_path, fake_bench, capsys):
+    spec = write_spec(own_fp8_spec(NVIDIA_FP8))
+    config = build_config(load_spec(spec), TrtllmVersion.parse("1.1.0"))
+    assert (config.quantization, config.checkpoint, config.unfetched) == (None, NVIDIA_FP8, False)
+    assert engines_state(capsys, spec) == "".join(
+        f"pre-quantized FP8 ({NVIDIA_FP8}): loaded as it is; its KV cache quantization: as declared on the hub"
+        .split())
+    run = cli("sweep", "--no-plots", str(spec), "--dry-run")
+    assert run.code == 0, run.err
+    commands = [line.split() for line in run.out.splitlines() if " throughput " in line]
+    assert len(commands) == 4 and all(c[c.index("--model") + 1] == NVIDIA_FP8 and "--model_path" not in c
+                                      for c in commands)
+    assert "quantize it to FP8" not in run.out + run.err  # nothing fetched to quantize
+    assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_a_model_with_fp8_weights_refuses_a_16_bit_point(cli, write_spec, tmp_path, fake_bench, precision):
+    source, model = local_fp8(tmp_path)
+    for name, command in ((NVIDIA_FP8, "build"), (str(source), "sweep")):
+        spec = write_spec(own_fp8_spec(NVIDIA_FP8 if name == NVIDIA_FP8 else model, precision))
+        result = cli(command, str(spec))
+        assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+        assert f"precision: {precision}: {name} holds pre-quantized FP8 weights" in result.err
+    assert not (tmp_path / "engines").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_local_fp8_checkpoint_builds_an_engine_uncalibrated_with_trtllm_bench(cli, write_spec, tmp_path, builder):
+    """0.16, the TensorRT path: `trtllm-bench build` (its LLM API) builds from hf_quant_config.json as it is;
+    quantize.py, which would quantize the FP8 weights again, is refused in one line."""
+    source, model = local_fp8(tmp_path, {"quant_algo": "FP8", "kv_cache_quant_algo": None})
+    spec = write_spec(own_fp8_spec(model))
+    refused = cli("build", str(spec))
+    assert refused.code == 2 and len(refused.err.strip().splitlines()) == 1
+    assert f"{source} holds pre-quantized FP8 weights, which quantize.py would quantize again" in refused.err
+    assert calls_of(builder) == []
+
+    result = cli("build", str(spec), "--tool", "trtllm-bench")
+    assert result.code == 0, result.err
+    assert "trtllm-bench build makes the engine from it as it is, uncalibrated; its KV cache quantization: none " \
+           "declared" in " ".join(result.err.split())
+    (call,) = calls_of(builder)
+    assert call.startswith(f"trtllm-bench build --model meta-llama/Llama-3.1-8B --model_path {source} ")
+    (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
+    assert "pre-quantized checkpoint is used" in (engine_dir / "build.log").read_text()
+    engine = json.loads((engine_dir / "engine" / "config.json").read_text())
+    assert engine["pretrained_config"]["quantization"] == {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}

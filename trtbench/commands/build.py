@@ -57,6 +57,8 @@ def build(spec_path: Path | None, overrides: dict[str, Any], dry_run: bool, max_
     failed = False
     with interruptible("engines finished so far are cached; run the same command again to build the rest"):
         for plan in plans:
+            if plan.prequantized:
+                console.print(f"engine {plan.config.name}: {plan.prequantized}")
             if dry_run:
                 for line in build_commands(spec, plan.config, cache):
                     print(line)

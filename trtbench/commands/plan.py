@@ -97,6 +97,8 @@ def print_engines(spec: SweepSpec, points: list[Point]) -> None:
         c = engine.config
         manifest = cache.manifest(c)
         state = "built" if cache.reusable(c) else (f"failed: {manifest.failure}" if manifest else "to build")
+        if engine.prequantized:  # the PyTorch path builds nothing from pre-quantized weights
+            state = engine.prequantized if c.path == "pytorch" else f"{state}: {engine.prequantized}"
         unserved = ", ".join(f"{p.isl}/{p.osl}" for p in engine.unserved) or "-"
         limits = (c.max_seq_len, c.max_batch_size, c.max_num_tokens)  # None: runtime settings on the PyTorch path
         table.add_row(c.name, str(cache.path(c)), state, *("-" if v is None else str(v) for v in limits),

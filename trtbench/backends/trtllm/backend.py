@@ -94,14 +94,16 @@ class TrtllmBackend:
     def prepare(self, points: Sequence[Point], log: Log, *, dry_run: bool = False, allow_build: bool = True,
                 recorded: Collection[str] = ()) -> list[str]:
         """Find or build what each build configuration of `points` loads: an engine (TensorRT path), an
-        FP8 checkpoint quantized with ModelOpt (PyTorch path, FP8 weights from a 16-bit model); returns
-        the build commands a dry run would run."""
+        FP8 checkpoint quantized with ModelOpt (PyTorch path, FP8 weights from a 16-bit model; a pre-quantized
+        one is loaded as it is); returns the build commands a dry run would run."""
         if not self.plans_artifacts:
             return []
         planned: list[str] = []
         for plan in plan_engines(self.spec, self.version, points, fetch=not dry_run, recorded=recorded):
             config = plan.config
             runs = any(p.id not in recorded for p in plan.points)  # a resume builds only for what still runs
+            if runs and plan.prequantized:
+                log(f"engine {config.name}: {plan.prequantized}")
             builds = runs and (self.mode == "tensorrt" or config.quantization is not None or config.unfetched)
             manifest = self.cache.reusable(config) if builds else None
             if builds and manifest is None and dry_run:

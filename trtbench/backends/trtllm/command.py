@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from trtbench.backends.trtllm.build.quantize import fp8_checkpoint
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.precision import KvDtype, Precision
@@ -128,19 +129,14 @@ def bench_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json
 
 def model_and_path(inv: Invocation) -> tuple[str, str | None]:
     """The model name and the local directory holding it (None: loaded by name): the checkpoint ModelOpt
-    built (PyTorch path), a pre-quantized checkpoint on the hub, or the spec's model."""
+    built (PyTorch path), a pre-quantized checkpoint on the hub (`build.checkpoint`, or the model's own
+    name), or the spec's model."""
     spec = inv.spec
     model, model_path = spec.model.name, inv.model_path if inv.mode == "pytorch" else spec.model.path
     checkpoint = fp8_checkpoint(spec) if inv.mode == "pytorch" else None
     if checkpoint and not Path(checkpoint).is_dir():  # a pre-quantized checkpoint on the hub, loaded by name
         model, model_path = checkpoint, None
     return model, model_path
-
-
-def fp8_checkpoint(spec: SweepSpec) -> str | None:
-    """`build.checkpoint` is pre-quantized FP8: what FP8 points load; the 16-bit points of a precision grid
-    load the model itself."""
-    return spec.build.checkpoint if spec.precision is Precision.FP8 else None
 
 
 def _throughput_only(spec: SweepSpec, v: TrtllmVersion) -> list[str]:

@@ -5,7 +5,8 @@ sequence in the grid, with max_batch_size / max_num_tokens from the spec or from
 heuristic (the largest any point asks for). A point longer than an explicit `build.max_seq_len`
 cannot run on that engine and is listed as unserved. On the PyTorch path "the engine" is the checkpoint
 trtllm-bench loads (quantized by ModelOpt for FP8): sequence limits and parallelism are runtime settings
-there, so they are not part of it and it serves every point.
+there, so they are not part of it and it serves every point. A model that already holds FP8 weights
+(quantize.declared_fp8) is never quantized again: loaded as it is, or built into an engine as it is.
 """
 
 from __future__ import annotations
@@ -13,16 +14,26 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from trtbench.backends.trtllm.build.quantize import Quantization, quantization_for
-from trtbench.backends.trtllm.command import choose_mode, fp8_checkpoint
+from trtbench.backends.trtllm.build.quantize import (
+    Quantization,
+    checkpoint_quant,
+    declared_fp8,
+    fp8_checkpoint,
+    quantization_for,
+    refuse_unloadable_precision,
+)
+from trtbench.backends.trtllm.command import choose_mode
 from trtbench.backends.trtllm.version import NEWEST_TEXT, TrtllmVersion
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
+from trtbench.errors import TrtbenchError
 from trtbench.grid import Point
+from trtbench.precision import Precision
 from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
 from trtbench.spec import SweepSpec, stable_hash
 
@@ -71,6 +82,7 @@ class EnginePlan:
     config: BuildConfig
     points: list[Point]  # served by this engine
     unserved: list[Point]  # longer than the engine's max_seq_len
+    prequantized: str | None = None  # what `plan` and `build` say of FP8 weights not quantized here
 
 
 def build_config(spec: SweepSpec, version: TrtllmVersion | None,
@@ -78,6 +90,7 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
     """The engine for `spec` (one point's spec, or a spec without build-changing axes) serving the
     (ISL, OSL) `pairs` (default: the spec's grid). Without a known release, the PyTorch path plans for
     the newest. `fetch`: download a hub model to quantize (see quantize.quantization_for)."""
+    refuse_unloadable_precision(spec)
     path = choose_mode(spec, version)
     b = spec.build
     if path == "pytorch":
@@ -88,6 +101,11 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
             checkpoint=fp8_checkpoint(spec),
             trtllm_version=version.text if version else NEWEST_TEXT, quantization=quantization_for(spec, fetch),
         )
+    own = declared_fp8(spec.model.name, spec.model.path) if spec.precision is Precision.FP8 else None
+    if own and b.tool == "trtllm-build":
+        raise TrtbenchError(f"{own} holds pre-quantized FP8 weights, which quantize.py would quantize again with "
+                            f"ModelOpt; use build.tool: trtllm-bench (it builds the engine from them as they are) "
+                            f"or trtllm.backend: pytorch")
     pairs = list(pairs or spec.pairs)
     longest = max(isl + osl for isl, osl in pairs)
     max_seq = b.max_seq_len or longest
@@ -106,6 +124,21 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
         calib_size=b.calib_size, checkpoint=b.checkpoint,
         trtllm_version=version.text if version else None,
     )
+
+
+def prequantized(config: BuildConfig) -> str | None:
+    """What `plan` and `build` say of a configuration whose FP8 weights come pre-quantized, not from ModelOpt,
+    with the KV cache quantization the checkpoint declares (what a KV cache left `auto` takes), where it is
+    local and says."""
+    if config.precision != "fp8":
+        return None
+    pytorch = config.path == "pytorch"
+    source = config.checkpoint if pytorch else declared_fp8(config.model, config.model_path)
+    if source is None:
+        return None
+    how = "loaded as it is" if pytorch else "trtllm-bench build makes the engine from it as it is, uncalibrated"
+    kv = (checkpoint_quant(Path(source))[1] or "none declared") if Path(source).is_dir() else "as declared on the hub"
+    return f"pre-quantized FP8 ({source}): {how}; its KV cache quantization: {kv}"
 
 
 def _heuristic_maxima(spec: SweepSpec, pairs: list[tuple[int, int]]) -> tuple[int, int]:
@@ -147,5 +180,5 @@ def plan_engines(spec: SweepSpec, version: TrtllmVersion | None, points: Sequenc
         limit = config.max_seq_len or float("inf")  # the PyTorch path's limits are runtime settings
         served = [p for p in group if p.isl + p.osl <= limit]
         unserved = [p for p in group if p.isl + p.osl > limit]
-        plans.append(EnginePlan(key, config, served, unserved))
+        plans.append(EnginePlan(key, config, served, unserved, prequantized(config)))
     return plans

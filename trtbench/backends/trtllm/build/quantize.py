@@ -3,13 +3,15 @@
 The PyTorch backend only loads pre-quantized checkpoints, so an FP8 "engine" there is a Hugging Face
 checkpoint quantized by NVIDIA ModelOpt (modelopt_fp8.py, run as a subprocess). Everything that changes
 its bytes is in `Quantization` and so in the BuildConfig's hash: the source checkpoint's digest, the
-ModelOpt recipe, the ModelOpt / torch / transformers versions, and the calibration data.
+ModelOpt recipe, the ModelOpt / torch / transformers versions, and the calibration data. A checkpoint that
+already holds FP8 weights (`build.checkpoint`, or the model itself: declared_fp8) is loaded as it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from trtbench.backends.trtllm.dataset import DEFAULT_SEED, DatasetSpec, dataset_path
 from trtbench.backends.trtllm.version import TrtllmVersion
-from trtbench.errors import TrtbenchError
+from trtbench.errors import TrtbenchError, Unsupported
 from trtbench.precision import KvDtype, Precision
 from trtbench.spec import SweepSpec
 
@@ -27,6 +29,7 @@ BYTES_HASHED_UP_TO = 64 * 2**20  # a bigger file (a weight shard) counts by size
 HUB_IGNORED = ["original/*", "*.pth", "*.gguf", "*.onnx", "*.msgpack", "*.h5"]
 WEIGHT_RECIPE = "FP8_DEFAULT_CFG"  # modelopt.torch.quantization's names, as hf_ptq.py --qformat fp8 uses them
 KV_RECIPE = "FP8_KV_CFG"  # ... and --kv_cache_qformat fp8
+NVIDIA_FP8 = re.compile(r"nvidia/.+-fp8", re.IGNORECASE)  # NVIDIA's pre-quantized hub checkpoints
 
 
 class Calibration(BaseModel):
@@ -67,11 +70,59 @@ class Quantization(BaseModel):
     calibration: Calibration
 
 
+def declared_fp8(name: str, path: str | None) -> str | None:
+    """Where a model already holds FP8 weights, to be loaded as they are: `path` when its hf_quant_config.json
+    (ModelOpt's) or config.json quantization_config says FP8, else `name` when it is one of NVIDIA's
+    pre-quantized hub checkpoints (nvidia/...-FP8); None otherwise. A local checkpoint is judged by its files
+    alone: they are what trtllm-bench loads, whatever the name says."""
+    if path:
+        return path if checkpoint_quant(Path(path))[0] == "FP8" else None
+    return name if NVIDIA_FP8.fullmatch(name) else None
+
+
+def checkpoint_quant(path: Path) -> tuple[str | None, str | None]:
+    """(weights, KV cache) quantization a local checkpoint declares, upper-case, as TensorRT-LLM reads them:
+    hf_quant_config.json's quant_algo and kv_cache_quant_algo, else config.json's quantization_config
+    (quant_method fp8, or modelopt with its quant_algo; no KV cache algorithm there)."""
+    if (path / "hf_quant_config.json").is_file():
+        quant = _read_json(path / "hf_quant_config.json").get("quantization")
+        quant = quant if isinstance(quant, dict) else {}
+        return _upper(quant.get("quant_algo")), _upper(quant.get("kv_cache_quant_algo"))
+    config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    quant = config.get("quantization_config")
+    if not isinstance(quant, dict):
+        return None, None
+    method = str(quant.get("quant_method", "")).lower()
+    return ("FP8" if method == "fp8" else _upper(quant.get("quant_algo")) if method == "modelopt"
+            else _upper(method or None)), None
+
+
+def _upper(value: object) -> str | None:
+    return str(value).upper() if value is not None else None
+
+
+def fp8_checkpoint(spec: SweepSpec) -> str | None:
+    """The pre-quantized checkpoint the PyTorch path's FP8 points load as it is: `build.checkpoint`, else the
+    model itself where it declares FP8 weights. The 16-bit points of a precision grid load the model itself
+    (planning refuses one that holds FP8 weights: refuse_unloadable_precision)."""
+    if spec.precision is not Precision.FP8:
+        return None
+    return spec.build.checkpoint or declared_fp8(spec.model.name, spec.model.path)
+
+
+def refuse_unloadable_precision(spec: SweepSpec) -> None:
+    """A model that holds FP8 weights runs at FP8 only: loading them gives FP8 GEMMs whatever the point's label."""
+    own = declared_fp8(spec.model.name, spec.model.path)
+    if own is not None and spec.precision is not Precision.FP8:
+        raise Unsupported(f"precision: {spec.precision}: {own} holds pre-quantized FP8 weights, which are loaded as "
+                          f"they are and cannot run as {spec.precision}; use precision: fp8, or the 16-bit model")
+
+
 def quantization_for(spec: SweepSpec, fetch: bool) -> Quantization | None:
-    """The quantization `spec`'s PyTorch-path build needs (FP8 weights, no pre-quantized checkpoint named),
+    """The quantization `spec`'s PyTorch-path build needs (FP8 weights, no pre-quantized checkpoint to load),
     or None. `fetch`: download a hub model that is not in the local Hugging Face cache; without it such a
     model plans as not fetched (None), e.g. for a dry run."""
-    if spec.precision is not Precision.FP8 or spec.build.checkpoint:
+    if spec.precision is not Precision.FP8 or fp8_checkpoint(spec):
         return None
     source = source_dir(spec, fetch)
     if source is None:
@@ -85,7 +136,7 @@ def quantization_for(spec: SweepSpec, fetch: bool) -> Quantization | None:
 def calibration_for(spec: SweepSpec, source: Path) -> Calibration:
     c = spec.build.calibration
     if c.path is None:
-        vocab = _read_config(source).get("vocab_size")
+        vocab = _read_json(source / "config.json").get("vocab_size")
         if not isinstance(vocab, int) or vocab < 2:
             raise TrtbenchError(f"{source / 'config.json'}: no vocab_size to draw calibration tokens from; set "
                                 f"build.calibration.path")
@@ -174,9 +225,9 @@ def warnings_for(q: Quantization, trtllm_version: str | None) -> list[str]:
     return notes
 
 
-def _read_config(source: Path) -> dict[str, object]:
+def _read_json(file: Path) -> dict[str, object]:
     try:
-        config = json.loads((source / "config.json").read_text())
+        config = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        raise TrtbenchError(f"cannot read {source / 'config.json'}: {exc}") from None
+        raise TrtbenchError(f"cannot read {file}: {exc}") from None
     return config if isinstance(config, dict) else {}
