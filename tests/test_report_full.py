@@ -92,7 +92,8 @@ def test_plots_survive_a_run_where_everything_failed(tmp_path):
 def test_plots_survive_a_single_point(tmp_path):
     one = [rec(128, 128, 10, 100.0, source="simulated", avg_latency_s=2.0)]
     plots = draw(tmp_path, SPEC, analysis(one), {})
-    assert {"heatmap", "throughput_vs_osl", "requests_vs_length", "pareto"} <= set(plots)
+    assert {"heatmap", "throughput_vs_osl", "requests_vs_length"} <= set(plots)
+    assert "pareto" not in plots  # one point per workload is no choice to trade
 
 
 def test_a_sim_sweep_report_has_every_section_and_plot(cli, tmp_path):
@@ -103,8 +104,9 @@ def test_a_sim_sweep_report_has_every_section_and_plot(cli, tmp_path):
                     "Recommendations", "Failure Analysis", "Memory and Utilisation", "Efficiency vs Roofline",
                     "Plots", "Provenance"):
         assert f"## {section}" in report, section
-    for plot in ("heatmap", "throughput_vs_osl", "requests_vs_length", "pareto", "kv_capacity"):
+    for plot in ("heatmap", "throughput_vs_osl", "requests_vs_length", "kv_capacity"):
         assert (run / f"{plot}.png").exists() and f"]({plot}.png)" in report
+    assert not (run / "pareto.png").exists()  # no extra axis: nothing to choose for a workload
     df = pd.read_parquet(run / "results.parquet")
     assert (df["efficiency_pct"] > 0).all() and (df["efficiency_pct"] <= 100).all()
 

@@ -25,11 +25,13 @@ TOP_HEADER = ("Rank", "ISL", "OSL", "Requests", "Token Throughput", "Request Thr
 AXIS_TITLES = {"precision": "Precision", "kv_cache_dtype": "KV cache", "tp": "TP", "pp": "PP", "ep": "EP",
                "max_batch_size": "max_batch_size", "max_num_tokens": "max_num_tokens", "concurrency": "Concurrency"}
 PLOT_TITLES = {
-    "heatmap": "Output token throughput by ISL x OSL (failed cells marked)",
+    "heatmap": "Output tokens/s per GPU by ISL x OSL, a panel per swept combination (failed cells marked)",
     "throughput_vs_osl": "Throughput vs output length, one line per input length",
     "requests_vs_length": "Request throughput vs tokens per request",
-    "pareto": "Throughput per GPU vs per-user speed (Pareto)",
+    "pareto": "Throughput per GPU vs per-user speed: the Pareto frontier of each ISL/OSL workload's choices",
     "kv_capacity": "KV cache capacity vs sequence length",
+    **{f"by_{axis}": f"{title} side by side: output tokens/s per GPU per ISL/OSL workload (failures marked)"
+       for axis, title in AXIS_TITLES.items()},
     "load_curves": "Load curves: throughput per GPU, p95 TTFT and p95 TPOT vs concurrency",
     "memory_vs_concurrency": "Peak GPU memory vs concurrency (telemetry)",
 }
@@ -380,12 +382,8 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
 
 
 def _plots_section(plots: dict[str, Path], source: str) -> str:
-    def title(name: str) -> str:
-        base, _, group = name.partition("@")
-        return PLOT_TITLES[base] + (f" ({group})" if group else "")
-
-
-    return source + "\n\n" + "\n\n".join(f"### {title(name)}\n\n![{title(name)}]({path.name})"
+    """One figure per kind for the whole run (plots.draw), each under its title."""
+    return source + "\n\n" + "\n\n".join(f"### {PLOT_TITLES[name]}\n\n![{PLOT_TITLES[name]}]({path.name})"
                                            for name, path in plots.items())
 
 
