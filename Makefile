@@ -68,8 +68,9 @@ engine: install
 	$(BIN)/trtbench build $(SWEEP) --precision $(PREC) $(if $(MODEL),--model $(MODEL)) \
 		$(if $(ENGINES),--engines-dir $(ENGINES)) $(if $(DRY_RUN),--dry-run)
 
-# Refit the simulator's factors jointly to NVIDIA's H100 and H200 tables (run at fraction 0.95) and commit
-# the result.
+# Refit the simulator's factors jointly to NVIDIA's H100 and H200 tables (run at fraction 0.95), cross-validate
+# the fit (refitted with each TP size, GPU and model size held out: tens of minutes) and commit the result.
+# The same command with --cv instead of --fit adds only the cross-validation to the committed factors.
 calibrate: install
 	$(BIN)/trtbench calibrate trtbench/data/calibration_h100_sxm_llama31_8b_fp8.csv \
 		trtbench/data/published_h200_sxm_fp8.csv --kv-fraction 0.95 --fit --write

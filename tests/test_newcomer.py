@@ -94,8 +94,10 @@ def test_a_measured_runs_own_results_csv_is_calibrate_and_predict_input(cli, wri
         ["meta-llama/Llama-3.1-8B", "h100-sxm", "fp8", "fp8", 1, 1]]
     result = cli("calibrate", str(results))
     assert result.code == 0, result.err
-    text = " ".join(result.err.replace("│", " ").split())
+    text = " ".join(result.out.replace("│", " ").split())  # the tables are the answer: stdout
     assert "MAPE" in text and "as h100-sxm" not in text  # scored as what ran, not as a default GPU
+    assert "on this run, meta-llama/Llama-3.1-8B fp8 on H100 SXM 80GB, TP1: MAPE" in text
+    assert "over 4 measured points; the calibration claimed at least" in text  # release 1.1: never fitted
     for isl, osl in ((128, 128), (128, 1024), (2048, 128), (2048, 1024)):
         assert f"meta-llama/Llama-3.1-8B 1 {isl} {osl} 100" in text  # each measured point, at its request count
     out = tmp_path / "predicted.csv"

@@ -59,11 +59,11 @@ def test_calibrate_prints_error_mape_and_spearman(cli):
     path = calibration.data_path(calibration.CALIBRATION_DATA[0])
     result = cli("calibrate", str(path), "--gpu", "h100-sxm", "--kv-fraction", "0.95")
     assert result.code == 0, result.err
-    assert "MAPE" in result.err and "Spearman" in result.err and "26,401.48" in result.err
+    assert "MAPE" in result.out and "Spearman" in result.out and "26,401.48" in result.out  # results: stdout
 
 
 def test_calibrate_names_the_better_gpu(cli):
     path = calibration.data_path("h100_study_002.csv")
     result = cli("calibrate", str(path), "--gpu", "h100-sxm", "--gpu", "h100-pcie")
     assert result.code == 0
-    assert "best fit: h100-pcie (MAPE h100-sxm" in result.err.replace("\n", " ")
+    assert "best fit: h100-pcie (MAPE h100-sxm" in result.out.replace("\n", " ")

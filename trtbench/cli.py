@@ -151,7 +151,8 @@ def plan(
     "trtbench predict --csv runs/h100_grid/results.csv --out predicted.csv"))
 def predict(
     gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU id or alias"),
-    model: str = typer.Option("meta-llama/Llama-3.1-8B", "--model", help="HF model name"),
+    model: str = typer.Option(None, "--model", help="HF model name (default: the --config's own name, else "
+                              "meta-llama/Llama-3.1-8B)"),
     config: Path = typer.Option(None, "--config", help="the model's HF config.json (a model outside the presets)"),
     precision: str = typer.Option("fp8", "--precision", help="fp8 | fp16 | bf16"),
     kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="fp8 | auto (default: fp8 with fp8 weights)"),
@@ -186,13 +187,16 @@ def calibrate(
     fraction: float = typer.Option(None, "--kv-fraction", min=0.01, max=1.0,
                                    help="kv_cache_free_gpu_mem_fraction (default: the calibration's, 0.95)"),
     fit: bool = typer.Option(False, "--fit", help="refit the step model's factors to these CSVs together"),
-    write: bool = typer.Option(False, "--write", help="with --fit: store the factors as the calibration"),
+    write: bool = typer.Option(False, "--write", help="with --fit: store the factors and their cross-validation "
+                               "as the calibration; with --cv alone: add the cross-validation to the committed one"),
+    cv: bool = typer.Option(False, "--cv", help="cross-validate the fit: each TP size, GPU and model size held out "
+                            "in turn (minutes per fold; --fit --write always does)"),
 ) -> None:
     """Per-row error, MAPE (per CSV, TP size and regime) and Spearman rank correlation of the simulator
-    against measurements."""
+    against measurements; on a measured run's results.csv, that error beside the one the calibration claimed."""
     from trtbench.commands import calibrate as calibrate_cmd
 
-    calibrate_cmd.calibrate(csv, gpu or [], fraction, fit, write)
+    calibrate_cmd.calibrate(csv, gpu or [], fraction, fit, write, cv)
 
 
 @app.command(epilog=_examples("trtbench compare runs/h100_fp16 runs/h100_grid"))

@@ -79,14 +79,21 @@ def source_line(counts: dict[str, int], perf_model: str | None) -> str:
 
 
 def calibration_note(cal: dict[str, Any] | None) -> str:
-    """What the simulator's calibration says about this sweep's deployments (from the run's provenance)."""
+    """What the simulator's calibration says about this sweep's deployments (from the run's provenance): the
+    cross-validated error, a floor outside the calibration; never the fit's MAPE on its own rows, which flatters
+    (runs recorded before the cross-validation carry only that one, and get no number)."""
     if not cal:
         return ""
+    error = cal.get("error_pct")
     if cal.get("outside"):
-        return (f" This sweep is **outside what it was calibrated on** ({'; '.join(cal['outside'])}): expect a wider "
-                f"error than the fit's {cal.get('mape_pct', 0):.1f}%.")
-    if cal.get("expected_error_pct") is not None:
-        return f" This sweep is inside its calibration: expect an error of about {cal['expected_error_pct']:.0f}%."
+        if error is None:
+            return f" This sweep is **outside the calibration**: {'; '.join(cal['outside'])}."
+        return (f" Expect an error of **at least {error:.1f}%, outside the calibration**: {'; '.join(cal['outside'])} "
+                f"(the floor is the nearest calibrated group's out-of-sample error, {cal.get('basis')} held out of "
+                f"the fit), likely more.")
+    if error is not None:
+        return (f" This sweep is inside its calibration: out-of-sample error about {error:.1f}% "
+                f"({cal.get('basis')} held out of the fit).")
     return ""
 
 

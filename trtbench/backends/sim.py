@@ -47,17 +47,19 @@ class SimBackend:
         """A prediction takes milliseconds: nothing to stop."""
 
     def provenance(self) -> dict[str, Any]:
-        """The model, and how far the sweep's deployments are from what it was calibrated on."""
+        """The model, and how far the sweep's deployments are from what it was calibrated on: the error to allow
+        for is the worst deployment's cross-validated one, a floor (`lower_bound`) when any is outside. The fit's
+        own MAPE is kept as `fit_mape_pct`, named so that nobody reads it as an expectation."""
         info = getattr(self.perf, "info", None)
         if info is None:
             return {"perf_model": self.perf.name, "gpu": self.gpu.id}
         covered = [coverage(dep, info) for dep in self.deployments.resolved()]
         outside = sorted({reason for c in covered for reason in c.outside})
-        errors = [c.expected_error_pct for c in covered if c.expected_error_pct is not None]
+        worst = max(covered, key=lambda c: c.error_pct)
         return {"perf_model": self.perf.name, "gpu": self.gpu.id,
-                "calibration": {"fitted_on": info.get("fitted_on"), "mape_pct": info.get("mape_pct"),
-                                "outside": outside, "expected_error_pct": max(errors) if errors and not outside
-                                else None}}
+                "calibration": {"fitted_on": info.get("fitted_on"), "fit_mape_pct": info.get("mape_pct"),
+                                "outside": outside, "error_pct": worst.error_pct, "lower_bound": bool(outside),
+                                "basis": worst.basis}}
 
     def command(self, point: Point) -> list[str] | None:
         return None

@@ -3,56 +3,127 @@ TP size and regime; `--fit` refits its factors on all the CSVs together."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.table import Table
 
+from trtbench.commands.console import out
 from trtbench.commands.utils import console, read_csv
+from trtbench.deployment import make_deployment
 from trtbench.errors import TrtbenchError
-from trtbench.sim import calibration
-from trtbench.sim.calibration import BOUNDS
+from trtbench.sim import calibration, crossval
+from trtbench.sim.calibration import BOUNDS, coverage
 from trtbench.sim.ifb import IfbModel
-from trtbench.sim.table import mape_by, predict_frame, score
+from trtbench.sim.table import ROW_DEFAULTS, mape_by, predict_frame, row_release, score
+
+DEPLOYMENT_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp")
 
 
-def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: bool, write: bool) -> None:
+def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: bool, write: bool,
+              cv: bool = False) -> None:
+    if write and not (fit or cv):
+        raise TrtbenchError("--write stores what --fit or --cv computes: give one of them")
     fraction = fraction or calibration.CALIBRATION_FRACTION
-    rows = pd.concat([measured_rows(read_csv(path), path).assign(set=path.name) for path in paths],
-                     ignore_index=True)
+    if write and not fit:
+        _check_committed_inputs(paths, fraction)
+    tables = [(path, read_csv(path)) for path in paths]
+    runs = {path.name for path, table in tables if "source" in table.columns}  # trtbench results.csv files
+    rows = pd.concat([measured_rows(table, path).assign(set=path.name) for path, table in tables], ignore_index=True)
+    defaults = {"gpu": gpus[0]} if gpus else None
     model, on_bound, releases = IfbModel(), list[str](), dict[str, float]()
     if fit:
         from trtbench.sim.fit import fit as refit
 
         console.print(f"fitting {len(BOUNDS)} factors on {len(rows)} rows (a few minutes)...")
-        factors, on_bound, releases = refit(rows, fraction, {"gpu": gpus[0]} if gpus else None)
+        factors, on_bound, releases = refit(rows, fraction, defaults)
         model = IfbModel(factors, {"release_factors": releases})
         console.print(f"fitted: {factors}; release speed factors: {releases or 'none (no release column)'}")
         if on_bound:
             console.print(f"[yellow]on a bound[/]: {', '.join(on_bound)} (a mechanism the step model lacks?)")
-    results = {}
+    results: dict[str, float] = {}
     for gpu in gpus or [""]:
         frame = predict_frame(rows, model, {"gpu": gpu} if gpu else None, fraction)
         scored, mape, spearman = score(frame)
+        if not results:
+            first = scored, mape, spearman
         results[gpu] = mape
-        console.print(_rows_table(scored, f"simulated vs measured output tok/s{f' as {gpu}' if gpu else ''}",
-                                  f"MAPE {mape:.2f}%, Spearman {spearman:.3f}, "
-                                  f"worst row {scored['error_pct'].abs().max():.1f}%"))
+        out.print(_rows_table(scored, f"simulated vs measured output tok/s{f' as {gpu}' if gpu else ''}",
+                              f"MAPE {mape:.2f}%, Spearman {spearman:.3f}, "
+                              f"worst row {scored['error_pct'].abs().max():.1f}%"))
         for column in ("set", "tp", "regime", "kv_limited"):
             if column in scored.columns:
-                console.print(_group_table(scored, column))
-        if fit and write and gpu == (gpus[0] if gpus else ""):
-            saved = calibration.save(model.factors, {
-                "fitted_on": [path.name for path in paths], "rows": len(scored), "mape_pct": round(mape, 3),
-                "spearman": round(spearman, 4), "kv_cache_free_gpu_mem_fraction": fraction,
-                "mape_by_set": _column(scored, "set"), "mape_by_tp": _column(scored, "tp"),
-                "mape_by_regime": _column(scored, "regime"), "mape_by_kv_limited": _column(scored, "kv_limited"),
-                "gpus": sorted(_gpu_ids(scored)), "on_bound": on_bound, "release_factors": releases})
-            console.print(f"calibration written to {saved}")
+                out.print(_group_table(scored, column))
     if len(results) > 1:
         best = min(results, key=lambda g: results[g])
         others = ", ".join(f"{g} {m:.1f}%" for g, m in results.items())
-        console.print(f"best fit: {best} (MAPE {others})")
+        out.print(f"best fit: {best} (MAPE {others})")
+    if not fit:
+        for line in claims(first[0][first[0]["set"].isin(runs)], model.info):
+            out.print(line)
+    if not (cv or (fit and write)):
+        return
+    console.print(f"cross-validating: {len(rows)} rows, the fit repeated with each TP size, GPU and model size "
+                  f"held out (minutes per fold)...")
+    result = crossval.cross_validate(rows, crossval.simulator_fitter(fraction, defaults), defaults, console.print)
+    out.print(_cv_table(result))
+    if not write:
+        return
+    extra = {"cv": result, "models": crossval.fitted_models(rows, defaults)}
+    if fit:
+        scored, mape, spearman = first
+        saved = calibration.save(model.factors, {
+            "fitted_on": [path.name for path in paths], "rows": len(scored), "mape_pct": round(mape, 3),
+            "spearman": round(spearman, 4), "kv_cache_free_gpu_mem_fraction": fraction,
+            "mape_by_set": _column(scored, "set"), "mape_by_tp": _column(scored, "tp"),
+            "mape_by_regime": _column(scored, "regime"), "mape_by_kv_limited": _column(scored, "kv_limited"),
+            "gpus": sorted(_gpu_ids(scored)), "on_bound": on_bound, "release_factors": releases, **extra})
+    else:
+        saved = calibration.update(extra)
+    console.print(f"calibration written to {saved}")
+
+
+def _check_committed_inputs(paths: list[Path], fraction: float) -> None:
+    """`--cv --write` adds to the committed calibration: only its own fit's cross-validation belongs there."""
+    info = calibration.load()[1]
+    if [path.name for path in paths] != info.get("fitted_on") or fraction != info.get(
+            "kv_cache_free_gpu_mem_fraction"):
+        raise TrtbenchError(f"--cv --write without --fit cross-validates the committed calibration: give its CSVs "
+                            f"({', '.join(info.get('fitted_on') or ['none'])}) and its --kv-fraction "
+                            f"({info.get('kv_cache_free_gpu_mem_fraction')})")
+
+
+def claims(scored: pd.DataFrame, info: dict[str, Any]) -> list[str]:
+    """How the committed model did on a measured run's rows, per deployment, beside the error its calibration
+    claimed there: the out-of-sample error inside, a lower bound outside."""
+    if scored.empty:
+        return []
+    keys = [(*(_value(row, c) for c in DEPLOYMENT_COLUMNS), row_release(row))
+            for row in scored.to_dict("records")]
+    lines = []
+    for key, group in scored.groupby(pd.Series(keys, index=scored.index), sort=False):
+        model, gpu, precision, kv, tp, pp, release = key
+        dep = make_deployment(str(model), str(gpu), str(precision), tp=int(tp), pp=int(pp),
+                              kv_cache_dtype=str(kv) if kv else None, release=release)
+        covered, mape = coverage(dep, info), float(group["error_pct"].abs().mean())
+        where = f"{model} {precision} on {dep.gpu.name}, TP{tp}" + (f" PP{pp}" if int(pp) > 1 else "")
+        if covered.lower_bound:
+            claim = (f"at least {covered.error_pct:.1f}% (outside the calibration: {'; '.join(covered.outside)})"
+                     f": {'consistent with that' if mape >= covered.error_pct else 'better than that bound'}")
+        else:
+            claim = (f"~{covered.error_pct:.1f}% out of sample (for {covered.basis}): "
+                     f"{'worse than claimed' if mape > covered.error_pct else 'within the claim'}")
+        lines.append(f"on this run, {where}: MAPE {mape:.1f}% over {len(group)} measured points; the calibration "
+                     f"claimed {claim}")
+    return lines
+
+
+def _value(row: Mapping[Any, Any], column: str) -> Any:
+    value = row.get(column)
+    return ROW_DEFAULTS[column] if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def measured_rows(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -89,6 +160,22 @@ def _group_table(scored: pd.DataFrame, column: str) -> Table:
     for key, g in mape_by(scored, column).iterrows():
         table.add_row(str(key), str(int(g["rows"])), f"{g['mape_pct']:.1f}", f"{g['worst_pct']:.1f}",
                       f"{g['within_15_pct']:.0f}")
+    return table
+
+
+def _cv_table(result: dict[str, Any]) -> Table:
+    folds = result["folds"]
+    caption = (f"every held-out prediction: MAPE {result['mape_pct']:.1f}%" if folds
+               else "nothing to hold out: one TP size, one GPU and one model size")
+    table = Table(title="out-of-sample error: each group held out of the fit, then predicted", caption=caption)
+    for col in ("Held out", "Rows", "Fitted on", "MAPE %"):
+        table.add_column(col, justify="left" if col == "Held out" else "right")
+    for family, by_group in folds.items():
+        for group, fold in by_group.items():
+            table.add_row(f"{family} {group}", str(fold["held_out"]), str(fold["fitted_on"]),
+                          f"{result[f'by_{family}'][group]:.1f}")
+    for name, mape in result.get("by_regime", {}).items():
+        table.add_row(f"all folds, {name} rows", "", "", f"{mape:.1f}")
     return table
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from trtbench.commands.console import out
 from trtbench.commands.utils import console, read_csv
 from trtbench.deployment import make_deployment, release_of
 from trtbench.errors import TrtbenchError
@@ -17,11 +18,15 @@ from trtbench.sim.ifb import IfbModel
 from trtbench.sim.table import checked, predict, predict_frame
 from trtbench.spec import RuntimeSpec
 
+DEFAULT_MODEL = "meta-llama/Llama-3.1-8B"
 
-def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
+
+def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
                 requests: int, fraction: float | None, as_json: bool, release: str | None = None,
                 config: str | None = None) -> None:
+    """`model` None: the config's own name (`config_name`), or DEFAULT_MODEL without a config."""
     fraction = fraction or CALIBRATION_FRACTION
+    model = model or (config_name(Path(config)) if config else DEFAULT_MODEL)
     isl, osl, requests, tp = (checked(v, name) for v, name in ((isl, "isl"), (osl, "osl"), (requests, "num_requests"),
                                                                (tp, "tp")))
     if release is not None and release_of(release) is None:
@@ -40,9 +45,10 @@ def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None
               if outcome.metrics else None,
               "memory": outcome.memory.model_dump(exclude_none=True) if outcome.memory else None,
               "predicted_wall_s": outcome.predicted_wall_s, "model_version": outcome.perf_model,
-              "calibration": {"fitted_on": perf.info.get("fitted_on"), "mape_pct": perf.info.get("mape_pct"),
+              "calibration": {"fitted_on": perf.info.get("fitted_on"), "fit_mape_pct": perf.info.get("mape_pct"),
                               "calibrated": covered.calibrated, "outside": list(covered.outside),
-                              "expected_error_pct": covered.expected_error_pct}}
+                              "expected_error_pct": covered.expected_error_pct, "error_pct": covered.error_pct,
+                              "lower_bound": covered.lower_bound, "basis": covered.basis}}
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -59,17 +65,31 @@ def predict_one(gpu: str, model: str, precision: str, kv_cache_dtype: str | None
         if key in mem:
             table.add_row(key, f"{mem[key]:,.2f}" if isinstance(mem[key], float) else f"{mem[key]:,}")
     table.caption = f"{result['model_version']}; this deployment is {covered.describe()}"
-    console.print(table)
+    out.print(table)
 
 
-def predict_csv(path: Path, out: Path | None, fraction: float | None) -> None:
+def config_name(config: Path) -> str:
+    """What a config.json calls its model: its `_name_or_path`; else, for a file named config.json (or a
+    directory holding one), the directory's name, as a checkpoint's folder is named after it; else the file's
+    name without `.json`. An unreadable config is left to the model loader to refuse in one line."""
+    path = config / "config.json" if config.is_dir() else config
+    try:
+        name = json.loads(path.read_text()).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    return (path.resolve().parent.name if path.name == "config.json" else "") or path.stem or path.name
+
+
+def predict_csv(path: Path, dest: Path | None, fraction: float | None) -> None:
     frame = predict_frame(read_csv(path), fraction=fraction or CALIBRATION_FRACTION)
-    if out is None:
+    if dest is None:
         print(frame.to_csv(index=False), end="")
         return
     try:
-        atomic_write(out, frame.to_csv(index=False))
+        atomic_write(dest, frame.to_csv(index=False))
     except OSError as exc:
-        raise TrtbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
-    console.print(f"{len(frame)} predictions (simulated) -> {out}")
+        raise TrtbenchError(f"cannot write {dest}: {exc.strerror or exc}") from None
+    console.print(f"{len(frame)} predictions (simulated) -> {dest}")
 

@@ -10,18 +10,20 @@ rank repeats) comes from datasheets and public microbenchmarks, not from these r
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trtbench.catalog.gpus import Interconnect
+from trtbench.catalog.gpus import Interconnect, resolve_gpu
 from trtbench.records import now_iso
 from trtbench.sim.steptime import Factors
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from trtbench.catalog.models import ModelArch
     from trtbench.deployment import Deployment
 
 CALIBRATION_FILE = "calibration.json"
@@ -90,6 +92,13 @@ def save(factors: Factors, info: dict[str, Any], path: Path | None = None) -> Pa
     return path
 
 
+def update(extra: dict[str, Any], path: Path | None = None) -> Path:
+    """Add `extra` (the cross-validation, say) to the committed calibration, its factors and fit untouched."""
+    path = path or data_path(CALIBRATION_FILE)
+    path.write_text(json.dumps({**json.loads(path.read_text()), **extra}, indent=2) + "\n")
+    return path
+
+
 def describe(info: dict[str, Any]) -> str:
     if "fitted_on" not in info:
         return info.get("source", "uncalibrated")
@@ -100,32 +109,56 @@ def describe(info: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Coverage:
-    """How far a deployment is from what the factors were fitted on, and the error to expect there."""
+    """How far a deployment is from what the factors were fitted on, and the error to allow for there: the
+    cross-validated error of its groups (each held out of the fit in turn), never the fit's error on its own
+    rows, which flatters."""
 
     calibrated: bool
     outside: tuple[str, ...]  # why not, one phrase each
-    expected_error_pct: float | None  # the fit's MAPE at this TP inside; None outside (unknown, wider)
+    expected_error_pct: float | None  # inside: the out-of-sample error of its groups; None outside (unknown)
+    error_pct: float  # the error to allow for (6.0: 6%): inside as above; outside, the nearest group's, a floor
+    lower_bound: bool  # error_pct is a floor (outside the calibration), not an estimate
+    basis: str  # the held-out group error_pct comes from ("TP8", "H200 SXM 141GB", "70B models"); "": none
 
     def describe(self) -> str:
         if self.calibrated:
-            return f"inside the calibration (expected error ~{self.expected_error_pct:.0f}%)"
-        return f"outside the calibration ({'; '.join(self.outside)}): expect a wider error than the fit's"
+            return f"inside the calibration (out-of-sample error ~{self.error_pct:.1f}% for {self.basis})"
+        if not self.basis:
+            return f"outside the calibration ({'; '.join(self.outside)}): error unknown"
+        return (f"outside the calibration ({'; '.join(self.outside)}): error at least {self.error_pct:.1f}% (the "
+                f"nearest calibrated group's, {self.basis}), likely more")
 
 
 def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
-    """Whether `dep` is the kind of deployment the committed factors were fitted on: a calibrated GPU,
-    FP8, a calibrated TP size, an interconnect the all-reduce model knows, and a dense model with full
-    attention."""
+    """Whether `dep` is the kind of deployment the committed factors were fitted on (a calibrated GPU, TP size
+    and model, FP8 weights and KV cache, an interconnect the all-reduce model knows, a dense model with full
+    attention, a release with rows), and the error to allow for: the largest cross-validated error of its TP
+    size, GPU and model size held out of the fit; outside, that of the nearest calibrated ones, as a floor."""
     info = load()[1] if info is None else info
-    outside = []
-    gpus, by_tp = info.get("gpus", []), info.get("mape_by_tp", {})
-    if dep.gpu.id not in gpus:
-        fitted = ", ".join(gpus) or "none"
-        outside.append(f"no calibration rows for {dep.gpu.name} ({dep.gpu.family}; fitted on {fitted})")
+    cv: dict[str, Any] = info.get("cv", {})
+    fitted: dict[str, list[str]] = cv.get("groups", {})
+    outside, nearest = [], {}
+    tps, gpus = fitted.get("tp", []), fitted.get("gpu", [])
+    if gpus and dep.gpu.id not in gpus:
+        outside.append(f"no calibration rows for {dep.gpu.name} ({dep.gpu.family}; fitted on {', '.join(gpus)})")
+    nearest["gpu"] = _nearest(dep.gpu.hbm_tb_s, {g: resolve_gpu(g).hbm_tb_s for g in gpus})
+    if tps and str(dep.tp) not in tps:
+        outside.append(f"TP{dep.tp} (fitted on TP {', '.join(tps)})")
+    nearest["tp"] = _nearest(dep.tp, {t: int(t) for t in tps})
+    models: dict[str, dict[str, Any]] = info.get("models", {})
+    shape = model_shape(dep.arch)
+    same = [m["group"] for m in models.values() if m["shape"] == shape]
+    if models and not same:
+        outside.append(f"no calibration rows for {dep.arch.name} ({dep.arch.describe()}; fitted on "
+                       f"{', '.join(models)})")
+    nearest["model"] = same[0] if same else _nearest(dep.arch.params / 1e9, {m["group"]: m["params_b"]
+                                                                              for m in models.values()})
+    if not cv:
+        outside.append("its error was never cross-validated (`trtbench calibrate --cv --write`)")
     if str(dep.precision) != "fp8":
         outside.append(f"{dep.precision} weights (fitted on FP8)")
-    if str(dep.tp) not in by_tp:
-        outside.append(f"TP{dep.tp} (fitted on TP {', '.join(by_tp) or 'none'})")
+    if dep.kv_dtype_bytes != 1:
+        outside.append("a 16-bit KV cache (fitted on FP8 KV)")
     if dep.n_gpus > 1 and dep.gpu.interconnect is Interconnect.UNKNOWN:
         outside.append(f"how the {dep.gpu.name} GPUs connect is unknown (costed as PCIe Gen5)")
     if dep.pp > 1:
@@ -139,5 +172,22 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     borrowed = release_factor(dep.release, info)[1]
     if borrowed:
         outside.append(borrowed)
-    error = by_tp.get(str(dep.tp), info.get("mape_pct"))
-    return Coverage(not outside, tuple(outside), None if outside else error)
+    errors = [(cv[f"by_{family}"][group], _group_name(family, group)) for family, group in nearest.items()
+              if group is not None and group in cv.get(f"by_{family}", {})]
+    error, basis = max(errors) if errors else (0.0, "")  # no cross-validated group: a floor of nothing
+    return Coverage(not outside, tuple(outside), None if outside else error, error, bool(outside), basis)
+
+
+def model_shape(arch: ModelArch) -> dict[str, Any]:
+    """What sets a model's step time: its architecture without its name or context limit (Llama-3-8B runs
+    as Llama-3.1-8B does, a config.json of it as the preset)."""
+    return {k: v for k, v in asdict(arch).items() if k not in ("name", "max_position")}
+
+
+def _nearest(value: float, groups: dict[str, float]) -> str | None:
+    """The group whose size (TP, HBM bandwidth, parameters) is nearest `value` in ratio."""
+    return min(groups, key=lambda g: abs(math.log(value / groups[g])), default=None)
+
+
+def _group_name(family: str, group: str) -> str:
+    return f"TP{group}" if family == "tp" else resolve_gpu(group).name if family == "gpu" else f"{group} models"
