@@ -1,5 +1,6 @@
 """`trtbench calibrate CSV...`: how well the simulator predicts measured throughput, row by row and per set,
-TP size and regime; `--fit` refits its factors on all the CSVs together."""
+TP size and regime, and on a measured run against the error its calibration claimed; `--fit` refits its factors
+on all the CSVs together, `--cv` cross-validates that fit by group (what the stated errors come from)."""
 
 from __future__ import annotations
 
