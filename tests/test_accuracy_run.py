@@ -55,7 +55,7 @@ def test_an_fp8_artifact_that_fails_the_gate_is_kept_out_of_every_ranking(cli, w
     for run in runs:  # trtllm-eval's own spelling, and the spec's sample count
         argv = run["argv"]
         assert "--kv_cache_free_gpu_memory_fraction" in argv and argv[argv.index("--num_samples") + 1] == "57"
-    err = " ".join(result.err.split())
+    err = " ".join((result.out + result.err).split())  # the verdict table is on stdout, progress on stderr
     assert "FAIL" in err and "cnn_dailymail rouge1 36.00 < 0.99 x 38.51 = 38.13" in err
 
     report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
@@ -81,7 +81,7 @@ def test_failed_evaluations_are_recorded_and_leave_the_gate_unchecked(cli, write
         assert result.code == 1, result.err
         lines = [json.loads(x) for x in (tmp_path / "runs" / "tiny" / "accuracy.jsonl").read_text().splitlines()]
         assert {(r["status"], said in r["cause"]) for r in lines[-4:]} == {(status.value, True)}
-        assert "not checked" in result.err
+        assert "not checked" in result.out  # the verdict table
     monkeypatch.delenv("FAKE_EVAL_FAIL")
     (tmp_path / "data" / "mmlu" / "dev" / "abstract_algebra_dev.csv").unlink()  # the dataset is not there
     result = cli("accuracy", "run", str(spec))

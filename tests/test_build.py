@@ -117,7 +117,7 @@ def test_trtllm_bench_build_tool(cli, write_spec, tmp_path, builder):
 def test_build_oom_is_recorded_and_the_sweep_marks_its_points(cli, write_spec, tmp_path, builder, monkeypatch):
     monkeypatch.setenv("FAKE_BUILD_FAIL", "build_oom")
     result = cli("sweep", "--no-plots", str(write_spec(TRT_SPEC)))
-    assert result.code == 0, result.err
+    assert result.code == 1, result.err  # no point ok
     (engine_dir,) = [p for p in (tmp_path / "engines").iterdir() if not p.name.startswith(".")]
     manifest = json.loads((engine_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed"

@@ -127,7 +127,7 @@ def test_mixtral_runs_slower_than_a_dense_model_of_its_attention_and_expert_size
         "precision: fp8\n", "").replace("grid:\n", "grid:\n  precision: [fp16, fp8]\n").replace(
         "isl: [128, 2048]", "isl: [1024]").replace("osl: [128, 1024]", "osl: [1024]")
     result = cli("plan", str(write_spec(spec)))
-    text = " ".join(result.err.split())  # the console writes to stderr
+    text = " ".join(result.out.split())  # the table is on stdout
     assert result.code == 0 and "oom" in text and "ok" in text
     assert "46.7B parameters, 12.9B active per token (8 experts, top-2)" in text
     assert cli("sweep", "--no-plots", str(write_spec(spec))).code == 0

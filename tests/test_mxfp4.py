@@ -83,7 +83,7 @@ def test_mxfp4_through_trtllm_bench(cli, write_spec, tmp_path, fake_bench):
     argv = [json.loads(line)["argv"] for line in fake_bench.record.read_text().splitlines()]
     assert all("openai/gpt-oss-120b" in a and "--quantization" not in a for a in argv)
     bf16 = spec.replace("precision: mxfp4", "precision: bf16").replace("name: tiny", "name: bf16")
-    assert cli("sweep", "--no-plots", str(write_spec(bf16, "bf16.yaml"))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(bf16, "bf16.yaml"))).code == 1  # every point invalid
     rows = pd.read_csv(tmp_path / "runs" / "bf16" / "results.csv")
     assert all("the report says quantization W4A16_MXFP4, the point is labelled 16-bit weights" in c
                for c in rows["cause"])

@@ -48,11 +48,12 @@ def test_retry_failed_reruns_only_failed_points_and_the_report_shows_the_new_rec
                                                                                       fake_bench):
     spec = write_spec(TRTLLM_SPEC)
     fake_bench.fail("oom_torch")
-    assert cli("sweep", "--no-plots", str(spec)).code == 0
+    failed = cli("sweep", "--no-plots", str(spec))
+    assert failed.code == 1 and "4 points: 0 ok, 4 failed (oom 4), 0 not run" in failed.out.splitlines()
     assert set(pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")["status"]) == {"oom"}
     fake_bench.fail("")
     again = cli("sweep", "--no-plots", str(spec))  # a plain resume: every point has a record, nothing runs
-    assert again.code == 0 and len(fake_bench.printed()) == 0
+    assert again.code == 1 and len(fake_bench.printed()) == 0
     retried = cli("sweep", "--no-plots", "--retry-failed", str(spec))
     assert retried.code == 0, retried.err
     assert len(fake_bench.printed()) == 4
@@ -237,7 +238,7 @@ def test_a_label_the_run_contradicts_is_never_ranked(cli, write_spec, tmp_path, 
     bf16 = tmp_path / "Llama-3.1-8B-bf16"
     bf16.mkdir()
     result = cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC.replace("nvidia/Llama-3.1-8B-FP8", str(bf16)))))
-    assert result.code == 0, result.err
+    assert result.code == 1 and "4 points: 0 ok, 4 failed (invalid_report 4), 0 not run" in result.out, result.err
     rows = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
     assert set(rows["status"]) == {"invalid_report"}
     assert all("the report says quantization None, the point is labelled FP8 weights" in c for c in rows["cause"])

@@ -81,7 +81,8 @@ def test_best_by_tables_by_hand():
 
 def test_failure_section_and_success_rate():
     md = render(parse_spec(SMALL_SPEC), analysis(), {}, top_n=10)
-    assert "**Success Rate**: 85.7% (6/7)" in md
+    assert ("**Points**: 7 points: 6 ok, 1 failed (oom 1), 0 not run. **Success rate**: 85.7% (6/7) of the points "
+            "run.") in md
     assert table_after(md, "Failure Analysis") == [["16384", "16384", "200", "oom", "CUDA out of memory"]]
 
 
@@ -96,9 +97,9 @@ def test_no_best_by_row_contradicts_the_top_table():
     records = [rec(i, o, 100, float((i * 7919 + o * 104729) % 10007)) for i in (128, 256, 512, 1024)
                for o in (128, 256, 512, 1024)]
     df = analysis(records).results
-    top = an.top(df, 10)
+    top = an.top(df, an.TOTAL, 10)
     for key in ("isl", "osl"):
-        best = an.best_by(df, key).set_index(key)["output_tok_per_s"]
+        best = an.best_by(df, key, an.TOTAL).set_index(key)["output_tok_per_s"]
         for _, row in top.iterrows():
             assert best[row[key]] >= row["output_tok_per_s"]
         assert (best == df.groupby(key)["output_tok_per_s"].max()).all()

@@ -27,7 +27,7 @@ def test_insights_are_facts_from_the_records():
     assert "**Best input length band**: ISL 128 (" in insights
     # Best per OSL: 1024 -> 19,787.63 and 512 -> 19,327.08 are within 10%; 128 (14,389.80) is not.
     assert "**Best output length band**: OSL 512-1024 (" in insights
-    assert "19,787.63 tok/s at 128/1024 down to 1,747.77 tok/s at 16384/2048 (11.3x, -91.2%)" in insights
+    assert "19,787.63 output tokens/s at 128/1024 down to 1,747.77 at 16384/2048 (11.3x, -91.2%)" in insights
     assert "**Highest request rate**: 112.42 req/s at 128/128" in insights
 
 

@@ -104,7 +104,7 @@ def test_faults_are_recorded_and_the_sweep_goes_on(cli, write_spec, tmp_path, fa
 def test_bad_report_is_an_error_naming_the_field_with_the_raw_log_kept(cli, write_spec, tmp_path, fake_bench, mode):
     fake_bench.version("0.16.0")  # a text-only release: the text report is all there is
     fake_bench.fail(mode)
-    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 1  # no point ok
     for rec in records(tmp_path):
         assert rec["status"] == "error"
         field = "Token Throughput (tokens/sec)" if mode == "garbled" else "Request Throughput (req/sec)"
@@ -150,7 +150,7 @@ def test_each_attempt_has_its_own_log_and_report(cli, write_spec, tmp_path, fake
     results = tmp_path / "runs" / "tiny" / "results.jsonl"
     results.write_text("")  # forget the records, keep the files: every point runs again
     fake_bench.fail("no_report")
-    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 0
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 1  # no point ok
     for rec in records(tmp_path):
         assert rec["status"] == "no_report", rec["cause"]  # not `ok` from the first attempt's report
         old = first[rec["point_id"]]
@@ -194,7 +194,7 @@ def test_hang_is_killed_at_the_timeout_with_its_children(cli, write_spec, tmp_pa
     fake_bench.fail("hang", min_isl=2048)
     spec = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [2048]").replace("osl: [128, 1024]", "osl: [128]")
     result = cli("sweep", "--no-plots", str(write_spec(spec + "runtime: {timeout_s: 1.5}\n")))
-    assert result.code == 0, result.err
+    assert result.code == 1 and "1 point: 0 ok, 1 failed (timeout 1), 0 not run" in result.out, result.err
     (rec,) = records(tmp_path)
     assert rec["status"] == "timeout" and "killed at the per-point timeout of 2 s" in rec["cause"]
     # Both ignore SIGTERM, so only the SIGKILL after the keeper's grace period ends them, and the point is

@@ -111,7 +111,7 @@ def test_plan_names_the_windows_and_the_vision_encoder(cli, write_spec):
     spec = SMALL_SPEC.replace("meta-llama/Llama-3.1-8B", "meta-llama/Llama-4-Scout-17B-16E-Instruct").replace(
         "gpu: h100-sxm", "gpu: h200-sxm")
     result = cli("plan", str(write_spec(spec)))
-    text = " ".join(result.err.split())
+    text = " ".join(result.out.split())
     assert result.code == 0, result.err
     assert "108.6B parameters, 17.2B active per token (16 experts, top-1); 36 of 48 layers attend within " \
            "8,192-token chunks; 0.8B of them a vision encoder" in text

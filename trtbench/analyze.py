@@ -7,9 +7,8 @@ per group of those axes, and the top-N ranks across groups with the axes as colu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,9 +18,11 @@ from trtbench.accuracy.gate import Gate, Verdict, verdicts
 from trtbench.accuracy.records import AccuracyRecord, Artifact, artifact_of
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.errors import SpecError
+from trtbench.precision import Precision, default_kv
 from trtbench.records import Record, Source, Status
 from trtbench.sla import Bounds, best_under
-from trtbench.spec import EXTRA_AXES, SweepSpec
+from trtbench.spec import EXTRA_AXES, RankBy, SweepSpec
+from trtbench.tally import Tally
 
 METRIC_COLUMNS = ("output_tok_per_s", "request_per_s", "total_tok_per_s", "total_latency_s",
                   "avg_latency_s", "avg_concurrency")
@@ -33,19 +34,44 @@ MEMORY_COLUMNS = ("gpu_total_gib", "weights_gib", "activation_gib", "overhead_gi
 # column -> the record's key (trtllm-bench's name)
 PERCENTILES = {f"{m}_ms_p{q}": f"{m}_p{q}_ms" for m in ("ttft", "tpot", "latency") for q in (50, 90, 95, 99)}
 PERCENTILE_COLUMNS = tuple(PERCENTILES)
-DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, "output_tok_per_s_per_gpu",
-                   "peak_memory_gib", "accuracy",
+DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, "gpus", "output_tok_per_s_per_gpu",
+                   "request_per_s_per_gpu", "peak_memory_gib", "accuracy",
                    "pred_status", "pred_output_tok_per_s", "pred_error_pct", "roofline_output_tok_per_s",
                    "efficiency_pct", "energy_j", "j_per_output_token", "predicted_wall_s")
 # What ran, on every row of results.csv / results.parquet (first, whether swept or not), so runs concatenate and
 # `trtbench calibrate` / `predict --csv` read them back without the spec.
 IDENTITY_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "trtllm_version")
 # results.csv / results.parquet columns after the identity and axis columns, in order; documented in the README.
-COLUMNS = ("isl", "osl", "requests", "status", "cause", "source", "backend", *METRIC_COLUMNS,
+COLUMNS = ("isl", "osl", "requests", "status", "cause", "borderline", "source", "backend", *METRIC_COLUMNS,
            "total_tokens", *MEMORY_COLUMNS, "point_id", "started_at", "duration_s", *DERIVED_COLUMNS)
 DISAGREEMENT_PCT = 25.0  # a measurement this far from its prediction is flagged
 BALANCED_WITHIN = 0.10  # a balanced production point gives up at most this much token throughput
 BAND_WITHIN = 0.10  # an ISL/OSL value is in the best band when its best throughput is this close to the peak
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What "best" means in every table of one analysis (top N, best by length, insights, recommendations, SLA):
+    the column, its direction, how the report names it, and why it was chosen ("" when nothing needs saying)."""
+
+    column: str
+    ascending: bool
+    name: str
+    why: str = ""
+
+    @property
+    def per_gpu(self) -> bool:
+        return self.column == "output_tok_per_s_per_gpu"
+
+    @property
+    def rate_column(self) -> str:
+        """Request rate on the same footing: per GPU when throughput is ranked per GPU."""
+        return "request_per_s_per_gpu" if self.per_gpu else "request_per_s"
+
+
+TOTAL = Ranking("output_tok_per_s", False, "output tokens/s")
+PER_GPU = Ranking("output_tok_per_s_per_gpu", False, "output tokens/s per GPU")
+ENERGY = Ranking("j_per_output_token", True, "joules per output token")
 
 
 @dataclass(frozen=True)
@@ -84,26 +110,17 @@ class Analysis:
     counts: dict[str, int] = field(default_factory=dict)  # points per source
     sla: pd.DataFrame | None = None  # the best point per ISL/OSL under the spec's `sla:` bounds
     accuracy: dict[Artifact, Verdict] | None = None  # the gate per artifact, where the spec has `accuracy:`
+    ranking: Ranking = field(default_factory=lambda: TOTAL)  # what "best" means in every table
 
 
-def _effective(r: Record, timeout_s: float) -> tuple[str, str]:
-    """A simulated point predicted to outlast the per-point timeout is reported as the timeout it would be."""
-    if r.source is Source.SIMULATED and r.status is Status.OK and (r.predicted_wall_s or 0) > timeout_s:
-        seqs = r.memory.max_concurrent_seqs if r.memory else None
-        held = f"; the KV cache holds {seqs} sequences of {r.isl + r.osl} tokens" if seqs else ""
-        return Status.TIMEOUT.value, (f"predicted {r.predicted_wall_s:,.0f} s exceeds the per-point timeout of "
-                                      f"{timeout_s:,.0f} s{held}")
-    return r.status.value, r.cause
-
-
-def to_frame(records: list[Record], axes: list[str], timeout_s: float = math.inf,
-             parallel: tuple[int, int] = (1, 1)) -> pd.DataFrame:
-    """One row per record; `parallel`: the spec's (tp, pp), where a record's axes do not say."""
+def to_frame(records: list[Record], axes: list[str], parallel: tuple[int, int] = (1, 1)) -> pd.DataFrame:
+    """One row per record, its status as recorded; `parallel`: the spec's (tp, pp), where a record's axes do not
+    say."""
     rows = []
     for r in records:
-        status, cause = _effective(r, timeout_s)
         row: dict[str, Any] = {a: r.axes.get(a) for a in axes}
-        row.update({"isl": r.isl, "osl": r.osl, "requests": r.requests, "status": status, "cause": cause,
+        row.update({"isl": r.isl, "osl": r.osl, "requests": r.requests, "status": r.status.value, "cause": r.cause,
+                    "borderline": r.borderline,
                     "source": r.source.value, "backend": r.backend, "total_tokens": r.requests * (r.isl + r.osl),
                     "point_id": r.point_id, "started_at": r.started_at, "duration_s": r.duration_s,
                     "predicted_wall_s": r.predicted_wall_s})
@@ -113,8 +130,10 @@ def to_frame(records: list[Record], axes: list[str], timeout_s: float = math.inf
         row.update({c: memory.get(c) for c in MEMORY_COLUMNS})
         row.update(_derived(r, metrics))
         n_gpus = int(r.axes.get("tp", parallel[0])) * int(r.axes.get("pp", parallel[1]))
-        output = metrics.get("output_tok_per_s")
+        output, rate = metrics.get("output_tok_per_s"), metrics.get("request_per_s")
+        row["gpus"] = n_gpus
         row["output_tok_per_s_per_gpu"] = output / n_gpus if output else None
+        row["request_per_s_per_gpu"] = rate / n_gpus if rate else None
         row["peak_memory_gib"] = r.telemetry.peak_memory_used_gib if r.telemetry else None  # measured only
         percentiles = r.metrics.percentiles if r.metrics else {}
         row.update({column: percentiles.get(key) for column, key in PERCENTILES.items()})
@@ -150,16 +169,18 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
     order = {pid: i for i, pid in enumerate(point_ids)}
     current = sorted((r for r in records if r.point_id in order), key=lambda r: order[r.point_id])
     axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
-    df = with_identity(to_frame(current, axes, spec.runtime.timeout_s, (spec.tp, spec.pp)), current, spec)
+    df = with_identity(to_frame(current, axes, (spec.tp, spec.pp)), current, spec)
     gate = None
     if spec.accuracy is not None and not df.empty:  # each row's artifact, from its identity columns
         row_artifacts = [artifact_of(r) for r in df[["precision", "kv_cache_dtype", "tp", "pp"]].to_dict("records")]
         gate = verdicts(accuracy, spec.accuracy, dict.fromkeys(row_artifacts))
         df["accuracy"] = [gate[a].gate.value for a in row_artifacts]
     counts = {str(k): int(v) for k, v in df["source"].value_counts().items()}
-    sla = best_under(eligible(df), Bounds.of(spec.sla), axes) if spec.sla and not df.empty else None
+    ranking = choose_ranking(df, spec.rank_by)
+    sla = best_under(eligible(df), Bounds.of(spec.sla), axes, ranking.column, ranking.ascending) \
+        if spec.sla and not df.empty else None
     return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
-                    utilisation(current), run_facts(current, spec), counts, sla, gate)
+                    utilisation(current), run_facts(current, spec), counts, sla, gate, ranking)
 
 
 def with_identity(df: pd.DataFrame, records: list[Record], spec: SweepSpec) -> pd.DataFrame:
@@ -172,6 +193,8 @@ def with_identity(df: pd.DataFrame, records: list[Record], spec: SweepSpec) -> p
                                                        for r in records]}
     for column in ("precision", "kv_cache_dtype", "tp", "pp"):
         values[column] = df[column].tolist() if column in df.columns else [scalars[column]] * len(df)
+    if "kv_cache_dtype" not in df.columns and spec.kv_cache_dtype is None:  # unset: each row's precision's default
+        values["kv_cache_dtype"] = [default_kv(Precision(p)).value for p in values["precision"]]
     rest = [c for c in df.columns if c not in IDENTITY_COLUMNS]
     return pd.concat([pd.DataFrame({c: values[c] for c in IDENTITY_COLUMNS}, index=df.index), df[rest]], axis=1)
 
@@ -190,10 +213,10 @@ def eligible(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["accuracy"] != Gate.FAIL.value]
 
 
-def excluded(df: pd.DataFrame) -> pd.DataFrame:
+def excluded(df: pd.DataFrame, by: Ranking) -> pd.DataFrame:
     """Successful points of an artifact that failed the accuracy gate, best first: listed, never ranked."""
     ok = df[(df["status"] == Status.OK.value) & (df["accuracy"] == Gate.FAIL.value)]
-    return ok.sort_values("output_tok_per_s", ascending=False, kind="stable")
+    return ok.sort_values(by.column, ascending=by.ascending, kind="stable", na_position="last")
 
 
 def groups(a: Analysis) -> list[tuple[dict[str, Any], pd.DataFrame]]:
@@ -207,34 +230,61 @@ def groups(a: Analysis) -> list[tuple[dict[str, Any], pd.DataFrame]]:
     return out
 
 
-def ranked(df: pd.DataFrame) -> pd.DataFrame:
-    """Successful points that passed (or had no) accuracy gate, best output token throughput first; ties keep
-    grid order."""
+def choose_ranking(df: pd.DataFrame, rank_by: RankBy = RankBy.AUTO) -> Ranking:
+    """Per GPU where the points that may rank use different numbers of GPUs (a TP8 point must not win by
+    having 8), else the total; `rank_by` overrides. Energy needs a measurement: without one the report says so
+    and ranks as `auto` would."""
+    ok = _rankable(df)
+    counts = sorted({int(n) for n in ok["gpus"].dropna()}) if "gpus" in ok else []
+    mixed = len(counts) > 1
+    spread = f"the points use {counts[0]} to {counts[-1]} GPUs (TP x PP)" if mixed else ""
+    if rank_by is RankBy.ENERGY:
+        if ok["j_per_output_token"].notna().any():
+            return replace(ENERGY, why="rank_by: energy")
+        fallback = replace(PER_GPU, why=spread) if mixed else TOTAL
+        return replace(fallback, why=f"rank_by: energy, but no point has an energy measurement (telemetry of a "
+                                     f"measured run); ranked by {fallback.name}")
+    if rank_by is RankBy.PER_GPU:
+        return replace(PER_GPU, why="rank_by: per_gpu")
+    if rank_by is RankBy.TOTAL:
+        return replace(TOTAL, why=f"rank_by: total, although {spread}" if mixed else "rank_by: total")
+    return replace(PER_GPU, why=spread) if mixed else TOTAL
+
+
+def _rankable(df: pd.DataFrame) -> pd.DataFrame:
     ok = eligible(df)
-    ok = ok[ok["status"] == Status.OK.value]
-    return ok.sort_values("output_tok_per_s", ascending=False, kind="stable")
+    return ok[ok["status"] == Status.OK.value]
 
 
-def top(df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    return ranked(df).head(n)
+def ranked(df: pd.DataFrame, by: Ranking) -> pd.DataFrame:
+    """Successful points that passed (or had no) accuracy gate, best first by `by` (points without its value
+    last); ties keep grid order."""
+    return _rankable(df).sort_values(by.column, ascending=by.ascending, kind="stable", na_position="last")
 
 
-def best_by(df: pd.DataFrame, key: str) -> pd.DataFrame:
+def top(df: pd.DataFrame, by: Ranking, n: int = 10) -> pd.DataFrame:
+    return ranked(df, by).head(n)
+
+
+def best_by(df: pd.DataFrame, key: str, by: Ranking) -> pd.DataFrame:
     """The best successful point for each value of `key` ("isl" or "osl"), in ascending key order;
     values where every point failed are absent (the failure table lists them)."""
-    return ranked(df).groupby(key, sort=True).head(1).sort_values(key)
+    return ranked(df, by).groupby(key, sort=True).head(1).sort_values(key)
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] != Status.OK.value]
 
 
-def success_rate(df: pd.DataFrame) -> tuple[int, int]:
-    return int((df["status"] == Status.OK.value).sum()), len(df)
+def tally(a: Analysis) -> Tally:
+    """The run's points by how they ended; the grid's points without a record are not run."""
+    df = a.results
+    return Tally.of(zip(df["status"], df["borderline"].notna(), strict=True), a.missing)
 
 
-def failures_by_status(df: pd.DataFrame) -> dict[str, int]:
-    return {str(k): int(v) for k, v in failures(df)["status"].value_counts().items()}
+def borderline(df: pd.DataFrame) -> pd.DataFrame:
+    """Ok points within the model's error of a limit (a simulated run time near the timeout)."""
+    return df[(df["status"] == Status.OK.value) & df["borderline"].notna()]
 
 
 def disagreements(df: pd.DataFrame) -> pd.DataFrame:
@@ -250,12 +300,19 @@ def predicted_vs_measured(df: pd.DataFrame) -> pd.DataFrame:
     return measured
 
 
-def band(best: pd.DataFrame, key: str, within: float = BAND_WITHIN) -> list[int]:
-    """Values of `key` whose best throughput is within `within` of the overall best."""
+def near_best(rows: pd.DataFrame, by: Ranking, within: float) -> pd.DataFrame:
+    """The rows whose value is within `within` of the best one's (above it, for a lower-is-better ranking)."""
+    values = rows[by.column]
+    if by.ascending:
+        return rows[values <= (1 + within) * values.min()]
+    return rows[values >= (1 - within) * values.max()]
+
+
+def band(best: pd.DataFrame, key: str, by: Ranking, within: float = BAND_WITHIN) -> list[int]:
+    """Values of `key` whose best value is within `within` of the overall best."""
     if best.empty:
         return []
-    peak = best["output_tok_per_s"].max()
-    return sorted(int(v) for v in best.loc[best["output_tok_per_s"] >= (1 - within) * peak, key])
+    return sorted(int(v) for v in near_best(best, by, within)[key])
 
 
 @dataclass(frozen=True)
@@ -271,14 +328,16 @@ class Insights:
     fastest: pd.Series  # highest request rate
 
 
-def insights(df: pd.DataFrame) -> Insights | None:
-    ok = ranked(df)
+def insights(df: pd.DataFrame, by: Ranking) -> Insights | None:
+    ok = ranked(df, by).dropna(subset=[by.column])
     if ok.empty:
         return None
     best, worst = ok.iloc[0], ok.iloc[-1]
-    return Insights(band(best_by(df, "isl"), "isl"), band(best_by(df, "osl"), "osl"), best, worst,
-                    best["output_tok_per_s"] / worst["output_tok_per_s"],
-                    100 * (1 - worst["output_tok_per_s"] / best["output_tok_per_s"]), _row_of_max(ok, "request_per_s"))
+    ratio = best[by.column] / worst[by.column]
+    if by.ascending:  # fewer joules per token is better: the ratio and drop say how much worse the worst is
+        ratio = 1 / ratio
+    return Insights(band(best_by(df, "isl", by), "isl", by), band(best_by(df, "osl", by), "osl", by), best, worst,
+                    ratio, 100 * (1 - 1 / ratio), _row_of_max(ok, by.rate_column))
 
 
 def _row_of_max(df: pd.DataFrame, column: str) -> pd.Series:
@@ -286,23 +345,24 @@ def _row_of_max(df: pd.DataFrame, column: str) -> pd.Series:
     return df.iloc[int(df[column].to_numpy().argmax())]
 
 
-def recommendations(df: pd.DataFrame) -> list[tuple[str, str, pd.Series]]:
-    """(goal, the rule that picked it, the row) for maximum throughput, maximum request rate, and a
-    balanced production point."""
-    ok = ranked(df)
+def recommendations(df: pd.DataFrame, by: Ranking) -> list[tuple[str, str, pd.Series]]:
+    """(goal, the rule that picked it, the row) for the best by the ranking, maximum request rate, and a
+    balanced production point; per GPU where the ranking is."""
+    ok = ranked(df, by).dropna(subset=[by.column])
     if ok.empty:
         return []
-    near_peak = ok[ok["output_tok_per_s"] >= (1 - BALANCED_WITHIN) * ok["output_tok_per_s"].max()]
+    rate = "requests/s per GPU" if by.per_gpu else "requests/s"
+    goal = "Least energy" if by.ascending else "Maximum throughput"
     return [
-        ("Maximum throughput", "highest output tokens/s", _row_of_max(ok, "output_tok_per_s")),
-        ("Maximum request rate", "highest requests/s", _row_of_max(ok, "request_per_s")),
-        ("Balanced production", f"highest requests/s among points within {BALANCED_WITHIN:.0%} of the peak "
-                                f"output tokens/s", _row_of_max(near_peak, "request_per_s")),
+        (goal, f"{'lowest' if by.ascending else 'highest'} {by.name}", ok.iloc[0]),
+        ("Maximum request rate", f"highest {rate}", _row_of_max(ok, by.rate_column)),
+        ("Balanced production", f"highest {rate} among points within {BALANCED_WITHIN:.0%} of the best "
+                                f"{by.name}", _row_of_max(near_best(ok, by, BALANCED_WITHIN), by.rate_column)),
     ]
 
 
-def efficiency(df: pd.DataFrame) -> pd.DataFrame:
-    return ranked(df).dropna(subset=["efficiency_pct"])
+def efficiency(df: pd.DataFrame, by: Ranking) -> pd.DataFrame:
+    return ranked(df, by).dropna(subset=["efficiency_pct"])
 
 
 def memory_ranges(df: pd.DataFrame) -> dict[str, tuple[float, float]]:

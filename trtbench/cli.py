@@ -92,12 +92,16 @@ def sweep(
                                 "shows them, the next sweep merges them"),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="also re-run the points whose latest record "
                                       "failed (the report then shows the new record)"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 when any point failed (for CI); without it, 1 only "
+                                "when no point succeeded"),
 ) -> None:
-    """Run every point of SPEC (resuming a previous run), then write the report."""
+    """Run every point of SPEC (resuming a previous run), then write the report and say how many points ended ok,
+    failed (by cause) or not run. Exit 0 when at least one point is ok, 1 when none is (or, with --strict, when
+    any failed), 2 on bad input."""
     from trtbench.commands import sweep as sweep_cmd
 
     sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points,
-                    update=update, executor=executor, detach=detach, retry_failed=retry_failed)
+                    update=update, executor=executor, detach=detach, retry_failed=retry_failed, strict=strict)
 
 
 @app.command(epilog=_examples("trtbench status runs/h100_grid"))
@@ -113,7 +117,8 @@ def build(
     spec: Path = typer.Argument(None, help="sweep spec whose engine to build (optional with --model)"),
     model: str = typer.Option(None, "--model", help="HF model name"),
     precision: str = typer.Option(None, "--precision", help="fp8 | fp16 | bf16"),
-    kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="fp8 | auto"),
+    kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype",
+                                  help="fp8 | auto (default: fp8 with fp8 weights, else auto)"),
     tp: int = typer.Option(None, "--tp", min=1),
     max_seq_len: int = typer.Option(None, "--max-seq-len", min=1),
     max_batch_size: int = typer.Option(None, "--max-batch-size", min=1),

@@ -10,7 +10,7 @@ from typing import Any
 from trtbench.catalog.gpus import GPU, resolve_gpu
 from trtbench.catalog.models import ModelArch, resolve_model
 from trtbench.errors import SpecError, TrtbenchError, Unsupported
-from trtbench.precision import KvDtype, Precision
+from trtbench.precision import KvDtype, Precision, default_kv
 from trtbench.spec import BenchMode, RuntimeSpec, SweepSpec
 
 
@@ -49,7 +49,7 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
         raise SpecError("gpu: auto needs a visible NVIDIA GPU; name the GPU to simulate (e.g. gpu: h100-sxm)")
     arch = resolve_model(spec.model.name, spec.model.preset, spec.model.config)
     gpu = resolve_gpu(gpu_id)
-    _check_precision(arch, gpu, spec.precision, spec.kv_cache_dtype)
+    _check_precision(arch, gpu, spec.precision, spec.kv)
     _check_tp(arch, spec.tp)
     _check_ep(arch, spec.tp, spec.ep or 1)
     return Deployment(arch, gpu, spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
@@ -146,14 +146,14 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
                     kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None,
                     release: str | None = None, config: str | None = None) -> Deployment:
     """A deployment from loose values (a CSV row, CLI options) instead of a sweep spec; names resolve as
-    in specs (GPU aliases, HF model names, or a config.json). FP8 weights get an FP8 KV cache unless told
-    otherwise."""
+    in specs (GPU aliases, HF model names, or a config.json); the KV cache dtype unset is `default_kv`'s, as in
+    a spec."""
     try:
         prec = Precision(precision.lower())
     except ValueError:
         raise SpecError(f"unknown precision {precision!r}; expected fp8, fp16, bf16 or mxfp4") from None
     try:
-        kv = KvDtype((kv_cache_dtype or ("fp8" if prec is Precision.FP8 else "auto")).lower())
+        kv = KvDtype(kv_cache_dtype.lower()) if kv_cache_dtype else default_kv(prec)
     except ValueError:
         raise SpecError(f"unknown KV cache dtype {kv_cache_dtype!r}; expected fp8 or auto") from None
     arch, device = resolve_model(model, config=config), resolve_gpu(gpu)

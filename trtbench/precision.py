@@ -43,3 +43,12 @@ class KvDtype(Named):
     @property
     def bytes(self) -> int:
         return 1 if self is KvDtype.FP8 else 2
+
+
+def default_kv(precision: Precision) -> KvDtype:
+    """The KV cache a point gets when no `kv_cache_dtype` is asked for: what TensorRT-LLM runs for that checkpoint.
+    On the PyTorch path trtllm-bench itself picks an FP8 KV cache for an FP8 checkpoint whose hf_quant_config.json
+    names none (NVIDIA's perf-benchmarking guide, "Quantization in the PyTorch Flow"), and trtbench's FP8 builds
+    quantize the KV cache with the weights; every other precision keeps it 16-bit. The one rule `sweep`, `plan`,
+    `predict`, `build` and the trtllm commands share."""
+    return KvDtype.FP8 if precision is Precision.FP8 else KvDtype.AUTO

@@ -157,6 +157,8 @@ class Outcome(_Closed):
     telemetry: Telemetry | None = None
     perf_model: str | None = None  # the model behind a simulated number
     predicted_wall_s: float | None = None  # simulated: how long the point would run
+    wall_error_pct: float | None = None  # simulated: the model's stated error there, for the timeout verdict
+    borderline: str | None = None  # ok, but within the model's error of a limit: why it may still fail
     command: list[str] | None = None  # measured: the exact argument list that ran
     detail: dict[str, Any] = Field(default_factory=dict)
 

@@ -43,6 +43,10 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+RANK_TITLES = {"output_tok_per_s": "Token Throughput", "output_tok_per_s_per_gpu": "Output Tokens/s per GPU",
+               "j_per_output_token": "Energy per Output Token"}
+
+
 def fmt_rate(x: float) -> str:
     return f"{x:,.2f}"
 
@@ -132,15 +136,36 @@ def sla_section(spec: SweepSpec, a: an.Analysis) -> str | None:
             f"column says measured or **simulated**; failed points never qualify.\n\n{md_table(headers, rows)}")
 
 
-def top_table(df: pd.DataFrame, n: int, axes: list[str]) -> str:
+RANK_HEADERS = {"output_tok_per_s_per_gpu": "Tok/s per GPU", "j_per_output_token": "J per output token"}
+
+
+def fmt_ranked(r: Any, by: an.Ranking) -> str:
+    """A row's value of the ranking, "-" where it has none."""
+    value = r[by.column]
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{value:.4f}" if by.ascending else fmt_rate(value)
+
+
+def _ranked_cells(r: Any, by: an.Ranking) -> list[str]:
+    """The ranking's own value first when it is not the total, which always stands beside it."""
+    return [*([fmt_ranked(r, by)] if by.column in RANK_HEADERS else []), fmt_rate(r["output_tok_per_s"])]
+
+
+def _ranked_headers(by: an.Ranking) -> list[str]:
+    total = "Token Throughput (total)" if by.per_gpu else "Token Throughput"
+    return [*([RANK_HEADERS[by.column]] if by.column in RANK_HEADERS else []), total]
+
+
+def top_table(df: pd.DataFrame, n: int, axes: list[str], by: an.Ranking = an.TOTAL) -> str:
     gated = bool(df["accuracy"].notna().any())
     rows = [
-        (rank, *_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), fmt_rate(r["output_tok_per_s"]),
+        (rank, *_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), *_ranked_cells(r, by),
          fmt_rate(r["request_per_s"]), fmt_tokens(r["total_tokens"]), *([r["accuracy"]] if gated else []))
-        for rank, (_, r) in enumerate(an.top(df, n).iterrows(), 1)
+        for rank, (_, r) in enumerate(an.top(df, by, n).iterrows(), 1)
     ]
-    return md_table((TOP_HEADER[0], *(AXIS_TITLES[a] for a in axes), *TOP_HEADER[1:],
-                     *(["Accuracy gate"] if gated else [])), rows)
+    return md_table((TOP_HEADER[0], *(AXIS_TITLES[a] for a in axes), *TOP_HEADER[1:4], *_ranked_headers(by),
+                     *TOP_HEADER[5:], *(["Accuracy gate"] if gated else [])), rows)
 
 
 def accuracy_section(spec: SweepSpec, a: an.Analysis) -> str | None:
@@ -154,7 +179,7 @@ def accuracy_section(spec: SweepSpec, a: an.Analysis) -> str | None:
     out.append(md_table(("Artifact", "Gate", "Scores", "Why"),
                         [(v.artifact.label, str(v.gate), v.summary or "-", "; ".join(v.reasons) or "-")
                          for v in a.accuracy.values()]))
-    dropped = an.excluded(a.results)
+    dropped = an.excluded(a.results, a.ranking)
     if not dropped.empty:
         best = dropped.groupby(a.axes, sort=False).head(1) if a.axes else dropped.head(1)
         rows = [(*_axes(r, a.axes), r["isl"], r["osl"], fmt_rate(r["output_tok_per_s"])) for _, r in best.iterrows()]
@@ -164,35 +189,45 @@ def accuracy_section(spec: SweepSpec, a: an.Analysis) -> str | None:
     return "\n".join(out)
 
 
-def best_by_table(df: pd.DataFrame, key: str) -> str:
+def best_by_table(df: pd.DataFrame, key: str, by: an.Ranking = an.TOTAL) -> str:
     other = "osl" if key == "isl" else "isl"
-    rows = [(r[key], fmt_rate(r["output_tok_per_s"]), f"{other.upper()}={r[other]}, {fmt_count(r['requests'])} req")
-            for _, r in an.best_by(df, key).iterrows()]
-    return md_table((key.upper(), "Best Token Throughput", "Best Configuration"), rows)
+    rows = [(r[key], *_ranked_cells(r, by), f"{other.upper()}={r[other]}, {fmt_count(r['requests'])} req")
+            for _, r in an.best_by(df, key, by).iterrows()]
+    headers = [f"Best {h}" for h in _ranked_headers(by)]
+    if by.column in RANK_HEADERS:
+        headers[-1] = "Its Token Throughput" + (" (total)" if by.per_gpu else "")
+    return md_table((key.upper(), *headers, "Best Configuration"), rows)
 
 
 def best_by_section(a: an.Analysis, key: str) -> str:
     parts = []
     for values, frame in an.groups(a):
-        table = best_by_table(frame, key) if not an.ranked(frame).empty or an.excluded(frame).empty else \
-            "Excluded: this artifact failed the accuracy gate (see Accuracy Gate)."
+        table = (best_by_table(frame, key, a.ranking)
+                 if not an.ranked(frame, a.ranking).empty or an.excluded(frame, a.ranking).empty
+                 else "Excluded: this artifact failed the accuracy gate (see Accuracy Gate).")
         parts.append(f"### {group_title(values)}\n\n{table}" if values else table)
     return "\n\n".join(parts)
 
 
-def failure_section(df: pd.DataFrame, axes: list[str]) -> str:
-    ok, total = an.success_rate(df)
-    rate = f"{100 * ok / total:.1f}% ({ok}/{total})" if total else "n/a (0/0)"
+def failure_section(a: an.Analysis) -> str:
+    df, axes, counts = a.results, a.axes, an.tally(a)
+    ran = counts.ok + counts.failures
+    rate = f"{100 * counts.ok / ran:.1f}% ({counts.ok}/{ran})" if ran else "n/a (0/0)"
+    parts = [f"**Points**: {counts.line()}. **Success rate**: {rate} of the points run."]
+    head = (*(AXIS_TITLES[x] for x in axes), "ISL", "OSL", "Requests")
     failed = an.failures(df)
-    parts = [f"**Success Rate**: {rate}"]
     if failed.empty:
         parts.append("No point failed.")
     else:
-        by_status = ", ".join(f"{k}: {v}" for k, v in an.failures_by_status(df).items())
-        parts.append(f"**Failed**: {len(failed)} ({by_status})")
-        parts.append(md_table((*(AXIS_TITLES[x] for x in axes), "ISL", "OSL", "Requests", "Status", "Cause"),
+        parts.append(md_table((*head, "Status", "Cause"),
                               [(*_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), r["status"], r["cause"])
                                for _, r in failed.iterrows()]))
+    near = an.borderline(df)
+    if not near.empty:
+        parts.append(f"**Borderline** ({len(near)}): ok, and ranked, but within the simulator's stated error of a "
+                     f"limit; a real run may fail there.")
+        parts.append(md_table((*head, "Why"), [(*_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]),
+                                                r["borderline"]) for _, r in near.iterrows()]))
     return "\n\n".join(parts)
 
 
@@ -236,34 +271,39 @@ def _at(r: Any, axes: list[str]) -> str:
 
 
 def insights_section(a: an.Analysis) -> str:
-    found = an.insights(a.results)
+    by = a.ranking
+    found = an.insights(a.results, by)
     if found is None:
         return "No point succeeded, so there is nothing to compare."
     lines = []
     for values, name, key in ((found.isl_band, "input length", "ISL"), (found.osl_band, "output length", "OSL")):
         span = f"{values[0]}" if len(values) == 1 else f"{values[0]}-{values[-1]}"
-        lines.append(f"- **Best {name} band**: {key} {span} (best throughput within {an.BAND_WITHIN:.0%} of the peak)")
+        lines.append(f"- **Best {name} band**: {key} {span} (best {by.name} within {an.BAND_WITHIN:.0%} of the "
+                     f"best)")
     best, worst = found.best, found.worst
-    lines.append(f"- **Best to worst**: {fmt_rate(best['output_tok_per_s'])} tok/s at {_at(best, a.axes)} down to "
-                 f"{fmt_rate(worst['output_tok_per_s'])} tok/s at {_at(worst, a.axes)} "
-                 f"({found.best_over_worst:,.1f}x, -{found.drop_pct:.1f}%)")
-    lines.append(f"- **Highest request rate**: {fmt_rate(found.fastest['request_per_s'])} req/s at "
+    worse = "up to" if by.ascending else "down to"
+    lines.append(f"- **Best to worst**: {fmt_ranked(best, by)} {by.name} at {_at(best, a.axes)} {worse} "
+                 f"{fmt_ranked(worst, by)} at {_at(worst, a.axes)} ({found.best_over_worst:,.1f}x, "
+                 f"{'-' if not by.ascending else '+'}{found.drop_pct:.1f}%)")
+    rate = found.fastest[by.rate_column]
+    lines.append(f"- **Highest request rate**: {fmt_rate(rate)} req/s{' per GPU' if by.per_gpu else ''} at "
                  f"{_at(found.fastest, a.axes)}")
     return "\n".join(lines)
 
 
 def recommendations_section(a: an.Analysis) -> str:
-    picks = an.recommendations(a.results)
+    by = a.ranking
+    picks = an.recommendations(a.results, by)
     if not picks:
         return "No recommendation: no point succeeded."
-    return md_table(("Goal", *(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Requests", "Token Throughput",
+    return md_table(("Goal", *(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Requests", *_ranked_headers(by),
                      "Request Throughput", "Rule"),
-                    [(goal, *_axes(r, a.axes), r["isl"], r["osl"], fmt_count(r["requests"]),
-                      fmt_rate(r["output_tok_per_s"]), fmt_rate(r["request_per_s"]), rule) for goal, rule, r in picks])
+                    [(goal, *_axes(r, a.axes), r["isl"], r["osl"], fmt_count(r["requests"]), *_ranked_cells(r, by),
+                      fmt_rate(r["request_per_s"]), rule) for goal, rule, r in picks])
 
 
 def efficiency_section(a: an.Analysis) -> str:
-    rated = an.efficiency(a.results)
+    rated = an.efficiency(a.results, a.ranking)
     if rated.empty:
         return "No roofline bound was recorded for these points."
     rows = [(*_axes(r, a.axes), r["isl"], r["osl"], fmt_count(r["requests"]), fmt_rate(r["output_tok_per_s"]),
@@ -348,14 +388,18 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
     tp_pp = "swept" if {"tp", "pp"} & set(spec.grid.swept()) else f"{spec.tp} x {spec.pp}"
     out += [md_table(("Model", "Parameters", "GPU", "Precision", "KV cache", "TP x PP", "Backend", "Spec hash"),
                      [(spec.model.name, _parameters(spec), gpu, _deployment_cell(spec, "precision", spec.precision),
-                       _deployment_cell(spec, "kv_cache_dtype", spec.kv_cache_dtype), tp_pp,
+                       spec.kv_label().removeprefix("KV "), tp_pp,
                        backend.get("backend", spec.backend), spec.hash())]), ""]
-    best = an.top(df, 1)
+    by = a.ranking
+    best = an.top(df, by, 1)
     if not best.empty:
         r = best.iloc[0]
         extra = "".join(f", {AXIS_TITLES[x]} {r[x]}" for x in a.axes)
-        out += [f"Peak token throughput ({r['source']}): **{fmt_rate(r['output_tok_per_s'])} output tokens/s** "
-                f"at ISL={r['isl']}, OSL={r['osl']}, {fmt_count(r['requests'])} requests{extra}.", ""]
+        total = fmt_rate(r["output_tok_per_s"])
+        value = (f"**{fmt_ranked(r, by)} {by.name}** ({total} output tokens/s in total over {int(r['gpus'])} GPU(s))"
+                 if by.column in RANK_HEADERS else f"**{total} output tokens/s**")
+        out += [f"Best ({r['source']}, by {by.name}): {value} at ISL={r['isl']}, OSL={r['osl']}, "
+                f"{fmt_count(r['requests'])} requests{extra}.", ""]
     if a.missing:
         out += [f"**Incomplete**: {a.missing} point(s) of the grid have no result yet; rerun the sweep to resume.", ""]
     if a.stale:
@@ -365,17 +409,20 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
     if (spec.tp * spec.pp > 1) or {"tp", "pp"} & set(a.axes):
         note += (" With several GPUs per point (TP x PP) it is the total over them; results.csv has "
                  "output_tok_per_s_per_gpu.")
+    if by.why:
+        note += f" **Ranked by {by.name}**: {by.why}."
     if a.axes:
         note += f" Ranked across every {', '.join(AXIS_TITLES[x] for x in a.axes)} combination."
     sections: list[tuple[str, str | None]] = [
-        (f"Top {top_n} Configurations by Token Throughput", f"{source} {note}\n\n{top_table(df, top_n, a.axes)}"),
+        (f"Top {top_n} Configurations by {RANK_TITLES[by.column]}",
+         f"{source} {note}\n\n{top_table(df, top_n, a.axes, by)}"),
         ("Accuracy Gate", accuracy_section(spec, a)),
         ("Best under the SLA", sla_section(spec, a)),
         ("Best by Input Length", f"{source}\n\n{best_by_section(a, 'isl')}"),
         ("Best by Output Length", f"{source}\n\n{best_by_section(a, 'osl')}"),
         ("Key Performance Insights", f"{source}\n\n{insights_section(a)}"),
         ("Recommendations", f"{source}\n\n{recommendations_section(a)}"),
-        ("Failure Analysis", f"{source}\n\n{failure_section(df, a.axes)}"),
+        ("Failure Analysis", f"{source}\n\n{failure_section(a)}"),
         ("Memory and Utilisation", f"{source} GiB = 2^30 bytes.\n\n{memory_section(a)}"),
         ("Efficiency vs Roofline", f"{source}\n\n{efficiency_section(a)}"),
         ("Measured vs Predicted", predictions_section(a)),

@@ -8,7 +8,8 @@ import socket
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from trtbench.records import Outcome, Prediction, Record, Status, now_iso
 from trtbench.spec import SweepSpec
 from trtbench.store import RunStore
 from trtbench.upgrade import upgrade_v0
+from trtbench.verdict import judge
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class SweepSummary:
     ran: int
     adopted: int  # records of a trtbench 0.1.0 run carried over
     missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's)
+    rejudged: dict[str, int] = field(default_factory=dict)  # "timeout -> ok" -> simulated points judged anew
 
 
 def provenance(selection: Selection) -> dict[str, Any]:
@@ -68,9 +71,11 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
         store.repair()
         adopted = upgrade_v0(store, spec, backend.name, backend.identity(), points)
         store.merge()  # records a worker submitted after the last controller stopped
+        rejudged = rejudge(store, {p.id for p in points}, spec.runtime.timeout_s)
         remaining = todo(points, store.done_ids(ok_only=retry_failed))
         meta = {"spec_hash": spec.hash(), "point_ids": [p.id for p in points], "started_at": now_iso(),
-                "provenance": provenance(selection)}
+                "provenance": provenance(selection),
+                **({"rejudged": {"timeout_s": spec.runtime.timeout_s, "changes": rejudged}} if rejudged else {})}
         store.write_spec(spec)
         store.write_meta(meta)
 
@@ -88,7 +93,29 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
         executor.execute(work, observer)
         store.write_meta({**meta, "finished_at": now_iso()})
         missing = len(todo(points, store.done_ids()))
-    return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted, missing)
+    return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted, missing,
+                        rejudged)
+
+
+def rejudge(store: RunStore, point_ids: set[str], timeout_s: float) -> dict[str, int]:
+    """The latest simulated record of each point judged again against `timeout_s` (it changes no prediction, so
+    nothing is re-run); a changed verdict is recorded as a new record of the same prediction. Returns how many
+    points changed, by "old -> new" verdict."""
+    changed: Counter[str] = Counter()
+    for record in store.records():
+        if record.point_id not in point_ids:
+            continue
+        judged = judge(record, timeout_s)
+        if (judged.status, judged.borderline) == (record.status, record.borderline):
+            continue
+        store.submit(judged.model_copy(update={"attempt": uuid.uuid4().hex}))
+        changed[f"{_verdict(record)} -> {_verdict(judged)}"] += 1
+    store.merge()
+    return dict(changed)
+
+
+def _verdict(outcome: Outcome) -> str:
+    return "borderline" if outcome.borderline else str(outcome.status)
 
 
 def tasks_for(spec: SweepSpec, points: list[Point], predictions: dict[str, Prediction | None]) -> list[Task]:
@@ -127,9 +154,11 @@ def _record(backend: Backend, prediction: Prediction | None, task: Task, outcome
 
 
 def predict(companion: Backend | None, point: Point) -> Prediction | None:
-    if companion is None:
-        return None
-    predicted = companion.run(point, "prediction")
+    return None if companion is None else prediction_of(companion.run(point, "prediction"))
+
+
+def prediction_of(predicted: Outcome) -> Prediction:
+    """What a measured record keeps of the simulator's outcome for its point."""
     metrics = predicted.metrics
     return Prediction(status=predicted.status, cause=predicted.cause, model=predicted.perf_model,
                       output_tok_per_s=metrics.output_tok_per_s if metrics else None,

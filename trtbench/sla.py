@@ -44,9 +44,11 @@ def violations(row: pd.Series, bounds: dict[str, float]) -> list[str]:
     return broken
 
 
-def best_under(results: pd.DataFrame, bounds: Bounds, axes: list[str]) -> pd.DataFrame:
-    """One row per (ISL, OSL): the best ok point meeting every bound (by output tok/s per GPU), its source,
-    and why the next concurrency step of the same configuration does not qualify."""
+def best_under(results: pd.DataFrame, bounds: Bounds, axes: list[str], column: str = "output_tok_per_s_per_gpu",
+               ascending: bool = False) -> pd.DataFrame:
+    """One row per (ISL, OSL): the best ok point meeting every bound (by `column`: the report's ranking, output
+    tok/s per GPU unless told), its source, and why the next concurrency step of the same configuration does not
+    qualify."""
     given = bounds.given()
     others = [a for a in axes if a != "concurrency"]
     rows = []
@@ -56,7 +58,7 @@ def best_under(results: pd.DataFrame, bounds: Bounds, axes: list[str]) -> pd.Dat
         if meets.empty:
             rows.append({"isl": isl, "osl": osl, "verdict": f"none of its {len(group)} point(s) meets the bounds"})
             continue
-        best = meets.loc[meets["output_tok_per_s_per_gpu"].idxmax()]
+        best = meets.sort_values(column, ascending=ascending, kind="stable", na_position="last").iloc[0]
         rows.append({"isl": isl, "osl": osl, **{a: best[a] for a in axes}, "verdict": "best",
                      "output_tok_per_s_per_gpu": best["output_tok_per_s_per_gpu"],
                      "output_tok_per_s": best["output_tok_per_s"], **{c: best[c] for c in given},

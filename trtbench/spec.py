@@ -25,7 +25,7 @@ from pydantic import (
 
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.errors import SpecError
-from trtbench.precision import KvDtype, Named, Precision
+from trtbench.precision import KvDtype, Named, Precision, default_kv
 
 # Bounds a real sweep never reaches, so a typo or a hostile spec is refused here, not as a hang, an
 # overflow or a file name the OS rejects later.
@@ -362,12 +362,24 @@ class BenchMode(Named):
     LATENCY = "latency"
 
 
+class RankBy(Named):
+    """What "best" means in every ranking of the report (top N, best by length, recommendations, SLA). `auto`:
+    output tokens/s per GPU where the ranked points use different numbers of GPUs (TP x PP), else the total;
+    `energy`: fewest joules per output token (measured runs with telemetry)."""
+
+    AUTO = "auto"
+    PER_GPU = "per_gpu"
+    TOTAL = "total"
+    ENERGY = "energy"
+
+
 class SweepSpec(_Strict):
     name: str = Field(max_length=NAME_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: ModelSpec
     gpu: Text = "auto"
     precision: Precision
-    kv_cache_dtype: KvDtype = KvDtype.AUTO
+    kv_cache_dtype: KvDtype | None = Field(None, description="fp8 or auto (16-bit); unset: what TensorRT-LLM runs "
+                                                             "for the checkpoint (FP8 with FP8 weights)")
     tp: Parallel = 1
     pp: Parallel = 1
     ep: Parallel | None = Field(None, description="expert parallelism of a mixture of experts (trtllm-bench --ep); "
@@ -378,6 +390,7 @@ class SweepSpec(_Strict):
     requests: RequestsSpec
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     sla: SlaSpec | None = None
+    rank_by: RankBy = RankBy.AUTO
     accuracy: AccuracySpec | None = None
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     build: BuildSpec = Field(default_factory=BuildSpec)
@@ -456,8 +469,22 @@ class SweepSpec(_Strict):
         return requests
 
     @property
+    def kv(self) -> KvDtype:
+        """The KV cache dtype this spec runs: the one asked for, else `precision.default_kv` of its precision."""
+        return self.kv_cache_dtype or default_kv(self.precision)
+
+    def kv_label(self) -> str:
+        """The KV cache dtype the points run, and whether the spec chose it or TensorRT-LLM's default did."""
+        if self.kv_cache_dtype is not None or "kv_cache_dtype" in self.grid.swept():
+            return f"KV {self.kv_cache_dtype or 'swept'}"
+        if "precision" in self.grid.swept():
+            return ", ".join(f"KV {default_kv(p)} with {p}" for p in self.precisions) + \
+                " (unset: TensorRT-LLM's default)"
+        return f"KV {self.kv} (unset: TensorRT-LLM's default for {self.precision} weights)"
+
+    @property
     def kv_dtype_bytes(self) -> int:
-        return self.kv_cache_dtype.bytes
+        return self.kv.bytes
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
@@ -471,6 +498,8 @@ class SweepSpec(_Strict):
             top["precision"] = Precision(top["precision"])
         if "kv_cache_dtype" in top:
             top["kv_cache_dtype"] = KvDtype(top["kv_cache_dtype"])
+        else:  # resolved, so a point's id is the same whether its KV dtype was named or defaulted
+            top["kv_cache_dtype"] = self.kv_cache_dtype or default_kv(top.get("precision", self.precision))
         return self.model_copy(update={**top, "runtime": self.runtime.model_copy(update=runtime)})
 
     def run_dir(self) -> Path:

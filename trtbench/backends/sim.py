@@ -16,12 +16,13 @@ from trtbench.sim.estimate import PerformanceModel
 from trtbench.sim.ifb import IfbModel
 from trtbench.sim.predict import predict_point
 from trtbench.spec import SweepSpec
+from trtbench.verdict import judge
 
 
 class SimBackend:
     """Ignores `build:` and all of `trtllm:` but its `version` (a release's speed factor): nothing else there
-    changes a prediction. The per-point timeout does not either: the predicted wall time is recorded, and
-    the analysis compares it with the spec's."""
+    changes a prediction. The per-point timeout is not part of a point's identity either: the point is judged
+    against it when recorded (`verdict.judge`), and judged again without a new prediction when it changes."""
 
     name = "sim"
 
@@ -65,7 +66,13 @@ class SimBackend:
         return None
 
     def run(self, point: Point, attempt: str, env: Mapping[str, str] | None = None) -> Outcome:
-        return predict_point(self.deployments(point.extra), self.perf, point.isl, point.osl, point.requests)
+        dep = self.deployments(point.extra)
+        outcome = predict_point(dep, self.perf, point.isl, point.osl, point.requests)
+        if outcome.predicted_wall_s is None:
+            return outcome
+        error = coverage(dep, getattr(self.perf, "info", None)).error_pct
+        timeout_s = self.deployments.spec.at(point.extra).runtime.timeout_s
+        return judge(outcome.model_copy(update={"wall_error_pct": error}), timeout_s)
 
 
 

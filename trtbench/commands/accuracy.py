@@ -101,9 +101,9 @@ def run_spec(spec_path: Path, out: Path | None, no_build: bool) -> None:
                 else f"{record.status}: {record.cause}"
             console.print(f"    {said} ({record.wall_s:,.0f} s, log: {record.log})")
     results = verdicts(records.load_for(run_dir, acc.reference_run), acc, one_each)
-    console.print(verdict_table(results.values(), acc))
+    stdout.print(verdict_table(results.values(), acc))
     if (run_dir / RUN_META).is_file():  # the sweep ran: its report now shows the gate
-        console.print(f"report: {report_run(run_dir)}")
+        stdout.print(f"report: {report_run(run_dir)}")
     if any(v.gate in (Gate.FAIL, Gate.UNKNOWN) for v in results.values()):
         raise typer.Exit(1)
 

@@ -28,7 +28,7 @@ def spec_with_overrides(spec_path: Path | None, overrides: dict[str, Any]) -> Sw
             raise SpecError("give a sweep spec or --model")
         seq = overrides.pop("max_seq_len", None) or 8192
         data = {"name": "build", "model": {"name": overrides["model"]}, "gpu": "h100-sxm",
-                "precision": overrides.get("precision") or "fp8", "kv_cache_dtype": "fp8",
+                "precision": overrides.get("precision") or "fp8",
                 "grid": {"isl": [seq // 2], "osl": [seq - seq // 2]}, "requests": {"default": {"fixed": 1}}}
     if overrides.get("model"):
         data["model"] = {**data["model"], "name": overrides["model"], "preset": None, "config": None}

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from trtbench import analyze
-from trtbench.commands.utils import analyze_run, console, warn
+from trtbench.commands.console import out as stdout
+from trtbench.commands.utils import analyze_run, warn
 from trtbench.compare import Comparison, compare
 from trtbench.files import atomic_write
 from trtbench.report import AXIS_TITLES, fmt_count, fmt_rate, md_table
@@ -19,7 +20,7 @@ def _load(run_dir: Path) -> tuple[analyze.Analysis, str, bool]:
     spec, meta = store.spec(), store.meta()
     result = analyze_run(store, run_dir)
     backend = meta.get("provenance", {}).get("backend", {}).get("backend", spec.backend)
-    label = f"{run_dir.name} ({spec.model.name.split('/')[-1]} {spec.precision}, KV {spec.kv_cache_dtype}, {backend})"
+    label = f"{run_dir.name} ({spec.model.name.split('/')[-1]} {spec.precision}, KV {spec.kv}, {backend})"
     return result, label, bool(result.counts.get("simulated"))
 
 
@@ -83,22 +84,15 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True)
     out = out or Path("runs") / f"compare_{run_a.name}_vs_{run_b.name}"
     out.mkdir(parents=True, exist_ok=True)
     drawn: list[Path] = []
-    if plots:
+    if plots:  # one figure: a panel per combination of the matched axes
         from trtbench.plots import PlotContext, heatmap
 
         axes = [k for k in cmp.keys if k in AXIS_TITLES]
-        frames = cmp.joined.groupby(axes, sort=False) if axes else [((), cmp.joined)]
-        for key, frame in frames:
-            values = dict(zip(axes, key if isinstance(key, tuple) else (key,), strict=True))
-            suffix = "".join(f"_{k}-{v}" for k, v in values.items())
-            group = ", ".join(f"{k}={v}" for k, v in values.items())
-            ctx = PlotContext(title=f"B = {b_label}\nA = {a_label}" + (f"\n{group}" if group else ""),
-                              simulated=a_sim or b_sim)
-            path = heatmap(frame, ctx, out / f"ratio_heatmap{suffix}.png", value="ratio", label="B / A output tokens/s",
-                           fmt="{:.2f}x", center=1.0)
-            if path is not None:
-                drawn.append(path)
+        ctx = PlotContext(title=f"B = {b_label}\nA = {a_label}", simulated=a_sim or b_sim)
+        path = heatmap(cmp.joined, ctx, out / "ratio_heatmap.png", value="ratio", label="B / A output tokens/s",
+                       fmt="{:.2f}x", center=1.0, by=axes)
+        drawn = [path] if path is not None else []
     atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b)))
     atomic_write(out / "compare.csv", cmp.joined.to_csv(index=False))
     geo = f"{cmp.geomean:.3f}x" if cmp.geomean is not None else "n/a"
-    console.print(f"compared {len(cmp.joined)} points, geometric-mean B/A {geo}: {out / 'compare.md'}")
+    stdout.print(f"compared {len(cmp.joined)} points, geometric-mean B/A {geo}: {out / 'compare.md'}")

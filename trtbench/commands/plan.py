@@ -1,69 +1,88 @@
-"""`trtbench plan SPEC`: the expanded grid and the memory verdict per point, without running anything."""
+"""`trtbench plan SPEC`: the expanded grid and each point's verdict as the sweep would record it, without running
+anything."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import get_args
 
+from rich.markup import escape
 from rich.table import Table
 
 from trtbench.backends.registry import PREDICTOR
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.plan import plan_engines
 from trtbench.backends.trtllm.version import known_version
-from trtbench.commands.utils import console
+from trtbench.commands.console import out
 from trtbench.deployment import PointDeployments
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.executors.gpus import makespan, node_gpus
 from trtbench.executors.slurm import cluster_wall_s
 from trtbench.grid import IdentityRule, Point, expand
 from trtbench.nvml import GpuInfo, visible_gpus
-from trtbench.records import Status
-from trtbench.runner import MODEL_LOAD_S, predict, tasks_for
-from trtbench.sim.memory import plan_memory
+from trtbench.records import Prediction
+from trtbench.runner import MODEL_LOAD_S, prediction_of, tasks_for
 from trtbench.spec import EXECUTORS, SweepSpec, load_spec
+from trtbench.tally import Tally
 
 
 def plan(spec_path: Path, max_points: int | None = None, executor: str | None = None) -> None:
+    """Each point's verdict as a simulated sweep would record it (ok, borderline, oom, infeasible, timeout), its
+    memory and predicted run time, then the count and the sweep's predicted wall time."""
     spec = load_spec(spec_path)
     if executor not in (None, *get_args(EXECUTORS)):
         raise SpecError(f"--executor {executor!r}: choose one of {', '.join(get_args(EXECUTORS))}")
     gpus = visible_gpus()
-    gpu_name = gpus[0].name if spec.gpu == "auto" and gpus else None
     points = expand(spec, IdentityRule(()), max_points)  # ids do not matter here
+    predictor = PREDICTOR.create(spec, spec.run_dir(), gpus, False)[0]
+    outcomes = [predictor.run(point, "plan") for point in points]
     axes = list(spec.grid.swept())
-    deployments = PointDeployments(spec, gpu_name)
-    gpu = deployments.base.gpu
+    deployments = PointDeployments(spec, gpus[0].name if spec.gpu == "auto" and gpus else None)
     swept = f", sweeping {', '.join(axes)}" if axes else f", TP{spec.tp} PP{spec.pp}"
-    table = Table(title=f"{spec.name}: {spec.model.name} {spec.precision} (KV {spec.kv_cache_dtype}) on "
-                        f"{gpu.name}{swept} - memory verdicts are simulated")
-    for col in (*axes, "ISL", "OSL", "Requests", "Verdict", "Max seqs", "KV pool GiB", "max_batch_size",
-                "max_num_tokens", "Cause"):
+    table = Table(title=f"{spec.name}: {spec.model.name} {spec.precision} ({spec.kv_label()}) on "
+                        f"{deployments.base.gpu.name}{swept} - verdicts simulated, timeout "
+                        f"{spec.runtime.timeout_s:,.0f} s")
+    for col in (*axes, "ISL", "OSL", "Requests", "Verdict", "Predicted run", "Max seqs", "KV pool GiB",
+                "max_batch_size", "max_num_tokens", "Cause"):
         table.add_column(col, justify="left" if col in ("Verdict", "Cause", "precision", "kv_cache_dtype") else "right")
-    for point in points:
-        dep = deployments(point.extra)
-        mem = plan_memory(dep, point.isl, point.osl)
-        style = "green" if mem.verdict is Status.OK else "red"
-        cause = mem.cause
-        limit = dep.runtime.concurrency
-        if mem.verdict is Status.OK and limit and limit > min(mem.max_concurrent_seqs, mem.max_batch_size):
-            style, cause = "yellow", (f"concurrency {limit} is not reached: the KV cache holds "
-                                      f"{mem.max_concurrent_seqs:,} sequences, max_batch_size {mem.max_batch_size:,}")
+    for point, outcome in zip(points, outcomes, strict=True):
+        mem = outcome.memory
+        verdict, style, causes = str(outcome.status), "red", [outcome.cause]
+        if outcome.ok:
+            verdict, style = ("ok (borderline)", "yellow") if outcome.borderline else ("ok", "green")
+            causes = [outcome.borderline or ""]
+        limit = deployments(point.extra).runtime.concurrency
+        if limit and mem and mem.max_concurrent_seqs and mem.max_batch_size and \
+                limit > min(mem.max_concurrent_seqs, mem.max_batch_size):
+            style = "yellow" if outcome.ok else style
+            causes.append(f"concurrency {limit} is not reached: the KV cache holds {mem.max_concurrent_seqs:,} "
+                          f"sequences, max_batch_size {mem.max_batch_size:,.0f}")
+        cause = "; ".join(c for c in causes if c)
+        wall = outcome.predicted_wall_s
         table.add_row(*(str(point.values[a]) for a in axes), str(point.isl), str(point.osl), f"{point.requests:,}",
-                      f"[{style}]{mem.verdict}[/]", f"{mem.max_concurrent_seqs:,}", f"{mem.kv_pool_gib:.1f}",
-                      str(mem.max_batch_size), str(mem.max_num_tokens), cause)
-    console.print(table)
-    console.print(f"model: {deployments.base.arch.name}, {deployments.base.arch.describe()}")
-    print_wall_time(spec, points, gpus, (executor or spec.executor.kind) == "slurm")
+                      f"[{style}]{verdict}[/]", _hours(wall) if wall else "-",
+                      *(_cell(getattr(mem, k, None)) for k in ("max_concurrent_seqs", "kv_pool_gib", "max_batch_size",
+                                                                "max_num_tokens")), escape(cause))
+    out.print(table)
+    out.print(f"model: {deployments.base.arch.name}, {deployments.base.arch.describe()}")
+    out.print("predicted (simulated): " + Tally.of((o.status.value, o.borderline is not None) for o in outcomes).line())
+    cluster = (executor or spec.executor.kind) == "slurm"
+    print_wall_time(spec, points, [prediction_of(o) for o in outcomes], gpus, cluster)
     if spec.backend != "sim":
         print_engines(spec, points)
 
 
-def print_wall_time(spec: SweepSpec, points: list[Point], gpus: list[GpuInfo], cluster: bool) -> None:
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if isinstance(value, float) and not value.is_integer() else f"{value:,.0f}"
+
+
+def print_wall_time(spec: SweepSpec, points: list[Point], predictions: list[Prediction], gpus: list[GpuInfo],
+                    cluster: bool) -> None:
     """The sweep's predicted wall time (the simulator's per point, plus a model load each) one point at a
     time, packed onto this node's GPUs as `--executor gpus` runs it, and on the cluster's jobs."""
-    predictor = PREDICTOR.create(spec, spec.run_dir(), gpus, False)[0]
-    tasks = tasks_for(spec, points, {p.id: predict(predictor, p) for p in points})
+    tasks = tasks_for(spec, points, {p.id: pred for p, pred in zip(points, predictions, strict=True)})
     one = sum(t.expected_s for t in tasks)
     line = f"predicted wall time (simulated, {MODEL_LOAD_S:.0f} s model load per point): one at a time {_hours(one)}"
     try:
@@ -76,10 +95,12 @@ def print_wall_time(spec: SweepSpec, points: list[Point], gpus: list[GpuInfo], c
         wall, jobs, held = cluster_wall_s(spec.executor.slurm, tasks)
         line += (f"; on Slurm (--executor slurm, {jobs} jobs, up to {held} GPUs at once) {_hours(wall)}, "
                  f"queue waits not included")
-    console.print(line)
+    out.print(line)
 
 
 def _hours(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:,.1f} s"
     return f"{seconds / 3600:,.1f} h" if seconds >= 3600 else f"{seconds / 60:,.1f} min"
 
 
@@ -87,7 +108,7 @@ def print_engines(spec: SweepSpec, points: list[Point]) -> None:
     """The engines the trtllm backend would use (one per build configuration), and which points each serves."""
     version = known_version(spec.trtllm.version, spec.trtllm.executable)
     if spec.trtllm.engine_dir:
-        console.print(f"engine: {spec.trtllm.engine_dir} (given in the spec) serves all {len(points)} points")
+        out.print(f"engine: {spec.trtllm.engine_dir} (given in the spec) serves all {len(points)} points")
         return
     cache = EngineCache(Path(spec.build.engines_dir))
     table = Table(title=f"Engines for TensorRT-LLM {version.text if version else '(version unknown)'}")
@@ -103,4 +124,4 @@ def print_engines(spec: SweepSpec, points: list[Point]) -> None:
         limits = (c.max_seq_len, c.max_batch_size, c.max_num_tokens)  # None: runtime settings on the PyTorch path
         table.add_row(c.name, str(cache.path(c)), state, *("-" if v is None else str(v) for v in limits),
                       f"{len(engine.points)} of {len(points)}", unserved)
-    console.print(table)
+    out.print(table)

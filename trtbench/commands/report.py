@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from trtbench.commands.console import out
 from trtbench.commands.utils import console, report_run, warn
 from trtbench.errors import RunBusy
 from trtbench.executors.slurm import finished_records
@@ -14,7 +15,7 @@ from trtbench.store import RunStore
 
 def report(run_dir: Path, top_n: int, plots: bool = True) -> None:
     merge_slurm(run_dir)
-    console.print(f"report: {report_run(run_dir, top_n, plots)}")
+    out.print(f"report: {report_run(run_dir, top_n, plots)}")
 
 
 def merge_slurm(run_dir: Path) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 from rich.table import Table
 
 from trtbench import analyze
+from trtbench.commands.console import out
 from trtbench.commands.report import merge_slurm
-from trtbench.commands.utils import analyze_run, console, warn
+from trtbench.commands.utils import analyze_run, warn
 from trtbench.errors import SpecError
 from trtbench.files import atomic_write
 from trtbench.report import md_table, sla_columns, sla_rows
@@ -23,7 +24,8 @@ def sla(run_dir: Path, bounds: Bounds) -> None:
     merge_slurm(run_dir)
     store = RunStore.open(run_dir, warn)
     analysis = analyze_run(store, run_dir)
-    table = best_under(analyze.eligible(analysis.results), bounds, analysis.axes)
+    by = analysis.ranking  # the report's own "best", so the command and the report give one answer
+    table = best_under(analyze.eligible(analysis.results), bounds, analysis.axes, by.column, by.ascending)
     columns = sla_columns(table, analysis.axes, bounds)
     headers, rows = sla_rows(table, columns)
     title = f"Best configuration per ISL/OSL under {bounds.describe()}"
@@ -36,5 +38,5 @@ def sla(run_dir: Path, bounds: Bounds) -> None:
         shown.add_column(h, justify="left" if h in ("Source", "Next step stopped by", "Verdict") else "right")
     for row in rows:
         shown.add_row(*row)
-    console.print(shown)
-    console.print(f"written: {run_dir / 'sla.md'}, {run_dir / 'sla.csv'}")
+    out.print(shown)
+    out.print(f"written: {run_dir / 'sla.md'}, {run_dir / 'sla.csv'}")

@@ -8,14 +8,18 @@ from pathlib import Path
 
 from rich.table import Table
 
-from trtbench.commands.utils import console, warn
+from trtbench.commands.console import out
+from trtbench.commands.utils import warn
 from trtbench.executors.slurm import ACTIVE, job_states
 from trtbench.store import RunStore
+from trtbench.tally import Tally
 
 
 def status(run_dir: Path) -> None:
+    """The table of where points stand, then the same one-line count the sweep and the report give."""
     store = RunStore.open(run_dir, warn)
-    point_ids = store.meta().get("point_ids", [])
+    meta = store.meta()
+    point_ids = meta.get("point_ids", [])
     records = {r.point_id: r for r in store.records()}
     jobs = job_states(run_dir / "slurm")
     where: Counter[str] = Counter()
@@ -37,4 +41,12 @@ def status(run_dir: Path) -> None:
     table.add_column("Points", justify="right")
     for state, count in sorted(where.items()):
         table.add_row(state, str(count))
-    console.print(table)
+    out.print(table)
+    recorded = [records[p] for p in point_ids if p in records]
+    out.print(Tally.of(((r.status.value, r.borderline is not None) for r in recorded),
+                       len(point_ids) - len(recorded)).line())
+    rejudged = meta.get("rejudged")
+    if rejudged:
+        changes = "; ".join(f"{n} {change}" for change, n in rejudged["changes"].items())
+        out.print(f"the last sweep re-judged simulated points against runtime.timeout_s {rejudged['timeout_s']:,.0f} s "
+                  f"(nothing re-run): {changes}")

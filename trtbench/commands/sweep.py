@@ -6,9 +6,13 @@ import shlex
 from pathlib import Path
 from typing import get_args
 
+import typer
+
+from trtbench.analyze import tally
 from trtbench.backends.registry import Selection, select_backend
+from trtbench.commands.console import out as stdout
 from trtbench.commands.progress import ProgressBar
-from trtbench.commands.utils import console, interruptible, report_run, warn
+from trtbench.commands.utils import console, interruptible, reported, warn
 from trtbench.deployment import refuse_unsupported
 from trtbench.drift import Change, changes, measured
 from trtbench.errors import SpecError, StoreError
@@ -25,7 +29,9 @@ from trtbench.upgrade import recorded_ids
 
 def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
           no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False,
-          executor: str | None = None, detach: bool = False, retry_failed: bool = False) -> None:
+          executor: str | None = None, detach: bool = False, retry_failed: bool = False, strict: bool = False) -> None:
+    """Exit status: 0 when at least one point is ok (failures are findings), 1 when none is, or with `strict`
+    when any point failed."""
     spec = load_spec(spec_path)
     run_dir = out or spec.run_dir()
     if fresh:
@@ -62,10 +68,22 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if summary.already_done:
         kept = "recorded ok" if retry_failed else "already recorded"
         console.print(f"resumed: {summary.already_done} point(s) {kept}, {summary.ran} run now")
+    for change, count in summary.rejudged.items():
+        console.print(f"re-judged against runtime.timeout_s {spec.runtime.timeout_s:,.0f} s (nothing re-run): "
+                      f"{count} simulated point(s) {change}")
     if summary.missing:
         console.print(f"[yellow]not run[/]: {summary.missing} point(s) have no record (their Slurm jobs ended before "
                       f"reaching them); the same command submits them again")
-    console.print(f"report: {report_run(run_dir, top_n, plots)}")
+    path, analysis = reported(run_dir, top_n, plots)
+    counts = tally(analysis)
+    stdout.print(f"report: {path}")
+    stdout.print(counts.line(), style="red" if not counts.ok else "yellow" if counts.failures else "green")
+    if not counts.ok:
+        console.print("no point succeeded: exit status 1 (the failures and their causes are in the report)")
+        raise typer.Exit(1)
+    if strict and counts.failures:
+        console.print(f"--strict: {counts.failures} point(s) failed: exit status 1")
+        raise typer.Exit(1)
 
 
 def make_executor(spec: SweepSpec, kind: str | None, run_dir: Path, backend: str, detach: bool = False) -> Executor:

@@ -62,6 +62,11 @@ def analyze_run(store: RunStore, run_dir: Path) -> Analysis:
 
 def report_run(run_dir: Path, top_n: int = 10, plots: bool = True) -> Path:
     """Analyze a run directory and write its report (and plots unless told not to); returns the report's path."""
+    return reported(run_dir, top_n, plots)[0]
+
+
+def reported(run_dir: Path, top_n: int = 10, plots: bool = True) -> tuple[Path, Analysis]:
+    """`report_run`, and the analysis it wrote (for a closing line that says what the report says)."""
     from trtbench.report import write_report
 
     store = RunStore.open(run_dir, warn)
@@ -72,4 +77,4 @@ def report_run(run_dir: Path, top_n: int = 10, plots: bool = True) -> Path:
         from trtbench.plots import draw
 
         drawn = draw(run_dir, spec, analysis, meta)
-    return write_report(run_dir, spec, analysis, meta, top_n, drawn)[0]
+    return write_report(run_dir, spec, analysis, meta, top_n, drawn)[0], analysis

@@ -197,7 +197,7 @@ class TrtllmBackend:
                            command=args, detail=detail)
         assert report is not None  # classify() passes only a run with a report
         wrong = problems(point, report.metrics, inv.spec.tp * inv.spec.pp) + label_problems(
-            inv.spec.precision, inv.spec.kv_cache_dtype, report.info)
+            inv.spec.precision, inv.spec.kv, report.info)
         if wrong:
             detail["reported"] = report.metrics
             return Outcome(status=Status.INVALID_REPORT, cause=f"the report does not describe the point: "

@@ -64,12 +64,12 @@ def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[
         return None
     options: dict[str, Any]
     if version.kv_yaml_style == "kv_cache_config":
-        options = {"kv_cache_config": {"dtype": spec.kv_cache_dtype.value,
+        options = {"kv_cache_config": {"dtype": spec.kv.value,
                                        "free_gpu_memory_fraction": spec.runtime.kv_cache_free_gpu_mem_fraction}}
         if spec.trtllm.cuda_graphs:
             options["cuda_graph_config"] = {"enable_padding": True, "batch_sizes": CUDA_GRAPH_BATCH_SIZES}
     else:
-        options = {"pytorch_backend_config": {"kv_cache_dtype": spec.kv_cache_dtype.value}}
+        options = {"pytorch_backend_config": {"kv_cache_dtype": spec.kv.value}}
     if spec.runtime.chunked_context and not version.chunked_context_flags:
         options["enable_chunked_prefill"] = True  # before 1.0 the PyTorch path takes it only here
     return _merge(options, spec.trtllm.extra_llm_api_options)
@@ -167,7 +167,7 @@ def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
             ("runtime.max_batch_size", spec.runtime.max_batch_size), ("runtime.max_num_tokens",
              spec.runtime.max_num_tokens), ("runtime.chunked_context", spec.runtime.chunked_context),
             ("trtllm.extra_llm_api_options", spec.trtllm.extra_llm_api_options)) if given]
-        if spec.kv_cache_dtype is KvDtype.FP8:
+        if spec.kv is KvDtype.FP8:
             notes.append("kv_cache_dtype: fp8 is not sent (mode: latency takes no LLM-API options): the KV cache is "
                          "the checkpoint's dtype, and a report that says otherwise is recorded invalid_report")
         return notes

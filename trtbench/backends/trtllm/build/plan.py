@@ -96,7 +96,7 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
     if path == "pytorch":
         return BuildConfig(
             model=spec.model.name, model_path=spec.model.path, precision=spec.precision.value,
-            kv_cache_dtype=spec.kv_cache_dtype.value, tp=None, pp=None, path=path, tool=None, max_seq_len=None,
+            kv_cache_dtype=spec.kv.value, tp=None, pp=None, path=path, tool=None, max_seq_len=None,
             max_input_len=None, max_batch_size=None, max_num_tokens=None, calib_size=None,
             checkpoint=fp8_checkpoint(spec),
             trtllm_version=version.text if version else NEWEST_TEXT, quantization=quantization_for(spec, fetch),
@@ -119,7 +119,7 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
         tok = max(tok, min(max_isl, max_seq))  # a whole prompt must fit one iteration
     return BuildConfig(
         model=spec.model.name, model_path=spec.model.path, precision=spec.precision.value,
-        kv_cache_dtype=spec.kv_cache_dtype.value, tp=spec.tp, pp=spec.pp, path=path, tool=b.tool,
+        kv_cache_dtype=spec.kv.value, tp=spec.tp, pp=spec.pp, path=path, tool=b.tool,
         max_seq_len=max_seq, max_input_len=min(max_isl, max_seq), max_batch_size=bs, max_num_tokens=tok,
         calib_size=b.calib_size, checkpoint=b.checkpoint,
         trtllm_version=version.text if version else None,

@@ -127,7 +127,7 @@ def quantization_for(spec: SweepSpec, fetch: bool) -> Quantization | None:
     source = source_dir(spec, fetch)
     if source is None:
         return None
-    recipe = [WEIGHT_RECIPE, KV_RECIPE] if spec.kv_cache_dtype is KvDtype.FP8 else [WEIGHT_RECIPE]
+    recipe = [WEIGHT_RECIPE, KV_RECIPE] if spec.kv is KvDtype.FP8 else [WEIGHT_RECIPE]
     return Quantization(source=str(source), source_digest=checkpoint_digest(source), recipe=recipe,
                         modelopt=installed("nvidia-modelopt"), torch=installed("torch"),
                         transformers=installed("transformers"), calibration=calibration_for(spec, source))
