@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -189,12 +188,10 @@ HOSTILE_SPECS = [
 
 @pytest.mark.parametrize(("command", "write", "needles"), [case[1:] for case in HOSTILE_SPECS],
                          ids=[f"{case[1]}-{case[0]}" for case in HOSTILE_SPECS])
-def test_hostile_spec_is_refused_quickly(cli, tmp_path, command, write, needles):
+def test_hostile_spec_is_refused(cli, tmp_path, command, write, needles):
+    """Refused in one line before any expansion or run; how fast is benchmarks/bench_hostile.py's to say."""
     spec = write(tmp_path)
-    start = time.monotonic()
-    result = cli(command, spec)
-    assert time.monotonic() - start < 30
-    _assert_clean_failure(result, tmp_path, *needles)
+    _assert_clean_failure(cli(command, spec), tmp_path, *needles)
 
 
 def test_max_points_lifts_the_limit(cli, write_spec, tmp_path):

@@ -53,9 +53,9 @@ def test_no_benchmark_process_outlives_the_sweep(sig, cli, write_spec, tmp_path,
         sent = time.monotonic()
         proc.send_signal(sig)
         code = proc.wait(timeout=30)
-    while (_alive(leader) or _alive(grandchild)) and time.monotonic() < sent + 4:
-        time.sleep(0.05)
-    assert not _alive(leader) and not _alive(grandchild), "a benchmark process survived the sweep by 4 s"
+    while (_alive(leader) or _alive(grandchild)) and time.monotonic() < sent + 60:  # a liveness bound, not a speed
+        time.sleep(0.05)                                                              # one (the keeper takes ~1-2 s)
+    assert not _alive(leader) and not _alive(grandchild), "a benchmark process outlived the sweep"
 
     recs = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
     assert sorted((r["isl"], r["osl"]) for r in recs) == [(128, 128), (128, 1024)]  # nothing half-done
@@ -113,8 +113,8 @@ def test_no_benchmark_outlives_a_sweep_running_points_on_several_gpus(sig, write
     sent = time.monotonic()
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == (-sig if sig == signal.SIGKILL else 128 + sig)
-    while _benchmarks_of(tmp_path) and time.monotonic() < sent + 4:
+    while _benchmarks_of(tmp_path) and time.monotonic() < sent + 60:  # a liveness bound, not a speed one
         time.sleep(0.05)
-    assert _benchmarks_of(tmp_path) == [], "a benchmark survived the sweep by 4 s"
+    assert _benchmarks_of(tmp_path) == [], "a benchmark outlived the sweep"
     recs = load_records(results)
     assert sorted((r["isl"], r["osl"]) for r in recs) == [(128, 128), (128, 1024)]
