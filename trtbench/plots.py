@@ -409,7 +409,7 @@ def draw(run_dir: Path, spec: SweepSpec, analysis: Analysis, meta: dict[str, Any
     - load_curves and memory_vs_concurrency over a concurrency ladder."""
     backend = meta.get("provenance", {}).get("backend", {})
     swept = set(analysis.axes)
-    fixed = ([f"{spec.precision} (KV {spec.kv_cache_dtype})"] if not {"precision", "kv_cache_dtype"} & swept
+    fixed = ([f"{spec.precision} (KV {spec.kv})"] if not {"precision", "kv_cache_dtype"} & swept
              else []) + [f"{axis.upper()}{getattr(spec, axis)}" for axis in ("tp", "pp") if axis not in swept]
     ctx = PlotContext(title=", ".join([spec.model.name, backend.get("gpu") or spec.gpu, *fixed,
                                        backend.get("backend", spec.backend)]),
