@@ -1,14 +1,23 @@
-"""Every pattern of the failure table, checked with the exact messages the CLI reference quotes; the
-deciding line found in a log far larger than memory should hold, and quoted without control characters."""
+"""Every pattern of the failure table, checked with the exact messages the CLI reference quotes and with the
+corpus of real failure logs from TensorRT-LLM's issues (tests/data/failure_logs: each log's class and decisive
+line as a maintainer would give them); the deciding line found in a log far larger than memory should hold,
+and quoted without control characters or stack frames."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+from pathlib import Path
 
 import pytest
 
-from trtbench.backends.trtllm.failures import PATTERNS, Failure, classify
+from trtbench.backends.trtllm.evidence import PATTERNS, Failure
+from trtbench.backends.trtllm.failures import classify
 from trtbench.backends.trtllm.parse import LogScan, log_lines, scan_log
+
+LOGS = Path(__file__).parent / "data" / "failure_logs"
+CORPUS = json.loads((LOGS / "index.json").read_text())
 
 REFERENCE_MESSAGES = [
     ("[TRT] [E] 2: [virtualMemoryBuffer.cpp::resizePhysical::140] Error Code 2: OutOfMemory (no further information)",
@@ -19,7 +28,8 @@ REFERENCE_MESSAGES = [
      "free memory for allocation to succeed.", "oom", "build"),
     ("[TRT] [E] 2: [globWriter.cpp::makeResizableGpuMemory::423] Error Code 2: OutOfMemory (no further information)",
      "oom", "build"),
-    ("[TRT-LLM] [E] Engine building failed, please check the error log.", "oom", "build"),
+    # Printed after any build failure: it names no cause, so alone it is an error of the build, not an OOM.
+    ("[TRT-LLM] [E] Engine building failed, please check the error log.", "error", "engine build"),
     ("The model requires at least: 140.00 GB, the total GPU memory of 79.65 is insufficient.", "oom", "weights load"),
     ("[TRT-LLM] [RANK 1] [E] Failed to initialize executor on rank 1: Executor creation failed due to insufficient "
      "GPU memory.", "oom", "KV cache allocation"),
@@ -79,9 +89,34 @@ def test_reference_message(message, status, where):
     assert found.line == message
 
 
-def test_every_pattern_is_exercised_by_a_reference_message():
+def test_every_pattern_is_exercised_by_a_reference_message_or_a_real_log():
+    lines = [m for m, _, _ in REFERENCE_MESSAGES]
+    for entry in CORPUS:
+        lines += (LOGS / entry["log"]).read_text().splitlines()
     for pattern in PATTERNS:
-        assert any(pattern.regex.search(m) for m, _, _ in REFERENCE_MESSAGES), pattern.regex.pattern
+        assert any(pattern.regex.search(line.strip()) for line in lines), pattern.regex.pattern
+
+
+@pytest.mark.parametrize("entry", CORPUS, ids=[e["log"] for e in CORPUS])
+def test_real_failure_log(entry):
+    """Each real log: the class a maintainer gives it, and its decisive line (as posted) as the evidence."""
+    failure = classify(1, False, scan_log(log_lines(LOGS / entry["log"])), False)
+    assert (failure.status, failure.kind, failure.where) == (entry["status"], entry["kind"], entry["where"])
+    # A line longer than a cause holds is cut, marked with an ellipsis.
+    assert failure.line == entry["line"] or (failure.line.endswith("…") and entry["line"].startswith(failure.line[:-1]))
+    assert failure.line.isprintable() and not re.search(r"0x[0-9a-fA-F]{6}|^#\d+ |^\d+\s+0x", failure.line)
+
+
+def test_the_corpus_covers_every_class_from_real_issues():
+    assert len(CORPUS) >= 40 and all(re.fullmatch(r"https://github\.com/(NVIDIA/TensorRT-LLM|triton-inference-server/"
+                                                  r"tensorrtllm_backend|[\w.-]+/[\w.-]+)/issues/\d+", e["source"])
+                                     for e in CORPUS)
+    kinds = {e["kind"] for e in CORPUS}
+    assert kinds >= {"oom", "infeasible", "nccl", "assertion", "worker", "mpi", "cuda", "missing", "cli"}
+    assert {e["where"] for e in CORPUS if e["kind"] == "oom"} >= {"build", "engine load", "KV cache allocation",
+                                                                    "runtime"}
+    assert {e["where"] for e in CORPUS if e["kind"] == "infeasible"} >= {"max_seq_len", "max_num_tokens",
+                                                                           "optimization profile", "precision"}
 
 
 def test_oom_wins_over_the_mpi_abort_it_causes():
@@ -139,6 +174,57 @@ def test_unknown_failure_quotes_the_last_line():
     assert failure.cause == "error (exit 1): ValueError: something odd"
 
 
+def test_unknown_failure_quotes_its_first_error_line_not_the_traceback_after_it():
+    log = ("[TRT-LLM] [I] Loading model\nValueError: rope_scaling must have a 'type'\nTraceback (most recent call "
+           "last):\n  File \"/usr/bin/trtllm-bench\", line 8, in <module>\n1       0x7f3a740272b5 tensorrt_llm::x()\n")
+    assert classify(1, False, scan(log), False).cause == "error (exit 1): ValueError: rope_scaling must have a 'type'"
+
+
+def test_a_consequence_quotes_the_error_that_explains_it():
+    # An MPI abort or a dead worker follows the error that caused it; with no known root cause, the kind is the
+    # consequence's and the evidence the error line.
+    log = ("[TRT-LLM] [E] Failed to load tokenizer: KeyError 'model_max_length'\n"
+           "MPI_ABORT was invoked on rank 0 in communicator MPI_COMM_WORLD with errorcode 1.\n")
+    failure = classify(1, False, scan(log), False)
+    assert (failure.status, failure.kind, failure.where) == ("crash", "mpi", "MPI")
+    assert failure.line == "[TRT-LLM] [E] Failed to load tokenizer: KeyError 'model_max_length'"
+
+
+def test_a_build_failure_names_its_cause_not_oom():
+    # TensorRT-LLM prints the wrapper after any build failure (NVIDIA/TensorRT-LLM#1428: FP8 on an A100).
+    log = ("[TRT] [E] 9: [standardEngineBuilder.cpp::buildEngine::2266] Error Code 9: Internal Error (Networks with "
+           "FP8 precision require hardware with FP8 support.)\n[TRT-LLM] [E] Engine building failed, please check "
+           "the error log.\n")
+    failure = classify(1, False, scan(log), False)
+    assert (failure.status, failure.where) == ("infeasible", "precision") and "Error Code 9" in failure.line
+
+
+def test_an_out_of_memory_is_placed_in_the_phase_the_log_was_in():
+    oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 MiB."
+    for before, where in (("[TRT-LLM] [I] Build TensorRT engine Unnamed Network 0", "build"),
+                          ("[TensorRT-LLM][INFO] Loaded engine size: 8806 MiB", "engine load"),
+                          ("[TRT-LLM] [I] Estimated max memory in KV cache : 5.95 GiB", "KV cache allocation"),
+                          ("[TRT-LLM] [I] Starting benchmark...", "runtime"), ("", "runtime")):
+        assert classify(1, False, scan(f"{before}\n{oom}\n"), False).where == where
+
+
+def test_a_float_prompt_length_is_still_over_max_num_tokens():
+    log = "ValueError: The sum of prompt length (9351.0), query length (0) should not exceed max_num_tokens (8192)"
+    failure = classify(1, False, scan(log), False)
+    assert (failure.status, failure.where) == ("infeasible", "max_num_tokens")
+
+
+def test_a_stack_frame_is_never_the_evidence():
+    # Frames that name NCCL or an assertion decide nothing; a trace pasted on the message's line is cut off.
+    log = ("2       0x7a14577171ec tensorrt_llm::runtime::NcclCommunicator::createComm(int, int) + 316\n"
+           "#3 0x7f00 in tensorrt_llm::common::throwRuntimeError Assertion failed\n"
+           "[TensorRT-LLM][ERROR] Assertion failed: mNextBlocks.empty() (/src/kvCacheManager.cpp:160) 1 0x7fd6cf49d68d "
+           "/opt/libtriton_tensorrtllm.so(+0x1668d) [0x7fd6cf49d68d]\n")
+    failure = classify(1, False, scan(log), False)
+    assert failure.cause == ("crash (C++ assertion): [TensorRT-LLM][ERROR] Assertion failed: mNextBlocks.empty() "
+                             "(/src/kvCacheManager.cpp:160)")
+
+
 def test_no_output_at_all_says_so():
     assert classify(1, False, scan(""), False).cause == "error (exit 1): (no output)"
 
@@ -154,4 +240,9 @@ def test_evidence_is_quoted_without_control_characters():
 
 def test_a_manifest_failure_from_before_is_made_printable():
     failure = Failure.from_dict({"status": "oom", "where": "build", "line": "\x1b[1mError Code 2: OutOfMemory\x1b[0m"})
-    assert failure.line == "Error Code 2: OutOfMemory"
+    assert failure.line == "Error Code 2: OutOfMemory" and failure.kind == ""  # written before kinds were kept
+
+
+def test_a_failure_keeps_its_kind_through_a_manifest():
+    failure = scan("Failed, NCCL error /src/allreducePlugin.cpp:295 'internal error'\n").failure
+    assert Failure.from_dict(failure.as_dict()) == failure and failure.kind == "nccl"

@@ -192,7 +192,7 @@ class TrtllmBackend:
                            telemetry=telemetry, command=args, detail=detail)
         failure = classify(result.returncode, result.timed_out, scan, report is not None, timeout_s)
         if failure is not None:
-            detail["failure_where"] = failure.where
+            detail.update(failure_where=failure.where, failure_kind=failure.kind)
             return Outcome(status=failure.status, cause=failure.cause, source=Source.MEASURED, telemetry=telemetry,
                            command=args, detail=detail)
         assert report is not None  # classify() passes only a run with a report

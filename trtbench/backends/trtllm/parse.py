@@ -6,8 +6,9 @@ with `Token Throughput`), C (0.19-0.20, `Total Output Throughput`), D (0.21+, `[
 between releases do not matter; only the report's first line carries the log prefix.
 
 A log can be gigabytes (verbose logging, a long run), so it is read once, line by line, from the file
-(`scan_log`): what the outcome needs from it (the last report, the deciding failure line, the last
-line, the memory the runtime logged) is gathered in that pass, and only the latest report's lines are kept.
+(`scan_log`): what the outcome needs from it (the last report, the deciding failure line, the first
+error line, the last line, the memory the runtime logged) is gathered in that pass, and only the latest
+report's lines are kept.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from trtbench.backends.trtllm.failures import Failure, PatternMatch
+from trtbench.backends.trtllm.evidence import Failure, PatternMatch
 from trtbench.backends.trtllm.process import ProcessResult
 from trtbench.text import printable
 
@@ -57,8 +58,9 @@ class LogScan:
 
     report: Report | None  # the last text report; None when there is none or it is unusable
     report_error: str | None  # why the last text report is unusable
-    failure: Failure | None  # the deciding failure pattern (failures.PATTERNS)
+    failure: Failure | None  # the deciding failure pattern (evidence.PATTERNS)
     last_line: str  # the last non-empty line, printable; "" when there is none
+    error_line: str  # the first error line (evidence.PatternMatch), printable; "" when there is none
     # The KV cache the runtime actually allocated (the last allocation: the PyTorch backend allocates an
     # estimation pool first), and the engine size the TRT runtime loaded, as far as they were logged.
     allocated: dict[str, float]
@@ -97,7 +99,7 @@ def scan_log(lines: Iterable[str]) -> LogScan:
         report = _text_report(block) if block is not None else None
     except ReportError as exc:
         error = str(exc)
-    return LogScan(report, error, match.failure, printable(last), allocated)
+    return LogScan(report, error, match.failure, printable(last), match.error_line, allocated)
 
 
 def scan_run(result: ProcessResult, log_path: Path, start: int) -> LogScan:
