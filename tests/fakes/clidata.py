@@ -1,10 +1,13 @@
 """trtllm-bench's real command line per release, as data: tests/data/trtllm_bench_options.json is a copy of
-the reference, which read each release's click options from NVIDIA's source at its release commit.
+the reference, which read each release's click options from NVIDIA's source at its release commit (with
+what this project read beyond it: see the file's `about`).
 
 `parse` accepts what that release's click parser accepts and refuses the rest with click's own messages
 (a UsageError, exit 2); `broken_rules` names the cross-option checks the release's code makes after
-parsing (an exception, exit 1). The fake trtllm-bench uses both, and the tests check trtbench's argument
-lists with them, so neither relies on trtbench's own idea of what a release takes.
+parsing (an exception, exit 1); `llm_api_problems` the LLM-API YAML keys its config classes refuse (pydantic
+extra='forbid', exit 1); `misapplied` what the release accepts but applies wrongly (logged, the run goes on).
+The fake trtllm-bench uses them all, and the tests check trtbench's argument lists with them, so neither
+relies on trtbench's own idea of what a release takes.
 """
 
 from __future__ import annotations
@@ -203,3 +206,49 @@ def broken_rules(rel: dict[str, Any], parsed: Parsed) -> list[str]:
         if "build_world_le_8" in rules and opts.get("--tp_size", 1) * opts.get("--pp_size", 1) > 8:
             found.append("ValueError: TP x PP above 8 is not supported by trtllm-bench build")
     return found
+
+
+def yaml_keys(text: str) -> dict[str, set[str]]:
+    """Top-level keys of a block-style YAML mapping (as yaml.safe_dump writes one), each with the keys one level
+    under it. Enough for the LLM-API options file, without PyYAML (the fake's Python has only the stdlib)."""
+    keys: dict[str, set[str]] = {}
+    top = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        key = stripped.split(":", 1)[0].strip("'\"")
+        if indent == 0:
+            top = key
+            keys[top] = set()
+        elif top is not None and indent == 2:
+            keys[top].add(key)
+    return keys
+
+
+def llm_api_problems(rel: dict[str, Any], text: str) -> list[str]:
+    """The keys of an LLM-API options file that this release's config classes refuse: a key listed as rejected,
+    or any key not accepted in a section marked closed (the data's `llm_api_keys`; null: anything goes)."""
+    rules = rel.get("llm_api_keys")
+    if not rules:
+        return []
+    found = []
+
+    def check(where: str, section: dict[str, Any] | None, key: str) -> None:
+        if section and (key in section["rejected"] or (section["closed"] and key not in section["accepted"])):
+            found.append(f"pydantic_core._pydantic_core.ValidationError: {where}{key}: Extra inputs are not permitted")
+
+    for top, nested in yaml_keys(text).items():
+        check("", rules["top"], top)
+        for key in sorted(nested):
+            check(f"{top}.", rules["nested"].get(top), key)
+    return found
+
+
+def misapplied(rel: dict[str, Any], parsed: Parsed) -> list[str]:
+    """What the release accepts but applies otherwise than asked (rule runtime_max_tokens_is_max_bs)."""
+    if "runtime_max_tokens_is_max_bs" in rel["rules"] and parsed.options.get("--max_num_tokens"):
+        return ["semantics_warning: --max_num_tokens runs as the max batch size (runtime_max_tokens = runtime_max_bs "
+                "if runtime_max_tokens else engine_tokens)"]
+    return []

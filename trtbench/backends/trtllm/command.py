@@ -1,7 +1,8 @@
 """The trtllm-bench argument list for one point, for the installed release (reference sections 1 and 4).
 
 Global options go before the subcommand; `--tp/--pp` are throughput options. Every flag added
-here exists in the release it is added for; `--backend` and `--dataset` are always explicit,
+here is one a source shows the release takes (version.py's gates, with their evidence in
+tests/data/trtllm_bench_options.json); `--backend` and `--dataset` are always explicit,
 because the default backend flipped from the TensorRT engine to PyTorch around 1.0.
 """
 
@@ -15,9 +16,10 @@ from trtbench.backends.trtllm.build.quantize import fp8_checkpoint
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.precision import KvDtype, Precision
-from trtbench.spec import BenchMode, SweepSpec
+from trtbench.spec import BenchMode, SweepSpec, TrtllmSpec
 
 CUDA_GRAPH_BATCH_SIZES = [2**i for i in range(14)]  # 1 ... 8192, as NVIDIA's perf-overview YAML
+DEFAULT_LOG_LEVEL = TrtllmSpec.model_fields["log_level"].default  # trtllm-bench's own default too
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,15 @@ def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[
     if mode != "pytorch" or not version.has_extra_llm_api_options or spec.mode is BenchMode.LATENCY:
         return None
     options: dict[str, Any]
-    if version.kv_yaml_style == "kv_cache_config":
-        options = {"kv_cache_config": {"dtype": spec.kv.value,
-                                       "free_gpu_memory_fraction": spec.runtime.kv_cache_free_gpu_mem_fraction}}
-        if spec.trtllm.cuda_graphs:
-            options["cuda_graph_config"] = {"enable_padding": True, "batch_sizes": CUDA_GRAPH_BATCH_SIZES}
-    else:
+    style = version.kv_yaml_style
+    if style == "pytorch_backend_config":
         options = {"pytorch_backend_config": {"kv_cache_dtype": spec.kv.value}}
+    else:
+        kv_cache: dict[str, Any] = {"free_gpu_memory_fraction": spec.runtime.kv_cache_free_gpu_mem_fraction}
+        options = {"kv_cache_config": {"dtype": spec.kv.value, **kv_cache}} if style == "kv_cache_config" \
+            else {"kv_cache_dtype": spec.kv.value, "kv_cache_config": kv_cache}
+        if spec.trtllm.cuda_graphs:
+            options["cuda_graph_config"] = {version.cuda_graph_padding_key: True, "batch_sizes": CUDA_GRAPH_BATCH_SIZES}
     if spec.runtime.chunked_context and not version.chunked_context_flags:
         options["enable_chunked_prefill"] = True  # before 1.0 the PyTorch path takes it only here
     return _merge(options, spec.trtllm.extra_llm_api_options)
@@ -99,11 +103,13 @@ def bench_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json
     throughput = spec.mode is BenchMode.THROUGHPUT
     model, model_path = model_and_path(inv)
     args = [inv.bench, "--model", model]
-    if model_path:
+    if model_path and v.has_model_path:
         args += ["--model_path", model_path]
     if spec.trtllm.workspace:
         args += ["--workspace", spec.trtllm.workspace]
-    args += ["--log_level", spec.trtllm.log_level, spec.mode.value, "--dataset", str(dataset)]
+    if sends_log_level(spec, v):
+        args += ["--log_level", spec.trtllm.log_level]
+    args += [spec.mode.value, "--dataset", str(dataset)]
     if inv.mode == "pytorch":
         args += ["--backend", "pytorch"]
     else:
@@ -123,8 +129,17 @@ def bench_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json
     if throughput and v.has_eos_id:
         args += ["--eos_id", "-1"]
     if v.has_parallel_options:
-        args += ["--tp", str(spec.tp), "--pp", str(spec.pp), *(["--ep", str(spec.ep)] if spec.ep else [])]
+        args += ["--tp", str(spec.tp), "--pp", str(spec.pp)]
+    if spec.ep and v.has_ep:
+        args += ["--ep", str(spec.ep)]
     return args
+
+
+def sends_log_level(spec: SweepSpec, version: TrtllmVersion) -> bool:
+    """Where a source shows the global --log_level; where none does either way (0.17-0.21), only when the spec
+    asks for a level other than the default (unproven_settings says so)."""
+    evidence = version.log_level_evidence
+    return evidence == "shown" or (evidence == "unproven" and spec.trtllm.log_level != DEFAULT_LOG_LEVEL)
 
 
 def model_and_path(inv: Invocation) -> tuple[str, str | None]:
@@ -143,7 +158,7 @@ def _throughput_only(spec: SweepSpec, v: TrtllmVersion) -> list[str]:
     rt, args = spec.runtime, []
     if rt.max_batch_size:
         args += ["--max_batch_size", str(rt.max_batch_size)]
-    if rt.max_num_tokens:
+    if rt.max_num_tokens and v.applies_runtime_max_num_tokens:
         args += ["--max_num_tokens", str(rt.max_num_tokens)]
     if rt.concurrency and v.has_concurrency:
         args += ["--concurrency", str(rt.concurrency)]
@@ -181,4 +196,36 @@ def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
         notes.append("runtime.chunked_context needs 1.0+, or the PyTorch backend from 0.17")
     if (spec.tp > 1 or spec.pp > 1) and not version.has_parallel_options and not spec.trtllm.engine_dir:
         notes.append("tp/pp without an engine need 0.17+")
+    if spec.ep and not version.has_ep:
+        notes.append(f"ep (trtllm-bench {version.text} has no --ep; 0.19+)")
+    if spec.runtime.max_num_tokens and not version.applies_runtime_max_num_tokens:
+        notes.append(f"runtime.max_num_tokens is not sent: trtllm-bench {version.text} would run with the max batch "
+                     f"size as its token budget (its own bug, fixed in 0.17); the engine's build value "
+                     f"(build.max_num_tokens) is what runs")
+    if spec.model.path and mode == "tensorrt" and not version.has_model_path:
+        notes.append(f"model.path (trtllm-bench {version.text} has no --model_path, 0.17+: it loads the tokenizer "
+                     f"by --model)")
+    if spec.trtllm.log_level != DEFAULT_LOG_LEVEL and version.log_level_evidence == "absent":
+        notes.append(f"trtllm.log_level (trtllm-bench {version.text} has no --log_level)")
     return notes
+
+
+def unproven_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
+    """Settings sent as flags that no source shows the release takes, because the spec asks for them: said once."""
+    if sends_log_level(spec, version) and version.log_level_evidence == "unproven":
+        return [f"trtllm.log_level {spec.trtllm.log_level} is sent as --log_level, which no NVIDIA source shows for "
+                f"trtllm-bench {version.text} (shown from 1.0); if it answers 'No such option', drop trtllm.log_level"]
+    return []
+
+
+def refuse_unrunnable_kv(spec: SweepSpec, version: TrtllmVersion, mode: str) -> None:
+    """FP8 weights with a 16-bit KV cache on the 1.x PyTorch path: trtllm-bench throughput runs an FP8 cache for
+    an FP8 checkpoint whatever kv_cache_config.dtype says, so the point would end invalid_report after its GPU
+    time (the evidence speaks of throughput; latency's KV cache is the checkpoint's, see unsupported_settings).
+    `spec` is one point's (`SweepSpec.at`): its `kv` is resolved, so `auto` here was asked for."""
+    if mode == "pytorch" and spec.mode is BenchMode.THROUGHPUT and version.picks_fp8_kv_for_fp8_weights \
+            and spec.precision is Precision.FP8 and spec.kv is KvDtype.AUTO:
+        raise SpecError(f"precision: fp8 with kv_cache_dtype: auto cannot run on TensorRT-LLM {version.text}'s "
+                        f"PyTorch backend: trtllm-bench gives an FP8 checkpoint an FP8 KV cache itself "
+                        f"(kv_cache_config.dtype takes only auto or fp8); use kv_cache_dtype: fp8, or 16-bit weights "
+                        f"(precision: bf16 or fp16)")

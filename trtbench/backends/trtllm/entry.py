@@ -8,8 +8,8 @@ from pathlib import Path
 from trtbench.backends.base import Backend, Registration
 from trtbench.backends.trtllm import telemetry
 from trtbench.backends.trtllm.backend import TrtllmBackend
-from trtbench.backends.trtllm.command import unsupported_settings
-from trtbench.backends.trtllm.version import NEWEST_TEXT, SUPPORTED_TEXT, TrtllmVersion, detect_version
+from trtbench.backends.trtllm.command import unproven_settings, unsupported_settings
+from trtbench.backends.trtllm.version import NEWEST_TEXT, SUPPORTED_TEXT, UNCHECKED, TrtllmVersion, detect_version
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.nvml import GpuInfo
 from trtbench.spec import BenchMode, SweepSpec
@@ -52,8 +52,10 @@ def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo], dry_run: bool) 
     notes = [f"TensorRT-LLM {version.text}, {backend.mode} backend", *absent]
     if version.newer_than_known:
         notes.append(f"warning: TensorRT-LLM {version.text} is newer than the newest release trtbench knows "
-                     f"({SUPPORTED_TEXT.split()[-1]}); driving it as that release")
+                     f"({SUPPORTED_TEXT.split()[-1]}); driving it as that release, with {UNCHECKED} not checked "
+                     f"against {version.text}")
     notes += [f"ignored: {n}" for n in unsupported_settings(spec, version)]
+    notes += [f"unproven: {n}" for n in unproven_settings(spec, version)]
     if not telemetry.available():
         notes.append("no GPU telemetry (NVML not available)")
     return backend, notes

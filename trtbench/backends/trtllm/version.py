@@ -1,9 +1,10 @@
 """Which TensorRT-LLM is installed, and what its trtllm-bench accepts and prints.
 
 Every release gate lives here, one property each, read off the real click options of each release
-(NVIDIA's source at release commits, as tests/data/trtllm_bench_options.json keeps them; the tests check
-the commands built from these gates against that data). A release newer than the newest known runs
-as the newest known: the gates are `at_least` comparisons, and the caller warns once.
+(NVIDIA's source at release commits, as tests/data/trtllm_bench_options.json keeps them: its `gates` names
+the source behind each gate below, and tests/test_gates.py holds each gate to it). A flag is sent only where
+a source shows the release takes it. A release newer than the newest known runs as the newest known: the
+gates are `at_least` comparisons, and the caller warns once, naming what was not checked.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from trtbench.errors import TrtbenchError
 
 SUPPORTED = ((0, 12), (1, 3))  # inclusive major.minor range
 SUPPORTED_TEXT = "0.12 to 1.3"
 NEWEST_TEXT = "1.3.0"  # what trtbench plans for when no TensorRT-LLM is installed (the PyTorch path)
+# What a release newer than NEWEST_TEXT is driven with unchecked (said in the warning that it runs as the newest).
+UNCHECKED = "trtllm-bench's CLI options, its LLM-API YAML keys and its report format"
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -72,8 +76,36 @@ class TrtllmVersion:
 
     @property
     def has_report_json(self) -> bool:
-        """The option is there from 0.17; the report file the parser reads, from 0.18."""
-        return self.at_least(0, 18)
+        """From 0.19: it came into throughput.py with --ep after the 0.17 branch, and no source shows it on the
+        0.18 branch (gates.has_report_json); 0.17 and 0.18 are read from their text report."""
+        return self.at_least(0, 19)
+
+    @property
+    def has_model_path(self) -> bool:
+        """Global --model_path from 0.17 (throughput.py @77d7fe1e reads bench_env.checkpoint_path); 0.12 has
+        none, and 0.13-0.16's BenchmarkEnvironment (@385626572) no field for one (gates.has_model_path)."""
+        return self.at_least(0, 17)
+
+    @property
+    def log_level_evidence(self) -> Literal["shown", "unproven", "absent"]:
+        """Global --log_level: shown by 1.0's bench.py (@8b13f594); not in 0.12's bench.py, and 0.13-0.16's
+        throughput sets its own level; 0.17-0.21 no source read (gates.log_level_evidence)."""
+        if self.at_least(1, 0):
+            return "shown"
+        return "unproven" if self.at_least(0, 17) else "absent"
+
+    @property
+    def applies_runtime_max_num_tokens(self) -> bool:
+        """0.12-0.16 take a runtime --max_num_tokens but run with the max batch size in its place (run.py
+        @20709ce9, throughput.py @385626572: `runtime_max_bs if runtime_max_tokens else engine_tokens`);
+        fixed at @77d7fe1e. There the engine's build value is what runs."""
+        return self.at_least(0, 17)
+
+    @property
+    def picks_fp8_kv_for_fp8_weights(self) -> bool:
+        """1.x PyTorch path: throughput runs an FP8 checkpoint with an FP8 KV cache whatever kv_cache_config.dtype
+        says (it takes only auto or fp8; perf-benchmarking.md @b93e14ca, reference note fp8_checkpoint_kv_cache_1.x)."""
+        return self.at_least(1, 0)
 
     @property
     def has_latency_command(self) -> bool:
@@ -88,8 +120,13 @@ class TrtllmVersion:
 
     @property
     def has_parallel_options(self) -> bool:
-        """--tp/--pp/--ep as options of throughput."""
+        """--tp/--pp as options of throughput."""
         return self.at_least(0, 17)
+
+    @property
+    def has_ep(self) -> bool:
+        """--ep from 0.19: 0.18.1 answers `No such option: --ep` (NVIDIA/TensorRT-LLM#3583)."""
+        return self.at_least(0, 19)
 
     @property
     def chunked_context_flags(self) -> tuple[str, str] | tuple[str] | tuple[()]:
@@ -124,10 +161,19 @@ class TrtllmVersion:
         return "logits" if not self.at_least(0, 13) else "input_ids"
 
     @property
-    def kv_yaml_style(self) -> str:
-        """How extra_llm_api_options carries the KV cache dtype: 0.17-0.20 `pytorch_backend_config`,
-        0.21+ `kv_cache_config`."""
-        return "kv_cache_config" if self.at_least(0, 21) else "pytorch_backend_config"
+    def kv_yaml_style(self) -> Literal["pytorch_backend_config", "top_level", "kv_cache_config"]:
+        """Where the LLM-API YAML takes the KV cache dtype: 0.17-0.20 `pytorch_backend_config.kv_cache_dtype`,
+        0.21 the top-level `kv_cache_dtype` (PR #5752 moved it into KvCacheConfig after the 0.21 branch; its
+        revert #6208), 1.0+ `kv_cache_config.dtype`."""
+        if self.at_least(1, 0):
+            return "kv_cache_config"
+        return "top_level" if self.at_least(0, 21) else "pytorch_backend_config"
+
+    @property
+    def cuda_graph_padding_key(self) -> str:
+        """`cuda_graph_config`'s padding switch: `padding_enabled` on 0.21, renamed `enable_padding` by PR #6003
+        after the 0.21 branch (the config classes forbid unknown keys)."""
+        return "enable_padding" if self.at_least(1, 0) else "padding_enabled"
 
 
 _PYTHON_NAME = re.compile(r"python(\d+(\.\d+)?)?")
