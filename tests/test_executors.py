@@ -8,9 +8,11 @@ import pytest
 
 from tests.conftest import SMALL_SPEC, TRTLLM_SPEC, load_records
 from trtbench.executors.base import Task
-from trtbench.executors.gpus import makespan, schedule
+from trtbench.executors.gpus import Gpu, makespan, schedule
 from trtbench.grid import IdentityRule, expand
 from trtbench.spec import parse_spec
+
+GPUS = [Gpu(str(i)) for i in range(4)]
 
 SIXTEEN = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [128, 256, 512, 1024, 2048, 4096, 8192, 16384]")  # x 2 OSL
 
@@ -59,19 +61,27 @@ def test_sixteen_points_on_eight_gpus_run_eight_at_once_never_sharing_a_gpu(cli,
     assert set().union(*(g for _, _, g in intervals)) == {str(i) for i in range(8)}
 
 
+@pytest.fixture(autouse=True)
+def _no_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever this machine's CUDA_VISIBLE_DEVICES: the executor's GPUs come from the spec here."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
 @pytest.mark.slow
-def test_tp2_points_take_two_gpus_each_and_a_point_wider_than_the_node_is_infeasible(cli, write_spec, tmp_path,
-                                                                                       fake_bench, monkeypatch):
+def test_tp2_points_take_two_gpus_each_and_a_point_wider_than_the_node_is_left_unrecorded(
+        cli, write_spec, tmp_path, fake_bench, monkeypatch):
+    """A TP8 point on four GPUs is a fact about this machine, not the point: no record (a sweep with eight
+    GPUs runs it), one line that says so, and exit 1 however well the rest went."""
     monkeypatch.setenv("FAKE_TRTLLM_SLEEP", "0.5")
     spec = write_spec(TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [128, 2048]\n  tp: [2, 8]").replace("tp: 1\n", "")
                       + "executor: {kind: gpus, gpus: [0, 1, 2, 3]}\n")
     result = cli("sweep", "--no-plots", str(spec))
-    assert result.code == 0, result.err
+    assert result.code == 1, result.err
     records = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
-    by_tp = {tp: [r for r in records if r["tp"] == tp] for tp in (2, 8)}
-    assert len(by_tp[2]) == 4 and all(r["status"] == "ok" for r in by_tp[2])
-    assert len(by_tp[8]) == 4 and all(r["status"] == "infeasible" for r in by_tp[8])
-    assert all(r["cause"] == "needs 8 GPUs; executor gpus has 4" for r in by_tp[8])
+    assert len(records) == 4 and all(r["tp"] == 2 and r["status"] == "ok" for r in records)
+    lines = [line for line in result.err.splitlines() if "not run here" in line]
+    assert lines == ["not run here: 4 point(s): needs 8 GPUs, executor gpus has 4; left without a record, so a "
+                     "sweep with more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES) runs them: exit status 1"]
     printed = fake_bench.printed()
     assert len(printed) == 4  # the TP8 points never ran
     for _, _, gpus in _intervals(printed):
@@ -89,18 +99,18 @@ def test_the_schedule_starts_the_longest_first_and_fills_free_gpus():
     # Two GPUs, tasks of 3, 2, 2, 1 s: the 3 and a 2 start at 0; the other 2 at 2 (when the first 2 ends),
     # the 1 at 3; the last ends at 4 (worked by hand), where one GPU would need 8.
     tasks = _tasks([(2, 1), (1, 1), (3, 1), (2, 1)])
-    slots = schedule(tasks, [0, 1])
+    slots = schedule(tasks, GPUS[:2])
     assert [(s.task.expected_s, s.start_s) for s in slots] == [(3, 0), (2, 0), (2, 2), (1, 3)]
-    assert makespan(tasks, [0, 1]) == 4 and makespan(tasks, [0]) == 8
+    assert makespan(tasks, GPUS[:2]) == 4 and makespan(tasks, GPUS[:1]) == 8
 
 
 def test_a_wide_task_waits_for_enough_free_gpus_and_narrow_ones_fill_in():
     # Four GPUs: a 4-GPU task of 5 s and four 1-GPU tasks of 1 s. Longest first: the wide one takes all
     # four at 0, the narrow ones start together at 5 and end at 6.
     tasks = _tasks([(1, 1), (5, 4), (1, 1), (1, 1), (1, 1)])
-    slots = {(s.task.gpus, s.start_s, s.gpus) for s in schedule(tasks, [0, 1, 2, 3])}
+    slots = {(s.task.gpus, s.start_s, s.gpus) for s in schedule(tasks, GPUS)}
     assert (4, 0, (0, 1, 2, 3)) in slots
-    assert makespan(tasks, [0, 1, 2, 3]) == 6
+    assert makespan(tasks, GPUS) == 6
 
 
 def _wall_minutes(line: str, after: str) -> float:

@@ -3,6 +3,7 @@ with `pytest -m gpu`."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,8 +13,10 @@ import pytest
 from tests.conftest import TRTLLM_SPEC
 from trtbench.backends.trtllm.telemetry import Sampler
 from trtbench.catalog.gpus import resolve_gpu
+from trtbench.errors import TrtbenchError
+from trtbench.executors.gpus import Gpu, node_gpus
+from trtbench.nvml import devices, visible_gpus
 from trtbench.nvml import init as nvml_init
-from trtbench.nvml import visible_gpus
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not visible_gpus(), reason="no GPU visible to NVML")]
 HELD_GIB = 8
@@ -68,3 +71,29 @@ def test_telemetry_reads_the_real_gpu():
     assert summary.peak_power_w > summary.mean_power_w * 0.99 > 0 and summary.energy_j > 0
     assert summary.peak_memory_used_gib > 0.3  # the 8192^2 bf16 operands and their products
     assert summary.mean_sm_clock_mhz > 0
+
+
+def _cuda_sees(visible: str) -> int:
+    """How many devices the CUDA driver enumerates with CUDA_VISIBLE_DEVICES=`visible`."""
+    count = ("import ctypes; cuda = ctypes.CDLL('libcuda.so.1'); n = ctypes.c_int(0)\n"
+             "print(n.value if cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(n)) == 0 else 0)")
+    done = subprocess.run([sys.executable, "-c", count], env={**os.environ, "CUDA_VISIBLE_DEVICES": visible},
+                          capture_output=True, text=True, check=True, timeout=60)
+    return int(done.stdout)
+
+
+def test_the_real_gpu_named_by_uuid_is_the_device_cuda_runs_on(monkeypatch):
+    """What node_gpus takes (a GPU's UUID or a prefix of one, a MIG device's) is what CUDA takes, and what it
+    refuses CUDA cannot see."""
+    found = devices() or []
+    gpu = found[0]
+    named = [gpu.uuid, gpu.uuid[:12]] if not gpu.mig_mode else [next(d.uuid for d in found if d.mig)]
+    for given in named:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", given)
+        assert node_gpus("auto") == [Gpu(given, mig=gpu.mig_mode)]
+        assert _cuda_sees(given) == 1
+    unknown = "GPU-00000000-dead-beef-0000-000000000000"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", unknown)
+    with pytest.raises(TrtbenchError, match="names no device NVML sees"):
+        node_gpus("auto")
+    assert _cuda_sees(unknown) == 0

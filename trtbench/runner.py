@@ -4,6 +4,7 @@ resume by default, failures as data. The runner knows backends only through thei
 from __future__ import annotations
 
 import platform
+import re
 import socket
 import sys
 import time
@@ -16,6 +17,7 @@ from typing import Any
 from trtbench import __version__
 from trtbench.backends.base import Backend
 from trtbench.backends.registry import Selection
+from trtbench.errors import TrtbenchError
 from trtbench.executors.base import Executor, Observer, Task, Work
 from trtbench.grid import Point
 from trtbench.records import Outcome, Prediction, Record, Status, now_iso
@@ -34,6 +36,7 @@ class SweepSummary:
     adopted: int  # records of a trtbench 0.1.0 run carried over
     missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's)
     rejudged: dict[str, int] = field(default_factory=dict)  # "timeout -> ok" -> simulated points judged anew
+    unplaced: dict[str, str] = field(default_factory=dict)  # point id -> why this machine cannot run it (not run)
 
 
 def provenance(selection: Selection) -> dict[str, Any]:
@@ -61,18 +64,35 @@ def todo(points: list[Point], done: set[str]) -> list[Point]:
     return [p for p in points if p.id not in done]
 
 
+_MACHINE_VERDICT = re.compile(r"needs \d+ GPUs; executor gpus has \d+")  # what --executor gpus once recorded
+
+
+def machine_verdicts(store: RunStore) -> set[str]:
+    """The points whose latest record is `--executor gpus`'s old `infeasible` for a point wider than its
+    machine: a fact about that machine, not the point, so a resume runs them again as if unrecorded."""
+    return {r.point_id for r in store.records()
+            if r.status is Status.INFEASIBLE and _MACHINE_VERDICT.fullmatch(r.cause)}
+
+
+def unplaced_line(unplaced: dict[str, str]) -> str:
+    """How many points could not be placed, by reason: `4 point(s): needs 8 GPUs, executor gpus has 4`."""
+    return "; ".join(f"{count} point(s): {why}" for why, count in Counter(unplaced.values()).items())
+
+
 def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store: RunStore, executor: Executor,
               observer: Observer, retry_failed: bool = False) -> SweepSummary:
-    """Run the `points` of `spec` (`grid.expand` with the backend's identity) that have no record yet, and
-    with `retry_failed` those whose latest record failed. The backend has been prepared for them
-    (`Backend.prepare`) before anything was written."""
+    """Run the `points` of `spec` (`grid.expand` with the backend's identity) that have no record yet (an old
+    machine verdict counts as none: `machine_verdicts`), and with `retry_failed` those whose latest record
+    failed. The backend has been prepared for them (`Backend.prepare`) before anything was written. Points
+    the executor cannot place on this machine are left unrecorded and returned in `unplaced`; when it can
+    place none of them, nothing runs and a TrtbenchError says why (exit 2: this machine cannot do the sweep)."""
     backend = selection.backend
     with store.lock():
         store.repair()
         adopted = upgrade_v0(store, spec, backend.name, backend.identity(), points)
         store.merge()  # records a worker submitted after the last controller stopped
         rejudged = rejudge(store, {p.id for p in points}, spec.runtime.timeout_s)
-        remaining = todo(points, store.done_ids(ok_only=retry_failed))
+        remaining = todo(points, store.done_ids(ok_only=retry_failed) - machine_verdicts(store))
         meta = {"spec_hash": spec.hash(), "point_ids": [p.id for p in points], "started_at": now_iso(),
                 "provenance": provenance(selection),
                 **({"rejudged": {"timeout_s": spec.runtime.timeout_s, "changes": rejudged}} if rejudged else {})}
@@ -91,10 +111,14 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
                     lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
                     backend.cancel, frozenset(r.attempt for r in store.all_records()))
         executor.execute(work, observer)
+        if tasks and len(work.unplaced) == len(tasks):
+            raise TrtbenchError(f"--executor {executor.name} can run none of the {len(tasks)} point(s) to run on "
+                                f"this machine ({unplaced_line(work.unplaced)}); nothing was run or recorded: give "
+                                f"it more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES) or run the sweep elsewhere")
         store.write_meta({**meta, "finished_at": now_iso()})
-        missing = len(todo(points, store.done_ids()))
-    return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining), adopted, missing,
-                        rejudged)
+        missing = len([p for p in todo(points, store.done_ids()) if p.id not in work.unplaced])
+    return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining) - len(work.unplaced),
+                        adopted, missing, rejudged, work.unplaced)
 
 
 def rejudge(store: RunStore, point_ids: set[str], timeout_s: float) -> dict[str, int]:
@@ -142,7 +166,7 @@ def run_point(backend: Backend, prediction: Prediction | None, task: Task) -> Re
 
 
 def refused(backend: Backend, prediction: Prediction | None, task: Task, status: Status, why: str) -> Record:
-    """A point the executor could not run (more GPUs than it has, a job the cluster ended), and why."""
+    """A point the executor could not run (a job the cluster refused or ended), and why."""
     outcome = Outcome(status=status, cause=why, source=backend.capabilities().source)
     return _record(backend, prediction, task, outcome, uuid.uuid4().hex, now_iso(), 0.0)
 

@@ -21,7 +21,7 @@ from trtbench.executors.gpus import GpuExecutor, node_gpus
 from trtbench.executors.local import LocalExecutor
 from trtbench.executors.slurm import SlurmExecutor
 from trtbench.grid import IdentityRule, Point, expand
-from trtbench.runner import run_sweep
+from trtbench.runner import machine_verdicts, run_sweep, unplaced_line
 from trtbench.spec import EXECUTORS, SweepSpec, load_spec
 from trtbench.store import RUN_META, SPEC, RunStore, next_free_dir
 from trtbench.upgrade import recorded_ids
@@ -31,7 +31,9 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
           no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False,
           executor: str | None = None, detach: bool = False, retry_failed: bool = False, strict: bool = False) -> None:
     """Exit status: 0 when at least one point is ok (failures are findings), 1 when none is, or with `strict`
-    when any point failed."""
+    when any point failed, or when the executor could not place some points on this machine (they ran
+    nowhere and have no record: the sweep is incomplete, its results are real, so 1 as for other results
+    that need a look; 2 stays for a sweep that did nothing, as when it can place no point at all)."""
     spec = load_spec(spec_path)
     run_dir = out or spec.run_dir()
     if fresh:
@@ -45,8 +47,10 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         return
     rule = selection.backend.identity()
     edits = recorded_edits(run_dir, spec, rule, update)
-    done = (recorded_ids(RunStore(run_dir, warn=lambda _: None), spec, selection.backend.name, rule, points,
-                         ok_only=retry_failed) if (run_dir / RUN_META).is_file() else set())
+    done: set[str] = set()
+    if (run_dir / RUN_META).is_file():
+        seen = RunStore(run_dir, warn=lambda _: None)
+        done = recorded_ids(seen, spec, selection.backend.name, rule, points, retry_failed) - machine_verdicts(seen)
     # Engines and checkpoints for what still runs; refuses before anything is written.
     selection.backend.prepare(points, console.print, allow_build=not no_build, recorded=done)
     store = RunStore.create(run_dir, warn)
@@ -74,6 +78,9 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if summary.missing:
         console.print(f"[yellow]not run[/]: {summary.missing} point(s) have no record (their Slurm jobs ended before "
                       f"reaching them); the same command submits them again")
+    if summary.unplaced:
+        console.print(f"[yellow]not run here[/]: {unplaced_line(summary.unplaced)}; left without a record, so a sweep "
+                      f"with more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES) runs them: exit status 1")
     path, analysis = reported(run_dir, top_n, plots)
     counts = tally(analysis)
     stdout.print(f"report: {path}")
@@ -83,6 +90,8 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         raise typer.Exit(1)
     if strict and counts.failures:
         console.print(f"--strict: {counts.failures} point(s) failed: exit status 1")
+        raise typer.Exit(1)
+    if summary.unplaced:
         raise typer.Exit(1)
 
 

@@ -49,12 +49,16 @@ class Work:
     refuse: Callable[[Task, Status, str], Record]  # the record of a task that did not run where it went, and why
     cancel: Callable[[], None]  # stop every `run` in flight, from another thread (their records are dropped)
     recorded: frozenset[str] = frozenset()  # attempts the store holds: a job that wrote one of them is done
+    # Filled in by the executor: point id -> why this machine cannot run it (more GPUs than it has). Such a
+    # point gets no record: the verdict is about the machine, not the point, and a bigger one runs it.
+    unplaced: dict[str, str] = field(default_factory=dict)
 
 
 class Executor(Protocol):
     name: str
 
     def execute(self, work: Work, observer: Observer) -> None:
-        """Run every task once and deliver its record; return when all are delivered. A KeyboardInterrupt
-        propagates after the point in flight is stopped: what was delivered stays."""
+        """Run every task once and deliver its record, except those it names in `work.unplaced`; return when
+        all are delivered. A KeyboardInterrupt propagates after the point in flight is stopped: what was
+        delivered stays."""
         ...

@@ -3,61 +3,135 @@ longest-predicted first, a waiting point started as soon as enough GPUs are free
 
 Points run in threads of this process (each thread waits on its benchmark's keeper, so a killed
 controller takes every benchmark with it); records are delivered, and progress reported, from the
-calling thread only, so the store and the observer see one writer. A point needing more GPUs than the
-node has is recorded as infeasible, not queued forever. Ctrl-C cancels every run in flight; none of
-them is recorded.
+calling thread only, so the store and the observer see one writer. A point this node cannot hold (more
+GPUs than it has) is left without a record and named in `Work.unplaced`: that is a fact about this
+machine, not about the point, and a sweep with more GPUs runs it. Ctrl-C cancels every run in flight;
+none of them is recorded.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from trtbench.errors import TrtbenchError
 from trtbench.executors.base import Observer, Task, Work
-from trtbench.nvml import visible_gpus
-from trtbench.records import Record, Status
+from trtbench.nvml import Device, devices
+from trtbench.records import Record
 
 _JOIN_S = 15.0  # after a cancel, how long the runs in flight get to end (their keepers need about 2 s)
+_ID = re.compile(r"\d{1,4}|GPU-[0-9a-fA-F-]+|MIG-(GPU-)?[0-9a-fA-F-]+(/\d+/\d+)?", re.ASCII)  # what CUDA takes
+_NAMES = "GPU indices, GPU UUIDs (GPU-...) or MIG devices (MIG-...), as `nvidia-smi -L` lists them"
 
 
-def node_gpus(wanted: str | int | list[int]) -> list[int]:
-    """The GPU ids to use: `auto` (CUDA_VISIBLE_DEVICES when set, else every GPU NVML sees), the first N,
-    or the ids given."""
+@dataclass(frozen=True)
+class Gpu:
+    """A device a point can be given, named as the user named it: CUDA_VISIBLE_DEVICES gets that name (a UUID
+    stays a UUID, which also means the same GPU inside a container and out)."""
+
+    name: str
+    mig: bool = False  # a MIG device: CUDA shows a process one MIG device only, so it holds one-GPU points only
+
+
+def node_gpus(wanted: str | int | list[int]) -> list[Gpu]:
+    """The devices to use: `auto` (those CUDA_VISIBLE_DEVICES names when it is set, else every GPU NVML sees,
+    a GPU in MIG mode as its MIG devices), the first N of them, or the NVML indices given."""
+    nvml = devices()
     if isinstance(wanted, list):
-        return wanted
-    if wanted == "auto":
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        if visible:
-            return [int(i) for i in visible.split(",") if i.strip().isdigit()]
-        ids = list(range(len(visible_gpus())))
-        if not ids:
-            raise TrtbenchError("--executor gpus found no GPU (NVML sees none, CUDA_VISIBLE_DEVICES is unset); "
-                                "set executor.gpus to the GPU ids to use")
-        return ids
-    return list(range(int(wanted)))
+        return resolve([str(i) for i in wanted], nvml, "executor.gpus")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = resolve(visible.split(","), nvml, "CUDA_VISIBLE_DEVICES")
+    elif nvml is None:  # nothing to look at: a count is taken as given
+        gpus = [Gpu(str(i)) for i in range(0 if wanted == "auto" else int(wanted))]
+    else:
+        gpus = [Gpu(d.uuid, mig=True) if d.mig else Gpu(str(d.index)) for d in nvml if not d.mig_mode]
+    if not gpus:
+        raise TrtbenchError("--executor gpus found no GPU (NVML sees none, CUDA_VISIBLE_DEVICES is unset); "
+                            "set executor.gpus to the GPU ids to use")
+    if wanted != "auto" and int(wanted) > len(gpus):
+        seen = "CUDA_VISIBLE_DEVICES names" if visible is not None else "NVML sees"
+        raise TrtbenchError(f"executor.gpus: {wanted} asks for more GPUs than {seen} ({len(gpus)})")
+    return gpus if wanted == "auto" else gpus[:int(wanted)]
+
+
+def resolve(entries: Sequence[str], nvml: list[Device] | None, source: str) -> list[Gpu]:
+    """Each entry of `source` (an index, a GPU UUID or a unique prefix of one, a MIG device in either of its
+    forms) as a device, named as given. Checked against NVML's devices where NVML answers, else taken as
+    given. An entry CUDA would not take, or one that names no device, a GPU in MIG mode (CUDA runs on its
+    MIG devices only) or a device named before, is a one-line error: a point would run on the wrong GPU,
+    or on none, or two points on one."""
+    gpus, seen = [], dict[str, str]()  # the device's UUID (its name, without NVML) -> the entry that named it
+    for raw in entries:
+        entry = raw.strip()
+        if not _ID.fullmatch(entry):
+            raise TrtbenchError(f"{source}: {_shown(entry)} is not a GPU; give {_NAMES}")
+        key = entry if nvml is None else _lookup(entry, nvml, source).uuid
+        if key in seen:
+            raise TrtbenchError(f"{source} names one GPU twice ({_shown(seen[key])} and {_shown(entry)}): two "
+                                f"points would share it")
+        seen[key] = entry
+        gpus.append(Gpu(entry, mig=entry.startswith("MIG-")))
+    return gpus
+
+
+def _lookup(entry: str, nvml: list[Device], source: str) -> Device:
+    if entry.startswith("MIG-"):
+        found = [d for d in nvml if d.mig and entry in (d.uuid, d.legacy)]
+    elif entry.startswith("GPU-"):
+        found = [d for d in nvml if not d.mig and d.uuid.startswith(entry)]
+    else:
+        found = [d for d in nvml if not d.mig and d.index == int(entry)]
+    if not found:
+        raise TrtbenchError(f"{source}: {_shown(entry)} names no device NVML sees ({sum(not d.mig for d in nvml)} "
+                            f"GPU(s), {sum(d.mig for d in nvml)} MIG device(s)); give {_NAMES}")
+    if len(found) > 1:
+        raise TrtbenchError(f"{source}: {_shown(entry)} begins {len(found)} GPUs' UUIDs; give enough of it to name "
+                            f"one")
+    if found[0].mig_mode:
+        raise TrtbenchError(f"{source}: {_shown(entry)} is GPU {found[0].index}, in MIG mode: CUDA runs only on its "
+                            f"MIG devices; name those (MIG-...)")
+    return found[0]
+
+
+def _shown(text: str) -> str:
+    """`text` from the environment or a spec, quoted with its control characters escaped, and cut short."""
+    return repr(text if len(text) <= 80 else text[:80] + "...")
+
+
+def unplaceable(task: Task, gpus: Sequence[Gpu]) -> str | None:
+    """Why `task` can never run on `gpus` (None: it can): it needs more GPUs than there are, or, needing
+    more than one, more whole GPUs than there are (a process sees one MIG device only)."""
+    whole = sum(not g.mig for g in gpus)
+    if task.gpus <= (len(gpus) if task.gpus == 1 else whole):
+        return None
+    if whole == len(gpus):
+        return f"needs {task.gpus} GPUs, executor gpus has {len(gpus)}"
+    return (f"needs {task.gpus} GPUs, executor gpus has {whole} whole GPU(s) and {len(gpus) - whole} MIG device(s), "
+            f"and a process sees one MIG device only")
 
 
 @dataclass(frozen=True)
 class Slot:
-    """Where and when a task runs in a schedule."""
+    """Where and when a task runs in a schedule: `gpus` are positions in the executor's device list."""
 
     task: Task
     gpus: tuple[int, ...]
     start_s: float
 
 
-def schedule(tasks: Sequence[Task], gpu_ids: Sequence[int]) -> list[Slot]:
+def schedule(tasks: Sequence[Task], gpus: Sequence[Gpu]) -> list[Slot]:
     """The order `GpuExecutor` runs `tasks` in if each takes its `expected_s`: longest first, each started
-    on the lowest free GPUs as soon as enough are free (a shorter one that fits may start ahead of a wide
-    one that does not). Tasks wider than the node are left out. Pure: `plan` uses it to predict the makespan."""
-    pending = sorted((t for t in tasks if t.gpus <= len(gpu_ids)), key=lambda t: -t.expected_s)
-    free, now, running, slots = sorted(gpu_ids), 0.0, [], []  # running: (end, gpus)
+    on the first free GPUs as soon as enough are free (a shorter one that fits may start ahead of a wide
+    one that does not). Tasks `gpus` cannot hold are left out. Pure: `plan` uses it to predict the makespan."""
+    pending = sorted((t for t in tasks if unplaceable(t, gpus) is None), key=lambda t: -t.expected_s)
+    free, now, running, slots = list(range(len(gpus))), 0.0, [], []  # running: (end, positions)
     while pending:
-        started, free = place(pending, free)
+        started, free = place(pending, free, gpus)
         for task, taken in started:
             slots.append(Slot(task, taken, now))
             running.append((now + task.expected_s, taken))
@@ -68,47 +142,50 @@ def schedule(tasks: Sequence[Task], gpu_ids: Sequence[int]) -> list[Slot]:
     return slots
 
 
-def place(pending: list[Task], free: list[int]) -> tuple[list[tuple[Task, tuple[int, ...]]], list[int]]:
-    """Start, in order, each pending task that fits the free GPUs (the lowest ids first); the started tasks
-    leave `pending`. Returns them with their GPUs, and the GPUs still free. The one placement policy of the
-    executor and of `schedule`."""
+def place(pending: list[Task], free: list[int], gpus: Sequence[Gpu]
+          ) -> tuple[list[tuple[Task, tuple[int, ...]]], list[int]]:
+    """Start, in order, each pending task that fits the free GPUs (positions in `gpus`, the first ones first;
+    a task wider than one on whole GPUs only); the started tasks leave `pending`. Returns them with their
+    GPUs, and the GPUs still free. The one placement policy of the executor and of `schedule`."""
     started = []
     for task in list(pending):
-        if task.gpus <= len(free):
-            taken, free = tuple(free[:task.gpus]), free[task.gpus:]
+        usable = [i for i in free if task.gpus == 1 or not gpus[i].mig]
+        if task.gpus <= len(usable):
+            taken = tuple(usable[:task.gpus])
+            free = [i for i in free if i not in taken]
             started.append((task, taken))
             pending.remove(task)
     return started, free
 
 
-def makespan(tasks: Sequence[Task], gpu_ids: Sequence[int]) -> float:
-    return max((slot.start_s + slot.task.expected_s for slot in schedule(tasks, gpu_ids)), default=0.0)
+def makespan(tasks: Sequence[Task], gpus: Sequence[Gpu]) -> float:
+    return max((slot.start_s + slot.task.expected_s for slot in schedule(tasks, gpus)), default=0.0)
 
 
 class GpuExecutor:
     name = "gpus"
 
-    def __init__(self, gpu_ids: Sequence[int]) -> None:
-        self.gpu_ids = list(gpu_ids)
+    def __init__(self, gpus: Sequence[Gpu]) -> None:
+        self.gpus = list(gpus)
 
     def execute(self, work: Work, observer: Observer) -> None:
-        pending = sorted(work.tasks, key=lambda t: -t.expected_s)
-        free = list(self.gpu_ids)
+        pending = []
+        for task in sorted(work.tasks, key=lambda t: -t.expected_s):
+            why = unplaceable(task, self.gpus)
+            if why is None:
+                pending.append(task)
+            else:
+                work.unplaced[task.point.id] = why
+        free = list(range(len(self.gpus)))
         finished: queue.Queue[tuple[Task, Record | BaseException, tuple[int, ...]]] = queue.Queue()
         threads: list[threading.Thread] = []
         try:
-            for task in [t for t in pending if t.gpus > len(self.gpu_ids)]:
-                pending.remove(task)
-                observer.started(task)
-                record = work.refuse(task, Status.INFEASIBLE,
-                                     f"needs {task.gpus} GPUs; executor gpus has {len(self.gpu_ids)}")
-                work.deliver(record)
-                observer.finished(task, record)
             running = 0
             while pending or running:
-                started, free = place(pending, free)
+                started, free = place(pending, free, self.gpus)
                 for task, taken in started:
-                    placed = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, taken)),
+                    visible = ",".join(self.gpus[i].name for i in taken)
+                    placed = replace(task, env={**task.env, "CUDA_VISIBLE_DEVICES": visible,
                                                 "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
                     observer.started(placed)
                     thread = threading.Thread(target=_run, args=(work, placed, taken, finished), daemon=True)

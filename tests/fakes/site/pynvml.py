@@ -1,13 +1,23 @@
-"""Stands in for nvidia-ml-py in tests that run trtbench as a subprocess: one GPU when FAKE_NVML_GPU
-names it, else NVML is absent, as on a machine without a driver."""
+"""Stands in for nvidia-ml-py in tests: NVML is there when FAKE_NVML_GPU names the GPUs' model, else absent,
+as on a machine without a driver. FAKE_NVML_DEVICES (JSON) lists the GPUs by UUID, one GPU unless it is
+set: a string is a GPU; {"uuid": ..., "mig": [[uuid, gpu instance, compute instance], ...]} a GPU in MIG
+mode with its MIG devices (a uuid MIG-GPU-<uuid>/<gi>/<ci> is what older drivers report)."""
 
+import json
 import os
 
 NVML_CLOCK_SM = 1
+NVML_DEVICE_MIG_DISABLE = 0
+NVML_DEVICE_MIG_ENABLE = 1
 
 
 class NVMLError(Exception):
     pass
+
+
+def _gpus():
+    listed = json.loads(os.environ.get("FAKE_NVML_DEVICES", '["GPU-00000000-0000-0000-0000-000000000000"]'))
+    return [gpu if isinstance(gpu, dict) else {"uuid": gpu} for gpu in listed]
 
 
 def nvmlInit():
@@ -24,15 +34,47 @@ def nvmlSystemGetDriverVersion():
 
 
 def nvmlDeviceGetCount():
-    return 1
+    return len(_gpus())
 
 
 def nvmlDeviceGetHandleByIndex(index):
+    if not 0 <= index < len(_gpus()):
+        raise NVMLError("Invalid Argument")
     return index
 
 
 def nvmlDeviceGetName(handle):
     return os.environ["FAKE_NVML_GPU"]
+
+
+def nvmlDeviceGetUUID(handle):
+    if isinstance(handle, tuple):  # a MIG device: (GPU index, slot)
+        return _gpus()[handle[0]]["mig"][handle[1]][0]
+    return _gpus()[handle]["uuid"]
+
+
+def nvmlDeviceGetMigMode(handle):
+    if "mig" not in _gpus()[handle]:
+        raise NVMLError("Not Supported")
+    return NVML_DEVICE_MIG_ENABLE, NVML_DEVICE_MIG_ENABLE
+
+
+def nvmlDeviceGetMaxMigDeviceCount(handle):
+    return 7
+
+
+def nvmlDeviceGetMigDeviceHandleByIndex(handle, slot):
+    if slot >= len(_gpus()[handle]["mig"]):
+        raise NVMLError("Not Found")
+    return handle, slot
+
+
+def nvmlDeviceGetGpuInstanceId(handle):
+    return _gpus()[handle[0]]["mig"][handle[1]][1]
+
+
+def nvmlDeviceGetComputeInstanceId(handle):
+    return _gpus()[handle[0]]["mig"][handle[1]][2]
 
 
 class _Memory:
