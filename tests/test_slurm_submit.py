@@ -50,9 +50,12 @@ def _submitted(monkeypatch, tmp_path, spec: SlurmSpec, batch: list[Task]) -> lis
     executor = SlurmExecutor(tmp_path, "trtllm", spec)
     executor.dir.mkdir()
     assert executor._submit(batch) == "4242"
-    ledger = [json.loads(line) for line in (tmp_path / "slurm" / "jobs.jsonl").read_text().splitlines()]
-    assert ledger == [{"point_id": t.point.id, "job_id": "4242"} for t in batch]  # each point, before waiting
+    intent, *jobs = [json.loads(line) for line in (tmp_path / "slurm" / "jobs.jsonl").read_text().splitlines()]
+    submission = intent["submission"]
+    assert intent["point_ids"] == [t.point.id for t in batch]  # before sbatch
+    assert jobs == [{"point_id": t.point.id, "job_id": "4242", "submission": submission} for t in batch]  # after
     (args,) = calls
+    assert f"--job-name=trtbench-{submission}" in args  # how a resumed sweep finds the job
     return args
 
 
@@ -84,7 +87,7 @@ def test_cluster_options_are_passed_as_arguments(monkeypatch, tmp_path):
                    "--exclusive"):
         assert wanted in args
     wrap = args[args.index("--wrap") + 1]
-    assert "-m trtbench.commands.slurm_job" in wrap and str(tmp_path / "slurm" / f"{POINT.id}.task.json") in wrap
+    assert "-m trtbench.commands.slurm_job" in wrap and str(tmp_path / "slurm" / f"{POINT.id[:8]}-") in wrap
 
 
 def _tasks(widths_and_seconds: list[tuple[int, float]]) -> list[Task]:

@@ -253,6 +253,13 @@ class BuildSpec(_Strict):
 
 
 EXECUTORS = Literal["local", "gpus", "slurm"]
+# sbatch options executor.slurm.extra_args may not hold, and why; their short forms.
+NO_JOB = "sbatch would submit no job"
+SBATCH_REFUSED = {"test-only": NO_JOB, "help": NO_JOB, "usage": NO_JOB, "version": NO_JOB,
+                  "array": "each point would run once per array task",
+                  "job-name": "a resumed sweep finds a job whose id it never wrote by trtbench's job name",
+                  "comment": "trtbench's comment names the job's run and points"}
+SBATCH_SHORT = {"-h": "help", "-V": "version", "-a": "array", "-J": "job-name"}
 
 
 class SlurmSpec(_Strict):
@@ -276,6 +283,22 @@ class SlurmSpec(_Strict):
     extra_args: list[Text] = Field(default_factory=list, max_length=64, description="more sbatch arguments")
     max_jobs: Annotated[int, Field(strict=True, gt=0, le=100_000)] | None = Field(
         None, description="jobs in the queue at once (default: every point)")
+
+    @field_validator("extra_args")
+    @classmethod
+    def _submits_once(cls, args: list[str]) -> list[str]:
+        """sbatch options that keep it from submitting, run the points more than once, or take away the job
+        name and comment by which a resumed sweep finds a job whose id it never wrote."""
+        for arg in args:
+            name = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
+            # sbatch takes any unambiguous prefix of a long option (--test for --test-only)
+            refused = [bad for bad in SBATCH_REFUSED if len(name) >= 2 and bad.startswith(name)]
+            refused += [SBATCH_SHORT[arg[:2]]] if arg[:2] in SBATCH_SHORT else []
+            if refused:
+                full = f"--{refused[0]}"
+                shown = arg if arg.split("=", 1)[0] == full else f"{arg} ({full})"
+                raise ValueError(f"{shown} is not allowed: {SBATCH_REFUSED[refused[0]]}")
+        return args
 
 
 def slurm_minutes(text: str) -> int:

@@ -3,7 +3,8 @@
 The controller wrote the task file (the backend, and each point's id, axes and GPU count) and the run
 directory's spec before submitting; this runs the points one after another on the GPUs Slurm gave the
 job (CUDA_VISIBLE_DEVICES), marks each as started, and hands each record to the controller, atomically,
-beside the task file (`executors.slurm.record_path`).
+beside the task file (`executors.slurm.record_path`). First it announces its job id for its submission
+(`executors.slurm.announced_path`): a controller killed before it wrote the id adopts the job from it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from trtbench.backends.registry import select_backend
 from trtbench.executors.base import Task
-from trtbench.executors.slurm import Job, record_path, started_path
+from trtbench.executors.slurm import JOB_ID, Job, announced_path, record_path, started_path
 from trtbench.files import atomic_write
 from trtbench.grid import Point, expand
 from trtbench.runner import predict, run_point
@@ -26,6 +27,8 @@ def main(argv: list[str]) -> int:
     run_dir, task_file = Path(argv[1]), Path(argv[2])
     task = json.loads(task_file.read_text())
     job_id = os.environ.get("SLURM_JOB_ID", "local")
+    if "submission" in task and JOB_ID.fullmatch(job_id):  # a task file from before submission ids has none
+        atomic_write(announced_path(task_file.parent, task["submission"]), job_id + "\n")
     store = RunStore.open(run_dir)
     spec = store.spec()
     points = [(Point(tuple((k, v) for k, v in p["axes"]), p["id"]), p["gpus"]) for p in task["points"]]
