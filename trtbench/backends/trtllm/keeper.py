@@ -1,30 +1,47 @@
-"""The benchmark's keeper: a small process between trtbench and a benchmark that ends the benchmark's
-whole process tree however trtbench ends, `kill -9` included.
+"""The benchmark's keeper and guard: two small processes between trtbench and a benchmark that end the
+benchmark's whole process tree however trtbench ends, `kill -9` included, and whichever one of the three
+is killed, or trtbench and the keeper together.
 
-trtbench starts it as `python -I keeper.py PARENT_PID PSUTIL_DIR -- ARGS...` (a script by path in
-isolated mode, importing nothing of trtbench, so no `PYTHONPATH` or current directory can change it;
-psutil comes from the directory trtbench itself loaded it from, a user site-packages one included).
-The keeper:
-- makes itself a child subreaper, so every descendant that outlives its parent (an MPI worker, a
-  grandchild that called `setsid` and left the process group) is re-parented here, not to init;
-- asks the kernel for SIGTERM when trtbench dies, and gives the benchmark SIGKILL should the keeper die;
-- on SIGTERM (trtbench's timeout, its interruption, or its death) terminates every descendant, kills
-  what is left after GRACE_S, and exits;
-- when the benchmark exits by itself, kills what it left behind and exits as the benchmark did (the
-  same code, or the same signal), so the caller classifies the benchmark, not the keeper.
+    trtbench -> keeper -> guard -> benchmark leader -> workers, daemons, ...
+
+trtbench starts the keeper as `python -I /dev/fd/N PARENT_PID PSUTIL_DIR` (this file, through a descriptor
+trtbench opened) and writes the benchmark's arguments to its stdin as a JSON list: neither the package's
+path nor the benchmark's arguments are on its command line, so `pkill -f trtbench` (or a pattern naming
+the run directory) leaves it, and its guard, to end the tree. In isolated mode it imports nothing of
+trtbench, so no `PYTHONPATH` or current directory can change it; psutil comes from the directory trtbench
+itself loaded it from, a user site-packages one included.
+
+The keeper forks the guard; the guard starts the benchmark in a session of its own. Each of the two:
+- is a child subreaper, so a descendant that outlives its parent (an MPI worker, a daemon that forked twice
+  and called `setsid`) is re-parented to the nearest of the two still alive, not to init;
+- gets SIGTERM from the kernel when its parent dies (the keeper: trtbench; the guard: the keeper);
+- on SIGTERM terminates every descendant it has, kills what is left after GRACE_S, and exits;
+- when its child exits, kills what the child left behind and exits as the benchmark did (the same code,
+  or the same signal), so the caller classifies the benchmark, not the keeper.
+The benchmark's leader gets SIGKILL should the guard die; its orphans then go to the keeper.
+
+What no process can cover: the keeper and the guard both killed at the same instant (by pid, or by a
+pattern that matches the interpreter's own path). The leader still dies of its parent-death signal, but
+the processes it forked carry none (fork clears it), are re-parented to init and run on; only a cgroup
+would still name them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import json
 import os
 import resource
 import signal
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from types import FrameType
+from typing import NoReturn
 
 if __name__ == "__main__" and len(sys.argv) > 2:
     sys.path.append(sys.argv[2])  # psutil's directory, as trtbench found it
@@ -52,8 +69,8 @@ def _prctl(option: int, value: int) -> None:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
 
 
-def _die_with_keeper() -> None:
-    """In the benchmark, before exec: should the keeper itself be killed, the benchmark goes too."""
+def _die_with_guard() -> None:
+    """In the benchmark, before exec: should the guard itself be killed, the benchmark goes too."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -101,30 +118,66 @@ def _exit_as(returncode: int) -> int:
     return 128 - returncode  # a signal whose default is to be ignored
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) < 5 or argv[3] != "--":
-        print("usage: keeper.py PARENT_PID PSUTIL_DIR -- COMMAND [ARGS...]", file=sys.stderr)
-        return 2
-    parent, args = int(argv[1]), argv[4:]
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, _on_signal)
+def _keep(parent: int, run_child: Callable[[], int]) -> int:
+    """The life of the keeper and of the guard alike: `run_child` runs this process's one child to its end
+    and gives its exit status (negative: its signal); every descendant goes when that child exits, when
+    this process is stopped, or when `parent` dies."""
     try:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # trtbench died before the death signal was armed
+        if os.getppid() != parent:  # the parent died before the death signal was armed
             return STOPPED
-        try:
-            bench = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=_die_with_keeper)
-        except OSError as exc:
-            print(f"trtbench: cannot run {args[0]}: {exc.strerror or exc}", file=sys.stderr)
-            return 127
-        returncode = bench.wait()
+        returncode = run_child()
         end_tree(0)  # what the benchmark left behind: nothing of a point outlives the point
     except _Stop:
         end_tree(GRACE_S)
         return STOPPED
-    return _exit_as(returncode)
+    return returncode
+
+
+def _run_benchmark(args: list[str]) -> int:
+    try:
+        bench = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True,
+                                 preexec_fn=_die_with_guard)
+    except OSError as exc:
+        print(f"trtbench: cannot run {args[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 127
+    return bench.wait()
+
+
+def _guard(keeper: int, args: list[str]) -> NoReturn:
+    """The forked guard's whole life: it never returns into the keeper's code."""
+    code = 1
+    try:
+        code = _exit_as(_keep(keeper, functools.partial(_run_benchmark, args)))
+    except _Stop:  # stopped before it could start the benchmark
+        code = STOPPED
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _run_guard() -> int:
+    try:
+        args = json.loads(sys.stdin.buffer.read())
+    except ValueError:  # trtbench died while it wrote them; its death signal is on its way
+        raise _Stop from None
+    keeper = os.getpid()
+    guard = os.fork()
+    if guard == 0:
+        _guard(keeper, args)
+    return os.waitstatus_to_exitcode(os.waitpid(guard, 0)[1])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print("usage: keeper.py PARENT_PID PSUTIL_DIR < ARGS_JSON", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _on_signal)
+    return _exit_as(_keep(int(argv[1]), _run_guard))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """Run one command under a keeper (keeper.py), stream its output to a log, end its whole tree on timeout.
 
 MPI ranks and worker processes are descendants of trtllm-bench; a dead rank can hang the job
-(TensorRT-LLM #16342), and a daemon may leave the process group. The keeper ends every descendant
-when the command exits, times out, is interrupted, or trtbench itself dies. Output is read by a
-thread and written to the log as it comes; if the disk fills, the log stops growing (and says so
-in the result) but the run and its in-memory output go on, so the point is still classified.
+(TensorRT-LLM #16342), and a daemon may leave the process group. The keeper and its guard end every
+descendant when the command exits, times out, is interrupted, or trtbench, the keeper or both die.
+Output is read by a thread and written to the log as it comes; if the disk fills, the log stops growing
+(and says so in the result) but the run and its in-memory output go on, so the point is still classified.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -96,6 +97,26 @@ def _stop(keeper: subprocess.Popen[bytes]) -> None:
         keeper.wait()
 
 
+def _start_keeper(args: Sequence[str], output_fd: int, env: dict[str, str] | None,
+                  cwd: Path | None) -> subprocess.Popen[bytes]:
+    """Start keeper.py for `args` with a command line that names neither trtbench nor the benchmark (the
+    script comes through a descriptor, the arguments on its stdin), so that `pkill -f trtbench` leaves it
+    to end the tree. Its own session: a terminal's Ctrl-C or hang-up reaches trtbench, which stops it."""
+    script = os.open(KEEPER, os.O_RDONLY)
+    try:
+        keeper = subprocess.Popen([sys.executable, "-I", f"/dev/fd/{script}", str(os.getpid()), PSUTIL_DIR],
+                                  stdin=subprocess.PIPE, stdout=output_fd, stderr=output_fd, pass_fds=(script,),
+                                  start_new_session=True, env=env, cwd=cwd)
+    finally:
+        os.close(script)
+    assert keeper.stdin is not None
+    with contextlib.suppress(BrokenPipeError):  # a keeper that died this early says why in its output
+        keeper.stdin.write(json.dumps(list(args)).encode())
+    with contextlib.suppress(BrokenPipeError):
+        keeper.stdin.close()
+    return keeper
+
+
 def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[str, str] | None = None,
                cwd: Path | None = None) -> ProcessResult:
     """Run `args` (a list, never a shell string) until it exits or `timeout_s` passes. `env` is laid
@@ -103,10 +124,7 @@ def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[
     read_fd, write_fd = os.pipe()
     t0 = time.monotonic()
     try:
-        # Its own session: a terminal's Ctrl-C or hang-up reaches trtbench, which stops the keeper.
-        keeper = subprocess.Popen([sys.executable, "-I", str(KEEPER), str(os.getpid()), PSUTIL_DIR, "--", *args],
-                                  stdout=write_fd, stderr=write_fd, stdin=subprocess.DEVNULL,
-                                  start_new_session=True, env={**os.environ, **env} if env else None, cwd=cwd)
+        keeper = _start_keeper(args, write_fd, {**os.environ, **env} if env else None, cwd)
     finally:
         os.close(write_fd)
     tee = _Tee(read_fd, log_path)

@@ -1,0 +1,125 @@
+"""Nothing of a benchmark outlives its sweep, whoever of trtbench -> keeper -> guard is killed, alone or with
+another, in either order: the benchmark here hangs, ignores SIGTERM, and has a grandchild that daemonised
+(setsid, then a second fork whose parent exited). Records already written are kept.
+
+The one order not covered is documented in keeper.py: the keeper and the guard killed at the same instant
+(their descendants then belong to init, and without a cgroup nothing names them)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import TRTLLM_SPEC, load_records
+from trtbench.backends.trtllm.process import PSUTIL_DIR
+
+BOUND_S = 60  # a liveness bound, not a speed one (the keeper and guard take about 1-2 s)
+
+
+@dataclass(frozen=True)
+class Tree:
+    sweep: psutil.Process
+    keeper: psutil.Process
+    guard: psutil.Process
+    leader: psutil.Process
+    daemon: psutil.Process
+
+    def all(self) -> list[psutil.Process]:
+        return [self.sweep, self.keeper, self.guard, self.leader, self.daemon]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie; psutil checks the start time too, so a reused pid is not mistaken for it."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _kill_left(procs: list[psutil.Process]) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running():
+                proc.kill()
+
+
+def _pkill_trtbench(tree: Tree) -> list[tuple[psutil.Process, int]]:
+    """What `pkill -9 -f trtbench` would kill, limited to this test's own processes (the machine is shared)."""
+    return [(proc, signal.SIGKILL) for proc in [tree.sweep, *tree.sweep.children(recursive=True)]
+            if "trtbench" in " ".join(proc.cmdline())]
+
+
+KILLS: dict[str, Callable[[Tree], list[tuple[psutil.Process, int]]]] = {
+    "trtbench-KILL": lambda t: [(t.sweep, signal.SIGKILL)],
+    "trtbench-TERM": lambda t: [(t.sweep, signal.SIGTERM)],
+    "keeper-KILL": lambda t: [(t.keeper, signal.SIGKILL)],
+    "guard-KILL": lambda t: [(t.guard, signal.SIGKILL)],
+    "trtbench-and-keeper-KILL": lambda t: [(t.sweep, signal.SIGKILL), (t.keeper, signal.SIGKILL)],
+    "keeper-and-trtbench-KILL": lambda t: [(t.keeper, signal.SIGKILL), (t.sweep, signal.SIGKILL)],
+    "pkill-9-f-trtbench": _pkill_trtbench,
+}
+
+
+def _tree(sweep: subprocess.Popen[bytes], pids: Path) -> Tree:
+    deadline = time.monotonic() + BOUND_S
+    while not pids.exists():
+        assert time.monotonic() < deadline, "the hung benchmark never started"
+        assert sweep.poll() is None, "the sweep ended before its hung point"
+        time.sleep(0.05)
+    leader, daemon = (psutil.Process(int(pid)) for pid in pids.read_text().split())
+    guard = leader.parent()
+    assert guard is not None
+    keeper = guard.parent()
+    assert keeper is not None and keeper.ppid() == sweep.pid
+    assert daemon.ppid() == guard.pid, "the daemon's parent exited: it belongs to the guard, a subreaper"
+    assert os.getsid(daemon.pid) not in (os.getsid(leader.pid), os.getsid(keeper.pid))
+    return Tree(psutil.Process(sweep.pid), keeper, guard, leader, daemon)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", list(KILLS))
+def test_nothing_outlives_the_sweep_whoever_is_killed(kill, write_spec, tmp_path, fake_bench, monkeypatch, request):
+    if kill == "pkill-9-f-trtbench" and "trtbench" in f"{sys.executable} {PSUTIL_DIR}":
+        pytest.skip("this interpreter's path names trtbench: the pattern would match the keeper and guard too, "
+                    "the one case keeper.py documents as impossible")
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
+    fake_bench.fail("hang", min_isl=2048)  # the two 128-token points finish, then 2048/128 hangs
+    spec = write_spec(TRTLLM_SPEC)
+    sweep = subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    request.addfinalizer(sweep.kill)
+    tree = _tree(sweep, pids)
+    request.addfinalizer(lambda: _kill_left(tree.all()))  # a failed assertion must not leave the tree running
+    victims = KILLS[kill](tree)
+    for proc, sig in victims:
+        proc.send_signal(sig)
+
+    point = [tree.keeper, tree.guard, tree.leader, tree.daemon]  # every process of the point ends, killed or not
+    deadline = time.monotonic() + BOUND_S
+    while any(map(_alive, point + [proc for proc, _ in victims])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [proc.cmdline() for proc in point if _alive(proc)], "a process of the point outlived the kill"
+
+    if sweep.poll() is None:  # trtbench lived: it goes on to the next point, which hangs too; stop it there
+        sweep.terminate()
+        assert sweep.wait(timeout=BOUND_S) == 128 + signal.SIGTERM
+    assert not [proc.pid for proc in tree.all() if _alive(proc)]
+    left = [proc for proc in psutil.process_iter(["cmdline"])
+            if str(tmp_path) in " ".join(proc.info["cmdline"] or []) and _alive(proc)]
+    assert left == [], "a later point's benchmark outlived the sweep"
+
+    recs = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    ok = sorted((r["isl"], r["osl"]) for r in recs if r["status"] == "ok")
+    assert ok == [(128, 128), (128, 1024)]  # nothing recorded is lost
+    assert len(recs) == len({(r["isl"], r["osl"]) for r in recs})  # nor recorded twice
