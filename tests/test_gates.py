@@ -205,3 +205,20 @@ def test_the_engine_path_is_not_refused_by_that_rule(cli, write_spec, tmp_path, 
     shutil.copytree(REPO / "tests" / "data" / "engines" / "llama-fp8", engine)
     result = cli("sweep", "--no-plots", "--dry-run", str(write_spec(FP8_AUTO + f"trtllm: {{engine_dir: {engine}}}\n")))
     assert result.code == 0, result.err
+
+
+LATENCY = clidata._latency()
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_each_latency_gate_follows_its_evidence(release):
+    """version.py's latency gates against tests/data/trtllm_bench_latency_options.json: the subcommand where an
+    option set was read, an engine only where it has no --backend, --warmup and --report_json where listed."""
+    v = TrtllmVersion.parse(clidata.release(release)["version"])
+    assert v.has_latency_command is (release in LATENCY)
+    if release not in LATENCY:
+        return
+    latency = _names(LATENCY[release])
+    assert v.latency_engine_only is ("--backend" not in latency) is ("--tp" not in latency)
+    assert v.latency_has_warmup is ("--warmup" in latency)
+    assert v.has_report_json is ("--report_json" in latency)

@@ -188,14 +188,29 @@ def test_latency_mode_runs_trtllm_bench_latency_one_request_at_a_time(cli, write
     assert row["output_tok_per_s"] == pytest.approx(95.70, rel=1e-3)
 
 
-def test_latency_mode_is_refused_before_1_0_and_with_a_concurrency_limit(cli, write_spec, fake_bench):
-    fake_bench.version("0.21.0")
+@pytest.mark.parametrize(("release", "why"), [
+    ("0.12.0", "has no latency subcommand (its bench.py registers only build and throughput)"),
+    ("0.13.0", "has a latency subcommand whose options and report no NVIDIA source trtbench read shows")])
+def test_latency_mode_is_refused_where_no_source_shows_it_and_with_a_concurrency_limit(cli, write_spec, fake_bench,
+                                                                                      release, why):
+    """tests/data/trtllm_bench_latency_options.json `refused`: the release and the reason, in one line."""
+    fake_bench.version(release)
     result = cli("sweep", "--no-plots", str(write_spec(LATENCY_MODE)))
     assert result.code == 2 and len(result.err.splitlines()) == 1
-    assert "mode: latency" in result.err and "from TensorRT-LLM 1.0" in result.err
+    assert f"mode: latency: trtllm-bench {release} {why}; trtbench drives latency from TensorRT-LLM 0.14" in result.err
     assert fake_bench.printed() == []
+    fake_bench.version("1.0.0")
     result = cli("sweep", "--no-plots", str(write_spec(LATENCY_MODE + "runtime: {concurrency: 4}\n")))
     assert result.code == 2 and "mode: latency runs one request at a time" in result.err
+
+
+def test_latency_before_1_0_on_the_pytorch_backend_is_refused(cli, write_spec, fake_bench):
+    """Before 1.0 trtllm-bench latency takes --engine_dir (required) and no --backend (low_latency.py @77d7fe1e)."""
+    fake_bench.version("0.21.0")
+    result = cli("sweep", "--no-plots", str(write_spec(LATENCY_MODE + "trtllm: {backend: pytorch}\n")))
+    assert result.code == 2 and len(result.err.splitlines()) == 1
+    assert "mode: latency on TensorRT-LLM 0.21.0 runs a TensorRT engine only" in result.err
+    assert fake_bench.printed() == []
 
 
 def test_simulated_latency_mode_is_one_request_at_a_time(cli, write_spec, tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "trtllm_bench_options.json"
-LATENCY = DATA.with_name("trtllm_bench_latency_options.json")  # from NVIDIA's source at 1.0.0rc4 (see its about)
+LATENCY = DATA.with_name("trtllm_bench_latency_options.json")  # latency per release, from NVIDIA's source (its about)
 _TRUE, _FALSE = ("true", "1", "yes", "y", "on", "t"), ("false", "0", "no", "n", "off", "f")
 
 

@@ -36,17 +36,24 @@ class Invocation:
 
 
 def choose_mode(spec: SweepSpec, version: TrtllmVersion | None) -> Literal["pytorch", "tensorrt"]:
-    """An explicit trtllm.backend wins. Otherwise: the TensorRT engine when one is given or the release
-    is older than 0.19; the PyTorch backend from 0.19, as NVIDIA's perf docs run it, and when the release
-    is unknown: trtbench then plans for the newest release (version.NEWEST_TEXT), which has no engine path."""
+    """An explicit trtllm.backend wins. Otherwise: the TensorRT engine when one is given, the release is older
+    than 0.19, or latency runs before 1.0 (an engine is all it loads there); the PyTorch backend from 0.19, as
+    NVIDIA's perf docs run it, and when the release is unknown: trtbench then plans for the newest release
+    (version.NEWEST_TEXT), which has no engine path."""
+    refuse_latency(spec, version)
+    latency_on_engine = spec.mode is BenchMode.LATENCY and version is not None and version.latency_engine_only
     wanted = spec.trtllm.backend
     if wanted == "auto":
-        if spec.trtllm.engine_dir:
+        if spec.trtllm.engine_dir or latency_on_engine:
             wanted = "tensorrt"
         elif version is None:
             wanted = "pytorch"
         else:
             wanted = "pytorch" if version.at_least(0, 19) or not version.has_tensorrt_backend else "tensorrt"
+    if version is not None and wanted == "pytorch" and latency_on_engine:
+        raise SpecError(f"mode: latency on TensorRT-LLM {version.text} runs a TensorRT engine only (trtllm-bench "
+                        f"latency takes --engine_dir and no --backend before 1.0); use trtllm.backend: tensorrt "
+                        f"or auto")
     if version is not None and wanted == "pytorch" and not version.has_pytorch_backend:
         raise TrtbenchError(f"TensorRT-LLM {version.text} has no PyTorch backend (0.17+); use trtllm.backend: "
                             f"tensorrt")
@@ -57,6 +64,17 @@ def choose_mode(spec: SweepSpec, version: TrtllmVersion | None) -> Literal["pyto
         raise SpecError("precision: mxfp4 runs on TensorRT-LLM's PyTorch backend (trtllm-build makes no MXFP4 "
                         "experts); use trtllm.backend: pytorch")
     return wanted
+
+
+def refuse_latency(spec: SweepSpec, version: TrtllmVersion | None) -> None:
+    """mode: latency where trtbench cannot drive it, in one line naming why (tests/data/trtllm_bench_latency_options
+    .json `refused`): 0.12 has no latency subcommand, and no source for 0.13's was read."""
+    if spec.mode is not BenchMode.LATENCY or version is None or version.has_latency_command:
+        return
+    why = ("has no latency subcommand (its bench.py registers only build and throughput)" if not version.at_least(0, 13)
+           else "has a latency subcommand whose options and report no NVIDIA source trtbench read shows")
+    raise SpecError(f"mode: latency: trtllm-bench {version.text} {why}; trtbench drives latency from TensorRT-LLM "
+                    f"0.14 (engine path), or use mode: throughput")
 
 
 def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[str, Any] | None:
@@ -98,9 +116,11 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def bench_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json: Path | None) -> list[str]:
     """`throughput`, or `latency` (spec `mode`), which has no batch-size, token, concurrency-limit,
-    chunking, streaming or EOS options: it runs one request at a time, streamed, to the requested length."""
+    chunking, streaming or EOS options: it runs one request at a time, streamed, to the requested length.
+    Before 1.0 latency takes an engine and nothing that sets the world (version.latency_engine_only)."""
     spec, v, rt = inv.spec, inv.version, inv.spec.runtime
     throughput = spec.mode is BenchMode.THROUGHPUT
+    world = throughput or not v.latency_engine_only  # --tp/--pp/--ep where the subcommand takes them
     model, model_path = model_and_path(inv)
     args = [inv.bench, "--model", model]
     if model_path and v.has_model_path:
@@ -119,7 +139,7 @@ def bench_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json
     args += ["--kv_cache_free_gpu_mem_fraction", str(rt.kv_cache_free_gpu_mem_fraction)]
     if throughput:
         args += _throughput_only(spec, v)
-    if v.has_warmup:
+    if v.has_warmup if throughput else v.latency_has_warmup:
         args += ["--warmup", str(rt.warmup)]
     args += ["--num_requests", str(num_requests)]
     if throughput and streaming(spec) and v.has_streaming:
@@ -128,9 +148,9 @@ def bench_args(inv: Invocation, *, dataset: Path, num_requests: int, report_json
         args += ["--report_json", str(report_json)]
     if throughput and v.has_eos_id:
         args += ["--eos_id", "-1"]
-    if v.has_parallel_options:
+    if world and v.has_parallel_options:
         args += ["--tp", str(spec.tp), "--pp", str(spec.pp)]
-    if spec.ep and v.has_ep:
+    if world and spec.ep and v.has_ep:
         args += ["--ep", str(spec.ep)]
     return args
 
@@ -182,9 +202,14 @@ def unsupported_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
             ("runtime.max_batch_size", spec.runtime.max_batch_size), ("runtime.max_num_tokens",
              spec.runtime.max_num_tokens), ("runtime.chunked_context", spec.runtime.chunked_context),
             ("trtllm.extra_llm_api_options", spec.trtllm.extra_llm_api_options)) if given]
-        if spec.kv is KvDtype.FP8:
+        if spec.kv is KvDtype.FP8 and mode == "pytorch":
             notes.append("kv_cache_dtype: fp8 is not sent (mode: latency takes no LLM-API options): the KV cache is "
                          "the checkpoint's dtype, and a report that says otherwise is recorded invalid_report")
+        if spec.runtime.warmup != 2 and not version.latency_has_warmup:
+            notes.append(f"runtime.warmup (trtllm-bench {version.text} latency: no --warmup shown before 0.19; it "
+                         f"warms up as it does)")
+        if spec.ep and version.latency_engine_only:
+            notes.append(f"ep (trtllm-bench {version.text} latency has no --ep, 1.0+: the engine's mapping runs)")
         return notes
     if spec.runtime.concurrency and not version.has_concurrency:
         notes.append("runtime.concurrency needs 0.17+")

@@ -12,7 +12,7 @@ from trtbench.backends.trtllm.command import unproven_settings, unsupported_sett
 from trtbench.backends.trtllm.version import NEWEST_TEXT, SUPPORTED_TEXT, UNCHECKED, TrtllmVersion, detect_version
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.nvml import GpuInfo
-from trtbench.spec import BenchMode, SweepSpec
+from trtbench.spec import SweepSpec
 
 
 def _probe(spec: SweepSpec, gpus: list[GpuInfo]) -> tuple[bool, str]:
@@ -43,11 +43,6 @@ def _create(spec: SweepSpec, run_dir: Path, gpus: list[GpuInfo], dry_run: bool) 
     if spec.grid.concurrency and not version.has_concurrency:
         raise SpecError(f"grid.concurrency: trtllm-bench {version.text} has no --concurrency (0.17+), so every step of "
                         f"the ladder would run the same unlimited benchmark; pin trtllm.version or use a newer release")
-    if spec.mode is BenchMode.LATENCY and not version.has_latency_command:
-        raise SpecError(f"mode: latency: trtbench drives trtllm-bench latency from TensorRT-LLM 1.0 (its options "
-                        f"before then are not known to it; {version.text} has " +
-                        ("no latency subcommand" if not version.at_least(0, 13) else "one that loads only an engine")
-                        + "); on 0.17+ use mode: throughput with grid.concurrency: [1]")
     backend = TrtllmBackend(spec, run_dir, bench, version, gpus[0].name if gpus else spec.gpu)
     notes = [f"TensorRT-LLM {version.text}, {backend.mode} backend", *absent]
     if version.newer_than_known:

@@ -2,8 +2,10 @@
 
 Text formats (reference section 3): A (0.12, `= STATISTICS`), B (0.13-0.18, `= PERFORMANCE OVERVIEW`
 with `Token Throughput`), C (0.19-0.20, `Total Output Throughput`), D (0.21+, `[w/ ctx]` labels,
-`MACHINE DETAILS` from 1.2). Labels are matched after collapsing whitespace, so padding changes
-between releases do not matter; only the report's first line carries the log prefix.
+`MACHINE DETAILS` from 1.2), and L, `latency`'s own report before it printed throughput's (0.14 on,
+`= LATENCY OVERVIEW`; tests/data/trtllm_bench_latency_options.json `report`). Labels are matched after
+collapsing whitespace, so padding changes between releases do not matter; only the report's first line
+carries the log prefix.
 
 A log can be gigabytes (verbose logging, a long run), so it is read once, line by line, from the file
 (`scan_log`): what the outcome needs from it (the last report, the deciding failure line, the first
@@ -47,7 +49,7 @@ class ReportError(Exception):
 
 @dataclass
 class Report:
-    format: str  # A | B | C | D | json
+    format: str  # A | B | C | D | L | json
     metrics: dict[str, float] = field(default_factory=dict)  # all finite
     info: dict[str, str] = field(default_factory=dict)  # printable (trtbench.text)
 
@@ -201,11 +203,13 @@ def _optional(sections: dict[str, dict[str, str]], *labels: str) -> float | None
 
 def _text_report(block: list[str]) -> Report | None:
     """The report in `block` (from a header on), None when the results section is missing (killed mid-print)."""
-    if not any(line in ("= STATISTICS", "= PERFORMANCE OVERVIEW") for line in block):
+    if not any(line in ("= STATISTICS", "= PERFORMANCE OVERVIEW", "= LATENCY OVERVIEW") for line in block):
         return None
     sections, percentiles = _sections(block)
     if "STATISTICS" in sections:
         fmt = "A"
+    elif "LATENCY OVERVIEW" in sections:
+        fmt = "L"
     elif _lookup(sections, "Token Throughput (tokens/sec)"):
         fmt = "B"
     elif _lookup(sections, "Per User Output Throughput [w/ ctx] (tps/user)"):
@@ -213,14 +217,16 @@ def _text_report(block: list[str]) -> Report | None:
     else:
         fmt = "C"
     requests_per_s = _required(sections, "Request Throughput (req/sec)")
-    output = _required(sections, "Total Output Throughput (tokens/sec)", "Token Throughput (tokens/sec)")
+    # L's "Total Token Throughput" is output tokens / total latency (BenchmarkStatistics.token_throughput_ns)
+    output = _required(sections, "Total Token Throughput (tokens/sec)") if fmt == "L" else \
+        _required(sections, "Total Output Throughput (tokens/sec)", "Token Throughput (tokens/sec)")
     if fmt == "A":
         latency_s = _required(sections, "Total Latency (seconds)")
     else:
         latency_s = _required(sections, "Total Latency (ms)") / 1000
     avg_in = _optional(sections, "Average Input Length (tokens)")
     avg_out = _optional(sections, "Average Output Length (tokens)")
-    total = _optional(sections, "Total Token Throughput (tokens/sec)")
+    total = _optional(sections, "Total Token Throughput (tokens/sec)") if fmt != "L" else None
     if total is None and avg_in is not None and avg_out is not None:
         total = requests_per_s * (avg_in + avg_out)
     metrics: dict[str, float | None] = {
@@ -239,8 +245,10 @@ def _text_report(block: list[str]) -> Report | None:
                                    "Per GPU Output Throughput (tokens/sec/gpu)"),
         "ttft_ms": _optional(sections, "Average time-to-first-token [TTFT] (ms)", "Average time-to-first-token (ms)"),
         "tpot_ms": _optional(sections, "Average time-per-output-token [TPOT] (ms)", "Average inter-token latency (ms)"),
+        # L: the average per request of generated tokens / generation time, one user's decode speed
         "user_speed_tok_s": _optional(sections, "Per User Output Speed (tps/user)",
-                                      "Per User Output Speed [1/TPOT] (tokens/sec/user)"),
+                                      "Per User Output Speed [1/TPOT] (tokens/sec/user)",
+                                      "Generation Token Throughput (tokens/sec)"),
         "max_runtime_batch_size": _optional(sections, "Max Runtime Batch Size"),
         "max_runtime_tokens": _optional(sections, "Max Runtime Tokens"),
         "kv_memory_fraction": _fraction(_optional(sections, "KV Memory Percentage")),

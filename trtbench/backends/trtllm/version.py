@@ -77,7 +77,8 @@ class TrtllmVersion:
     @property
     def has_report_json(self) -> bool:
         """From 0.19: it came into throughput.py with --ep after the 0.17 branch, and no source shows it on the
-        0.18 branch (gates.has_report_json); 0.17 and 0.18 are read from their text report."""
+        0.18 branch (gates.has_report_json); 0.17 and 0.18 are read from their text report. latency's came in the
+        same commit (@77d7fe1e low_latency.py), so the gate is one for both subcommands."""
         return self.at_least(0, 19)
 
     @property
@@ -109,10 +110,22 @@ class TrtllmVersion:
 
     @property
     def has_latency_command(self) -> bool:
-        """`trtllm-bench latency` as trtbench drives it, from 1.0: its options read from NVIDIA's source at
-        1.0.0rc4 (`--backend`, `--tp/--pp`, `--report_json`, no LLM-API options). Earlier releases have a
-        latency subcommand that loads only a TensorRT engine, with options trtbench has no source for."""
-        return self.at_least(1, 0)
+        """`trtllm-bench latency` as trtbench drives it, from 0.14 (low_latency.py @b0880169, the 0.14.0 release
+        commit). 0.12 has none; no source for 0.13's was read (tests/data/trtllm_bench_latency_options.json,
+        `refused`)."""
+        return self.at_least(0, 14)
+
+    @property
+    def latency_engine_only(self) -> bool:
+        """Before 1.0 latency loads only a TensorRT engine: `--engine_dir` required, no `--backend`, and no
+        `--tp/--pp/--ep` (the engine's mapping runs); 1.0.0rc4 adds them (latency options `evidence`)."""
+        return not self.at_least(1, 0)
+
+    @property
+    def latency_has_warmup(self) -> bool:
+        """latency `--warmup` from 0.19 (@77d7fe1e, in the 0.19 branch); unproven on the 0.15-0.18 branches, absent
+        in 0.14 (@b0880169)."""
+        return self.at_least(0, 19)
 
     @property
     def has_concurrency(self) -> bool:
