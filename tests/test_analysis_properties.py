@@ -14,25 +14,26 @@ from hypothesis import strategies as st
 from tests.conftest import SMALL_SPEC
 from trtbench.analyze import analyze
 from trtbench.grid import IdentityRule, expand
-from trtbench.records import Metrics, Record, RecordError, Source, Status, parse_record
+from trtbench.records import MAX_COUNT, MAX_GPU_GIB, Metrics, Record, RecordError, Source, Status, parse_record
 from trtbench.report import render
 from trtbench.spec import parse_spec
 
 SPEC = parse_spec(SMALL_SPEC.replace("isl: [128, 2048]", "isl: [128, 2048]\n  tp: [1, 2]").replace("tp: 1\n", ""))
 POINTS = expand(SPEC, IdentityRule(()))
+# Anywhere in the fields' physical ranges (records.Metrics), extremes included.
 positive = st.floats(min_value=1e-6, max_value=1e12)
-finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
-maybe = st.none() | finite
+maybe = st.none() | st.floats(min_value=0, max_value=1e15)
+count = st.none() | st.floats(min_value=0, max_value=MAX_COUNT)
+gib = st.none() | st.floats(min_value=0, max_value=MAX_GPU_GIB)
 
 
 @st.composite
-def metrics(draw: st.DrawFn, ok: bool) -> Metrics:
-    rate = positive if ok else finite
-    return Metrics(output_tok_per_s=draw(rate), request_per_s=draw(rate), total_tok_per_s=draw(finite),
-                   total_latency_s=draw(finite), avg_latency_s=draw(maybe), avg_concurrency=draw(maybe),
+def metrics(draw: st.DrawFn) -> Metrics:
+    return Metrics(output_tok_per_s=draw(positive), request_per_s=draw(positive), total_tok_per_s=draw(positive),
+                   total_latency_s=draw(positive), avg_latency_s=draw(maybe), avg_concurrency=draw(count),
                    ttft_ms=draw(maybe), tpot_ms=draw(maybe), per_user_tok_s=draw(maybe), energy_j=draw(maybe),
                    j_per_output_token=draw(maybe), roofline_output_tok_per_s=draw(maybe),
-                   kv_allocated_gib=draw(maybe))
+                   kv_allocated_gib=draw(gib))
 
 
 @st.composite
@@ -41,7 +42,7 @@ def record(draw: st.DrawFn, index: int) -> Record:
     status = draw(st.sampled_from(list(Status)))
     ok = status is Status.OK
     return Record(status=status, cause=draw(st.text(max_size=40)), source=draw(st.sampled_from(list(Source))),
-                  metrics=draw(metrics(ok)) if ok or draw(st.booleans()) else None,
+                  metrics=draw(metrics()) if ok or draw(st.booleans()) else None,
                   predicted_wall_s=draw(st.none() | st.floats(min_value=0, max_value=1e9)),
                   point_id=point.id, attempt=f"a{index}", axes=point.values,
                   backend=draw(st.sampled_from(["sim", "trtllm"])), started_at="2026-11-27T10:00:00+00:00",

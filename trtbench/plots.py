@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 from matplotlib.transforms import blended_transform_factory
 
 from trtbench.analyze import Analysis
+from trtbench.escape import plot_text
 from trtbench.files import atomic_write
 from trtbench.spec import SweepSpec
 
@@ -39,7 +40,7 @@ LOG_SPAN = 30.0  # a value axis spanning more than this factor is drawn log, so 
 
 @dataclass(frozen=True)
 class PlotContext:
-    title: str  # model, GPU, precision, backend
+    title: str  # model, GPU, precision, backend; its user-supplied parts through escape.plot_text
     simulated: bool
 
 
@@ -411,8 +412,8 @@ def draw(run_dir: Path, spec: SweepSpec, analysis: Analysis, meta: dict[str, Any
     swept = set(analysis.axes)
     fixed = ([f"{spec.precision} (KV {spec.kv})"] if not {"precision", "kv_cache_dtype"} & swept
              else []) + [f"{axis.upper()}{getattr(spec, axis)}" for axis in ("tp", "pp") if axis not in swept]
-    ctx = PlotContext(title=", ".join([spec.model.name, backend.get("gpu") or spec.gpu, *fixed,
-                                       backend.get("backend", spec.backend)]),
+    ctx = PlotContext(title=plot_text(", ".join([spec.model.name, backend.get("gpu") or spec.gpu, *fixed,
+                                                 backend.get("backend", spec.backend)])),
                       simulated=bool(analysis.counts.get("simulated")))
     df, axes = analysis.results, tuple(analysis.axes)
     made = {name: make(df, ctx, run_dir / f"{name}.png", by=axes) for name, make in PANELLED.items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -54,6 +54,20 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+# Physical ranges: a value outside its field's range is a broken report (or a damaged record), never data. The
+# trtllm backend records a report that breaks one as `invalid_report`, naming the field (validate.py).
+MAX_GPU_GIB = 2048.0  # one GPU's memory; the largest of 2026 hold under 300 GiB
+MAX_COUNT = 2**31  # requests, lengths, batch sizes, token budgets, KV tokens: TensorRT-LLM counts them in int32
+# Far above any GPU of 2026 (an H100 decodes tens of thousands of tokens/s): only a broken report reaches it.
+MAX_OUTPUT_TOK_PER_S_PER_GPU = 10_000_000.0
+Positive = Annotated[float, Field(gt=0)]  # what a run that produced numbers has: throughputs, its wall time
+NonNegative = Annotated[float, Field(ge=0)]  # rates, latencies, energy
+Count = Annotated[float, Field(ge=0, le=MAX_COUNT)]  # a float where a report averages it (concurrency, lengths)
+IntCount = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+GiB = Annotated[float, Field(ge=0, le=MAX_GPU_GIB)]  # what one GPU holds
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
 # Latency breakdowns as trtllm-bench prints them (text rows `[TTFT] P95: ...`, JSON percentile maps).
 PERCENTILE_KEY = re.compile(r"^(latency|ttft|tpot)_(min|max|average|p50|p90|p95|p99)_ms$|"
                             r"^gtps_(min|max|average|p50|p90|p95|p99)$")
@@ -62,30 +76,30 @@ PERCENTILE_KEY = re.compile(r"^(latency|ttft|tpot)_(min|max|average|p50|p90|p95|
 class Metrics(_Closed):
     """Throughput is output tokens per second, as trtllm-bench's "Token Throughput" and the study use it."""
 
-    output_tok_per_s: float
-    request_per_s: float
-    total_tok_per_s: float
-    total_latency_s: float
-    avg_latency_s: float | None = None
-    avg_concurrency: float | None = None
-    num_requests: float | None = None
-    avg_input_len: float | None = None
-    avg_output_len: float | None = None
-    per_user_tok_s: float | None = None
-    per_gpu_tok_s: float | None = None
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    user_speed_tok_s: float | None = None
-    max_runtime_batch_size: float | None = None
-    max_runtime_tokens: float | None = None
-    kv_memory_fraction: float | None = None
-    kv_allocated_gib: float | None = None
-    kv_allocated_tokens: float | None = None
-    engine_size_gib: float | None = None
-    energy_j: float | None = None
-    j_per_output_token: float | None = None
-    roofline_output_tok_per_s: float | None = None  # the simulator's upper bound for this point
-    percentiles: dict[str, float] = Field(default_factory=dict)
+    output_tok_per_s: Positive
+    request_per_s: Positive
+    total_tok_per_s: Positive
+    total_latency_s: Positive
+    avg_latency_s: NonNegative | None = None
+    avg_concurrency: Count | None = None
+    num_requests: Count | None = None
+    avg_input_len: Count | None = None
+    avg_output_len: Count | None = None
+    per_user_tok_s: NonNegative | None = None
+    per_gpu_tok_s: NonNegative | None = None
+    ttft_ms: NonNegative | None = None
+    tpot_ms: NonNegative | None = None
+    user_speed_tok_s: NonNegative | None = None
+    max_runtime_batch_size: Count | None = None
+    max_runtime_tokens: Count | None = None
+    kv_memory_fraction: Fraction | None = None
+    kv_allocated_gib: GiB | None = None
+    kv_allocated_tokens: Count | None = None
+    engine_size_gib: GiB | None = None  # per rank: it is loaded onto one GPU
+    energy_j: NonNegative | None = None
+    j_per_output_token: NonNegative | None = None
+    roofline_output_tok_per_s: NonNegative | None = None  # the simulator's upper bound for this point
+    percentiles: dict[str, NonNegative] = Field(default_factory=dict)
 
     @field_validator("percentiles")
     @classmethod
@@ -103,20 +117,21 @@ class Metrics(_Closed):
 
 
 class Memory(_Closed):
-    """GPU memory per rank, as the simulator planned it or trtllm-bench logged it (GiB = 2^30 bytes)."""
+    """GPU memory per rank, as the simulator planned it or trtllm-bench logged it (GiB = 2^30 bytes). What a
+    plan needs (weights, workspace) is unbounded above: an infeasible point's plan may need more than any GPU."""
 
-    gpu_total_gib: float | None = None
-    weights_gib: float | None = None
-    activation_gib: float | None = None
-    overhead_gib: float | None = None
-    kv_pool_gib: float | None = None
-    kv_bytes_per_token: int | None = None
-    kv_tokens: float | None = None
-    tokens_per_block: int | None = None
-    seq_blocks: int | None = None
-    max_concurrent_seqs: int | None = None
-    max_batch_size: float | None = None
-    max_num_tokens: float | None = None
+    gpu_total_gib: GiB | None = None
+    weights_gib: NonNegative | None = None
+    activation_gib: NonNegative | None = None
+    overhead_gib: NonNegative | None = None
+    kv_pool_gib: GiB | None = None
+    kv_bytes_per_token: Annotated[int, Field(ge=0)] | None = None
+    kv_tokens: Count | None = None
+    tokens_per_block: IntCount | None = None
+    seq_blocks: IntCount | None = None
+    max_concurrent_seqs: IntCount | None = None
+    max_batch_size: Count | None = None
+    max_num_tokens: Count | None = None
 
 
 class Telemetry(_Closed):
@@ -124,14 +139,14 @@ class Telemetry(_Closed):
 
     gpu_name: str
     driver: str
-    gpus: int
-    samples: int
-    peak_memory_used_gib: float
-    mean_power_w: float
-    peak_power_w: float
-    energy_j: float
-    mean_sm_clock_mhz: float
-    power_limit_w: float | None = None
+    gpus: IntCount
+    samples: IntCount
+    peak_memory_used_gib: GiB  # the most any one GPU held
+    mean_power_w: NonNegative
+    peak_power_w: NonNegative
+    energy_j: NonNegative
+    mean_sm_clock_mhz: NonNegative
+    power_limit_w: NonNegative | None = None
 
 
 class Prediction(_Closed):
@@ -140,9 +155,9 @@ class Prediction(_Closed):
     status: Status
     cause: str = ""
     model: str | None = None
-    output_tok_per_s: float | None = None
-    roofline_output_tok_per_s: float | None = None
-    wall_s: float | None = None
+    output_tok_per_s: NonNegative | None = None
+    roofline_output_tok_per_s: NonNegative | None = None
+    wall_s: NonNegative | None = None
 
 
 class Outcome(_Closed):
@@ -163,11 +178,10 @@ class Outcome(_Closed):
     detail: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _ok_has_positive_throughput(self) -> Outcome:
-        """An `ok` outcome is ranked: it must carry its throughput, positive."""
-        if self.status is Status.OK and (self.metrics is None or self.metrics.output_tok_per_s <= 0
-                                         or self.metrics.request_per_s <= 0):
-            raise ValueError("an ok outcome needs metrics with positive output and request throughput")
+    def _ok_has_metrics(self) -> Outcome:
+        """An `ok` outcome is ranked: it must carry its metrics (whose throughputs are positive)."""
+        if self.status is Status.OK and self.metrics is None:
+            raise ValueError("an ok outcome needs metrics")
         return self
 
     @property
@@ -186,7 +200,7 @@ class Record(Outcome):
     prediction: Prediction | None = None
     backend: str
     started_at: str
-    duration_s: float
+    duration_s: NonNegative
 
     @field_validator("started_at")
     @classmethod

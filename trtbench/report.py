@@ -17,6 +17,7 @@ import pandas as pd
 from trtbench import analyze as an
 from trtbench.catalog.models import resolve_model
 from trtbench.errors import TrtbenchError
+from trtbench.escape import Markdown, csv_safe_frame, md, md_code
 from trtbench.files import atomic_write
 from trtbench.sla import Bounds
 from trtbench.spec import BenchMode, SweepSpec
@@ -38,8 +39,9 @@ PLOT_TITLES = {
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub table of trtbench's own `header`; every cell escaped (`escape.md`) unless it is `Markdown`."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("-" * (len(h) + 2) for h in header) + "|"]
-    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(c if isinstance(c, Markdown) else md(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -55,17 +57,17 @@ def fmt_count(n: float) -> str:
     return f"{int(n):,}"
 
 
-def fmt_tokens(n: float) -> str:
-    """The study's compact form: ~8.6M, ~950K."""
+def fmt_tokens(n: float) -> Markdown:
+    """The study's compact form: ~8.6M, ~950K (one tilde strikes nothing through)."""
     if n >= 1e6:
-        return f"~{n / 1e6:.1f}M"
+        return Markdown(f"~{n / 1e6:.1f}M")
     if n >= 1e3:
-        return f"~{n / 1e3:.0f}K"
-    return str(int(n))
+        return Markdown(f"~{n / 1e3:.0f}K")
+    return Markdown(str(int(n)))
 
 
 def group_title(values: dict[str, Any]) -> str:
-    return ", ".join(f"{AXIS_TITLES[k]} {v}" for k, v in values.items())
+    return ", ".join(f"{AXIS_TITLES[k]} {md(v)}" for k, v in values.items())
 
 
 def _axes(row: Any, axes: list[str]) -> list[Any]:
@@ -91,13 +93,13 @@ def calibration_note(cal: dict[str, Any] | None) -> str:
     error = cal.get("error_pct")
     if cal.get("outside"):
         if error is None:
-            return f" This sweep is **outside the calibration**: {'; '.join(cal['outside'])}."
-        return (f" Expect an error of **at least {error:.1f}%, outside the calibration**: {'; '.join(cal['outside'])} "
-                f"(the floor is the nearest calibrated group's out-of-sample error, {cal.get('basis')} held out of "
-                f"the fit), likely more.")
+            return f" This sweep is **outside the calibration**: {md('; '.join(cal['outside']))}."
+        return (f" Expect an error of **at least {error:.1f}%, outside the calibration**: "
+                f"{md('; '.join(cal['outside']))} (the floor is the nearest calibrated group's out-of-sample error, "
+                f"{md(cal.get('basis'))} held out of the fit), likely more.")
     if error is not None:
         return (f" This sweep is inside its calibration: out-of-sample error about {error:.1f}% "
-                f"({cal.get('basis')} held out of the fit).")
+                f"({md(cal.get('basis'))} held out of the fit).")
     return ""
 
 
@@ -266,7 +268,7 @@ def memory_section(a: an.Analysis) -> str:
 
 
 def _at(r: Any, axes: list[str]) -> str:
-    extra = ", ".join(f"{AXIS_TITLES[x]} {r[x]}" for x in axes)
+    extra = ", ".join(f"{AXIS_TITLES[x]} {md(r[x])}" for x in axes)
     return f"{r['isl']}/{r['osl']}" + (f" ({extra})" if extra else "")
 
 
@@ -324,7 +326,7 @@ def predictions_section(a: an.Analysis) -> str | None:
         measured_value = fmt_rate(r["output_tok_per_s"]) if r["status"] == "ok" else r["status"]
         error = f"{r['pred_error_pct']:+.1f}%" if pd.notna(r["pred_error_pct"]) else "-"
         rows.append((*_axes(r, a.axes), r["isl"], r["osl"], fmt_count(r["requests"]), measured_value, predicted, error,
-                     f"**> {an.DISAGREEMENT_PCT:.0f}%**" if r["flagged"] else ""))
+                     Markdown(f"**> {an.DISAGREEMENT_PCT:.0f}%**") if r["flagged"] else ""))
     return (f"Each measurement beside the simulator's prediction; {int(measured['flagged'].sum())} point(s) disagree "
             f"by more than {an.DISAGREEMENT_PCT:.0f}%.\n\n"
             + md_table((*(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Requests", "Measured tok/s",
@@ -342,7 +344,7 @@ def provenance_section(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any]) ->
            or "none visible (simulated run)")
     rows = [
         ("trtbench", prov.get("trtbench", "?")),
-        ("spec", f"`{spec.name}`, hash {spec.hash()} (resolved copy: spec.yaml)"),
+        ("spec", Markdown(f"{md_code(spec.name)}, hash {spec.hash()} (resolved copy: spec.yaml)")),
         ("backend", prov.get("backend_reason", "?")),
         ("TensorRT-LLM", backend.get("trtllm_version") or "not used"),
         ("engine(s)", ", ".join(f"{e['dir']} (manifest: {e['manifest']})" for e in engines)
@@ -351,7 +353,7 @@ def provenance_section(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any]) ->
         ("host", f"{prov.get('host', '?')}, Python {prov.get('python', '?')}, {prov.get('platform', '?')}"),
         ("start / end", f"{facts.start or '-'} / {facts.end or '-'}" if facts else "-"),
         ("total GPU time", f"{facts.gpu_hours:,.2f} GPU-hours" if facts and facts.gpu_hours else "none (simulated)"),
-        ("one point's command", f"`{shlex.join(facts.command)}`" if facts and facts.command
+        ("one point's command", md_code(shlex.join(facts.command)) if facts and facts.command
          else "none (simulated: no command runs)"),
     ]
     return md_table(("Field", "Value"), rows)
@@ -377,7 +379,7 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
     perf_model = backend.get("perf_model")
     source = source_line(a.counts, perf_model)
     gpu = backend.get("gpu") or spec.gpu
-    out = [f"# {spec.model.name} on {gpu}: ISL x OSL {spec.mode} sweep `{spec.name}`", ""]
+    out = [f"# {md(spec.model.name)} on {md(gpu)}: ISL x OSL {spec.mode} sweep `{spec.name}`", ""]
     if spec.mode is BenchMode.LATENCY:
         out += ["Mode **latency** (`trtllm-bench latency`): each point runs one request at a time, streamed, at "
                 "batch size 1. Its throughput is what one user gets, not what the GPU can serve.", ""]
@@ -394,7 +396,7 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
     best = an.top(df, by, 1)
     if not best.empty:
         r = best.iloc[0]
-        extra = "".join(f", {AXIS_TITLES[x]} {r[x]}" for x in a.axes)
+        extra = "".join(f", {AXIS_TITLES[x]} {md(r[x])}" for x in a.axes)
         total = fmt_rate(r["output_tok_per_s"])
         value = (f"**{fmt_ranked(r, by)} {by.name}** ({total} output tokens/s in total over {int(r['gpus'])} GPU(s))"
                  if by.column in RANK_HEADERS else f"**{total} output tokens/s**")
@@ -444,9 +446,10 @@ def _plots_section(plots: dict[str, Path], source: str) -> str:
 def write_report(run_dir: Path, spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int = 10,
                  plots: dict[str, Path] | None = None) -> list[Path]:
     """report.md, results.csv and results.parquet (one row per point: the axis columns, then
-    `analyze.COLUMNS`), each written atomically."""
+    `analyze.COLUMNS`), each written atomically. The CSV's text cells are neutralised for spreadsheets
+    (`escape.csv_safe_frame`); the parquet file, read by programs, keeps every value as recorded."""
     report, csv, parquet = run_dir / "report.md", run_dir / "results.csv", run_dir / "results.parquet"
     atomic_write(report, render(spec, a, meta, top_n, plots))
-    atomic_write(csv, a.results.to_csv(index=False))
+    atomic_write(csv, csv_safe_frame(a.results).to_csv(index=False))
     atomic_write(parquet, a.results.to_parquet(index=False) or b"")
     return [report, csv, parquet]

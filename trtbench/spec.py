@@ -63,10 +63,20 @@ def _parts_at_most(limit: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-Text = Annotated[str, Field(max_length=TEXT_CHARS)]
-PathText = Annotated[str, Field(max_length=PATH_CHARS), _parts_at_most(255)]
+def _printable(value: str) -> str:
+    """No control, bidi or other unprintable character (a YAML escape like "\\0" or "\\u202e" makes one): a NUL
+    cuts a C string (a path, an argument) short, the others garble a terminal, a log or what a reader sees."""
+    if not value.isprintable():
+        position, bad = next((i, c) for i, c in enumerate(value, 1) if not c.isprintable())
+        raise ValueError(f"has the unprintable character {bad!a} at position {position}")
+    return value
+
+
+Printable = AfterValidator(_printable)
+Text = Annotated[str, Field(max_length=TEXT_CHARS), Printable]
+PathText = Annotated[str, Field(max_length=PATH_CHARS), Printable, _parts_at_most(255)]
 # Engine and workspace directories are named after the model; Hugging Face allows 96 characters per part.
-ModelName = Annotated[str, Field(min_length=1, max_length=TEXT_CHARS), _parts_at_most(96)]
+ModelName = Annotated[str, Field(min_length=1, max_length=TEXT_CHARS), Printable, _parts_at_most(96)]
 
 
 class _Strict(BaseModel):

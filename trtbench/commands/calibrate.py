@@ -19,7 +19,7 @@ from trtbench.errors import TrtbenchError
 from trtbench.sim import calibration, crossval
 from trtbench.sim.calibration import BOUNDS, coverage
 from trtbench.sim.ifb import IfbModel
-from trtbench.sim.table import ROW_DEFAULTS, mape_by, predict_frame, row_release, score
+from trtbench.sim.table import ROW_DEFAULTS, mape_by, measured, predict_frame, row_release, score
 
 DEPLOYMENT_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp")
 
@@ -129,7 +129,8 @@ def _value(row: Mapping[Any, Any], column: str) -> Any:
 
 def measured_rows(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
     """A table's rows to score: all of a published table; of a trtbench results.csv, the measured points that
-    succeeded (a failed point has no throughput, a simulated one is the simulator's own answer)."""
+    succeeded (a failed point has no throughput, a simulated one is the simulator's own answer); each
+    measured throughput checked (`table.measured`) before anything is fitted to it."""
     if "status" in rows.columns:
         rows = rows[rows["status"] == "ok"]
     if "source" in rows.columns:
@@ -137,7 +138,7 @@ def measured_rows(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
     if rows.empty:
         raise TrtbenchError(f"{path}: no measured point that succeeded (simulated rows are the simulator's own "
                             f"predictions; failed ones have no throughput)")
-    return rows
+    return measured(rows, f"{path}: ")
 
 
 def _rows_table(scored: pd.DataFrame, title: str, caption: str) -> Table:

@@ -10,6 +10,7 @@ from trtbench import analyze
 from trtbench.commands.console import out as stdout
 from trtbench.commands.utils import analyze_run, warn
 from trtbench.compare import Comparison, compare
+from trtbench.escape import csv_safe_frame, md, plot_text
 from trtbench.files import atomic_write
 from trtbench.report import AXIS_TITLES, fmt_count, fmt_rate, md_table
 from trtbench.store import RunStore
@@ -38,7 +39,7 @@ def accuracy_rows(a: analyze.Analysis, b: analyze.Analysis) -> list[tuple[str, s
 def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simulated: bool,
            accuracy: list[tuple[str, str, str, str, str]] | None = None) -> str:
     axes = [k for k in cmp.keys if k in AXIS_TITLES]
-    out = [f"# Comparison: B = {b_label} vs A = {a_label}", ""]
+    out = [f"# Comparison: B = {md(b_label)} vs A = {md(a_label)}", ""]
     if simulated:
         out += ["> **SIMULATED**: at least one of the runs was predicted by trtbench's simulator, not measured.", ""]
     geo = f"**{cmp.geomean:.3f}x**" if cmp.geomean is not None else "n/a (no point succeeded in both)"
@@ -88,11 +89,11 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True)
         from trtbench.plots import PlotContext, heatmap
 
         axes = [k for k in cmp.keys if k in AXIS_TITLES]
-        ctx = PlotContext(title=f"B = {b_label}\nA = {a_label}", simulated=a_sim or b_sim)
+        ctx = PlotContext(title=f"B = {plot_text(b_label)}\nA = {plot_text(a_label)}", simulated=a_sim or b_sim)
         path = heatmap(cmp.joined, ctx, out / "ratio_heatmap.png", value="ratio", label="B / A output tokens/s",
                        fmt="{:.2f}x", center=1.0, by=axes)
         drawn = [path] if path is not None else []
     atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b)))
-    atomic_write(out / "compare.csv", cmp.joined.to_csv(index=False))
+    atomic_write(out / "compare.csv", csv_safe_frame(cmp.joined).to_csv(index=False))
     geo = f"{cmp.geomean:.3f}x" if cmp.geomean is not None else "n/a"
     stdout.print(f"compared {len(cmp.joined)} points, geometric-mean B/A {geo}: {out / 'compare.md'}")

@@ -12,6 +12,7 @@ from trtbench.commands.console import out
 from trtbench.commands.report import merge_slurm
 from trtbench.commands.utils import analyze_run, warn
 from trtbench.errors import SpecError
+from trtbench.escape import csv_safe_frame
 from trtbench.files import atomic_write
 from trtbench.report import md_table, sla_columns, sla_rows
 from trtbench.sla import Bounds, best_under
@@ -32,7 +33,7 @@ def sla(run_dir: Path, bounds: Bounds) -> None:
     note = ("_Source column: measured with trtllm-bench, or **simulated** by trtbench's simulator (a prediction, "
             "not a measurement). Points that failed never qualify._")
     atomic_write(run_dir / "sla.md", f"# {title}\n\n{note}\n\n{md_table(headers, rows)}\n")
-    atomic_write(run_dir / "sla.csv", table[columns].to_csv(index=False))
+    atomic_write(run_dir / "sla.csv", csv_safe_frame(table[columns]).to_csv(index=False))
     shown = Table(title=title + (" (simulated)" if "simulated" in set(table.get("source", [])) else ""))
     for h in headers:
         shown.add_column(h, justify="left" if h in ("Source", "Next step stopped by", "Verdict") else "right")

@@ -10,13 +10,15 @@ import pandas as pd
 
 from trtbench.deployment import Deployment, make_deployment, release_of
 from trtbench.errors import TrtbenchError
-from trtbench.records import Outcome
+from trtbench.records import MAX_OUTPUT_TOK_PER_S_PER_GPU, Outcome
 from trtbench.sim.estimate import PerformanceModel
 from trtbench.sim.ifb import IfbModel
 from trtbench.sim.predict import predict_point
 from trtbench.spec import MAX_PARALLEL, MAX_REQUESTS, MAX_TOKENS, RequestRule, RuntimeSpec
+from trtbench.text import printable
 
 REQUIRED = ("isl", "osl")
+MEASURED = "output_tok_per_s"  # a row's measured throughput, what predictions are scored and fitted against
 RELEASE_COLUMNS = ("release", "version", "trtllm_version")  # the TensorRT-LLM release a row ran (optional)
 # What a row may leave out: NVIDIA's tables omit some request counts; the study names no GPU.
 ROW_DEFAULTS: dict[str, Any] = {"gpu": "h100-sxm", "model": "meta-llama/Llama-3.1-8B", "precision": "fp8", "tp": 1,
@@ -34,7 +36,7 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
                   defaults: Mapping[str, Any] | None = None, fraction: float = 0.9) -> pd.DataFrame:
     """`rows` plus PREDICTION_COLUMNS (the other input columns kept; an earlier prediction's replaced). A row's
     request count is `num_requests`, or `requests` as results.csv names it."""
-    rows = rows.drop(columns=[c for c in PREDICTION_COLUMNS if c in rows.columns])
+    rows = measured(rows.drop(columns=[c for c in PREDICTION_COLUMNS if c in rows.columns]))
     if "num_requests" not in rows.columns and "requests" in rows.columns:
         rows = rows.assign(num_requests=rows["requests"])
     missing = [c for c in REQUIRED if c not in rows.columns]
@@ -76,6 +78,36 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
                                and mem.max_concurrent_seqs < min(mem.max_batch_size, n)),
         })
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(out)], axis=1)
+
+
+def measured(rows: pd.DataFrame, source: str = "") -> pd.DataFrame:
+    """`rows` with each measured throughput given checked: a finite number above 0 that the row's TP x PP GPUs
+    can reach (MAX_OUTPUT_TOK_PER_S_PER_GPU each), the column then numeric. A zero, negative, 1e12 or text value
+    is a one-line error naming `source` ("file: "), the row (1 = the first after the header) and the column,
+    never a traceback or a score against it; a blank is a row without a measurement."""
+    if MEASURED not in rows.columns:
+        return rows
+    for index, row in zip(rows.index, rows.to_dict("records"), strict=True):
+        value = row[MEASURED]
+        if not _present(value):
+            continue
+        try:
+            gpus = checked(_or_default(row, "tp"), "tp") * checked(_or_default(row, "pp"), "pp")
+            number = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            number = math.nan
+        except TrtbenchError as exc:
+            raise TrtbenchError(f"{source}row {index + 1}: {exc}") from None
+        limit = MAX_OUTPUT_TOK_PER_S_PER_GPU * gpus
+        if not 0 < number <= limit:  # NaN too
+            raise TrtbenchError(f"{source}row {index + 1}, column {MEASURED}: {printable(repr(value), 60)} is not a "
+                                f"measured throughput (a number above 0, at most {limit:,.0f} tokens/s on {gpus} "
+                                f"GPU(s))")
+    return rows.assign(**{MEASURED: pd.to_numeric(rows[MEASURED])})
+
+
+def _or_default(row: Mapping[Any, Any], column: str) -> Any:
+    return row.get(column) if _present(row.get(column)) else ROW_DEFAULTS[column]
 
 
 def row_release(row: Mapping[Any, Any]) -> str | None:
