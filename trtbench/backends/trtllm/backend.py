@@ -200,7 +200,7 @@ class TrtllmBackend:
             return Outcome(status=failure.status, cause=failure.cause, source=Source.MEASURED, telemetry=telemetry,
                            command=args, detail=detail)
         assert report is not None  # classify() passes only a run with a report
-        wrong = problems(point, report.metrics, inv.spec.tp * inv.spec.pp) + label_problems(
+        wrong = problems(point, {**report.metrics, **scan.allocated}, inv.spec.tp * inv.spec.pp) + label_problems(
             inv.spec.precision, inv.spec.kv, report.info)
         if wrong:
             detail["reported"] = report.metrics
