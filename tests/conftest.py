@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,3 +149,37 @@ def load_records(path: Path) -> list[dict]:
     import json
 
     return [{**rec, **rec["axes"]} for rec in map(json.loads, path.read_text().splitlines())]
+
+
+# What a hostile link points at: names trtbench writes (a run's files, a lock, a pending record, stale-looking
+# staging directories whose pid is dead) and precious data, outside every test's tmp_path.
+SENTINEL_FILES = {
+    "results.jsonl": '{"not": "yours"}\n', "report.md": "# someone else's report\n", ".lock": "1\n",
+    "run.json": '{"schema_version": 1}\n', "spec.yaml": "name: theirs\n", "precious.txt": "do not touch\n",
+    "pending/a.b.json": "{}\n", "staging/victim.999999999/weights.bin": "weights\n",
+    "staging/replaced.victim.999999999/manifest.json": "{}\n", "deep/er/file.txt": "deep\n",
+}
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int, str]]:
+    """Every entry under `root` (links not followed): its type and mode, size and content hash."""
+    state = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(st.st_mode) else ""
+        state[str(path.relative_to(root))] = (st.st_mode, st.st_size, digest)
+    return state
+
+
+@pytest.fixture(autouse=True)
+def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tree outside the test's tmp_path (tests/test_hostile_paths.py points links at it); after each test
+    nothing in it may have changed: trtbench writes, moves and deletes only inside its run and cache roots.
+    A dozen small files made and hashed twice (a few milliseconds): cheap enough for every test."""
+    root = tmp_path_factory.mktemp("sentinel")
+    for name, text in SENTINEL_FILES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    before = tree_state(root)
+    yield root
+    assert tree_state(root) == before, f"a test changed {root}, outside its run and cache roots"

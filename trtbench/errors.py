@@ -18,6 +18,14 @@ class StoreError(TrtbenchError):
     """The run directory cannot be used (locked, not a trtbench run, unreadable)."""
 
 
+class DiskError(StoreError):
+    """A write the disk refused (full, read-only, over quota, an I/O error): the path, and what is still intact."""
+
+    def __init__(self, message: str, kept: str | None = None) -> None:
+        super().__init__(f"{message}; {kept or 'what trtbench wrote before is intact (every write is atomic)'}")
+        self.message, self.kept = message, kept
+
+
 class RunBusy(StoreError):
     """Another process (a sweep) holds the run directory's lock."""
 

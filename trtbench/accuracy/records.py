@@ -4,12 +4,12 @@ records of the same run directory. Versioned like them; a line that does not par
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from trtbench.files import Dir, keeping, read_file
 from trtbench.precision import KvDtype, Precision
 from trtbench.records import Status
 
@@ -59,11 +59,9 @@ class AccuracyRecord(BaseModel):
 
 def load(run_dir: Path) -> list[AccuracyRecord]:
     """Every readable record, oldest first; a later record of the same key replaces an earlier one."""
-    path = run_dir / FILE
-    if not path.exists():
-        return []
+    data = read_file(run_dir / FILE)  # bounded; a link, FIFO or directory there is refused in one line
     latest: dict[tuple[Artifact, str, int | None], AccuracyRecord] = {}
-    for line in path.read_text(errors="replace").splitlines():
+    for line in (data or b"").decode(errors="replace").splitlines():
         try:
             record = AccuracyRecord.model_validate(json.loads(line))
         except (ValueError, ValidationError):
@@ -79,12 +77,10 @@ def load_for(run_dir: Path, reference_run: str | None) -> list[AccuracyRecord]:
 
 
 def append(run_dir: Path, record: AccuracyRecord) -> None:
-    """One line, flushed and fsynced before the next run starts: a kill loses at most the run in progress."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with (run_dir / FILE).open("a") as f:
-        f.write(record.model_dump_json() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """One line, fsynced before the next run starts: a kill loses at most the run in progress, a full disk
+    not even a line (a failed append is cut back off)."""
+    with keeping(f"{run_dir / FILE} holds every evaluation recorded before; the next run evaluates this one again"):
+        Dir.open(run_dir, create=True).append(FILE, (record.model_dump_json() + "\n").encode())
 
 
 def artifact_of(values: dict[str, Any]) -> Artifact:

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from trtbench.commands.console import console
 from trtbench.errors import TrtbenchError, exit_status
+from trtbench.files import keeping
 from trtbench.store import RunStore
 
 if TYPE_CHECKING:
@@ -66,15 +67,19 @@ def report_run(run_dir: Path, top_n: int = 10, plots: bool = True) -> Path:
 
 
 def reported(run_dir: Path, top_n: int = 10, plots: bool = True) -> tuple[Path, Analysis]:
-    """`report_run`, and the analysis it wrote (for a closing line that says what the report says)."""
+    """`report_run`, and the analysis it wrote (for a closing line that says what the report says). Under the
+    run's report lock, from the records as they are once it is held: a report that started earlier (a
+    concurrent `trtbench report`) never overwrites one from later records."""
     from trtbench.report import write_report
 
     store = RunStore.open(run_dir, warn)
-    meta, spec = store.meta(), store.spec()
-    analysis = analyze_run(store, run_dir)
-    drawn = None
-    if plots:
-        from trtbench.plots import draw
+    with store.report_lock(), keeping(f"the records in {store.results_path} are intact; `trtbench report "
+                                      f"{run_dir}` writes the report again once the disk has room"):
+        meta, spec = store.meta(), store.spec()
+        analysis = analyze_run(store, run_dir)
+        drawn = None
+        if plots:
+            from trtbench.plots import draw
 
-        drawn = draw(run_dir, spec, analysis, meta)
-    return write_report(run_dir, spec, analysis, meta, top_n, drawn)[0], analysis
+            drawn = draw(run_dir, spec, analysis, meta)
+        return write_report(run_dir, spec, analysis, meta, top_n, drawn)[0], analysis

@@ -31,8 +31,8 @@ from trtbench.backends.trtllm.telemetry import Sampler
 from trtbench.backends.trtllm.validate import label_problems, problems
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.models import resolve_model
-from trtbench.errors import TrtbenchError
-from trtbench.files import atomic_write
+from trtbench.errors import StoreError, TrtbenchError
+from trtbench.files import Dir, atomic_write, read_file
 from trtbench.grid import IdentityRule, Point
 from trtbench.records import Memory, Metrics, Outcome, Source, Status, Telemetry, now_iso
 from trtbench.spec import AccuracySpec, EvalTask, SweepSpec, stable_hash
@@ -43,6 +43,7 @@ TRTLLM_FIELDS = (*DEPLOYMENT_FIELDS, "runtime.warmup", "runtime.streaming", "trt
                  "trtllm.streaming",
                  "trtllm.cuda_graphs", "trtllm.extra_llm_api_options", "build.max_seq_len", "build.max_batch_size",
                  "build.max_num_tokens", "build.tool", "build.calib_size", "build.checkpoint", "build.calibration")
+MAX_REPORT = 16 << 20  # a report JSON (or an options file) larger than this is not one
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class TrtllmBackend:
         options = llm_api_options(spec, self.version, self.mode)
         options_yaml = None
         if options is not None:
-            options_yaml = (self.run_dir / f"llm_api_options-{stable_hash(options)[:8]}.yaml").resolve()
+            options_yaml = self.run_dir.resolve() / f"llm_api_options-{stable_hash(options)[:8]}.yaml"  # no link
         use = self._use(point)
         engine = use.engine_dir if use else self.spec.trtllm.engine_dir
         return Invocation(self.bench, self.version, self.mode, spec, options_yaml, engine,
@@ -150,7 +151,7 @@ class TrtllmBackend:
     def _paths(self, point: Point, attempt: str) -> tuple[Path, Path]:
         """The attempt's own log and report: no earlier attempt's file (a killed sweep's orphan, say) can
         be read as this one's."""
-        logs = (self.run_dir / "logs").resolve()
+        logs = self.run_dir.resolve() / "logs"  # not through a link: run() refuses one there
         return logs / f"{point.id}.{attempt}.log", logs / f"{point.id}.{attempt}.report.json"
 
     def command(self, point: Point) -> list[str]:
@@ -171,7 +172,7 @@ class TrtllmBackend:
                            source=Source.MEASURED, detail={"engine_dir": engine, "failure_where": "engine build"})
         inv, options = self._invocation(point)
         log_path, report_path = self._paths(point, attempt)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        Dir.open(self.run_dir, create=True).sub("logs")  # a link or a file there is refused, not written through
         if inv.options_yaml is not None:
             _write_options(inv.options_yaml, options or {})
         ensure_dataset(self._dataset(point), self.dataset_root)
@@ -216,13 +217,13 @@ class TrtllmBackend:
         use = self._use(point)
         inv, options = self._invocation(point)
         artifact = artifact_of(inv.spec.model_dump(mode="json"))
-        log_path = (self.run_dir / "logs" / "accuracy" / f"{artifact.stem}.{task}.log").resolve()
+        log_path = self.run_dir.resolve() / "logs" / "accuracy" / f"{artifact.stem}.{task}.log"
         base = {"artifact": artifact, "task": task, "samples": acc.samples, "model": eval_model(inv),
                 "trtllm_version": self.version.text, "log": str(log_path)}
         if use is not None and use.failure is not None:
             return AccuracyRecord(**base, status=use.failure.status, cause=f"build failed: {use.failure.cause}",
                                   command=[], wall_s=0.0, finished_at=now_iso())
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        Dir.open(self.run_dir, create=True).sub("logs").sub("accuracy")  # as in run(): no link followed
         if inv.options_yaml is not None:
             _write_options(inv.options_yaml, options or {})
         args = eval_args(inv, self.spec.trtllm.eval_executable, task, acc)
@@ -248,9 +249,11 @@ def _devices(env: Mapping[str, str] | None) -> list[int] | None:
 
 def _report(scan: LogScan, report_path: Path) -> Report | None:
     """The JSON report where the release wrote one, else the text report in the log."""
-    if report_path.exists():
-        return parse_json(report_path)
-    return scan.text_report()
+    try:
+        found = read_file(report_path, MAX_REPORT) is not None  # a FIFO, a link (to /dev/zero) or a huge file: no
+    except StoreError as exc:
+        raise ReportError(f"report JSON {report_path.name}: {exc}") from None
+    return parse_json(report_path) if found else scan.text_report()
 
 
 def _success(point: Point, report: Report, allocated: dict[str, float], telemetry: Telemetry | None,
@@ -273,5 +276,5 @@ def _success(point: Point, report: Report, allocated: dict[str, float], telemetr
 
 def _write_options(path: Path, options: dict[str, Any]) -> None:
     text = yaml.safe_dump(options, sort_keys=False)
-    if not path.exists() or path.read_text() != text:
+    if read_file(path, MAX_REPORT) != text.encode():
         atomic_write(path, text)

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from trtbench.backends.trtllm.build.plan import BuildConfig
+from trtbench.errors import StoreError
+from trtbench.files import Dir, read_file, refusal
 
 MANIFEST = "manifest.json"
 STAGING = ".staging"
+STAGING_MARK = ".trtbench-staging"  # in a directory trtbench builds in, until its manifest is written
+MAX_MANIFEST = 16 << 20
 
 
 class Manifest(BaseModel):
@@ -38,8 +42,18 @@ class Manifest(BaseModel):
 
 
 class EngineCache:
+    """Engines under `root`: its .staging area and each engine directory are reached through the root's
+    descriptor, never through a link, and only what trtbench made (a marked staging directory, an engine
+    directory with its manifest) is ever replaced or removed."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._dir: Dir | None = None
+
+    def _root(self) -> Dir:
+        if self._dir is None:
+            self._dir = Dir.open(self.root, create=True)
+        return self._dir
 
     def path(self, config: BuildConfig) -> Path:
         return self.root / config.name
@@ -49,8 +63,8 @@ class EngineCache:
 
     def manifest(self, config: BuildConfig) -> Manifest | None:
         try:
-            manifest = Manifest.model_validate_json((self.path(config) / MANIFEST).read_text())
-        except (OSError, ValidationError):
+            manifest = Manifest.model_validate_json(read_file(self.manifest_path(config), MAX_MANIFEST) or b"")
+        except ValidationError:
             return None
         return manifest if manifest.config_hash == config.hash() else None
 
@@ -65,29 +79,62 @@ class EngineCache:
             return None
         return manifest
 
-    def staging(self, config: BuildConfig) -> Path:
-        self._sweep_stale()
-        path = self.root / STAGING / f"{config.name}.{os.getpid()}"
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        return path
+    def staging(self, config: BuildConfig) -> Dir:
+        """A new directory to build `config` in, marked as trtbench's; refused before anything is built when
+        the engine it would replace is not trtbench's."""
+        self._claim(config)
+        area = self._root().sub(STAGING)
+        self._sweep_stale(area)
+        name = f"{config.name}.{os.getpid()}"
+        if _marked(area, name):  # this process's earlier attempt
+            area.rmtree(name)
+        if area.mode(name) is not None:
+            raise StoreError(f"{area.path / name} exists and is not a staging directory trtbench made; move it away")
+        stage = area.sub(name)
+        stage.write(STAGING_MARK, "")
+        return stage
 
-    def commit(self, staging: Path, config: BuildConfig) -> Path:
+    def commit(self, stage: Dir, config: BuildConfig) -> Path:
         """Move a finished (or finished-failing) build into place, replacing an older attempt."""
-        final = self.path(config)
-        if final.exists():
-            old = self.root / STAGING / f"replaced.{config.name}.{os.getpid()}"
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(staging, final)
-        return final
+        root, area = self._root(), self._root().sub(STAGING, create=False)
+        if root.mode(config.name) is not None:
+            self._claim(config)
+            old = f"replaced.{config.name}.{os.getpid()}"
+            root.move(config.name, area, old)
+            area.rmtree(old)
+        stage.unlink(STAGING_MARK)  # the manifest marks it from here on
+        area.move(stage.path.name, root, config.name)
+        return self.path(config)
 
-    def _sweep_stale(self) -> None:
-        """Remove staging directories of builds whose process is gone (killed mid-build)."""
-        for path in (self.root / STAGING).glob("*.*"):
-            pid = path.name.rsplit(".", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(path, ignore_errors=True)
+    def _claim(self, config: BuildConfig) -> None:
+        """Refuse to replace an engine directory trtbench did not build (a link, a file, no manifest)."""
+        root = self._root()
+        mode = root.mode(config.name)
+        if mode is None:
+            return
+        if not stat.S_ISDIR(mode):
+            raise refusal(self.path(config), mode, "an engine directory")
+        if root.sub(config.name, create=False).mode(MANIFEST) is None:
+            raise StoreError(f"{self.path(config)} exists and holds no {MANIFEST}: not an engine trtbench built; "
+                             f"move it away (trtbench replaces only its own builds)")
+
+    @staticmethod
+    def _sweep_stale(area: Dir) -> None:
+        """Remove the staging directories of builds whose process is gone (killed mid-build)."""
+        for name in area.names():
+            pid = name.rsplit(".", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)) and _marked(area, name):
+                area.rmtree(name)
+
+
+def _marked(area: Dir, name: str) -> bool:
+    """`name` is a directory trtbench made in .staging: a real directory holding the mark, or (a build killed
+    while being moved into place or replaced) a manifest."""
+    mode = area.mode(name)
+    if mode is None or not stat.S_ISDIR(mode):
+        return False
+    inner = area.sub(name, create=False)
+    return inner.mode(STAGING_MARK) is not None or inner.mode(MANIFEST) is not None
 
 
 def _alive(pid: int) -> bool:

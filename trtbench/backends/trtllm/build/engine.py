@@ -6,13 +6,13 @@ built here (`model/`), for 16-bit weights the source checkpoint itself (only the
 from __future__ import annotations
 
 import shlex
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from trtbench import __version__
 from trtbench.backends.trtllm.build.cache import (
+    MANIFEST,
     EngineCache,
     Manifest,
     checkpoint_complete,
@@ -35,9 +35,12 @@ from trtbench.backends.trtllm.failures import Failure, classify
 from trtbench.backends.trtllm.parse import scan_run
 from trtbench.backends.trtllm.process import run_logged
 from trtbench.errors import TrtbenchError
+from trtbench.files import Dir, keeping
 from trtbench.nvml import visible_gpus
 from trtbench.records import Status, now_iso
 from trtbench.spec import SweepSpec
+
+BUILD_LOG = "build.log"  # Manifest.log
 
 
 def check_can_build(config: BuildConfig, tools: Toolchain) -> str:
@@ -69,24 +72,32 @@ def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, say:
         synthetic = q.calibration.synthetic()
         if synthetic is not None:
             ensure_dataset(synthetic)
-    staging = cache.staging(config)
+    with keeping(f"no engine is kept for {config.name}; the next build (once the disk has room) starts over"):
+        return _build(spec, config, cache, tools, gpu, say)
+
+
+def _build(spec: SweepSpec, config: BuildConfig, cache: EngineCache, tools: Toolchain, gpu: str | None,
+           say: Callable[[str], None]) -> Manifest:
+    """Run the steps in a staging directory and move the outcome into place (what `keeping` guards)."""
+    q = config.quantization
+    stage = cache.staging(config)
+    staging = stage.path
     say(f"engine {config.name}: building in {staging}")
     t0 = time.monotonic()
-    log = staging / "build.log"
     records: list[dict[str, object]] = []
     failure: Failure | None = None
     for step in build_steps(config, staging, tools):
         say(f"  {step.name}: {' '.join(step.args[:3] if step.args[1:2] == ['-m'] else step.args[:2])} ...")
-        failure = _run_step(step, log, spec.build.timeout_s, records)
+        failure = _run_step(step, stage, spec.build.timeout_s, records)
         if failure is not None:
             break
     engine_subdir: str | None = None
     if failure is None and config.path == "tensorrt":
-        engine_subdir, failure = _collect_engine(config, staging)
+        engine_subdir, failure = _collect_engine(config, stage)
     if failure is None and q is not None and not checkpoint_complete(staging / MODEL_SUBDIR):
         failure = Failure(Status.ERROR, "quantization", f"ModelOpt exited 0 but wrote no checkpoint in "
                                                         f"{staging / MODEL_SUBDIR}")
-    shutil.rmtree(staging / CHECKPOINT_SUBDIR, ignore_errors=True)  # the engine is what is kept
+    stage.rmtree(CHECKPOINT_SUBDIR)  # the engine is what is kept
     model_path = model_path_for(cache, config)
     manifest = Manifest(
         name=config.name, status="failed" if failure else "ok", config=config, config_hash=config.hash(),
@@ -100,16 +111,16 @@ def ensure_engine(spec: SweepSpec, config: BuildConfig, cache: EngineCache, say:
     )
     for warning in manifest.warnings:
         say(f"engine {config.name}: warning: {warning}")
-    (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
-    final = cache.commit(staging, config)
+    stage.write(MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+    final = cache.commit(stage, config)
     verdict = f"FAILED: {failure.cause}" if failure else f"built in {manifest.build_s:,.0f} s"
     say(f"engine {config.name}: {verdict} -> {final}")
     return manifest
 
 
-def _run_step(step: Step, log: Path, timeout_s: float, records: list[dict[str, object]]) -> Failure | None:
-    with log.open("a") as fh:
-        fh.write(f"\n$ {' '.join(step.args)}\n")
+def _run_step(step: Step, stage: Dir, timeout_s: float, records: list[dict[str, object]]) -> Failure | None:
+    stage.append(BUILD_LOG, f"\n$ {' '.join(step.args)}\n".encode())
+    log = stage.path / BUILD_LOG
     start = log.stat().st_size  # where this step's output begins: the steps before it are in the same log
     result = run_logged(step.args, log, timeout_s)
     records.append({"name": step.name, "command": step.args, "returncode": result.returncode,
@@ -121,13 +132,13 @@ def _run_step(step: Step, log: Path, timeout_s: float, records: list[dict[str, o
     return failure
 
 
-def _collect_engine(config: BuildConfig, staging: Path) -> tuple[str | None, Failure | None]:
-    engine = staging / ENGINE_SUBDIR
+def _collect_engine(config: BuildConfig, stage: Dir) -> tuple[str | None, Failure | None]:
+    engine = stage.path / ENGINE_SUBDIR
     if config.tool == "trtllm-bench":
-        built = bench_engine_location(config, staging)
+        built = bench_engine_location(config, stage.path)
         if built.is_dir():
-            built.rename(engine)
-        shutil.rmtree(staging / "workspace", ignore_errors=True)
+            stage.move(str(built.relative_to(stage.path)), stage, ENGINE_SUBDIR)
+        stage.rmtree("workspace")
     if not engine_complete(engine):
         return None, Failure(Status.ERROR, "engine build", f"the build exited 0 but wrote no engine in {engine}")
     return ENGINE_SUBDIR, None
