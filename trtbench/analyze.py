@@ -7,11 +7,12 @@ per group of those axes, and the top-N ranks across groups with the axes as colu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from trtbench.accuracy.gate import Gate, Verdict, verdicts
@@ -22,6 +23,7 @@ from trtbench.precision import Precision, default_kv
 from trtbench.records import Record, Source, Status
 from trtbench.sla import Bounds, best_under
 from trtbench.spec import EXTRA_AXES, RankBy, SweepSpec
+from trtbench.stats import NOISY_CV, overlaps, summarize
 from trtbench.tally import Tally
 
 METRIC_COLUMNS = ("output_tok_per_s", "request_per_s", "total_tok_per_s", "total_latency_s",
@@ -44,6 +46,11 @@ IDENTITY_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "
 # results.csv / results.parquet columns after the identity and axis columns, in order; documented in the README.
 COLUMNS = ("isl", "osl", "requests", "status", "cause", "borderline", "source", "backend", *METRIC_COLUMNS,
            "total_tokens", *MEMORY_COLUMNS, "point_id", "started_at", "duration_s", *DERIVED_COLUMNS)
+# With repeats (runtime.repeats > 1): per point, how many ok repeats, then for output tok/s and each percentile
+# with values `<column>_<stat>`, the interval's method ("t" or "bootstrap") and why the point is noisy ("" if not).
+STAT_SOURCES = ("output_tok_per_s", *PERCENTILE_COLUMNS)
+STATS = ("mean", "median", "std", "cv", "ci_low", "ci_high")
+CLOCK_SPREAD = 0.02  # SM clocks this far apart across a point's repeats explain its spread
 DISAGREEMENT_PCT = 25.0  # a measurement this far from its prediction is flagged
 BALANCED_WITHIN = 0.10  # a balanced production point gives up at most this much token throughput
 BAND_WITHIN = 0.10  # an ISL/OSL value is in the best band when its best throughput is this close to the peak
@@ -111,6 +118,7 @@ class Analysis:
     sla: pd.DataFrame | None = None  # the best point per ISL/OSL under the spec's `sla:` bounds
     accuracy: dict[Artifact, Verdict] | None = None  # the gate per artifact, where the spec has `accuracy:`
     ranking: Ranking = field(default_factory=lambda: TOTAL)  # what "best" means in every table
+    runs: dict[str, list[float]] = field(default_factory=dict)  # point id -> output tok/s of each ok run (compare)
 
 
 def to_frame(records: list[Record], axes: list[str], parallel: tuple[int, int] = (1, 1)) -> pd.DataFrame:
@@ -164,12 +172,22 @@ def _derived(r: Record, metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
-            accuracy: Sequence[AccuracyRecord] = ()) -> Analysis:
-    """`accuracy`: the run's trtllm-eval records; with the spec's `accuracy:` section they gate each row."""
+            accuracy: Sequence[AccuracyRecord] = (), samples: Mapping[str, list[Record]] | None = None) -> Analysis:
+    """`records`: the latest of each point (`RunStore.records`). `accuracy`: the run's trtllm-eval records; with
+    the spec's `accuracy:` section they gate each row. `samples`: each point's ok records (`RunStore.samples`);
+    a measured point whose latest record is ok and that has several is one row of their means (what it ranks by),
+    with its statistics beside them (`with_stats`)."""
     order = {pid: i for i, pid in enumerate(point_ids)}
-    current = sorted((r for r in records if r.point_id in order), key=lambda r: order[r.point_id])
+    latest = sorted((r for r in records if r.point_id in order), key=lambda r: order[r.point_id])
+    samples = samples or {}
+    repeated = {r.point_id: samples[r.point_id] for r in latest
+                if r.status is Status.OK and r.source is Source.MEASURED and len(samples.get(r.point_id, [])) > 1}
+    current = [mean_record(repeated[r.point_id]) if r.point_id in repeated else r for r in latest]
+    every = [each for r in latest for each in repeated.get(r.point_id, [r])]  # GPU time and energy of every run
     axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
     df = with_identity(to_frame(current, axes, (spec.tp, spec.pp)), current, spec)
+    if repeated:
+        df = with_stats(df, repeated, axes, spec)
     gate = None
     if spec.accuracy is not None and not df.empty:  # each row's artifact, from its identity columns
         row_artifacts = [artifact_of(r) for r in df[["precision", "kv_cache_dtype", "tp", "pp"]].to_dict("records")]
@@ -180,7 +198,60 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
     sla = best_under(eligible(df), Bounds.of(spec.sla), axes, ranking.column, ranking.ascending) \
         if spec.sla and not df.empty else None
     return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
-                    utilisation(current), run_facts(current, spec), counts, sla, gate, ranking)
+                    utilisation(every), run_facts(every, spec), counts, sla, gate, ranking,
+                    {r.point_id: [run.metrics.output_tok_per_s for run in repeated.get(r.point_id, [r]) if run.metrics]
+                     for r in latest if r.status is Status.OK})
+
+
+def mean_record(repeats: list[Record]) -> Record:
+    """The latest of a point's repeats with each rate, latency and percentile the mean over all of them."""
+    latest, metrics = repeats[-1], [r.metrics for r in repeats if r.metrics is not None]
+    if latest.metrics is None:
+        return latest
+    means = {name: float(np.mean([getattr(m, name) for m in metrics])) for name, value in latest.metrics
+             if isinstance(value, float) and all(isinstance(getattr(m, name), float) for m in metrics)}
+    percentiles = {key: float(np.mean([m.percentiles[key] for m in metrics])) for key in latest.metrics.percentiles
+                   if all(key in m.percentiles for m in metrics)}
+    return latest.model_copy(update={"metrics": latest.metrics.model_copy(update={**means,
+                                                                                  "percentiles": percentiles})})
+
+
+def with_stats(df: pd.DataFrame, repeated: Mapping[str, list[Record]], axes: list[str], spec: SweepSpec
+               ) -> pd.DataFrame:
+    """`df` with the statistics of each point's repeats (STAT_SOURCES x STATS, `repeats`, `ci_method`, `noisy`);
+    a point run once has 1 repeat and no statistics."""
+    per_point: dict[str, dict[str, Any]] = {}
+    for pid, runs in repeated.items():
+        frame = to_frame(runs, axes, (spec.tp, spec.pp))
+        row: dict[str, Any] = {"repeats": len(runs)}
+        for column in STAT_SOURCES:
+            values = frame[column].dropna()
+            if len(values) > 1:
+                summary = summarize(values.to_list())
+                row.update(dict(zip((f"{column}_{stat}" for stat in STATS), (
+                    summary.mean, summary.median, summary.std, summary.cv, summary.low, summary.high), strict=True)))
+                row.setdefault("ci_method", summary.method)
+        row["noisy"] = noisy(runs, row.get("output_tok_per_s_cv"), spec)
+        per_point[pid] = row
+    stats = pd.DataFrame([per_point.get(pid, {"repeats": 1 if status == Status.OK.value else None})
+                          for pid, status in zip(df["point_id"], df["status"], strict=True)], index=df.index)
+    present = [f"{c}_{s}" for c in STAT_SOURCES for s in STATS if f"{c}_{s}" in stats.columns]
+    return pd.concat([df, stats.reindex(columns=["repeats", *present, "ci_method", "noisy"])], axis=1)
+
+
+def noisy(runs: list[Record], cv: float | None, spec: SweepSpec) -> str:
+    """Why a point's throughput varies more than NOISY_CV across its repeats, as far as telemetry and the spec
+    show; "" when it does not."""
+    if cv is None or not cv > NOISY_CV:
+        return ""
+    causes = []
+    clocks = [r.telemetry.mean_sm_clock_mhz for r in runs if r.telemetry is not None]
+    if clocks and max(clocks) > (1 + CLOCK_SPREAD) * min(clocks):
+        causes.append(f"SM clock {min(clocks):,.0f}-{max(clocks):,.0f} MHz across repeats")
+    concurrency = runs[-1].axes.get("concurrency", spec.runtime.concurrency)
+    if isinstance(concurrency, int) and spec.runtime.warmup < concurrency:
+        causes.append(f"warm-up of {spec.runtime.warmup} request(s) is shorter than concurrency {concurrency}")
+    return f"CV {cv:.1%} above {NOISY_CV:.0%}: " + ("; ".join(causes) or "no cause visible in telemetry")
 
 
 def with_identity(df: pd.DataFrame, records: list[Record], spec: SweepSpec) -> pd.DataFrame:
@@ -264,6 +335,26 @@ def ranked(df: pd.DataFrame, by: Ranking) -> pd.DataFrame:
 
 def top(df: pd.DataFrame, by: Ranking, n: int = 10) -> pd.DataFrame:
     return ranked(df, by).head(n)
+
+
+def tied(rows: pd.DataFrame, by: Ranking) -> pd.Series:
+    """For ranked `rows` (leader first): whether each other row's throughput interval (per GPU where the ranking
+    is) overlaps the leader's, so the two cannot be told apart; False without intervals on both (one repeat) or
+    for a ranking by energy."""
+    if rows.empty or "output_tok_per_s_ci_low" not in rows or by.column not in (TOTAL.column, PER_GPU.column):
+        return pd.Series(False, index=rows.index)
+    scale = rows["gpus"] if by.per_gpu else 1
+    low, high = rows["output_tok_per_s_ci_low"] / scale, rows["output_tok_per_s_ci_high"] / scale
+    lead = (low.iloc[0], high.iloc[0])
+    if pd.isna(lead[0]):
+        return pd.Series(False, index=rows.index)
+    return pd.Series([i > 0 and pd.notna(lo) and overlaps(lead, (lo, hi))
+                      for i, (lo, hi) in enumerate(zip(low, high, strict=True))], index=rows.index)
+
+
+def noisy_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Points whose repeats vary more than NOISY_CV, with why (`noisy`)."""
+    return df[df["noisy"].fillna("") != ""] if "noisy" in df else df.iloc[0:0]
 
 
 def best_by(df: pd.DataFrame, key: str, by: Ranking) -> pd.DataFrame:

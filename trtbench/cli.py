@@ -94,6 +94,8 @@ def sweep(
                                       "failed (the report then shows the new record)"),
     strict: bool = typer.Option(False, "--strict", help="exit 1 when any point failed (for CI); without it, 1 only "
                                 "when no point succeeded"),
+    repeats: int = typer.Option(None, "--repeats", min=1, max=1000, help="runs of each measured point, interleaved "
+                                "across the grid (overrides runtime.repeats; a resume runs only the missing ones)"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report and say how many points ended ok,
     failed (by cause) or not run. Exit 0 when at least one point is ok, 1 when none is (or, with --strict, when
@@ -101,7 +103,8 @@ def sweep(
     from trtbench.commands import sweep as sweep_cmd
 
     sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points,
-                    update=update, executor=executor, detach=detach, retry_failed=retry_failed, strict=strict)
+                    update=update, executor=executor, detach=detach, retry_failed=retry_failed, strict=strict,
+                    repeats=repeats)
 
 
 @app.command(epilog=_examples("trtbench status runs/h100_grid"))
@@ -159,7 +162,7 @@ def predict(
     model: str = typer.Option(None, "--model", help="HF model name (default: the --config's own name, else "
                               "meta-llama/Llama-3.1-8B)"),
     config: Path = typer.Option(None, "--config", help="the model's HF config.json (a model outside the presets)"),
-    precision: str = typer.Option("fp8", "--precision", help="fp8 | fp16 | bf16"),
+    precision: str = typer.Option("fp8", "--precision", help="fp8 | fp16 | bf16 | mxfp4 | nvfp4 (Blackwell)"),
     kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="fp8 | auto (default: fp8 with fp8 weights)"),
     tp: int = typer.Option(1, "--tp", min=1),
     isl: int = typer.Option(None, "--isl", min=1),

@@ -21,6 +21,7 @@ from trtbench.escape import Markdown, csv_safe_frame, md, md_code
 from trtbench.files import atomic_write
 from trtbench.sla import Bounds
 from trtbench.spec import BenchMode, SweepSpec
+from trtbench.stats import BOOTSTRAP_FROM, NOISY_CV
 
 TOP_HEADER = ("Rank", "ISL", "OSL", "Requests", "Token Throughput", "Request Throughput", "Total Tokens")
 AXIS_TITLES = {"precision": "Precision", "kv_cache_dtype": "KV cache", "tp": "TP", "pp": "PP", "ep": "EP",
@@ -160,14 +161,42 @@ def _ranked_headers(by: an.Ranking) -> list[str]:
 
 
 def top_table(df: pd.DataFrame, n: int, axes: list[str], by: an.Ranking = an.TOTAL) -> str:
+    """With repeats, each point's 95% interval of tok/s and whether it is tied with the leader (`analyze.tied`)."""
     gated = bool(df["accuracy"].notna().any())
+    best = an.top(df, by, n)
+    spread = "output_tok_per_s_ci_low" in df
     rows = [
         (rank, *_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), *_ranked_cells(r, by),
+         *([_interval(r), "tied within noise" if tie else ""] if spread else []),
          fmt_rate(r["request_per_s"]), fmt_tokens(r["total_tokens"]), *([r["accuracy"]] if gated else []))
-        for rank, (_, r) in enumerate(an.top(df, by, n).iterrows(), 1)
+        for rank, ((_, r), tie) in enumerate(zip(best.iterrows(), an.tied(best, by), strict=True), 1)
     ]
     return md_table((TOP_HEADER[0], *(AXIS_TITLES[a] for a in axes), *TOP_HEADER[1:4], *_ranked_headers(by),
+                     *(["95% CI (tok/s)", "vs #1"] if spread else []),
                      *TOP_HEADER[5:], *(["Accuracy gate"] if gated else [])), rows)
+
+
+def _interval(r: Any) -> str:
+    """`low-high (t, 5 runs)`; "-" for a point run once."""
+    if pd.isna(r["output_tok_per_s_ci_low"]):
+        return "-"
+    return (f"{fmt_rate(r['output_tok_per_s_ci_low'])}-{fmt_rate(r['output_tok_per_s_ci_high'])} "
+            f"({r['ci_method']}, {int(r['repeats'])} runs)")
+
+
+def repeats_section(a: an.Analysis) -> str | None:
+    """How the numbers of points run several times are made, and which points were noisy; None without repeats."""
+    if "repeats" not in a.results:
+        return None
+    out = [f"A point run several times (`runtime.repeats`) shows the mean over its ok runs; the interval is the "
+           f"95% confidence interval of that mean (Student t below {BOOTSTRAP_FROM} runs, bootstrap from "
+           f"{BOOTSTRAP_FROM}; results.csv: ci_method), and results.csv has the mean, median, std, CV and interval "
+           f"of output tok/s and of every latency percentile. \"tied within noise\": the interval overlaps #1's."]
+    noisy = an.noisy_points(a.results)
+    rows = [(*_axes(r, a.axes), r["isl"], r["osl"], int(r["repeats"]), r["noisy"]) for _, r in noisy.iterrows()]
+    out += ["", md_table((*(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Runs", "Noisy"), rows) if rows else
+            f"No point varied by more than {NOISY_CV:.0%} (CV) across its runs."]
+    return "\n".join(out)
 
 
 def accuracy_section(spec: SweepSpec, a: an.Analysis) -> str | None:
@@ -418,6 +447,7 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
     sections: list[tuple[str, str | None]] = [
         (f"Top {top_n} Configurations by {RANK_TITLES[by.column]}",
          f"{source} {note}\n\n{top_table(df, top_n, a.axes, by)}"),
+        ("Repeats", repeats_section(a)),
         ("Accuracy Gate", accuracy_section(spec, a)),
         ("Best under the SLA", sla_section(spec, a)),
         ("Best by Input Length", f"{source}\n\n{best_by_section(a, 'isl')}"),

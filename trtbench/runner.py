@@ -20,7 +20,7 @@ from trtbench.backends.registry import Selection
 from trtbench.errors import TrtbenchError
 from trtbench.executors.base import Executor, Observer, Task, Work
 from trtbench.grid import Point
-from trtbench.records import Outcome, Prediction, Record, Status, now_iso
+from trtbench.records import Outcome, Prediction, Record, Source, Status, now_iso
 from trtbench.spec import SweepSpec
 from trtbench.store import RunStore
 from trtbench.upgrade import upgrade_v0
@@ -32,7 +32,7 @@ class SweepSummary:
     run_dir: Path
     total: int
     already_done: int
-    ran: int
+    ran: int  # runs made now (each of a point's repeats counts)
     adopted: int  # records of a trtbench 0.1.0 run carried over
     missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's)
     rejudged: dict[str, int] = field(default_factory=dict)  # "timeout -> ok" -> simulated points judged anew
@@ -59,9 +59,32 @@ def provenance(selection: Selection) -> dict[str, Any]:
 MODEL_LOAD_S = 60.0  # added to a point's predicted run: the benchmark loads its model (or engine) first
 
 
-def todo(points: list[Point], done: set[str]) -> list[Point]:
-    """The points not `done` (`RunStore.done_ids`), in grid order."""
-    return [p for p in points if p.id not in done]
+def todo(points: list[Point], needed: dict[str, int]) -> list[Point]:
+    """Each point as many times as it is `needed` (`runs_needed`), round-robin: every point's first run in grid
+    order, then every second run, ..., so drift over the sweep spreads over all points rather than posing as a
+    difference between them."""
+    return [p for round_ in range(max(needed.values(), default=0)) for p in points if needed.get(p.id, 0) > round_]
+
+
+def repeats_of(spec: SweepSpec, backend: Backend) -> int:
+    """`runtime.repeats` for a measuring backend; 1 for the simulator, which predicts the same numbers every time."""
+    return spec.runtime.repeats if backend.capabilities().source is Source.MEASURED else 1
+
+
+def runs_needed(points: list[Point], store: RunStore, repeats: int, retry_failed: bool = False) -> dict[str, int]:
+    """How many more runs each point needs to hold `repeats` ok records (`RunStore.samples`). A point whose
+    latest record failed is a finding and runs no more, unless `retry_failed` (or its failure is an old
+    machine verdict, `machine_verdicts`): then it runs at least once more."""
+    latest = {r.point_id: r for r in store.records()}
+    oks, again = store.samples(), machine_verdicts(store)
+    needed = {}
+    for point in points:
+        record, missing = latest.get(point.id), repeats - len(oks.get(point.id, []))
+        if record is None or record.status is Status.OK:
+            needed[point.id] = max(missing, 0)
+        else:
+            needed[point.id] = max(missing, 1) if retry_failed or point.id in again else 0
+    return needed
 
 
 _MACHINE_VERDICT = re.compile(r"needs \d+ GPUs; executor gpus has \d+")  # what --executor gpus once recorded
@@ -83,7 +106,8 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
               observer: Observer, retry_failed: bool = False) -> SweepSummary:
     """Run the `points` of `spec` (`grid.expand` with the backend's identity) that have no record yet (an old
     machine verdict counts as none: `machine_verdicts`), and with `retry_failed` those whose latest record
-    failed. The backend has been prepared for them (`Backend.prepare`) before anything was written. Points
+    failed; each until it holds `runtime.repeats` ok records (`runs_needed`, `todo`). The backend has been
+    prepared for them (`Backend.prepare`) before anything was written. Points
     the executor cannot place on this machine are left unrecorded and returned in `unplaced`; when it can
     place none of them, nothing runs and a TrtbenchError says why (exit 2: this machine cannot do the sweep)."""
     backend = selection.backend
@@ -92,7 +116,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
         adopted = upgrade_v0(store, spec, backend.name, backend.identity(), points)
         store.merge()  # records a worker submitted after the last controller stopped
         rejudged = rejudge(store, {p.id for p in points}, spec.runtime.timeout_s)
-        remaining = todo(points, store.done_ids(ok_only=retry_failed) - machine_verdicts(store))
+        remaining = todo(points, runs_needed(points, store, repeats_of(spec, backend), retry_failed))
         meta = {"spec_hash": spec.hash(), "point_ids": [p.id for p in points], "started_at": now_iso(),
                 "provenance": provenance(selection),
                 **({"rejudged": {"timeout_s": spec.runtime.timeout_s, "changes": rejudged}} if rejudged else {})}
@@ -105,19 +129,21 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
 
         predictions = {p.id: predict(selection.companion, p) for p in remaining}
         tasks = tasks_for(spec, remaining, predictions)
-        observer.begin(len(points), len(points) - len(remaining), tasks)
+        already_done = len(points) - len({p.id for p in remaining})
+        observer.begin(already_done + len(tasks), already_done, tasks)
         work = Work(tasks,
                     lambda task: run_point(backend, predictions[task.point.id], task), deliver,
                     lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
                     backend.cancel, frozenset(r.attempt for r in store.all_records()))
         executor.execute(work, observer)
-        if tasks and len(work.unplaced) == len(tasks):
-            raise TrtbenchError(f"--executor {executor.name} can run none of the {len(tasks)} point(s) to run on "
-                                f"this machine ({unplaced_line(work.unplaced)}); nothing was run or recorded: give "
+        if tasks and len(work.unplaced) == len(points) - already_done:
+            raise TrtbenchError(f"--executor {executor.name} can run none of the {len(work.unplaced)} point(s) to run "
+                                f"on this machine ({unplaced_line(work.unplaced)}); nothing was run or recorded: give "
                                 f"it more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES) or run the sweep elsewhere")
         store.write_meta({**meta, "finished_at": now_iso()})
-        missing = len([p for p in todo(points, store.done_ids()) if p.id not in work.unplaced])
-    return SweepSummary(store.path, len(points), len(points) - len(remaining), len(remaining) - len(work.unplaced),
+        recorded = store.done_ids()
+        missing = len([p for p in points if p.id not in recorded and p.id not in work.unplaced])
+    return SweepSummary(store.path, len(points), already_done, sum(t.point.id not in work.unplaced for t in tasks),
                         adopted, missing, rejudged, work.unplaced)
 
 

@@ -218,6 +218,8 @@ class RuntimeSpec(_Strict):
     chunked_context: bool = False
     tokens_per_block: Annotated[PosInt, Field(le=4096)] = 32  # TensorRT-LLM uses 32 to 128
     streaming: bool = Field(False, description="stream tokens: TTFT / TPOT percentiles in measured reports")
+    repeats: Annotated[PosInt, Field(le=1000)] = Field(
+        1, description="runs of each measured point, interleaved across the grid; not part of a point's id")
 
 
 class TrtllmSpec(_Strict):

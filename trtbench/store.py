@@ -212,6 +212,15 @@ class RunStore:
             seen[record.point_id] = record
         return list(seen.values())
 
+    def samples(self) -> dict[str, list[Record]]:
+        """Every ok record of each point id, in file order: a point's repeats (`runtime.repeats`), which its
+        statistics come from; `records` keeps only the latest."""
+        oks: dict[str, list[Record]] = {}
+        for record in self.all_records():
+            if record.status is Status.OK:
+                oks.setdefault(record.point_id, []).append(record)
+        return oks
+
     def done_ids(self, ok_only: bool = False) -> set[str]:
         """The point ids a resume need not run: every recorded one, or (`ok_only`, for --retry-failed) those whose
         latest record succeeded."""

@@ -21,7 +21,7 @@ from trtbench.executors.gpus import GpuExecutor, node_gpus
 from trtbench.executors.local import LocalExecutor
 from trtbench.executors.slurm import SlurmExecutor
 from trtbench.grid import IdentityRule, Point, expand
-from trtbench.runner import machine_verdicts, run_sweep, unplaced_line
+from trtbench.runner import machine_verdicts, repeats_of, run_sweep, unplaced_line
 from trtbench.spec import EXECUTORS, SweepSpec, load_spec
 from trtbench.store import RUN_META, SPEC, RunStore, next_free_dir
 from trtbench.upgrade import recorded_ids
@@ -29,17 +29,24 @@ from trtbench.upgrade import recorded_ids
 
 def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
           no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False,
-          executor: str | None = None, detach: bool = False, retry_failed: bool = False, strict: bool = False) -> None:
+          executor: str | None = None, detach: bool = False, retry_failed: bool = False, strict: bool = False,
+          repeats: int | None = None) -> None:
     """Exit status: 0 when at least one point is ok (failures are findings), 1 when none is, or with `strict`
     when any point failed, or when the executor could not place some points on this machine (they ran
     nowhere and have no record: the sweep is incomplete, its results are real, so 1 as for other results
-    that need a look; 2 stays for a sweep that did nothing, as when it can place no point at all)."""
+    that need a look; 2 stays for a sweep that did nothing, as when it can place no point at all). `repeats`
+    overrides `runtime.repeats` (and is recorded with the spec)."""
     spec = load_spec(spec_path)
+    if repeats is not None:
+        spec = spec.model_copy(update={"runtime": spec.runtime.model_copy(update={"repeats": repeats})})
     run_dir = out or spec.run_dir()
     if fresh:
         run_dir = next_free_dir(run_dir)
     selection = select_backend(spec, backend, run_dir, dry_run)
     runner = make_executor(spec, executor, run_dir, selection.backend.name, detach)
+    if repeats_of(spec, selection.backend) > 1 and isinstance(runner, SlurmExecutor):
+        raise SpecError(f"runtime.repeats {spec.runtime.repeats} needs the local or gpus executor (the slurm executor "
+                        f"runs a point once per job); pass --executor local or gpus")
     points = expand(spec, selection.backend.identity(), max_points)
     refuse_unsupported(spec, (p.extra for p in points), [g.name for g in selection.gpus])
     if dry_run:
@@ -51,6 +58,7 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if (run_dir / RUN_META).is_file():
         seen = RunStore(run_dir, warn=lambda _: None)
         done = recorded_ids(seen, spec, selection.backend.name, rule, points, retry_failed) - machine_verdicts(seen)
+        done -= {pid for pid, oks in seen.samples().items() if len(oks) < repeats_of(spec, selection.backend)}
     # Engines and checkpoints for what still runs; refuses before anything is written.
     selection.backend.prepare(points, console.print, allow_build=not no_build, recorded=done)
     store = RunStore.create(run_dir, warn)
@@ -59,6 +67,9 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     console.print(f"[bold]{spec.name}[/]: {len(points)} points -> {run_dir}  ({selection.reason})")
     if selection.backend.capabilities().source.value == "simulated":
         console.print("[yellow]SIMULATED[/]: no GPU run; every number is a prediction of trtbench's simulator")
+        if spec.runtime.repeats > 1:
+            console.print(f"repeats {spec.runtime.repeats} ignored: the simulator predicts the same numbers every "
+                          f"time, so each point runs once")
     with interruptible(f"every finished point is recorded in {run_dir}, the point in flight is not; "
                        f"run the same command again to resume"), ProgressBar(console, selection.backend.name) as bar:
         summary = run_sweep(spec, selection, points, store, runner, bar, retry_failed)

@@ -58,7 +58,7 @@ def analyze_run(store: RunStore, run_dir: Path) -> Analysis:
     spec = store.spec()
     reference_run = spec.accuracy.reference_run if spec.accuracy else None
     return analyze.analyze(store.records(), store.meta().get("point_ids", []), spec,
-                           accuracy_records.load_for(run_dir, reference_run))
+                           accuracy_records.load_for(run_dir, reference_run), store.samples())
 
 
 def report_run(run_dir: Path, top_n: int = 10, plots: bool = True) -> Path:

@@ -1,0 +1,78 @@
+"""Repeats (`runtime.repeats`, `sweep --repeats`): separate attempts of one point id, interleaved across the grid,
+resumed by running only the missing ones; measured through the fake's seeded noise, whose truth is known."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import SMALL_SPEC, TRTLLM_SPEC
+
+
+def _records(run):
+    return [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+
+
+def test_repeats_interleaved_and_resumed(cli, write_spec, tmp_path, fake_bench):
+    fake_bench.monkeypatch.setenv("FAKE_TRTLLM_NOISE_CV", "0.02")
+    spec = write_spec(TRTLLM_SPEC)
+    assert cli("sweep", str(spec), "--repeats", "2", "--no-plots").code == 0
+    run = tmp_path / "runs" / "tiny"
+    records = _records(run)
+    order = [(r["axes"]["isl"], r["axes"]["osl"]) for r in records]
+    grid = [(128, 128), (128, 1024), (2048, 128), (2048, 1024)]
+    assert order == grid + grid  # every point's first run, then every second one
+    assert len({r["attempt"] for r in records}) == 8 and len({r["point_id"] for r in records}) == 4
+    result = cli("sweep", str(spec), "--repeats", "3", "--no-plots")  # not part of the point id: 4 more runs
+    assert result.code == 0, result.out + result.err
+    assert [(r["axes"]["isl"], r["axes"]["osl"]) for r in _records(run)] == grid * 3
+    assert cli("sweep", str(spec), "--no-plots").code == 0  # spec says 1: every point has its one, nothing runs
+    assert len(_records(run)) == 12
+    assert len(fake_bench.printed()) == 12
+
+
+def test_statistics_from_five_repeats(cli, write_spec, tmp_path, fake_bench):
+    """2% seeded noise, 5 repeats: each point's row is the mean of its five runs, its interval is a t interval
+    that holds the fake's noise-free rate (the fake's formula: n x OSL / (n (ISL + OSL) / 40000 + 0.5))."""
+    import pandas as pd
+
+    fake_bench.monkeypatch.setenv("FAKE_TRTLLM_NOISE_CV", "0.02")
+    fake_bench.monkeypatch.setenv("FAKE_TRTLLM_SEED", "11")
+    assert cli("sweep", str(write_spec(TRTLLM_SPEC + "runtime: {repeats: 5}\n")), "--no-plots").code == 0
+    run = tmp_path / "runs" / "tiny"
+    assert len(_records(run)) == 20
+    df = pd.read_csv(run / "results.csv")
+    printed = fake_bench.printed()
+    for _, row in df.iterrows():
+        runs = [p for p in printed if (p["isl"], p["osl"]) == (row["isl"], row["osl"])]
+        assert len(runs) == 5 and row["repeats"] == 5 and row["ci_method"] == "t"
+        assert row["output_tok_per_s"] == row["output_tok_per_s_mean"]
+        assert abs(row["output_tok_per_s_mean"] - sum(p["output_tok_per_s"] for p in runs) / 5) < 1e-3
+        truth = 100 * row["osl"] / (100 * (row["isl"] + row["osl"]) / 40000 + 0.5)
+        assert row["output_tok_per_s_ci_low"] < truth < row["output_tok_per_s_ci_high"]
+        assert 0.002 < row["output_tok_per_s_cv"] < 0.05  # about the injected 2%
+        assert row["latency_ms_p50_ci_low"] < row["latency_ms_p50_mean"] < row["latency_ms_p50_ci_high"]
+    report = (run / "report.md").read_text()
+    assert "## Repeats" in report and "95% CI (tok/s)" in report and "(t, 5 runs)" in report
+    assert "No point varied by more than 5%" in report
+
+
+def test_noisy_point_flagged_with_warmup_cause(cli, write_spec, tmp_path, fake_bench):
+    fake_bench.monkeypatch.setenv("FAKE_TRTLLM_NOISE_CV", "0.15")
+    spec = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [128]").replace("osl: [128, 1024]", "osl: [128]")
+    spec += "runtime: {repeats: 4, concurrency: 8, warmup: 2}\n"
+    assert cli("sweep", str(write_spec(spec)), "--no-plots").code == 0
+    report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    assert "above 5%: warm-up of 2 request(s) is shorter than concurrency 8" in report
+
+
+def test_simulated_sweep_runs_each_point_once(cli, write_spec, tmp_path):
+    result = cli("sweep", str(write_spec(SMALL_SPEC)), "--repeats", "3", "--no-plots")
+    assert result.code == 0
+    assert "repeats 3 ignored: the simulator predicts the same numbers every time" in result.out + result.err
+    assert len(_records(tmp_path / "runs" / "tiny")) == 4
+
+
+def test_repeats_refused_on_slurm(cli, write_spec, fake_bench):
+    result = cli("sweep", str(write_spec(TRTLLM_SPEC)), "--repeats", "2", "--executor", "slurm")
+    assert result.code == 2
+    assert "runtime.repeats 2 needs the local or gpus executor" in result.out + result.err
