@@ -6,6 +6,7 @@ import pytest
 
 from trtbench.catalog.gpus import GPUS
 from trtbench.catalog.models import PRESETS
+from trtbench.precision import Precision
 from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
 
 H100 = GPUS["h100-sxm"].mem_total_gib
@@ -13,7 +14,7 @@ LLAMA8B = PRESETS["Llama-3.1-8B"]
 
 
 def limits(**kw):
-    args = dict(gpu_total_gib=H100, n_gpus=1, precision="fp8", kv_dtype_bytes=1, tp=1, pp=1, fraction=0.9)
+    args = dict(gpu_total_gib=H100, n_gpus=1, precision=Precision.FP8, kv_dtype_bytes=1, tp=1, pp=1, fraction=0.9)
     args.update(kw)
     return heuristic_limits(LLAMA8B, **args)
 
@@ -33,7 +34,7 @@ def test_worked_example_16k_16k_without_rule_7():
 
 def test_worked_example_bf16_1k_1k():
     """Reference 3: BF16 on one H100 SXM, 1024/1024, build fraction 0.95: bs 256, tokens 2048."""
-    got = limits(precision="bf16", kv_dtype_bytes=2, isl=1024, osl=1024, fraction=0.95, pytorch_backend=False)
+    got = limits(precision=Precision.BF16, kv_dtype_bytes=2, isl=1024, osl=1024, fraction=0.95, pytorch_backend=False)
     assert got.kv_cache_gib == pytest.approx(61.46, abs=0.01)
     assert got.max_requests == pytest.approx(245.8, abs=0.1)
     assert (got.max_batch_size, got.max_num_tokens) == (256, 2048)
@@ -53,7 +54,7 @@ def test_chunked_context_skips_rule_7():
 def test_model_larger_than_gpu():
     with pytest.raises(InsufficientMemory, match="requires at least"):
         heuristic_limits(PRESETS["Llama-3.1-70B"], gpu_total_gib=GPUS["l4"].mem_total_gib, n_gpus=1,
-                         precision="bf16", kv_dtype_bytes=2, tp=1, pp=1, isl=128, osl=128, fraction=0.9)
+                         precision=Precision.BF16, kv_dtype_bytes=2, tp=1, pp=1, isl=128, osl=128, fraction=0.9)
 
 
 def test_no_request_fits():

@@ -12,8 +12,10 @@ from tests.test_moe import GPT_OSS_120B_CONFIG
 from trtbench.catalog.models import resolve_model
 from trtbench.deployment import make_deployment
 from trtbench.errors import SpecError
+from trtbench.precision import Precision
 from trtbench.records import Status
 from trtbench.sim import calibration
+from trtbench.sim.heuristics import checkpoint_elements
 from trtbench.sim.memory import plan_memory
 from trtbench.sim.steptime import AnalyticStep, Batch
 from trtbench.spec import RuntimeSpec
@@ -34,13 +36,20 @@ def test_gpt_oss_120b_fits_one_h100_in_mxfp4():
     assert plan.kv_bytes_per_token == 2 * 36 * 8 * 64 * 2  # the KV cache stays 16-bit unless told
 
 
-def test_trtllm_bench_sizes_mxfp4_as_16_bit_and_refuses_it_without_limits():
-    """trtllm-bench's heuristic (bench/build/tuning.py BYTES_PER_ELEM) has no MXFP4 entry: 2 bytes a parameter,
-    116,789,232,960 x 2 / 2^30 = 217.54 GB, more than an H100's 79.6 GiB: it refuses unless max_batch_size and
-    max_num_tokens are both given, and the plan says so."""
-    plan = plan_memory(make_deployment("openai/gpt-oss-120b", "h100-sxm", "mxfp4"), 1024, 1024)
-    assert plan.verdict is Status.INFEASIBLE and "The model requires at least: 217.54 GB" in plan.cause
-    assert "skipped when runtime.max_batch_size and runtime.max_num_tokens are both given" in plan.cause
+def test_gpt_oss_120b_on_one_h200_is_ok_under_trtllm_bench_s_own_sizing():
+    """trtllm-bench counts a checkpoint's safetensors elements (bench/build/dataclasses.py), and gpt-oss-120b's are,
+    per layer: experts' blocks U8, two weights each, 128 x (5,760 + 2,880) x 2,880 / 2 = 1,592,524,800; their
+    scales U8, one per 32, 99,532,800; BF16: attention 26,542,080, its biases 8,000, sinks 64, norms 5,760, router
+    368,640 + 128, expert biases 1,105,920. 1,720,088,192 x 36 = 61,923,174,912, plus embedding and head 2 x 201,088
+    x 2,880 = 1,158,266,880 and the final norm 2,880: 63,081,444,672 elements (trtbench's architecture lacks the
+    biases and sinks, 39,923,712 of them: 63,041,520,960), 117.5 GiB at 2 bytes, under an H200's 140.4 GiB. It
+    never gets that far: the checkpoint loads as W4A16_MXFP4, not in TUNED_QUANTS (bench/build/build.py), so
+    trtllm-bench takes its defaults, max_batch_size 2048 and max_num_tokens 8192, and the point runs."""
+    dep = make_deployment("openai/gpt-oss-120b", "h200-sxm", "mxfp4")
+    assert checkpoint_elements(dep.arch, Precision.MXFP4) == 63_041_520_960
+    plan = plan_memory(dep, 1024, 1024)
+    assert plan.verdict is Status.OK, plan.cause
+    assert (plan.max_batch_size, plan.max_num_tokens) == (2048, 8192)
 
 
 def test_a_decode_step_streams_mxfp4_experts_at_a_quarter_of_16_bit():

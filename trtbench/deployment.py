@@ -31,8 +31,9 @@ class Deployment:
         return self.tp * self.pp
 
     @property
-    def weight_bytes(self) -> int:
-        """Bytes per weight of the quantized layers (FP8: 1; FP16/BF16 and MXFP4's non-expert layers: 2)."""
+    def weight_bytes(self) -> float:
+        """Bytes per weight of the quantized layers (FP8: 1; NVFP4: 9/16; FP16/BF16 and MXFP4's non-expert
+        layers: 2)."""
         return self.precision.bytes
 
     @property
@@ -92,13 +93,16 @@ def _check_tp(arch: ModelArch, tp: int) -> None:
 
 def _check_precision(arch: ModelArch, gpu: GPU, precision: Precision, kv: KvDtype) -> None:
     """FP8 weights and the FP8 KV cache need FP8 tensor cores (Ada, Hopper, Blackwell): refused on Ampere
-    rather than predicted at a rate the GPU does not have. MXFP4 is a mixture's experts, run by TensorRT-LLM's
-    MXFP4 MoE kernels on Hopper and Blackwell; a checkpoint that ships MXFP4 experts is loaded as it is, so
-    another precision would label what never ran."""
+    rather than predicted at a rate the GPU does not have; NVFP4 weights likewise need Blackwell's FP4 ones.
+    MXFP4 is a mixture's experts, run by TensorRT-LLM's MXFP4 MoE kernels on Hopper and Blackwell; a checkpoint
+    that ships MXFP4 experts is loaded as it is, so another precision would label what never ran."""
     if gpu.fp8_tflops is None and (precision is Precision.FP8 or kv is KvDtype.FP8):
         what = "precision: fp8" if precision is Precision.FP8 else "kv_cache_dtype: fp8"
         raise Unsupported(f"{what}: the {gpu.name} ({gpu.family}) has no FP8 tensor cores; use fp16/bf16 "
                         f"(and kv_cache_dtype: auto), or an Ada/Hopper/Blackwell GPU")
+    if precision is Precision.NVFP4 and gpu.fp4_tflops is None:
+        raise Unsupported(f"precision: nvfp4 needs FP4 tensor cores (Blackwell); the {gpu.name} ({gpu.family}) has "
+                        f"none; use fp8, or a Blackwell GPU")
     if precision is Precision.MXFP4 and not arch.is_moe:
         raise Unsupported(f"precision: mxfp4 stores a mixture's experts in MXFP4 (gpt-oss's published format); "
                         f"{arch.name} has no experts")

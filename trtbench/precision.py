@@ -16,17 +16,19 @@ class Named(str, Enum):
 class Precision(Named):
     """Weights (and GEMM inputs) of the quantized layers. `mxfp4` is gpt-oss's published format, loaded as it
     ships: a mixture's routed experts in MXFP4 (4-bit values, one 8-bit scale per 32), every other layer 16-bit,
-    and on Hopper 16-bit GEMMs (the experts are dequantized in the kernel)."""
+    and on Hopper 16-bit GEMMs (the experts are dequantized in the kernel). `nvfp4` is ModelOpt's NVFP4: every
+    quantized layer, experts included, in 4-bit values with one FP8 scale per 16, GEMMs at FP4 (Blackwell)."""
 
     FP8 = "fp8"
     FP16 = "fp16"
     BF16 = "bf16"
     MXFP4 = "mxfp4"
+    NVFP4 = "nvfp4"
 
     @property
-    def bytes(self) -> int:
-        """Per weight of the layers other than routed experts."""
-        return 1 if self is Precision.FP8 else 2
+    def bytes(self) -> float:
+        """Per weight of the layers other than routed experts: NVFP4's 4 + 8/16 bits."""
+        return {Precision.FP8: 1.0, Precision.NVFP4: 9 / 16}.get(self, 2.0)
 
     @property
     def expert_bytes(self) -> float:
@@ -48,7 +50,8 @@ class KvDtype(Named):
 def default_kv(precision: Precision) -> KvDtype:
     """The KV cache a point gets when no `kv_cache_dtype` is asked for: what TensorRT-LLM runs for that checkpoint.
     On the PyTorch path trtllm-bench itself picks an FP8 KV cache for an FP8 checkpoint whose hf_quant_config.json
-    names none (NVIDIA's perf-benchmarking guide, "Quantization in the PyTorch Flow"), and trtbench's FP8 builds
-    quantize the KV cache with the weights; every other precision keeps it 16-bit. The one rule `sweep`, `plan`,
-    `predict`, `build` and the trtllm commands share."""
-    return KvDtype.FP8 if precision is Precision.FP8 else KvDtype.AUTO
+    names none (NVIDIA's perf-benchmarking guide, "Quantization in the PyTorch Flow"), and the same for an NVFP4
+    one (its `_KV_CACHE_MAP`: FP8 and NVFP4 -> fp8); trtbench's FP8 builds quantize the KV cache with the weights;
+    every other precision keeps it 16-bit. The one rule `sweep`, `plan`, `predict`, `build` and the trtllm
+    commands share."""
+    return KvDtype.FP8 if precision in (Precision.FP8, Precision.NVFP4) else KvDtype.AUTO

@@ -2,8 +2,9 @@
 NVML give them.
 
 Figures are dense (no 2:4 sparsity) per GPU, from the project's hardware reference
-(`docs/hardware.md` cites the sources). `mem_total_mib` is what nvidia-smi/NVML report as
-the device total, because TensorRT-LLM sizes everything from that, not from the marketing size.
+(`docs/hardware.md` cites the sources; the Blackwell ones beside their entries). `mem_total_mib` is
+what nvidia-smi/NVML report as the device total, because TensorRT-LLM sizes everything from that, not from the
+marketing size.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class GPU:
     # what the fitted GEMM efficiency is relative to, so a factor fitted on Hopper FP8 carries to Ampere BF16.
     mamf: tuple[tuple[str, float], ...] = ()
     family: str = "hopper"
+    fp4_tflops: float | None = None  # None: no FP4 tensor cores (before Blackwell)
+    nvlink_gen: int = 0  # NVLink generation; 0: none recorded
+    nvlink_domain: int = 0  # GPUs one NVLink/NVSwitch fabric joins (HGX 8, GB200/GB300 NVL72 72); 0: none
 
     @property
     def mem_total_bytes(self) -> float:
@@ -53,16 +57,23 @@ class GPU:
     def mem_total_gib(self) -> float:
         return self.mem_total_mib / 1024
 
+    def _gemm_dtype(self, precision: str) -> str:
+        """The tensor-core input a GEMM in `precision` runs at: NVFP4 at FP4, FP8 at FP8, where the GPU has them;
+        16-bit otherwise (MXFP4 experts on Hopper are dequantized to 16 bits in the kernel)."""
+        if precision == "nvfp4" and self.fp4_tflops is not None:
+            return "fp4"
+        return "fp8" if precision == "fp8" and self.fp8_tflops is not None else "bf16"
+
     def peak_flops(self, precision: str) -> float:
-        """Tensor-core peak for GEMMs in `precision`; FP8 falls back to 16-bit where unsupported."""
-        if precision == "fp8" and self.fp8_tflops is not None:
-            return self.fp8_tflops * 1e12
-        return self.bf16_tflops * 1e12
+        """Tensor-core peak for GEMMs in `precision`."""
+        rate = {"fp4": self.fp4_tflops, "fp8": self.fp8_tflops}.get(self._gemm_dtype(precision)) or self.bf16_tflops
+        return rate * 1e12
 
     def best_gemm_fraction(self, precision: str) -> float:
         """The measured best-shape GEMM fraction of peak in `precision` (16-bit where FP8 is missing), else
-        the family's: Hopper's measured H100 SXM figures where a GPU has none of its own."""
-        dtype = "fp8" if precision == "fp8" and self.fp8_tflops is not None else "bf16"
+        the family's: Hopper's measured H100 SXM figures where a GPU has none of its own. No public FP4 MAMF
+        exists: FP4 takes FP8's, the nearest narrow format measured."""
+        dtype = {"fp4": "fp8"}.get(self._gemm_dtype(precision), self._gemm_dtype(precision))
         return dict(self.mamf).get(dtype) or FAMILY_MAMF[self.family][dtype]
 
 
@@ -88,8 +99,38 @@ GPUS: dict[str, GPU] = {
             ("NVIDIA GH200 480GB", "NVIDIA GH200 120GB"),
             ("GH200-96GB", "GH200 96GB HBM3 CG1", "GH200 480GB", "GH200 120GB", "GH200"), Interconnect.UNKNOWN,
             0, 5, (("bf16", 0.836), ("fp8", 0.776))),
+        # Blackwell. Rates: NVIDIA's sparse figures halved where NVIDIA gives no dense one; per GPU from the
+        # 8-GPU HGX and 72-GPU NVL72 totals. Memory: the nvidia-smi total of public logs; TDP: its power limit.
+        # B200: HGX B200 (nvidia.com/en-us/data-center/hgx): FP4 144 PF sparse / 72 dense, FP8 72 PF and
+        # BF16 36 PF sparse, 64 TB/s, NVLink 5 at 1.8 TB/s per GPU, 8 GPUs per NVSwitch domain; 183359 MiB, 1000 W
+        # (NVIDIA/TensorRT-LLM#10278).
         GPU("b200", "B200 180GB", 2250, 4500, 183359, 8.0, 1000,
-            ("NVIDIA B200",), ("B200-180GB", "B200"), NVSWITCH, 800, 5, family="blackwell"),
+            ("NVIDIA B200",), ("B200-180GB", "B200"), NVSWITCH, 800, 5, family="blackwell", fp4_tflops=9000,
+            nvlink_gen=5, nvlink_domain=8),
+        # GB200: GB200 NVL72 (nvidia.com/en-us/data-center/gb200-nvl72): 72 GPUs, FP4 1,440 PF, FP8 720 PF,
+        # BF16 360 PF sparse, 576 TB/s HBM3e, NVLink 5 (130 TB/s, 1.8 TB/s per GPU) across all 72; nvidia-smi
+        # "NVIDIA GB200", 189471 MiB, 1200 W.
+        GPU("gb200", "GB200 192GB", 2500, 5000, 189471, 8.0, 1200,
+            ("NVIDIA GB200",), ("GB200-192GB", "GB200", "GB200 NVL72"), NVSWITCH, 800, 5, family="blackwell",
+            fp4_tflops=10000, nvlink_gen=5, nvlink_domain=72),
+        # B300: HGX B300 (nvidia.com/en-us/data-center/hgx): FP4 144 PF sparse / 108 PF dense, FP8 72 PF and
+        # BF16 36 PF sparse, 8 TB/s and 288 GB HBM3e per GPU, NVLink 5 at 1.8 TB/s, 8 GPUs per domain, PCIe Gen6;
+        # nvidia-smi "NVIDIA B300 SXM6 AC", 275040 MiB, 1100 W.
+        GPU("b300", "B300 288GB", 2250, 4500, 275040, 8.0, 1100,
+            ("NVIDIA B300 SXM6 AC",), ("B300-288GB", "B300", "B300 SXM6"), NVSWITCH, 800, 6, family="blackwell",
+            fp4_tflops=13500, nvlink_gen=5, nvlink_domain=8),
+        # GB300: GB300 NVL72 (nvidia.com/en-us/data-center/gb300-nvl72): 72 GPUs, FP4 1,440 PF sparse / 1,080 PF
+        # dense, FP8 720 PF and BF16 360 PF sparse, 576 TB/s, 288 GB per GPU, NVLink 5 across all 72; nvidia-smi
+        # "NVIDIA GB300", 284208 MiB, 1400 W.
+        GPU("gb300", "GB300 288GB", 2500, 5000, 284208, 8.0, 1400,
+            ("NVIDIA GB300",), ("GB300-288GB", "GB300", "GB300 NVL72"), NVSWITCH, 800, 6, family="blackwell",
+            fp4_tflops=15000, nvlink_gen=5, nvlink_domain=72),
+        # RTX PRO 6000 Blackwell Server Edition (its datasheet, nvidia.com/en-us/data-center/rtx-pro-6000-blackwell-
+        # server-edition): 96 GB GDDR7 at 1,597 GB/s, 4 PFLOPS FP4 with sparsity (2,000 dense; FP8 and BF16 at
+        # half and a quarter of FP4, Blackwell's tensor-core ratio), 600 W, PCIe Gen5, no NVLink; 97887 MiB.
+        GPU("rtx-pro-6000-bse", "RTX PRO 6000 Blackwell Server Edition", 500, 1000, 97887, 1.597, 600,
+            ("NVIDIA RTX PRO 6000 Blackwell Server Edition",), ("RTX-PRO-6000-BSE", "RTX PRO 6000 Server"),
+            pcie_gen=5, family="blackwell", fp4_tflops=2000),
         GPU("a100-sxm-80gb", "A100 SXM 80GB", 312, None, 81920, 2.039, 400,
             ("NVIDIA A100-SXM4-80GB",), ("A100-SXM4-80GB", "A100-80GB-SXM", "A100 SXM4 80GB"), NVSWITCH, 230, 4,
             (("bf16", 0.869),), "ampere"),

@@ -10,9 +10,18 @@ import math
 from dataclasses import dataclass
 
 from trtbench.catalog.models import ModelArch
+from trtbench.precision import Precision
 
 MAX_BATCH_SIZE_CAP = 4096
 MAX_NUM_TOKENS_CAP = 32768
+# tuning.py BYTES_PER_ELEM by quant_algo (FP8 and FP8_BLOCK_SCALES 1, NVFP4 0.5; NO_QUANT and any other 2), applied
+# to the checkpoint's safetensors element count (bench/build/dataclasses.py: `sum(parameter_count.values())`).
+BYTES_PER_ELEM = {Precision.FP8: 1.0, Precision.NVFP4: 0.5}
+# TUNED_QUANTS (bench/build/build.py, 1.0 and later): quant_algos the heuristic runs for. An MXFP4 checkpoint loads
+# as W4A16_MXFP4 (Hopper) or W4A8_MXFP4_* (Blackwell), none of them, so trtllm-bench takes its defaults
+# (BuildConfig / TorchLlmArgs max_batch_size 2048, max_num_tokens 8192) and sizes nothing.
+UNTUNED = {Precision.MXFP4}
+DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS = 2048, 8192
 
 
 class InsufficientMemory(Exception):
@@ -28,10 +37,30 @@ class BatchLimits:
     forced_num_tokens: bool  # rule 7 raised max_num_tokens to fit a whole prompt
 
 
-def engine_gib(arch: ModelArch, precision: str) -> float:
-    """BYTES_PER_ELEM by quant_algo, 2 for any other (MXFP4 among them): every parameter, none 16-bit apart."""
-    per_param = {"fp8": 1.0, "nvfp4": 0.5}.get(precision, 2.0)
-    return arch.params * per_param / 2**30
+def weight_split(arch: ModelArch, touched: float) -> tuple[float, float, int]:
+    """(quantized, routed-expert, kept 16-bit) weights when `touched` experts per MoE layer count: the embedding,
+    lm_head, a mixture's routers and a vision encoder stay 16-bit, as ModelOpt's recipes and gpt-oss's checkpoint
+    leave them."""
+    experts = arch.moe_layers * touched * arch.expert_params
+    kept = arch.embedding_params + arch.lm_head_params + arch.router_params + arch.vision_params
+    return arch.streamed_params(touched) - experts - arch.router_params, experts, kept
+
+
+def _elements(bytes_per_weight: float) -> float:
+    """Safetensors elements per weight: a 16-bit tensor holds one weight an element; FP8 (F8_E4M3) and the FP4
+    packs (U8, two weights each) with their 8-bit scales are one byte an element, so as many as bytes."""
+    return bytes_per_weight / 2 if bytes_per_weight >= 2 else bytes_per_weight
+
+
+def checkpoint_elements(arch: ModelArch, precision: Precision) -> float:
+    """What trtllm-bench calls the parameter count: the checkpoint's elements (per-tensor FP32 scalars left out)."""
+    quantized, experts, kept = weight_split(arch, arch.experts)
+    return quantized * _elements(precision.bytes) + experts * _elements(precision.expert_bytes) + kept
+
+
+def engine_gib(arch: ModelArch, precision: Precision) -> float:
+    """tuning.py's engine size: elements x BYTES_PER_ELEM, so an NVFP4 checkpoint's packed halves count half again."""
+    return checkpoint_elements(arch, precision) * BYTES_PER_ELEM.get(precision, 2.0) / 2**30
 
 
 def kv_gib_per_token(arch: ModelArch, kv_dtype_bytes: int, tp: int) -> float:
@@ -60,7 +89,7 @@ def heuristic_limits(
     *,
     gpu_total_gib: float,
     n_gpus: int,
-    precision: str,
+    precision: Precision,
     kv_dtype_bytes: int,
     tp: int,
     pp: int,
@@ -70,6 +99,9 @@ def heuristic_limits(
     pytorch_backend: bool = True,
     chunked_context: bool = False,
 ) -> BatchLimits:
+    if precision in UNTUNED:
+        return _with_rule_7(DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS, isl, 0.0, math.inf,
+                            pytorch_backend and not chunked_context)
     total = gpu_total_gib * n_gpus
     engine = engine_gib(arch, precision)
     if total < engine:
@@ -84,8 +116,12 @@ def heuristic_limits(
         )
     raw_bs = min(max_requests, MAX_BATCH_SIZE_CAP) / pp
     raw_tok = min(raw_bs * (1 + isl / osl), MAX_NUM_TOKENS_CAP)
-    bs, tok = _round_batch_size(raw_bs), _round_num_tokens(raw_tok)
-    forced = False
-    if pytorch_backend and not chunked_context and tok < isl + bs:
-        tok, forced = isl + bs, True
-    return BatchLimits(bs, tok, cache, max_requests, forced)
+    return _with_rule_7(_round_batch_size(raw_bs), _round_num_tokens(raw_tok), isl, cache, max_requests,
+                        pytorch_backend and not chunked_context)
+
+
+def _with_rule_7(bs: int, tok: int, isl: int, cache: float, max_requests: float, rule_7: bool) -> BatchLimits:
+    """The PyTorch path without chunking raises max_num_tokens to the longest prompt plus max_batch_size
+    (benchmark/utils/general.py get_settings), tuned or default."""
+    forced = rule_7 and tok < isl + bs
+    return BatchLimits(bs, isl + bs if forced else tok, cache, max_requests, forced)

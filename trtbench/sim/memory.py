@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from trtbench.catalog.models import expected_experts
 from trtbench.deployment import Deployment
 from trtbench.records import Memory, Status
-from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
+from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits, weight_split
 
 GIB = 2**30
 # Memory TensorRT-LLM cannot give to the KV cache besides weights and the activation workspace, by part:
@@ -47,17 +47,15 @@ class MemoryPlan:
 
 
 def weights_bytes_per_rank(dep: Deployment, tokens: float | None = None) -> float:
-    """Quantized layers at the precision's width; the embedding table and lm_head stay 16-bit,
-    as ModelOpt's FP8 recipe leaves them (8B FP8: 9.1 GB, the study's "~8.6 GB" engine), and so do a mixture
-    of experts' routers and a multimodal model's vision encoder; MXFP4 experts at 17/32 byte. With `tokens`, only
-    the experts a batch of that many tokens touches (what one iteration reads); else all (what is held)."""
+    """Quantized layers at the precision's width (NVFP4: 9/16 byte, its FP8 scale per 16 weights included); the
+    embedding table and lm_head stay 16-bit, as ModelOpt's FP8 and NVFP4 recipes leave them (8B FP8: 9.1 GB, the
+    study's "~8.6 GB" engine), and so do a mixture of experts' routers and a multimodal model's vision encoder;
+    MXFP4 experts at 17/32 byte. With `tokens`, only the experts a batch of that many tokens touches (what one
+    iteration reads); else all (what is held)."""
     arch = dep.arch
     touched = arch.experts if tokens is None else expected_experts(tokens, arch.experts, arch.top_k)
-    experts = arch.moe_layers * touched * arch.expert_params
-    quantized = ((arch.streamed_params(touched) - experts - arch.router_params) * dep.weight_bytes
-                 + experts * dep.expert_weight_bytes)
-    kept = (arch.embedding_params + arch.lm_head_params + arch.router_params + arch.vision_params) * 2
-    return (quantized + kept) / dep.n_gpus
+    quantized, experts, kept = weight_split(arch, touched)
+    return (quantized * dep.weight_bytes + experts * dep.expert_weight_bytes + kept * 2) / dep.n_gpus
 
 
 def activation_bytes_per_rank(dep: Deployment, max_num_tokens: int, max_batch_size: int) -> float:

@@ -29,13 +29,13 @@ def label_problems(precision: Precision, kv: KvDtype, info: dict[str, str]) -> l
     is labelled with (FP8 weights that were never loaded, or a 16-bit label on FP8 ones). A value the report
     leaves to the checkpoint (`auto`) or does not print is not judged."""
     found = []
-    weights = {Precision.FP8: "FP8", Precision.MXFP4: "MXFP4"}.get(precision)
+    weights = {Precision.FP8: "FP8", Precision.MXFP4: "MXFP4", Precision.NVFP4: "NVFP4"}.get(precision)
     for what, said, label in (("quantization", info.get("quantization"), weights),
                               ("KV cache dtype", info.get("kv_cache_dtype"), "FP8" if kv is KvDtype.FP8 else None)):
         if said is None or said.strip().lower() in ("", "auto"):
             continue
-        # W4A16_MXFP4 and W4A8_MXFP4_FP8 are MXFP4 weights, whatever their activations
-        named = "MXFP4" if "MXFP4" in said.upper() else "FP8" if "FP8" in said.upper() else None
+        # W4A16_MXFP4 and W4A8_MXFP4_FP8 are MXFP4 weights, W4A8_NVFP4_FP8 NVFP4 ones, whatever their activations
+        named = next((name for name in ("MXFP4", "NVFP4", "FP8") if name in said.upper()), None)
         if named != label:
             found.append(f"the report says {what} {said}, the point is labelled {label or '16-bit'}"
                          f"{' weights' if what == 'quantization' else ' KV cache'}")
