@@ -76,3 +76,57 @@ def test_repeats_refused_on_slurm(cli, write_spec, fake_bench):
     result = cli("sweep", str(write_spec(TRTLLM_SPEC)), "--repeats", "2", "--executor", "slurm")
     assert result.code == 2
     assert "runtime.repeats 2 needs the local or gpus executor" in result.out + result.err
+
+
+GRID8 = TRTLLM_SPEC.replace("osl: [128, 1024]", "osl: [128, 256, 512, 1024]") + "runtime: {repeats: 5}\n"
+SLOWED = ("128x256", "2048x128", "2048x1024")
+
+
+def test_compare_finds_the_injected_slowdown_and_nothing_else(cli, write_spec, tmp_path, fake_bench):
+    """Known truth: 2% noise, 5 runs a point, 8 points; B runs 6% slower at 3 of them. The verdict names exactly
+    those 3 and --fail-on regression exits 1; against a second run of the same truth, no point is slower: exit 0."""
+    import json
+
+    spec = write_spec(GRID8)
+    fake_bench.monkeypatch.setenv("FAKE_TRTLLM_NOISE_CV", "0.02")
+    for name, seed, slowdown in (("a", "1", ""), ("b", "2", ",".join(f"{p}:0.06" for p in SLOWED)), ("c", "3", "")):
+        fake_bench.monkeypatch.setenv("FAKE_TRTLLM_SEED", seed)
+        fake_bench.monkeypatch.setenv("FAKE_TRTLLM_SLOWDOWN", slowdown)
+        assert cli("sweep", str(spec), "--out", f"runs/{name}", "--no-plots").code == 0
+    truth = {(p["isl"], p["osl"]): p["speed"] for p in fake_bench.printed()}
+    assert len(truth) == 8
+    slower = cli("compare", "runs/a", "runs/b", "--threshold", "2%", "--fail-on", "regression", "--json",
+                 "--no-plots", "--out", "cmp_ab")
+    assert slower.code == 1, slower.out + slower.err
+    points = json.loads((tmp_path / "cmp_ab" / "compare.json").read_text())["points"]
+    found = {f"{p['isl']}x{p['osl']}" for p in points if p["verdict"] == "slower"}
+    assert found == set(SLOWED)
+    assert {p["verdict"] for p in points if f"{p['isl']}x{p['osl']}" not in SLOWED} == {"no significant change"}
+    for p in points:
+        if f"{p['isl']}x{p['osl']}" in SLOWED:
+            assert p["change_low_pct"] < -6 * 0.98 < p["change_high_pct"] + 2  # the true -6% near its interval
+    assert "## Verdict" in (tmp_path / "cmp_ab" / "compare.md").read_text().split("## Output tokens/s", 1)[0]
+    same = cli("compare", "runs/a", "runs/c", "--threshold", "2%", "--fail-on", "regression", "--no-plots",
+               "--out", "cmp_ac")
+    assert same.code == 0, same.out + same.err
+    assert "slower:" not in same.out
+
+
+def test_compare_single_runs_are_inconclusive(cli, write_spec, tmp_path, fake_bench):
+    spec = write_spec(TRTLLM_SPEC)
+    assert cli("sweep", str(spec), "--out", "runs/a", "--no-plots").code == 0
+    assert cli("sweep", str(spec), "--out", "runs/b", "--no-plots").code == 0
+    result = cli("compare", "runs/a", "runs/b", "--fail-on", "regression", "--no-plots", "--out", "cmp")
+    assert result.code == 0
+    assert "4 inconclusive (fewer than 2 runs on a side)" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_compare_bad_threshold_is_one_line(cli, write_spec, tmp_path):
+    spec = write_spec(SMALL_SPEC)
+    assert cli("sweep", str(spec), "--no-plots").code == 0
+    result = cli("compare", "runs/tiny", "runs/tiny", "--threshold", "two percent")
+    assert result.code == 2
+    assert "--threshold 'two percent': give a relative change below 100%" in result.err
+    simulated = cli("compare", "runs/tiny", "runs/tiny", "--no-plots", "--out", "cmp")
+    assert simulated.code == 0
+    assert "4 not tested (simulated)" in (tmp_path / "cmp" / "compare.md").read_text()

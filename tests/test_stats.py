@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trtbench.stats import overlaps, summarize
+from trtbench.stats import FDR, adjusted, overlaps, summarize, welch
 
 
 def test_three_repeats_by_hand():
@@ -51,3 +51,27 @@ def test_bootstrap_from_thirty_repeats_covers_the_true_mean():
 
 def test_overlaps():
     assert overlaps((1, 3), (3, 5)) and overlaps((2, 4), (1, 5)) and not overlaps((1, 2), (2.5, 3))
+
+
+def test_welch_and_benjamini_hochberg_hold_the_false_discovery_rate():
+    """Known truth over 200 seeded grids of 64 points, 2% noise, 10 runs a side, 3 points 6% slower: the slowed
+    points are found (>= 99% of them) and under 5% of the discoveries are false, as BH at FDR 5% promises."""
+    rng = np.random.default_rng(3)
+    found = false = 0
+    for _ in range(200):
+        a, b = rng.normal(1000.0, 20.0, size=(2, 64, 10))
+        b[:3] *= 0.94
+        changes = [welch(x, y) for x, y in zip(a, b, strict=True)]
+        slower = {i for i, (c, q) in enumerate(zip(changes, adjusted([c.p for c in changes]), strict=True))
+                  if q < FDR and c.change < -0.02}
+        found, false = found + len(slower & {0, 1, 2}), false + len(slower - {0, 1, 2})
+    assert found >= 0.99 * 600
+    assert false / (found + false) < 0.05
+
+
+def test_welch_by_hand():
+    c = welch([100.0, 102.0, 98.0], [90.0, 91.0, 89.0])
+    assert c.change == pytest.approx(-0.10)
+    # difference -10, standard error sqrt(4/3 + 1/3) = 1.291, t = -7.75, Welch df = 2.94 -> two-sided p 0.0048
+    assert c.p == pytest.approx(0.0048, abs=2e-4)
+    assert c.low < -0.10 < c.high < 0

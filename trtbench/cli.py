@@ -213,11 +213,20 @@ def compare(
     run_b: Path = typer.Argument(..., help="run directory to compare with it (B)"),
     out: Path = typer.Option(None, "--out", help="output directory (default: runs/compare_<A>_vs_<B>)"),
     no_plots: bool = typer.Option(False, "--no-plots", help="no ratio heatmap"),
+    threshold: str = typer.Option("0%", "--threshold", help="a change smaller than this is no change, e.g. 2%"),
+    fail_on: str = typer.Option(None, "--fail-on", help="regression: exit 1 when a point is significantly slower "
+                                "by more than --threshold (for CI)"),
+    as_json: bool = typer.Option(False, "--json", help="also write compare.json: each point's verdict"),
 ) -> None:
-    """Compare two runs point by point: B/A ratios, failures in one only, geometric-mean speedup."""
+    """Compare two runs point by point: a verdict per point (faster, slower, no significant change, inconclusive:
+    Welch's t-test on the repeats, Benjamini-Hochberg across the grid), B/A ratios, failures in one only,
+    geometric-mean speedup. Exit 1 with --fail-on regression on a significant slowdown, 2 on bad input."""
     from trtbench.commands import compare as compare_cmd
 
-    compare_cmd.compare_runs(run_a, run_b, out, plots=not no_plots)
+    status = compare_cmd.compare_runs(run_a, run_b, out, plots=not no_plots, threshold=threshold, fail_on=fail_on,
+                                      as_json=as_json)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command(epilog=_examples("trtbench report runs/h100_grid --top 20"))

@@ -11,6 +11,7 @@ import pandas as pd
 
 from trtbench.analyze import Analysis
 from trtbench.errors import TrtbenchError
+from trtbench.stats import FDR, adjusted, welch
 
 LENGTH_KEYS = ["isl", "osl"]
 
@@ -25,15 +26,22 @@ class Comparison:
     geomean: float | None  # geometric mean of B/A over the points that succeeded in both
     unmatched: pd.DataFrame  # keys, side ("A" or "B"), why: each point of one run the other has no match for
     requests_differ: int  # matched points whose request counts differ
+    threshold: float = 0.0  # a change this small (relative) is no change, however significant
 
 
-def compare(a: Analysis, b: Analysis) -> Comparison:
+FASTER, SLOWER, SAME, INCONCLUSIVE, SIMULATED = ("faster", "slower", "no significant change",
+                                                 "inconclusive (fewer than 2 runs on a side)",
+                                                 "not tested (simulated)")
+
+
+def compare(a: Analysis, b: Analysis, threshold: float = 0.0, simulated: bool = False) -> Comparison:
     """Points matched on the extra axes both runs sweep and on ISL/OSL; request counts may differ (each run's
-    rule decides them) and are shown side by side."""
+    rule decides them) and are shown side by side. Each point that succeeded in both gets a `verdict`
+    (`verdicts`), with `threshold` and, for `simulated` runs, none claiming significance."""
     keys = [*(x for x in a.axes if x in b.axes), *LENGTH_KEYS]
-    left, right = (run.results[[*keys, "status", "output_tok_per_s", "requests"]].rename(columns={
-        "status": f"{side}_status", "output_tok_per_s": f"{side}_tok_s", "requests": f"{side}_requests"})
-        for side, run in (("a", a), ("b", b)))
+    left, right = (run.results[[*keys, "status", "output_tok_per_s", "requests", "point_id"]].rename(columns={
+        "status": f"{side}_status", "output_tok_per_s": f"{side}_tok_s", "requests": f"{side}_requests",
+        "point_id": f"{side}_point_id"}) for side, run in (("a", a), ("b", b)))
     joined = left.merge(right, on=keys, how="inner")
     if joined.empty:
         names = ", ".join({"isl": "ISL", "osl": "OSL"}.get(k, k) for k in keys)
@@ -49,10 +57,43 @@ def compare(a: Analysis, b: Analysis) -> Comparison:
          "B: " + joined["b_status"]], "ok")
     ratios = joined.loc[both, "ratio"]
     geomean = float(math.exp(np.log(ratios).mean())) if len(ratios) else None
+    joined = verdicts(joined, a.runs, b.runs, threshold, simulated)
     unmatched = pd.concat([_unmatched(left, right, keys, "A", "B"), _unmatched(right, left, keys, "B", "A")],
                           ignore_index=True)
     return Comparison(keys, joined, joined[a_failed & ~b_failed], joined[b_failed & ~a_failed], geomean, unmatched,
-                      int((joined["a_requests"] != joined["b_requests"]).sum()))
+                      int((joined["a_requests"] != joined["b_requests"]).sum()), threshold)
+
+
+def verdicts(joined: pd.DataFrame, a_runs: dict[str, list[float]], b_runs: dict[str, list[float]],
+             threshold: float, simulated: bool) -> pd.DataFrame:
+    """`joined` with, per point ok in both, `a_runs`/`b_runs` (repeats), the change of mean tok/s and its 95%
+    interval (`change_pct`, `change_low_pct`, `change_high_pct`), Welch's p and its Benjamini-Hochberg q over the
+    tested points, and a `verdict`: faster or slower when q is below FDR and the change exceeds `threshold`, no
+    significant change otherwise; inconclusive with fewer than two runs on a side; for a simulated run (the
+    same numbers every time) the change only, and "not tested"."""
+    rows = []
+    for _, r in joined.iterrows():
+        a, b = a_runs.get(r["a_point_id"], []), b_runs.get(r["b_point_id"], [])
+        row: dict[str, object] = {"a_runs": len(a), "b_runs": len(b)}
+        if r["a_status"] == "ok" and r["b_status"] == "ok" and a and b:
+            if simulated or len(a) < 2 or len(b) < 2:
+                row.update(change_pct=100 * (np.mean(b) / np.mean(a) - 1),
+                           verdict=SIMULATED if simulated else INCONCLUSIVE)
+            else:
+                change = welch(a, b)
+                row.update(change_pct=100 * change.change, change_low_pct=100 * change.low,
+                           change_high_pct=100 * change.high, p=change.p)
+        rows.append(row)
+    found = pd.DataFrame(rows, index=joined.index, columns=["a_runs", "b_runs", "change_pct", "change_low_pct",
+                                                            "change_high_pct", "p", "q", "verdict"])
+    found["verdict"] = found["verdict"].astype(object)  # all unset reads as floats
+    tested = found["p"].notna()
+    found.loc[tested, "q"] = adjusted(found.loc[tested, "p"].tolist())
+    significant = tested & (found["q"] < FDR)
+    found.loc[tested, "verdict"] = np.select(
+        [significant & (found["change_pct"] < -100 * threshold), significant & (found["change_pct"] > 100 * threshold)],
+        [SLOWER, FASTER], SAME)[tested.to_numpy()]
+    return pd.concat([joined, found], axis=1)
 
 
 def _unmatched(mine: pd.DataFrame, other: pd.DataFrame, keys: list[str], side: str, other_side: str

@@ -1,7 +1,11 @@
-"""`trtbench compare RUN_A RUN_B`: a markdown table of B against A, ratio heatmaps, and the geometric mean."""
+"""`trtbench compare RUN_A RUN_B`: the verdict per point (faster, slower, no significant change), a markdown table
+of B against A, ratio heatmaps, and the geometric mean; with --fail-on regression, exit 1 on a significant
+slowdown (for CI)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -9,10 +13,12 @@ import pandas as pd
 from trtbench import analyze
 from trtbench.commands.console import out as stdout
 from trtbench.commands.utils import analyze_run, warn
-from trtbench.compare import Comparison, compare
+from trtbench.compare import SLOWER, Comparison, compare
+from trtbench.errors import TrtbenchError
 from trtbench.escape import csv_safe_frame, md, plot_text
 from trtbench.files import atomic_write
 from trtbench.report import AXIS_TITLES, fmt_count, fmt_rate, md_table
+from trtbench.stats import FDR
 from trtbench.store import RunStore
 
 
@@ -36,12 +42,40 @@ def accuracy_rows(a: analyze.Analysis, b: analyze.Analysis) -> list[tuple[str, s
             if metric in vb.scores.get(task, {})]
 
 
+def parse_threshold(text: str) -> float:
+    """`2%` or `0.02` -> 0.02; anything else refused in one line."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", text)
+    value = float(match.group(1)) / (100 if match.group(2) else 1) if match else -1.0
+    if not 0 <= value < 1:
+        raise TrtbenchError(f"--threshold {text!r}: give a relative change below 100%, as 2% or 0.02")
+    return value
+
+
+def verdict_section(cmp: Comparison, axes: list[str], simulated: bool) -> list[str]:
+    """The verdict table, slowest first: what a release-to-release comparison is for."""
+    tested = cmp.joined[cmp.joined["verdict"].notna()].sort_values("change_pct", kind="stable")
+    counts = ", ".join(f"{n} {v}" for v, n in tested["verdict"].value_counts().items())
+    how = ("each point's change of mean output tok/s, Welch's t-test on the runs of each side, Benjamini-Hochberg "
+           f"across the {int(tested['p'].notna().sum())} tested points (FDR {FDR:.0%}); faster or slower: "
+           f"significant and beyond the threshold of {cmp.threshold:.1%}")
+    if simulated:
+        how = "simulated: the simulator predicts the same numbers every run, so no change is tested for significance"
+    rows = [(*(r[x] for x in axes), r["isl"], r["osl"], f"{r['a_runs']}/{r['b_runs']}", r["verdict"],
+             f"{r['change_pct']:+.2f}%",
+             f"{r['change_low_pct']:+.2f}% to {r['change_high_pct']:+.2f}%" if pd.notna(r["change_low_pct"]) else "-",
+             f"{r['q']:.3g}" if pd.notna(r["q"]) else "-") for _, r in tested.iterrows()]
+    return ["## Verdict", "", f"{counts or 'no point succeeded in both'} ({how}).", "",
+            md_table((*(AXIS_TITLES[x] for x in axes), "ISL", "OSL", "Runs A/B", "Verdict", "Change", "95% CI",
+                      "q (BH)"), rows), ""]
+
+
 def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simulated: bool,
            accuracy: list[tuple[str, str, str, str, str]] | None = None) -> str:
     axes = [k for k in cmp.keys if k in AXIS_TITLES]
     out = [f"# Comparison: B = {md(b_label)} vs A = {md(a_label)}", ""]
     if simulated:
         out += ["> **SIMULATED**: at least one of the runs was predicted by trtbench's simulator, not measured.", ""]
+    out += verdict_section(cmp, axes, simulated)
     geo = f"**{cmp.geomean:.3f}x**" if cmp.geomean is not None else "n/a (no point succeeded in both)"
     both = int(cmp.joined["ratio"].notna().sum())
     out += [f"Geometric-mean speedup of B over A (output tokens/s, {both} points that succeeded in both): {geo}", ""]
@@ -78,10 +112,16 @@ def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simul
     return "\n".join(out)
 
 
-def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True) -> None:
+def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True, threshold: str = "0%",
+                 fail_on: str | None = None, as_json: bool = False) -> int:
+    """Returns the exit status: 1 with `fail_on` "regression" when a point is significantly slower by more than
+    the threshold, else 0."""
+    if fail_on not in (None, "regression"):
+        raise TrtbenchError(f"--fail-on {fail_on!r}: the one choice is regression")
+    relative = parse_threshold(threshold)
     a, a_label, a_sim = _load(run_a)
     b, b_label, b_sim = _load(run_b)
-    cmp = compare(a, b)
+    cmp = compare(a, b, relative, a_sim or b_sim)
     out = out or Path("runs") / f"compare_{run_a.name}_vs_{run_b.name}"
     out.mkdir(parents=True, exist_ok=True)
     drawn: list[Path] = []
@@ -95,5 +135,18 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True)
         drawn = [path] if path is not None else []
     atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b)))
     atomic_write(out / "compare.csv", csv_safe_frame(cmp.joined).to_csv(index=False))
+    keys = [*cmp.keys, "a_runs", "b_runs", "verdict", "change_pct", "change_low_pct", "change_high_pct", "p", "q"]
+    verdicts = json.loads(cmp.joined[keys].to_json(orient="records"))
+    if as_json:
+        atomic_write(out / "compare.json", json.dumps({"threshold": relative, "fdr": FDR, "simulated": a_sim or b_sim,
+                                                       "geomean": cmp.geomean, "points": verdicts}, indent=2) + "\n")
     geo = f"{cmp.geomean:.3f}x" if cmp.geomean is not None else "n/a"
     stdout.print(f"compared {len(cmp.joined)} points, geometric-mean B/A {geo}: {out / 'compare.md'}")
+    slower = cmp.joined[cmp.joined["verdict"] == SLOWER]
+    for _, r in slower.iterrows():
+        stdout.print(f"slower: {' '.join(f'{k}={r[k]}' for k in cmp.keys)} {r['change_pct']:+.2f}% (q {r['q']:.3g})")
+    if fail_on and len(slower):
+        stdout.print(f"--fail-on regression: {len(slower)} point(s) significantly slower by more than "
+                     f"{relative:.1%}: exit status 1")
+        return 1
+    return 0
