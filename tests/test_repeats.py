@@ -4,6 +4,7 @@ resumed by running only the missing ones; measured through the fake's seeded noi
 from __future__ import annotations
 
 import json
+import re
 
 from tests.conftest import SMALL_SPEC, TRTLLM_SPEC
 
@@ -96,8 +97,9 @@ def test_compare_finds_the_injected_slowdown_and_nothing_else(cli, write_spec, t
     truth = {(p["isl"], p["osl"]): p["speed"] for p in fake_bench.printed()}
     assert len(truth) == 8
     slower = cli("compare", "runs/a", "runs/b", "--threshold", "2%", "--fail-on", "regression", "--json",
-                 "--no-plots", "--out", "cmp_ab")
+                 "--no-plots", "--out", "cmp_ab", "--junit", "ci/junit.xml")
     assert slower.code == 1, slower.out + slower.err
+    _check_junit(tmp_path / "ci" / "junit.xml", failing=set(SLOWED), skipped=set())
     points = json.loads((tmp_path / "cmp_ab" / "compare.json").read_text())["points"]
     found = {f"{p['isl']}x{p['osl']}" for p in points if p["verdict"] == "slower"}
     assert found == set(SLOWED)
@@ -112,6 +114,26 @@ def test_compare_finds_the_injected_slowdown_and_nothing_else(cli, write_spec, t
     assert "slower:" not in same.out
 
 
+def _check_junit(path, failing: set[str], skipped: set[str], points: int = 8) -> None:
+    """The JUnit file parsed back: a testcase per point named by its ISL/OSL, a failure at exactly the `failing`
+    points (its message the change and its interval), a skip at exactly the `skipped` ones."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert suite is not None
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    names = {n: n.replace("ISL ", "").replace(" / OSL ", "x") for n in cases}
+    assert len(cases) == points and all(c.get("classname") == "all" for c in cases.values())
+    failed = {names[n] for n, c in cases.items() if c.find("failure") is not None}
+    assert failed == failing
+    assert {names[n] for n, c in cases.items() if c.find("skipped") is not None} == skipped
+    for failure in suite.iter("failure"):
+        assert re.fullmatch(r"slower by \d+\.\d\d% \(95% CI -\d+\.\d\d% to [-+]\d+\.\d\d%, q [\d.e-]+\), beyond "
+                            r"the threshold of 2\.0%", failure.get("message", "")), failure.get("message")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (
+        str(points), str(len(failing)), str(len(skipped)))
+
+
 def test_compare_single_runs_are_inconclusive(cli, write_spec, tmp_path, fake_bench):
     spec = write_spec(TRTLLM_SPEC)
     assert cli("sweep", str(spec), "--out", "runs/a", "--no-plots").code == 0
@@ -119,6 +141,9 @@ def test_compare_single_runs_are_inconclusive(cli, write_spec, tmp_path, fake_be
     result = cli("compare", "runs/a", "runs/b", "--fail-on", "regression", "--no-plots", "--out", "cmp")
     assert result.code == 0
     assert "4 inconclusive (fewer than 2 runs on a side)" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert cli("compare", "runs/a", "runs/b", "--no-plots", "--out", "cmp", "--junit", "cmp/j.xml").code == 0
+    _check_junit(tmp_path / "cmp" / "j.xml", failing=set(), skipped={"128x128", "128x1024", "2048x128", "2048x1024"},
+                 points=4)
 
 
 def test_compare_bad_threshold_is_one_line(cli, write_spec, tmp_path):

@@ -217,6 +217,8 @@ def compare(
     fail_on: str = typer.Option(None, "--fail-on", help="regression: exit 1 when a point is significantly slower "
                                 "by more than --threshold (for CI)"),
     as_json: bool = typer.Option(False, "--json", help="also write compare.json: each point's verdict"),
+    junit: Path = typer.Option(None, "--junit", help="also write this JUnit XML file for CI: a test case per point, "
+                               "failing where significantly slower beyond --threshold, skipped where not tested"),
 ) -> None:
     """Compare two runs point by point: a verdict per point (faster, slower, no significant change, inconclusive:
     Welch's t-test on the repeats, Benjamini-Hochberg across the grid), B/A ratios, failures in one only,
@@ -224,7 +226,7 @@ def compare(
     from trtbench.commands import compare as compare_cmd
 
     status = compare_cmd.compare_runs(run_a, run_b, out, plots=not no_plots, threshold=threshold, fail_on=fail_on,
-                                      as_json=as_json)
+                                      as_json=as_json, junit_path=junit)
     if status:
         raise typer.Exit(status)
 

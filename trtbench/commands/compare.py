@@ -1,11 +1,12 @@
 """`trtbench compare RUN_A RUN_B`: the verdict per point (faster, slower, no significant change), a markdown table
 of B against A, ratio heatmaps, and the geometric mean; with --fail-on regression, exit 1 on a significant
-slowdown (for CI)."""
+slowdown (for CI), and with --junit a JUnit XML file for CI systems that show test results."""
 
 from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pandas as pd
@@ -13,9 +14,9 @@ import pandas as pd
 from trtbench import analyze
 from trtbench.commands.console import out as stdout
 from trtbench.commands.utils import analyze_run, warn
-from trtbench.compare import SLOWER, Comparison, compare
+from trtbench.compare import INCONCLUSIVE, SIMULATED, SLOWER, Comparison, compare
 from trtbench.errors import TrtbenchError
-from trtbench.escape import csv_safe_frame, md, plot_text
+from trtbench.escape import csv_safe_frame, md, plot_text, visible
 from trtbench.files import atomic_write
 from trtbench.report import AXIS_TITLES, fmt_count, fmt_rate, md_table
 from trtbench.stats import FDR
@@ -112,8 +113,34 @@ def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simul
     return "\n".join(out)
 
 
+def junit(cmp: Comparison, suite: str) -> bytes:
+    """The verdicts as JUnit XML, which CI systems show per test: a testcase per matched point (classname its
+    axes, name its ISL/OSL), failing where it is significantly slower beyond the threshold (what --fail-on
+    regression exits 1 on), skipped where nothing was tested (inconclusive, simulated, failed in a run)."""
+    axes = [k for k in cmp.keys if k in AXIS_TITLES]
+    root = ET.Element("testsuites")
+    cases = ET.SubElement(root, "testsuite", name=visible(suite))
+    failures = skipped = 0
+    for _, r in cmp.joined.iterrows():
+        case = ET.SubElement(cases, "testcase", classname=visible(" ".join(f"{x}={r[x]}" for x in axes) or "all"),
+                             name=f"ISL {r['isl']} / OSL {r['osl']}")
+        verdict = r["verdict"]
+        if verdict == SLOWER:
+            failures += 1
+            ET.SubElement(case, "failure", type="regression", message=(
+                f"slower by {-r['change_pct']:.2f}% (95% CI {r['change_low_pct']:+.2f}% to "
+                f"{r['change_high_pct']:+.2f}%, q {r['q']:.3g}), beyond the threshold of {cmp.threshold:.1%}"))
+        elif verdict in (INCONCLUSIVE, SIMULATED) or pd.isna(verdict):
+            skipped += 1
+            ET.SubElement(case, "skipped", message=visible(verdict if pd.notna(verdict) else
+                                                           f"not compared ({r['status']})"))
+    cases.attrib.update(tests=str(len(cmp.joined)), failures=str(failures), skipped=str(skipped), errors="0")
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
 def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True, threshold: str = "0%",
-                 fail_on: str | None = None, as_json: bool = False) -> int:
+                 fail_on: str | None = None, as_json: bool = False, junit_path: Path | None = None) -> int:
     """Returns the exit status: 1 with `fail_on` "regression" when a point is significantly slower by more than
     the threshold, else 0."""
     if fail_on not in (None, "regression"):
@@ -140,6 +167,8 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True,
     if as_json:
         atomic_write(out / "compare.json", json.dumps({"threshold": relative, "fdr": FDR, "simulated": a_sim or b_sim,
                                                        "geomean": cmp.geomean, "points": verdicts}, indent=2) + "\n")
+    if junit_path is not None:
+        atomic_write(junit_path, junit(cmp, f"trtbench compare {run_b.name} vs {run_a.name}"))
     geo = f"{cmp.geomean:.3f}x" if cmp.geomean is not None else "n/a"
     stdout.print(f"compared {len(cmp.joined)} points, geometric-mean B/A {geo}: {out / 'compare.md'}")
     slower = cmp.joined[cmp.joined["verdict"] == SLOWER]
