@@ -134,13 +134,47 @@ def _check_junit(path, failing: set[str], skipped: set[str], points: int = 8) ->
         str(points), str(len(failing)), str(len(skipped)))
 
 
+def test_one_run_against_five_is_tested_against_the_noise_floor(cli, write_spec, tmp_path, fake_bench):
+    """Known truth: A runs each of 4 points 5 times with 2% noise, B once; B is 6% slower at 2 of them. Those 2
+    are found slower against the noise floor of A's 4 repeated points (16 df; one run finds 6% about 4 times in 5,
+    test_stats), stated as such; a single run of the same truth as A shows no significant change anywhere."""
+    import json
+
+    fake_bench.monkeypatch.setenv("FAKE_TRTLLM_NOISE_CV", "0.02")
+    for name, seed, repeats, slowdown in (("a", "5", "5", ""), ("b", "6", "1", "128x1024:0.06,2048x128:0.06"),
+                                          ("c", "7", "1", "")):
+        fake_bench.monkeypatch.setenv("FAKE_TRTLLM_SEED", seed)
+        fake_bench.monkeypatch.setenv("FAKE_TRTLLM_SLOWDOWN", slowdown)
+        spec = write_spec(TRTLLM_SPEC)
+        assert cli("sweep", str(spec), "--repeats", repeats, "--out", f"runs/{name}", "--no-plots").code == 0
+    slower = cli("compare", "runs/a", "runs/b", "--threshold", "2%", "--fail-on", "regression", "--json",
+                 "--no-plots", "--out", "cmp_ab")
+    assert slower.code == 1, slower.out + slower.err
+    points = json.loads((tmp_path / "cmp_ab" / "compare.json").read_text())["points"]
+    assert {(p["isl"], p["osl"]) for p in points if p["verdict"] == "slower"} == {(128, 1024), (2048, 128)}
+    assert {p["verdict"] for p in points if (p["isl"], p["osl"]) in {(128, 128), (2048, 1024)}} == \
+        {"no significant change"}
+    basis = {p["basis"] for p in points}
+    assert len(basis) == 1
+    cv = re.fullmatch(r"noise floor from 4 repeated points of run A \(CV (\d\.\d)%\)", basis.pop())
+    assert cv and 1.0 <= float(cv[1]) <= 3.0  # the injected 2%
+    assert {(p["a_runs"], p["b_runs"]) for p in points} == {(5, 1)}
+    assert "noise floor from 4 repeated points of run A" in (tmp_path / "cmp_ab" / "compare.md").read_text()
+    same = cli("compare", "runs/a", "runs/c", "--threshold", "2%", "--fail-on", "regression", "--json",
+               "--no-plots", "--out", "cmp_ac")
+    assert same.code == 0, same.out + same.err
+    points = json.loads((tmp_path / "cmp_ac" / "compare.json").read_text())["points"]
+    assert {p["verdict"] for p in points} == {"no significant change"}
+
+
 def test_compare_single_runs_are_inconclusive(cli, write_spec, tmp_path, fake_bench):
     spec = write_spec(TRTLLM_SPEC)
     assert cli("sweep", str(spec), "--out", "runs/a", "--no-plots").code == 0
     assert cli("sweep", str(spec), "--out", "runs/b", "--no-plots").code == 0
     result = cli("compare", "runs/a", "runs/b", "--fail-on", "regression", "--no-plots", "--out", "cmp")
     assert result.code == 0
-    assert "4 inconclusive (fewer than 2 runs on a side)" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert "4 inconclusive (fewer than 2 runs on a side, no repeats to measure noise)" in \
+        (tmp_path / "cmp" / "compare.md").read_text()
     assert cli("compare", "runs/a", "runs/b", "--no-plots", "--out", "cmp", "--junit", "cmp/j.xml").code == 0
     _check_junit(tmp_path / "cmp" / "j.xml", failing=set(), skipped={"128x128", "128x1024", "2048x128", "2048x1024"},
                  points=4)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trtbench.stats import FDR, adjusted, overlaps, summarize, welch
+from trtbench.stats import FDR, Noise, adjusted, against_noise, overlaps, pooled_cv, summarize, welch
 
 
 def test_three_repeats_by_hand():
@@ -75,3 +75,38 @@ def test_welch_by_hand():
     # difference -10, standard error sqrt(4/3 + 1/3) = 1.291, t = -7.75, Welch df = 2.94 -> two-sided p 0.0048
     assert c.p == pytest.approx(0.0048, abs=2e-4)
     assert c.low < -0.10 < c.high < 0
+
+
+def test_pooled_cv_by_hand():
+    """CVs 1/6 (2 df) and 0 (1 df) pooled: sqrt((2/36 + 0) / 3) = sqrt(1/54); a single run adds nothing."""
+    noise = pooled_cv([[10.0, 12.0, 14.0], [100.0, 100.0], [5.0]])
+    assert noise is not None and (noise.points, noise.dof) == (2, 3)
+    assert noise.cv == pytest.approx(math.sqrt(1 / 54))
+    assert pooled_cv([[5.0], [7.0]]) is None
+
+
+def test_against_noise_by_hand():
+    """A: 4 runs of 100, B: one of 94, a 2% floor on 16 df: standard error 0.02 x sqrt(100^2/4 + 94^2) = 2.1294,
+    t = 6 / 2.1294 = 2.818, two-sided p from the t table between 0.01 and 0.02 (0.0124); the interval
+    -6 +- t(0.975, 16 df) 2.1199 x 2.1294 = -6 +- 4.514 (%)."""
+    c = against_noise([100.0] * 4, [94.0], Noise(0.02, 4, 16))
+    assert c.change == pytest.approx(-0.06)
+    assert 0.01 < c.p < 0.02 and c.p == pytest.approx(0.0124, abs=1e-4)
+    assert (c.low, c.high) == (pytest.approx(-0.10514, abs=1e-4), pytest.approx(-0.01486, abs=1e-4))
+
+
+def test_noise_floor_holds_its_level_and_finds_a_six_percent_slowdown():
+    """Known truth, 4000 seeded trials: 4 points of 5 runs on A (2% noise, the floor: 16 df), one run on B.
+    Without a change, p < 5% in 5% of trials (a z test would claim more); with B 6% slower, the standard error
+    is 2% x sqrt(0.94^2 + 1/5) = 2.08%, 2.9 of them, found (p < 5%) in about 4 trials of 5."""
+    rng = np.random.default_rng(28)
+    false = found = 0
+    for _ in range(4000):
+        a = rng.normal(1000.0, 20.0, size=(4, 5))
+        b = rng.normal(1000.0, 20.0)
+        noise = pooled_cv(a)
+        assert noise is not None and noise.dof == 16
+        false += against_noise(a[0], [b], noise).p < 0.05
+        found += against_noise(a[0], [0.94 * b], noise).p < 0.05
+    assert 0.04 <= false / 4000 <= 0.06
+    assert 0.72 <= found / 4000 <= 0.88

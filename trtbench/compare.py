@@ -11,7 +11,7 @@ import pandas as pd
 
 from trtbench.analyze import Analysis
 from trtbench.errors import TrtbenchError
-from trtbench.stats import FDR, adjusted, welch
+from trtbench.stats import FDR, Noise, adjusted, against_noise, pooled_cv, welch
 
 LENGTH_KEYS = ["isl", "osl"]
 
@@ -30,8 +30,9 @@ class Comparison:
 
 
 FASTER, SLOWER, SAME, INCONCLUSIVE, SIMULATED = ("faster", "slower", "no significant change",
-                                                 "inconclusive (fewer than 2 runs on a side)",
-                                                 "not tested (simulated)")
+                                                 "inconclusive (fewer than 2 runs on a side, no repeats to measure "
+                                                 "noise)", "not tested (simulated)")
+WELCH = "Welch"  # the `basis` of a verdict from both sides' own repeats
 
 
 def compare(a: Analysis, b: Analysis, threshold: float = 0.0, simulated: bool = False) -> Comparison:
@@ -57,35 +58,50 @@ def compare(a: Analysis, b: Analysis, threshold: float = 0.0, simulated: bool = 
          "B: " + joined["b_status"]], "ok")
     ratios = joined.loc[both, "ratio"]
     geomean = float(math.exp(np.log(ratios).mean())) if len(ratios) else None
-    joined = verdicts(joined, a.runs, b.runs, threshold, simulated)
+    joined = verdicts(joined, a.runs, b.runs, threshold, simulated, _noise_floor(a.runs, b.runs))
     unmatched = pd.concat([_unmatched(left, right, keys, "A", "B"), _unmatched(right, left, keys, "B", "A")],
                           ignore_index=True)
     return Comparison(keys, joined, joined[a_failed & ~b_failed], joined[b_failed & ~a_failed], geomean, unmatched,
                       int((joined["a_requests"] != joined["b_requests"]).sum()), threshold)
 
 
+def _noise_floor(a_runs: dict[str, list[float]], b_runs: dict[str, list[float]]) -> tuple[Noise, str] | None:
+    """The pooled CV of the repeated points of whichever runs have any, and how a verdict says it used it."""
+    sides = [(name, runs) for name, runs in (("A", a_runs), ("B", b_runs)) if any(len(v) >= 2 for v in runs.values())]
+    noise = pooled_cv(v for _, runs in sides for v in runs.values())
+    if noise is None:
+        return None
+    names = " and ".join(name for name, _ in sides)
+    return noise, (f"noise floor from {noise.points} repeated points of run{'s' if len(sides) > 1 else ''} {names} "
+                   f"(CV {noise.cv:.1%})")
+
+
 def verdicts(joined: pd.DataFrame, a_runs: dict[str, list[float]], b_runs: dict[str, list[float]],
-             threshold: float, simulated: bool) -> pd.DataFrame:
+             threshold: float, simulated: bool, floor: tuple[Noise, str] | None = None) -> pd.DataFrame:
     """`joined` with, per point ok in both, `a_runs`/`b_runs` (repeats), the change of mean tok/s and its 95%
-    interval (`change_pct`, `change_low_pct`, `change_high_pct`), Welch's p and its Benjamini-Hochberg q over the
-    tested points, and a `verdict`: faster or slower when q is below FDR and the change exceeds `threshold`, no
-    significant change otherwise; inconclusive with fewer than two runs on a side; for a simulated run (the
-    same numbers every time) the change only, and "not tested"."""
+    interval (`change_pct`, `change_low_pct`, `change_high_pct`), the test's p and its Benjamini-Hochberg q over
+    the tested points, the test (`basis`: Welch's on both sides' repeats, or against the noise `floor` measured
+    on the same machine where a side ran once), and a `verdict`: faster or slower when q is below FDR and the
+    change exceeds `threshold`, no significant change otherwise; inconclusive with a single run on a side and no
+    floor; for a simulated run (the same numbers every time) the change only, and "not tested"."""
     rows = []
     for _, r in joined.iterrows():
         a, b = a_runs.get(r["a_point_id"], []), b_runs.get(r["b_point_id"], [])
         row: dict[str, object] = {"a_runs": len(a), "b_runs": len(b)}
         if r["a_status"] == "ok" and r["b_status"] == "ok" and a and b:
-            if simulated or len(a) < 2 or len(b) < 2:
+            test = (welch(a, b), WELCH) if len(a) >= 2 and len(b) >= 2 else \
+                (against_noise(a, b, floor[0]), floor[1]) if floor else None
+            if simulated or test is None:
                 row.update(change_pct=100 * (np.mean(b) / np.mean(a) - 1),
                            verdict=SIMULATED if simulated else INCONCLUSIVE)
             else:
-                change = welch(a, b)
+                change, basis = test
                 row.update(change_pct=100 * change.change, change_low_pct=100 * change.low,
-                           change_high_pct=100 * change.high, p=change.p)
+                           change_high_pct=100 * change.high, p=change.p, basis=basis)
         rows.append(row)
     found = pd.DataFrame(rows, index=joined.index, columns=["a_runs", "b_runs", "change_pct", "change_low_pct",
-                                                            "change_high_pct", "p", "q", "verdict"])
+                                                            "change_high_pct", "p", "q", "basis", "verdict"])
+    found["basis"] = found["basis"].astype(object)
     found["verdict"] = found["verdict"].astype(object)  # all unset reads as floats
     tested = found["p"].notna()
     found.loc[tested, "q"] = adjusted(found.loc[tested, "p"].tolist())

@@ -9,7 +9,7 @@ the t interval's normality assumption is no longer needed).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,9 +78,48 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Change:
     base = float(np.mean(a))
     diff = float(np.mean(b)) - base
     if math.isnan(float(test.pvalue)):  # no spread on either side: the difference is exact
-        return Change(diff / base, diff / base, diff / base, 0.0 if diff else 1.0)
+        return _exact(diff, base)
     interval = test.confidence_interval(CONFIDENCE)
     return Change(diff / base, float(interval.low) / base, float(interval.high) / base, float(test.pvalue))
+
+
+def _exact(diff: float, base: float) -> Change:
+    """A difference measured without spread: no interval around it, and certain unless it is none."""
+    return Change(diff / base, diff / base, diff / base, 0.0 if diff else 1.0)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The within-point spread of one machine's repeats, pooled over its points: how far one run of a point
+    strays from its mean there."""
+
+    cv: float  # sqrt of the (n - 1)-weighted mean of the points' squared CVs
+    points: int  # points with at least two runs
+    dof: int  # sum of (n - 1): the degrees of freedom the CV is estimated with
+
+
+def pooled_cv(groups: Iterable[Sequence[float]]) -> Noise | None:
+    """The pooled CV of the groups (a point's runs each) with at least two values; None without any."""
+    repeated = [np.asarray(g, dtype=float) for g in groups if len(g) >= 2]
+    if not repeated:
+        return None
+    dof = sum(len(x) - 1 for x in repeated)
+    variance = sum((len(x) - 1) * (float(x.std(ddof=1)) / float(x.mean())) ** 2 for x in repeated) / dof
+    return Noise(math.sqrt(variance), len(repeated), dof)
+
+
+def against_noise(a: Sequence[float], b: Sequence[float], noise: Noise) -> Change:
+    """B against A where a side has too few runs for a spread of its own (one run): each mean's standard error
+    from the same machine's pooled CV, tested with Student t on the pooled degrees of freedom (a z test would
+    take a CV estimated from a few runs as exact and find too much)."""
+    base, mean_b = float(np.mean(a)), float(np.mean(b))
+    diff = mean_b - base
+    se = noise.cv * math.sqrt(base ** 2 / len(a) + mean_b ** 2 / len(b))
+    if not se:
+        return _exact(diff, base)
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, noise.dof)) * se
+    return Change(diff / base, (diff - half) / base, (diff + half) / base,
+                  float(2 * stats.t.sf(abs(diff) / se, noise.dof)))
 
 
 def adjusted(pvalues: Sequence[float]) -> list[float]:

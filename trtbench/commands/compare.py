@@ -56,18 +56,20 @@ def verdict_section(cmp: Comparison, axes: list[str], simulated: bool) -> list[s
     """The verdict table, slowest first: what a release-to-release comparison is for."""
     tested = cmp.joined[cmp.joined["verdict"].notna()].sort_values("change_pct", kind="stable")
     counts = ", ".join(f"{n} {v}" for v, n in tested["verdict"].value_counts().items())
-    how = ("each point's change of mean output tok/s, Welch's t-test on the runs of each side, Benjamini-Hochberg "
-           f"across the {int(tested['p'].notna().sum())} tested points (FDR {FDR:.0%}); faster or slower: "
-           f"significant and beyond the threshold of {cmp.threshold:.1%}")
+    how = ("each point's change of mean output tok/s, Welch's t-test on the runs of each side (where a side ran "
+           "once, a t-test against the noise floor of the same machine's repeated points, as the Test column says), "
+           f"Benjamini-Hochberg across the {int(tested['p'].notna().sum())} tested points (FDR {FDR:.0%}); faster "
+           f"or slower: significant and beyond the threshold of {cmp.threshold:.1%}")
     if simulated:
         how = "simulated: the simulator predicts the same numbers every run, so no change is tested for significance"
     rows = [(*(r[x] for x in axes), r["isl"], r["osl"], f"{r['a_runs']}/{r['b_runs']}", r["verdict"],
              f"{r['change_pct']:+.2f}%",
              f"{r['change_low_pct']:+.2f}% to {r['change_high_pct']:+.2f}%" if pd.notna(r["change_low_pct"]) else "-",
-             f"{r['q']:.3g}" if pd.notna(r["q"]) else "-") for _, r in tested.iterrows()]
+             f"{r['q']:.3g}" if pd.notna(r["q"]) else "-", r["basis"] if pd.notna(r["basis"]) else "-")
+            for _, r in tested.iterrows()]
     return ["## Verdict", "", f"{counts or 'no point succeeded in both'} ({how}).", "",
             md_table((*(AXIS_TITLES[x] for x in axes), "ISL", "OSL", "Runs A/B", "Verdict", "Change", "95% CI",
-                      "q (BH)"), rows), ""]
+                      "q (BH)", "Test"), rows), ""]
 
 
 def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simulated: bool,
@@ -162,7 +164,8 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True,
         drawn = [path] if path is not None else []
     atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b)))
     atomic_write(out / "compare.csv", csv_safe_frame(cmp.joined).to_csv(index=False))
-    keys = [*cmp.keys, "a_runs", "b_runs", "verdict", "change_pct", "change_low_pct", "change_high_pct", "p", "q"]
+    keys = [*cmp.keys, "a_runs", "b_runs", "verdict", "basis", "change_pct", "change_low_pct", "change_high_pct", "p",
+            "q"]
     verdicts = json.loads(cmp.joined[keys].to_json(orient="records"))
     if as_json:
         atomic_write(out / "compare.json", json.dumps({"threshold": relative, "fdr": FDR, "simulated": a_sim or b_sim,
