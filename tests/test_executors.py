@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -144,3 +145,44 @@ def test_plan_shows_the_wall_time_on_the_clusters_jobs(cli, write_spec):
     assert _wall_minutes(every, "GPUs at once) ") <= _wall_minutes(every, "one at a time ")
     assert _wall_minutes(every, "GPUs at once) ") >= _wall_minutes(every, "one at a time ") / 4
     assert cli("plan", "--executor", "k8s", str(spec)).code == 2
+
+
+def test_repeats_start_round_by_round_longest_first_within_a_round():
+    # Two GPUs, points A (3 s) and B (1 s), each twice. Longest first alone would start both runs of A at 0;
+    # round by round (worked by hand): A0 and B0 at 0, A1 when B0 ends at 1, B1 when A0 ends at 3.
+    a, b = _tasks([(3, 1), (1, 1)])
+    tasks = [a, b, replace(a, round=1), replace(b, round=1)]
+    slots = [(s.task.expected_s, s.task.round, s.start_s) for s in schedule(tasks, GPUS[:2])]
+    assert slots == [(3, 0, 0), (1, 0, 0), (3, 1, 1), (1, 1, 3)]
+
+
+def test_a_later_round_never_fills_in_ahead_of_a_wide_task_still_waiting():
+    # Two GPUs, a 1-GPU point N of 3 s and a 2-GPU point W of 1 s, each twice. N0 starts at 0; W0 waits for both
+    # GPUs until 3 and N1, which fits beside N0, waits with it: it starts at 4, W1 at 7 (a GPU idle from 0 to 3
+    # is the price of never starting a point's run k+1 before every point's run k).
+    n, w = _tasks([(3, 1), (1, 2)])
+    tasks = [replace(n, round=1), replace(w, round=1), n, w]
+    slots = [(s.task.gpus, s.task.round, s.start_s) for s in schedule(tasks, GPUS[:2])]
+    assert slots == [(1, 0, 0), (2, 0, 3), (1, 1, 4), (2, 1, 7)]
+    assert makespan(tasks, GPUS[:2]) == 8
+
+
+@pytest.mark.slow
+def test_repeats_on_two_gpus_start_round_by_round(cli, write_spec, tmp_path, fake_bench, monkeypatch):
+    """4 points x 3 repeats on 2 GPUs, in the order the fake recorded their starts: every point's first run,
+    then every second, then every third (each run's round is how many runs of its point started before it);
+    each round starts the same points first (the longest predicted)."""
+    monkeypatch.setenv("FAKE_TRTLLM_SLEEP", "1")  # equal runs: one round starts a run's length after the last
+    spec = write_spec(TRTLLM_SPEC + "executor: {kind: gpus, gpus: 2}\n")
+    assert cli("sweep", "--no-plots", "--repeats", "3", str(spec)).code == 0
+    started = sorted(fake_bench.printed(), key=lambda p: p["start"])
+    seen: dict[tuple[int, int], int] = {}
+    rounds, points = [], []
+    for p in started:
+        point = (p["isl"], p["osl"])
+        rounds.append(seen.get(point, 0))
+        seen[point] = rounds[-1] + 1
+        points.append(point)
+    assert rounds == [0] * 4 + [1] * 4 + [2] * 4
+    assert set(points[0:2]) == set(points[4:6]) == set(points[8:10])
+    _no_gpu_shared(_intervals(started))

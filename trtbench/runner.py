@@ -169,14 +169,16 @@ def _verdict(outcome: Outcome) -> str:
 
 
 def tasks_for(spec: SweepSpec, points: list[Point], predictions: dict[str, Prediction | None]) -> list[Task]:
-    """One task per point: the GPUs it runs on (tp x pp) and its expected wall time (the simulator's
-    prediction, cut at the per-point timeout, plus a model load; 0 without one), so an executor can pack
-    and order them."""
-    tasks = []
+    """One task per run of a point (`todo`): the GPUs it runs on (tp x pp), its expected wall time (the
+    simulator's prediction, cut at the per-point timeout, plus a model load; 0 without one) and its round (how
+    many runs of the point come before it), so an executor can pack and order them."""
+    tasks, rounds = [], Counter[str]()
     for point in points:
         at, predicted = spec.at(point.values), predictions[point.id]
         wall = min(predicted.wall_s, spec.runtime.timeout_s) if predicted is not None and predicted.wall_s else 0.0
-        tasks.append(Task(point, gpus=at.tp * at.pp, expected_s=wall + MODEL_LOAD_S if wall else 0.0))
+        tasks.append(Task(point, gpus=at.tp * at.pp, expected_s=wall + MODEL_LOAD_S if wall else 0.0,
+                          round=rounds[point.id]))
+        rounds[point.id] += 1
     return tasks
 
 

@@ -17,6 +17,7 @@ class Task:
     gpus: int = 1  # GPUs the point runs on: its tp x pp
     expected_s: float = 0.0  # predicted wall time, model load included (0: unknown): the longest start first
     env: Mapping[str, str] = field(default_factory=dict)  # the point's process environment, over the current one
+    round: int = 0  # which of this sweep's repeats of the point: no round starts before the one before it has
 
 
 class Observer(Protocol):

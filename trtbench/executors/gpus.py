@@ -1,5 +1,7 @@
 """Every GPU of this node at once: each point on `Task.gpus` GPUs of its own (CUDA_VISIBLE_DEVICES), the
-longest-predicted first, a waiting point started as soon as enough GPUs are free.
+longest-predicted first, a waiting point started as soon as enough GPUs are free. With repeats, round by round:
+no point's run k+1 starts before every point's run k has started (drift must not pose as a difference between
+points), which may leave GPUs idle at a round's end that a later round's run could have used.
 
 Points run in threads of this process (each thread waits on its benchmark's keeper, so a killed
 controller takes every benchmark with it); records are delivered, and progress reported, from the
@@ -128,7 +130,7 @@ def schedule(tasks: Sequence[Task], gpus: Sequence[Gpu]) -> list[Slot]:
     """The order `GpuExecutor` runs `tasks` in if each takes its `expected_s`: longest first, each started
     on the first free GPUs as soon as enough are free (a shorter one that fits may start ahead of a wide
     one that does not). Tasks `gpus` cannot hold are left out. Pure: `plan` uses it to predict the makespan."""
-    pending = sorted((t for t in tasks if unplaceable(t, gpus) is None), key=lambda t: -t.expected_s)
+    pending = [t for t in in_order(tasks) if unplaceable(t, gpus) is None]
     free, now, running, slots = list(range(len(gpus))), 0.0, [], []  # running: (end, positions)
     while pending:
         started, free = place(pending, free, gpus)
@@ -142,13 +144,20 @@ def schedule(tasks: Sequence[Task], gpus: Sequence[Gpu]) -> list[Slot]:
     return slots
 
 
+def in_order(tasks: Sequence[Task]) -> list[Task]:
+    """Round by round (`Task.round`), the longest first within a round."""
+    return sorted(tasks, key=lambda t: (t.round, -t.expected_s))
+
+
 def place(pending: list[Task], free: list[int], gpus: Sequence[Gpu]
           ) -> tuple[list[tuple[Task, tuple[int, ...]]], list[int]]:
-    """Start, in order, each pending task that fits the free GPUs (positions in `gpus`, the first ones first;
-    a task wider than one on whole GPUs only); the started tasks leave `pending`. Returns them with their
-    GPUs, and the GPUs still free. The one placement policy of the executor and of `schedule`."""
+    """Start, in order, each pending task of the earliest pending round that fits the free GPUs (positions in
+    `gpus`, the first ones first; a task wider than one on whole GPUs only); the started tasks leave `pending`.
+    Returns them with their GPUs, and the GPUs still free. The one placement policy of the executor and of
+    `schedule`."""
     started = []
-    for task in list(pending):
+    current = min((t.round for t in pending), default=0)
+    for task in [t for t in pending if t.round == current]:
         usable = [i for i in free if task.gpus == 1 or not gpus[i].mig]
         if task.gpus <= len(usable):
             taken = tuple(usable[:task.gpus])
@@ -170,7 +179,7 @@ class GpuExecutor:
 
     def execute(self, work: Work, observer: Observer) -> None:
         pending = []
-        for task in sorted(work.tasks, key=lambda t: -t.expected_s):
+        for task in in_order(work.tasks):
             why = unplaceable(task, self.gpus)
             if why is None:
                 pending.append(task)
