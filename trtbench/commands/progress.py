@@ -1,6 +1,7 @@
-"""The sweep's progress bar: an executor observer drawing with rich. It advances by each point's expected
-duration (the simulator's prediction plus a model load), not by one per point: points take from seconds to
-most of an hour, so counting them would make the ETA meaningless."""
+"""The sweep's progress bar: an executor observer drawing with rich. It advances by each run's expected
+duration (the simulator's prediction plus a model load), not by one per run: points take from seconds to
+most of an hour, so counting them would make the ETA meaningless. It counts runs (tasks), not points: with
+repeats a point runs several times, each run its own share of the bar."""
 
 from __future__ import annotations
 
@@ -33,20 +34,28 @@ class ProgressBar:
         self.backend = backend
         self.progress = Progress(*columns, console=console, transient=False)
         self.task: TaskID = self.progress.add_task("starting", total=None, points="")
-        self.weights: dict[str, float] = {}
-        self.total, self.done = 0, 0
+        self.fallback = UNKNOWN_POINT_S
+        self.before, self.runs, self.done, self.repeated = 0, 0, 0, False
 
     def begin(self, total: int, done: int, tasks: Sequence[Task] = ()) -> None:
-        """Weights: each task's expected seconds; one without a prediction weighs the mean of those with one."""
+        """The bar's length: every task's weight (`_weight`); `done` points were recorded before this sweep
+        (`total` is `done` + the tasks, which counts runs, not points, with repeats: the count comes from `tasks`)."""
         known = [t.expected_s for t in tasks if t.expected_s > 0]
-        fallback = sum(known) / len(known) if known else UNKNOWN_POINT_S
-        self.weights = {t.point.id: t.expected_s or fallback for t in tasks}
-        self.total, self.done = total, done
-        self.progress.update(self.task, total=sum(self.weights.values()) or None, completed=0,
-                             points=self._points())
+        self.fallback = sum(known) / len(known) if known else UNKNOWN_POINT_S
+        self.before, self.runs, self.done = done, len(tasks), 0
+        self.repeated = len({t.point.id for t in tasks}) < len(tasks)
+        self.progress.update(self.task, total=sum(map(self._weight, tasks)) or None, completed=0,
+                             points=self._count())
 
-    def _points(self) -> str:
-        return f"{self.done}/{self.total} points"
+    def _weight(self, task: Task) -> float:
+        """A task's expected seconds; one without a prediction weighs the mean of those with one."""
+        return task.expected_s or self.fallback
+
+    def _count(self) -> str:
+        """Points, those done before included, while each runs once; with repeats, this sweep's runs."""
+        if not self.repeated:
+            return f"{self.before + self.done}/{self.before + self.runs} points"
+        return f"{self.done}/{self.runs} runs" + (f" ({self.before} points done before)" if self.before else "")
 
     def __enter__(self) -> ProgressBar:
         self.progress.start()
@@ -62,4 +71,4 @@ class ProgressBar:
 
     def finished(self, task: Task, record: Record) -> None:
         self.done += 1
-        self.progress.update(self.task, advance=self.weights.get(task.point.id, 0.0), points=self._points())
+        self.progress.update(self.task, advance=self._weight(task), points=self._count())
