@@ -63,7 +63,8 @@ latency: install
 
 # The engine $(SWEEP) needs, at precision $(PREC) (KV cache dtype as the spec says), for the installed
 # TensorRT-LLM (the newest without one): a TensorRT engine, or on the PyTorch path the checkpoint to load,
-# quantized by ModelOpt for fp8. Built once under engines/, then reused.
+# quantized by ModelOpt for fp8 and nvfp4 (nvfp4: a Blackwell SWEEP, PyTorch path only). Built once under
+# engines/, then reused.
 engine: install
 	$(BIN)/trtbench build $(SWEEP) --precision $(PREC) $(if $(MODEL),--model $(MODEL)) \
 		$(if $(ENGINES),--engines-dir $(ENGINES)) $(if $(DRY_RUN),--dry-run)

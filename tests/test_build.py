@@ -25,6 +25,7 @@ from trtbench.commands.plan import print_engines
 from trtbench.errors import TrtbenchError
 from trtbench.grid import IdentityRule, expand
 from trtbench.nvml import GpuInfo
+from trtbench.precision import Precision
 from trtbench.spec import load_spec, parse_spec
 
 V016 = TrtllmVersion.parse("0.16.0")
@@ -317,10 +318,10 @@ def test_quantizing_without_the_extra_says_what_to_install(cli, write_spec, tmp_
     spec = write_spec(pytorch_spec(fake_checkpoint(tmp_path / "ckpt"), V12_PIN))
     with pytest.raises(TrtbenchError) as raised:
         build_cmd.build(spec, {}, dry_run=False)
-    assert str(raised.value) == "quantizing to FP8 needs ModelOpt: pip install 'trtbench[quantize]'"
+    assert str(raised.value) == "quantizing with ModelOpt needs ModelOpt: pip install 'trtbench[quantize]'"
     result = cli("build", str(spec))
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1
-    assert "quantizing to FP8 needs ModelOpt: pip install 'trtbench[quantize]'" in result.err  # brackets kept
+    assert "quantizing with ModelOpt needs ModelOpt: pip install 'trtbench[quantize]'" in result.err  # brackets kept
     assert not (tmp_path / "engines").exists()
 
 
@@ -386,25 +387,29 @@ def engines_state(capsys: pytest.CaptureFixture[str], spec: Path) -> str:
     return "".join("".join(line.split("│")[column].split()) for line in lines if line.startswith("│"))
 
 
-@pytest.mark.parametrize(("files", "declared"), [
-    ({"hf_quant_config.json": {"quantization": FP8_WEIGHTS_AND_KV}}, True),
-    ({"hf_quant_config.json": {"quantization": {"quant_algo": "NVFP4"}}}, False),
-    ({"config.json": {"quantization_config": {"quant_method": "fp8", "activation_scheme": "static"}}}, True),
-    ({"config.json": {"quantization_config": {"quant_method": "modelopt", "quant_algo": "FP8"}}}, True),
-    ({"config.json": {"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4"}}}, False),
-    ({"config.json": {"vocab_size": 512}}, False),
+@pytest.mark.parametrize(("files", "held"), [
+    ({"hf_quant_config.json": {"quantization": FP8_WEIGHTS_AND_KV}}, Precision.FP8),
+    ({"hf_quant_config.json": {"quantization": {"quant_algo": "NVFP4"}}}, Precision.NVFP4),
+    ({"hf_quant_config.json": {"quantization": {"quant_algo": "W4A16_AWQ"}}}, None),
+    ({"config.json": {"quantization_config": {"quant_method": "fp8", "activation_scheme": "static"}}}, Precision.FP8),
+    ({"config.json": {"quantization_config": {"quant_method": "modelopt", "quant_algo": "FP8"}}}, Precision.FP8),
+    ({"config.json": {"quantization_config": {"quant_method": "modelopt", "quant_algo": "NVFP4"}}}, Precision.NVFP4),
+    ({"config.json": {"vocab_size": 512}}, None),
 ])
-def test_a_local_checkpoint_declares_fp8_in_its_quantization_config(tmp_path, files, declared):
+def test_a_local_checkpoint_declares_its_weights_in_its_quantization_config(tmp_path, files, held):
     for name, content in files.items():
         (tmp_path / name).write_text(json.dumps(content))
-    assert quantize_mod.declared_fp8(NVIDIA_FP8, str(tmp_path)) == (str(tmp_path) if declared else None)
+    expected = quantize_mod.Declared(held, str(tmp_path)) if held else None
+    assert quantize_mod.declared(NVIDIA_FP8, str(tmp_path)) == expected  # the files decide, not the name
 
 
-@pytest.mark.parametrize(("name", "declared"), [
-    (NVIDIA_FP8, True), ("NVIDIA/llama-3.3-70b-instruct-fp8", True), ("nvidia/Llama-3.1-8B-Instruct", False),
-    ("someone/Llama-3.1-8B-FP8", False), ("nvidia/Llama-3.1-8B-FP8-v2", False)])
-def test_a_hub_name_declares_fp8_when_it_is_one_of_nvidias(name, declared):
-    assert quantize_mod.declared_fp8(name, None) == (name if declared else None)
+@pytest.mark.parametrize(("name", "held"), [
+    (NVIDIA_FP8, Precision.FP8), ("NVIDIA/llama-3.3-70b-instruct-fp8", Precision.FP8),
+    ("nvidia/Llama-3.1-8B-Instruct-FP4", Precision.NVFP4), ("nvidia/Qwen3.5-397B-A17B-NVFP4", Precision.NVFP4),
+    ("nvidia/Llama-3.1-8B-Instruct", None), ("someone/Llama-3.1-8B-FP8", None), ("someone/Llama-3.1-8B-NVFP4", None),
+    ("nvidia/Llama-3.1-8B-FP8-v2", None)])
+def test_a_hub_name_declares_its_weights_when_it_is_one_of_nvidias(name, held):
+    assert quantize_mod.declared(name, None) == (quantize_mod.Declared(held, name) if held else None)
 
 
 def test_a_local_fp8_checkpoint_is_loaded_as_it_is(cli, write_spec, tmp_path, fake_bench, monkeypatch, capsys):

@@ -260,3 +260,53 @@ def test_an_fp8_sweep_quantizes_once_and_every_point_loads_that_checkpoint(cli, 
         command = record["command"]
         assert command[command.index("--model_path") + 1] == str(export)
     assert len(fake_bench.printed()) == 2
+
+
+E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # FP4 (E2M1) magnitudes by code; bit 3 is the sign
+
+
+@pytest.mark.slow
+def test_nvfp4_weights_and_fp8_kv_cache_in_modelopts_export_layout(cli, write_spec, tmp_path, tiny_llama):
+    """`precision: nvfp4` on a Blackwell GPU: ModelOpt's NVFP4_DEFAULT_CFG + FP8_KV_CFG, run on CPU, exported as
+    NVIDIA's NVFP4 checkpoints ship (hf_quant_config.json quant_algo NVFP4, group_size 16): two E2M1 values per
+    uint8 (even column in the low nibble), a float8_e4m3fn scale per 16 and a float32 weight_scale_2 per tensor."""
+    spec = write_spec(spec_text(tiny_llama, precision="nvfp4").replace("gpu: h100-sxm", "gpu: b200"))
+    result = cli("build", str(spec))
+    assert result.code == 0, result.err
+    artifact = only_artifact(tmp_path / "engines")
+    export = artifact / "model"
+    assert artifact.name.startswith("llama_nvfp4_kv-fp8_pytorch_")
+    assert json.loads((export / "hf_quant_config.json").read_text())["quantization"] == {
+        "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "group_size": 16,
+        "exclude_modules": ["lm_head", "model.embed_tokens"]}
+    inline = json.loads((export / "config.json").read_text())["quantization_config"]
+    assert (inline["quant_method"], inline["quant_algo"], inline["kv_cache_scheme"]) == ("modelopt", "NVFP4",
+                                                                                          FP8_KV_SCHEME)
+    assert inline["config_groups"]["group_0"]["weights"] == {"dynamic": False, "num_bits": 4, "type": "float",
+                                                             "group_size": 16}
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["config"]["quantization"]["recipe"] == ["NVFP4_DEFAULT_CFG",
+                                                                                           "FP8_KV_CFG"]
+
+    src = safetensors_torch.load_file(tiny_llama / "model.safetensors")
+    out = safetensors_torch.load_file(export / "model.safetensors")
+    lut = torch.tensor(E2M1 + tuple(-v for v in E2M1))
+    for i in range(LAYERS):
+        for proj in PROJECTIONS:
+            name = f"model.layers.{i}.{proj}"
+            original = src[f"{name}.weight"].float()
+            rows, cols = original.shape
+            packed, scale, scale_2 = out[f"{name}.weight"], out[f"{name}.weight_scale"], out[f"{name}.weight_scale_2"]
+            assert packed.dtype == torch.uint8 and packed.shape == (rows, cols // 2)
+            assert scale.dtype == torch.float8_e4m3fn and scale.shape == (rows, cols // 16)
+            assert scale_2.dtype == out[f"{name}.input_scale"].dtype == torch.float32
+            assert scale_2.shape == out[f"{name}.input_scale"].shape == ()
+            # unpacked and scaled back, within E2M1's largest half step (1, between 4 and 6) of each block's scale
+            codes = torch.stack([packed & 0x0F, packed >> 4], dim=-1).reshape(rows, cols).long()
+            block = (scale.float() * scale_2).repeat_interleave(16, dim=1)
+            assert bool(((lut[codes] * block - original).abs() <= 1.01 * block).all()), name
+        for kv in ("k", "v"):
+            kv_scale = out[f"model.layers.{i}.self_attn.{kv}_proj.{kv}_scale"]
+            assert kv_scale.dtype == torch.float32 and kv_scale.shape == () and kv_scale.item() > 0
+    for name in UNQUANTIZED:
+        assert out[name].dtype == torch.bfloat16 and torch.equal(out[name], src[name])

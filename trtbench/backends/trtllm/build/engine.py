@@ -1,6 +1,6 @@
 """Build an engine once per configuration: reuse a complete one, else run the steps and record the outcome.
 
-On the PyTorch path the "engine" is the checkpoint trtllm-bench loads: for FP8 weights a ModelOpt export
+On the PyTorch path the "engine" is the checkpoint trtllm-bench loads: for FP8 or NVFP4 weights a ModelOpt export
 built here (`model/`), for 16-bit weights the source checkpoint itself (only the manifest is written)."""
 
 from __future__ import annotations
@@ -165,8 +165,8 @@ def model_path_for(cache: EngineCache, config: BuildConfig) -> Path | None:
 def build_commands(spec: SweepSpec, config: BuildConfig, cache: EngineCache) -> list[str]:
     """What a dry run shows for `config`: a comment line, then each build step's command."""
     if config.unfetched:
-        return [f"# {config.name}: fetch {config.model} from the Hugging Face hub, then quantize it to FP8 with "
-                f"ModelOpt into {cache.path(config)}"]
+        return [f"# {config.name}: fetch {config.model} from the Hugging Face hub, then quantize it to "
+                f"{config.precision.upper()} with ModelOpt into {cache.path(config)}"]
     steps = build_steps(config, cache.path(config), Toolchain.find(spec))
     if not steps:
         loads = model_path_for(cache, config) or config.checkpoint or config.model

@@ -4,9 +4,10 @@ A grid needs as few builds as possible: one engine per build configuration, buil
 sequence in the grid, with max_batch_size / max_num_tokens from the spec or from trtllm-bench's
 heuristic (the largest any point asks for). A point longer than an explicit `build.max_seq_len`
 cannot run on that engine and is listed as unserved. On the PyTorch path "the engine" is the checkpoint
-trtllm-bench loads (quantized by ModelOpt for FP8): sequence limits and parallelism are runtime settings
-there, so they are not part of it and it serves every point. A model that already holds FP8 weights
-(quantize.declared_fp8) is never quantized again: loaded as it is, or built into an engine as it is.
+trtllm-bench loads (quantized by ModelOpt for FP8 and NVFP4): sequence limits and parallelism are runtime
+settings there, so they are not part of it and it serves every point. A model that already holds FP8 or NVFP4
+weights (quantize.declared) is never quantized again: loaded as it is, or (FP8) built into an engine as it is.
+NVFP4 is built for the PyTorch path only: trtbench makes no NVFP4 TensorRT engine.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from trtbench.backends.trtllm.build.quantize import (
+    QUANT_ALGOS,
+    WEIGHT_RECIPES,
     Quantization,
     checkpoint_quant,
-    declared_fp8,
-    fp8_checkpoint,
+    declared,
+    prequantized_checkpoint,
     quantization_for,
     refuse_unloadable_precision,
 )
@@ -31,7 +34,7 @@ from trtbench.backends.trtllm.command import choose_mode
 from trtbench.backends.trtllm.version import NEWEST_TEXT, TrtllmVersion
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
-from trtbench.errors import TrtbenchError
+from trtbench.errors import TrtbenchError, Unsupported
 from trtbench.grid import Point
 from trtbench.precision import Precision
 from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits
@@ -72,8 +75,9 @@ class BuildConfig(BaseModel):
 
     @property
     def unfetched(self) -> bool:
-        """An FP8 PyTorch-path build whose hub model was planned without fetching it (a dry run)."""
-        return self.path == "pytorch" and self.precision == "fp8" and not self.checkpoint and not self.quantization
+        """An FP8 or NVFP4 PyTorch-path build whose hub model was planned without fetching it (a dry run)."""
+        return self.path == "pytorch" and Precision(self.precision) in WEIGHT_RECIPES and not self.checkpoint \
+            and not self.quantization
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class EnginePlan:
     config: BuildConfig
     points: list[Point]  # served by this engine
     unserved: list[Point]  # longer than the engine's max_seq_len
-    prequantized: str | None = None  # what `plan` and `build` say of FP8 weights not quantized here
+    prequantized: str | None = None  # what `plan` and `build` say of FP8 / NVFP4 weights not quantized here
 
 
 def build_config(spec: SweepSpec, version: TrtllmVersion | None,
@@ -98,13 +102,17 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
             model=spec.model.name, model_path=spec.model.path, precision=spec.precision.value,
             kv_cache_dtype=spec.kv.value, tp=None, pp=None, path=path, tool=None, max_seq_len=None,
             max_input_len=None, max_batch_size=None, max_num_tokens=None, calib_size=None,
-            checkpoint=fp8_checkpoint(spec),
+            checkpoint=prequantized_checkpoint(spec),
             trtllm_version=version.text if version else NEWEST_TEXT, quantization=quantization_for(spec, fetch),
         )
-    own = declared_fp8(spec.model.name, spec.model.path) if spec.precision is Precision.FP8 else None
+    if spec.precision is Precision.NVFP4:
+        raise Unsupported(f"precision: nvfp4 on the TensorRT engine path ({_engine_path_why(spec, version)}): "
+                          f"trtbench builds NVFP4 only as a checkpoint for the PyTorch backend; use "
+                          f"trtllm.backend: pytorch with TensorRT-LLM 0.19 or later")
+    own = declared(spec.model.name, spec.model.path)
     if own and b.tool == "trtllm-build":
-        raise TrtbenchError(f"{own} holds pre-quantized FP8 weights, which quantize.py would quantize again with "
-                            f"ModelOpt; use build.tool: trtllm-bench (it builds the engine from them as they are) "
+        raise TrtbenchError(f"{own.source} holds pre-quantized FP8 weights, which quantize.py would quantize again "
+                            f"with ModelOpt; use build.tool: trtllm-bench (it builds the engine from them as they are) "
                             f"or trtllm.backend: pytorch")
     pairs = list(pairs or spec.pairs)
     longest = max(isl + osl for isl, osl in pairs)
@@ -126,19 +134,30 @@ def build_config(spec: SweepSpec, version: TrtllmVersion | None,
     )
 
 
+def _engine_path_why(spec: SweepSpec, version: TrtllmVersion | None) -> str:
+    """Why choose_mode took the engine path, for the one-line refusal."""
+    if spec.trtllm.backend == "tensorrt":
+        return "trtllm.backend: tensorrt"
+    if spec.trtllm.engine_dir:
+        return "trtllm.engine_dir is set"
+    return f"TensorRT-LLM {version.text if version else NEWEST_TEXT}, mode: {spec.mode}"
+
+
 def prequantized(config: BuildConfig) -> str | None:
-    """What `plan` and `build` say of a configuration whose FP8 weights come pre-quantized, not from ModelOpt,
-    with the KV cache quantization the checkpoint declares (what a KV cache left `auto` takes), where it is
-    local and says."""
-    if config.precision != "fp8":
+    """What `plan` and `build` say of a configuration whose FP8 or NVFP4 weights come pre-quantized, not from
+    ModelOpt, with the KV cache quantization the checkpoint declares (what a KV cache left `auto` takes), where
+    it is local and says."""
+    precision = Precision(config.precision)
+    if precision not in QUANT_ALGOS:
         return None
     pytorch = config.path == "pytorch"
-    source = config.checkpoint if pytorch else declared_fp8(config.model, config.model_path)
+    own = None if pytorch else declared(config.model, config.model_path)
+    source = config.checkpoint if pytorch else own.source if own else None
     if source is None:
         return None
     how = "loaded as it is" if pytorch else "trtllm-bench build makes the engine from it as it is, uncalibrated"
     kv = (checkpoint_quant(Path(source))[1] or "none declared") if Path(source).is_dir() else "as declared on the hub"
-    return f"pre-quantized FP8 ({source}): {how}; its KV cache quantization: {kv}"
+    return f"pre-quantized {QUANT_ALGOS[precision]} ({source}): {how}; its KV cache quantization: {kv}"
 
 
 def _heuristic_maxima(spec: SweepSpec, pairs: list[tuple[int, int]]) -> tuple[int, int]:

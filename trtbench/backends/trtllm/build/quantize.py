@@ -1,10 +1,10 @@
-"""What a PyTorch-path FP8 build quantizes, and with what, worked out before anything runs.
+"""What a PyTorch-path FP8 or NVFP4 build quantizes, and with what, worked out before anything runs.
 
-The PyTorch backend only loads pre-quantized checkpoints, so an FP8 "engine" there is a Hugging Face
-checkpoint quantized by NVIDIA ModelOpt (modelopt_fp8.py, run as a subprocess). Everything that changes
+The PyTorch backend only loads pre-quantized checkpoints, so an FP8 or NVFP4 "engine" there is a Hugging Face
+checkpoint quantized by NVIDIA ModelOpt (modelopt_ptq.py, run as a subprocess). Everything that changes
 its bytes is in `Quantization` and so in the BuildConfig's hash: the source checkpoint's digest, the
 ModelOpt recipe, the ModelOpt / torch / transformers versions, and the calibration data. A checkpoint that
-already holds FP8 weights (`build.checkpoint`, or the model itself: declared_fp8) is loaded as it is.
+already holds FP8 or NVFP4 weights (`build.checkpoint`, or the model itself: declared) is loaded as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,9 +28,16 @@ INSTALL = "pip install 'trtbench[quantize]'"
 BYTES_HASHED_UP_TO = 64 * 2**20  # a bigger file (a weight shard) counts by size and mtime: planning reads no 16 GB
 # Not fetched from the hub: Meta's original consolidated weights and other formats the export does not read.
 HUB_IGNORED = ["original/*", "*.pth", "*.gguf", "*.onnx", "*.msgpack", "*.h5"]
-WEIGHT_RECIPE = "FP8_DEFAULT_CFG"  # modelopt.torch.quantization's names, as hf_ptq.py --qformat fp8 uses them
-KV_RECIPE = "FP8_KV_CFG"  # ... and --kv_cache_qformat fp8
-NVIDIA_FP8 = re.compile(r"nvidia/.+-fp8", re.IGNORECASE)  # NVIDIA's pre-quantized hub checkpoints
+# modelopt.torch.quantization's configs, as hf_ptq.py --qformat fp8 / nvfp4 uses them; the KV cache, FP8 for both
+# (NVFP4's default too), is --kv_cache_qformat fp8
+WEIGHT_RECIPES = {Precision.FP8: "FP8_DEFAULT_CFG", Precision.NVFP4: "NVFP4_DEFAULT_CFG"}
+KV_RECIPE = "FP8_KV_CFG"
+# hf_quant_config.json's quant_algo for each, as ModelOpt's export writes it and TensorRT-LLM reads it
+QUANT_ALGOS = {Precision.FP8: "FP8", Precision.NVFP4: "NVFP4"}
+# NVIDIA's pre-quantized hub checkpoints: nvidia/Llama-3.1-8B-Instruct-FP8; nvidia/Llama-3.1-8B-Instruct-FP4 and
+# nvidia/Qwen3.5-397B-A17B-NVFP4 (their model cards: ModelOpt NVFP4)
+NVIDIA_HUB = {Precision.FP8: re.compile(r"nvidia/.+-fp8", re.IGNORECASE),
+              Precision.NVFP4: re.compile(r"nvidia/.+-(nv)?fp4", re.IGNORECASE)}
 
 
 class Calibration(BaseModel):
@@ -70,14 +78,22 @@ class Quantization(BaseModel):
     calibration: Calibration
 
 
-def declared_fp8(name: str, path: str | None) -> str | None:
-    """Where a model already holds FP8 weights, to be loaded as they are: `path` when its hf_quant_config.json
-    (ModelOpt's) or config.json quantization_config says FP8, else `name` when it is one of NVIDIA's
-    pre-quantized hub checkpoints (nvidia/...-FP8); None otherwise. A local checkpoint is judged by its files
-    alone: they are what trtllm-bench loads, whatever the name says."""
+class Declared(NamedTuple):
+    precision: Precision  # FP8 or NVFP4
+    source: str  # the local checkpoint, or the hub name
+
+
+def declared(name: str, path: str | None) -> Declared | None:
+    """What a model already holds FP8 or NVFP4 weights as, to be loaded as they are: `path` when its
+    hf_quant_config.json (ModelOpt's) or config.json quantization_config says so, else `name` when it is one of
+    NVIDIA's pre-quantized hub checkpoints (NVIDIA_HUB); None otherwise. A local checkpoint is judged by its
+    files alone: they are what trtllm-bench loads, whatever the name says."""
     if path:
-        return path if checkpoint_quant(Path(path))[0] == "FP8" else None
-    return name if NVIDIA_FP8.fullmatch(name) else None
+        algo = checkpoint_quant(Path(path))[0]
+        held = next((p for p, a in QUANT_ALGOS.items() if a == algo), None)
+        return Declared(held, path) if held else None
+    held = next((p for p, hub in NVIDIA_HUB.items() if hub.fullmatch(name)), None)
+    return Declared(held, name) if held else None
 
 
 def checkpoint_quant(path: Path) -> tuple[str | None, str | None]:
@@ -101,33 +117,39 @@ def _upper(value: object) -> str | None:
     return str(value).upper() if value is not None else None
 
 
-def fp8_checkpoint(spec: SweepSpec) -> str | None:
-    """The pre-quantized checkpoint the PyTorch path's FP8 points load as it is: `build.checkpoint`, else the
-    model itself where it declares FP8 weights. The 16-bit points of a precision grid load the model itself
-    (planning refuses one that holds FP8 weights: refuse_unloadable_precision)."""
-    if spec.precision is not Precision.FP8:
+def prequantized_checkpoint(spec: SweepSpec) -> str | None:
+    """The pre-quantized checkpoint the PyTorch path's FP8 or NVFP4 points load as it is: `build.checkpoint`,
+    else the model itself where it declares weights of the point's precision. The other points of a precision
+    grid load the model itself (planning refuses one that holds quantized weights: refuse_unloadable_precision)."""
+    if spec.precision not in WEIGHT_RECIPES:
         return None
-    return spec.build.checkpoint or declared_fp8(spec.model.name, spec.model.path)
+    own = declared(spec.model.name, spec.model.path)
+    return spec.build.checkpoint or (own.source if own and own.precision is spec.precision else None)
+
+
+fp8_checkpoint = prequantized_checkpoint  # the name command.py (another developer's file) still imports
 
 
 def refuse_unloadable_precision(spec: SweepSpec) -> None:
-    """A model that holds FP8 weights runs at FP8 only: loading them gives FP8 GEMMs whatever the point's label."""
-    own = declared_fp8(spec.model.name, spec.model.path)
-    if own is not None and spec.precision is not Precision.FP8:
-        raise Unsupported(f"precision: {spec.precision}: {own} holds pre-quantized FP8 weights, which are loaded as "
-                          f"they are and cannot run as {spec.precision}; use precision: fp8, or the 16-bit model")
+    """A model that holds FP8 (NVFP4) weights runs at FP8 (NVFP4) only: loading them gives those GEMMs whatever
+    the point's label."""
+    own = declared(spec.model.name, spec.model.path)
+    if own is not None and spec.precision is not own.precision:
+        raise Unsupported(f"precision: {spec.precision}: {own.source} holds pre-quantized "
+                          f"{QUANT_ALGOS[own.precision]} weights, which are loaded as they are and cannot run as "
+                          f"{spec.precision}; use precision: {own.precision}, or the 16-bit model")
 
 
 def quantization_for(spec: SweepSpec, fetch: bool) -> Quantization | None:
-    """The quantization `spec`'s PyTorch-path build needs (FP8 weights, no pre-quantized checkpoint to load),
-    or None. `fetch`: download a hub model that is not in the local Hugging Face cache; without it such a
+    """The quantization `spec`'s PyTorch-path build needs (FP8 or NVFP4 weights, no pre-quantized checkpoint to
+    load), or None. `fetch`: download a hub model that is not in the local Hugging Face cache; without it such a
     model plans as not fetched (None), e.g. for a dry run."""
-    if spec.precision is not Precision.FP8 or fp8_checkpoint(spec):
+    if spec.precision not in WEIGHT_RECIPES or prequantized_checkpoint(spec):
         return None
     source = source_dir(spec, fetch)
     if source is None:
         return None
-    recipe = [WEIGHT_RECIPE, KV_RECIPE] if spec.kv is KvDtype.FP8 else [WEIGHT_RECIPE]
+    recipe = [WEIGHT_RECIPES[spec.precision], *([KV_RECIPE] if spec.kv is KvDtype.FP8 else [])]
     return Quantization(source=str(source), source_digest=checkpoint_digest(source), recipe=recipe,
                         modelopt=installed("nvidia-modelopt"), torch=installed("torch"),
                         transformers=installed("transformers"), calibration=calibration_for(spec, source))
@@ -206,7 +228,7 @@ def require_quantizer(q: Quantization) -> None:
     missing = [name for name, v in (("ModelOpt", q.modelopt), ("torch", q.torch), ("transformers", q.transformers))
                if v is None]
     if missing:
-        raise TrtbenchError(f"quantizing to FP8 needs {', '.join(missing)}: {INSTALL}")
+        raise TrtbenchError(f"quantizing with ModelOpt needs {', '.join(missing)}: {INSTALL}")
 
 
 def warnings_for(q: Quantization, trtllm_version: str | None) -> list[str]:

@@ -3,8 +3,8 @@
 TensorRT path, `trtllm-build` tool: quantize.py writes a TensorRT-LLM checkpoint (FP8 weights with
 calibration, or full precision), optionally with an FP8 KV cache; trtllm-build compiles it with
 the plan's limits and the plugins FP8 needs. `trtllm-bench build` does both in one step (FP8
-forces an FP8 KV cache there). The PyTorch path has one step for FP8, ModelOpt's quantization
-(modelopt_fp8.py, in trtbench's own Python), and none for 16-bit weights.
+forces an FP8 KV cache there). The PyTorch path has one step for FP8 and NVFP4, ModelOpt's quantization
+(modelopt_ptq.py, in trtbench's own Python), and none for 16-bit weights.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from trtbench.spec import SweepSpec
 ENGINE_SUBDIR = "engine"
 CHECKPOINT_SUBDIR = "checkpoint"  # the TensorRT path's intermediate checkpoint, not kept
 MODEL_SUBDIR = "model"  # the PyTorch path's quantized checkpoint
-QUANTIZER = "trtbench.backends.trtllm.build.modelopt_fp8"
+QUANTIZER = "trtbench.backends.trtllm.build.modelopt_ptq"
 
 
 @dataclass(frozen=True)

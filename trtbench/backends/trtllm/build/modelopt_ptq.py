@@ -1,10 +1,12 @@
-"""`python -m trtbench.backends.trtllm.build.modelopt_fp8`: quantize a Hugging Face checkpoint to FP8 with
-NVIDIA ModelOpt and export it as TensorRT-LLM's PyTorch backend loads it: hf_quant_config.json, float8_e4m3fn
-weights with weight_scale / input_scale, and k_scale / v_scale with an FP8 KV cache recipe.
+"""`python -m trtbench.backends.trtllm.build.modelopt_ptq`: quantize a Hugging Face checkpoint to FP8 or NVFP4
+with NVIDIA ModelOpt and export it as TensorRT-LLM's PyTorch backend loads it: hf_quant_config.json, the weights
+(FP8: float8_e4m3fn with a scalar weight_scale; NVFP4: two 4-bit values per uint8 with float8_e4m3fn
+weight_scale per 16 and a scalar weight_scale_2), input_scale, and k_scale / v_scale with an FP8 KV cache recipe.
 
 The builder runs it as a step (process.run_logged): the sweep can end it, its output is the build log, and
 trtbench itself never imports torch. It calls ModelOpt's library, not the example hf_ptq.py, which refuses
-to run without a GPU and calibrates on a hub dataset; on CPU ModelOpt's FP8 fake-quantization runs eagerly.
+to run without a GPU and calibrates on a hub dataset; on CPU ModelOpt's FP8 and NVFP4 fake-quantization run
+eagerly.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ class CalibrationRow(BaseModel):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m trtbench.backends.trtllm.build.modelopt_fp8")
+    parser = argparse.ArgumentParser(prog="python -m trtbench.backends.trtllm.build.modelopt_ptq")
     parser.add_argument("--source", type=Path, required=True, help="Hugging Face checkpoint directory")
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--recipe", nargs="+", required=True, help="ModelOpt config names, e.g. FP8_DEFAULT_CFG "
+    parser.add_argument("--recipe", nargs="+", required=True, help="ModelOpt config names, e.g. NVFP4_DEFAULT_CFG "
                                                                     "FP8_KV_CFG (KV cache configs are merged in)")
     parser.add_argument("--calibration", type=Path, required=True,
                         help="JSON lines with input_ids, text or prompt; any other file is plain text")
