@@ -165,6 +165,8 @@ def predict(
     precision: str = typer.Option("fp8", "--precision", help="fp8 | fp16 | bf16 | mxfp4 | nvfp4 (Blackwell)"),
     kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype", help="fp8 | auto (default: fp8 with fp8 weights)"),
     tp: int = typer.Option(1, "--tp", min=1),
+    attention_dp: bool = typer.Option(False, "--attention-dp", help="attention data parallelism over the --tp ranks, "
+                                      "experts spread over all of them (DEP; mixtures of experts)"),
     isl: int = typer.Option(None, "--isl", min=1),
     osl: int = typer.Option(None, "--osl", min=1),
     requests: int = typer.Option(None, "--requests", min=1),
@@ -185,7 +187,7 @@ def predict(
     if None in (isl, osl, requests):
         raise typer.BadParameter("give --isl, --osl and --requests (or --csv)")
     predict_cmd.predict_one(gpu, model, precision, kv_cache_dtype, tp, isl, osl, requests, fraction, as_json, release,
-                            str(config) if config else None)
+                            str(config) if config else None, attention_dp)
 
 
 @app.command(epilog=_examples("trtbench calibrate runs/h100_grid/results.csv"))

@@ -25,6 +25,18 @@ class Deployment:
     runtime: RuntimeSpec
     release: str | None = None  # TensorRT-LLM major.minor ("1.0"); None: unstated
     ep: int = 1  # expert parallelism within the TP ranks: each holds experts / ep whole experts, tp / ep wide
+    attention_dp: bool = False  # each TP rank its own requests, batch limit and KV cache; attention whole on each
+
+    @property
+    def attention_tp(self) -> int:
+        """How far attention, the dense FFN, shared experts and lm_head are split: not at all under attention DP
+        (TensorRT-LLM keeps them whole on every rank), else over the TP ranks."""
+        return 1 if self.attention_dp else self.tp
+
+    @property
+    def dp_ranks(self) -> int:
+        """The ranks that each schedule their own requests: the TP ranks under attention DP, else one group."""
+        return self.tp if self.attention_dp else 1
 
     @property
     def n_gpus(self) -> int:
@@ -53,8 +65,9 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     _check_precision(arch, gpu, spec.precision, spec.kv)
     _check_tp(arch, spec.tp)
     _check_ep(arch, spec.tp, spec.ep or 1)
+    _check_attention_dp(arch, spec.tp, spec.ep or 1, bool(spec.attention_dp))
     return Deployment(arch, gpu, spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
-                      runtime_of(spec), release_of(spec.trtllm.version), spec.ep or 1)
+                      runtime_of(spec), release_of(spec.trtllm.version), spec.ep or 1, bool(spec.attention_dp))
 
 
 def runtime_of(spec: SweepSpec) -> RuntimeSpec:
@@ -126,6 +139,22 @@ def _check_ep(arch: ModelArch, tp: int, ep: int) -> None:
         raise Unsupported(f"ep {ep} does not divide the model's {arch.experts} experts")
 
 
+def _check_attention_dp(arch: ModelArch, tp: int, ep: int, attention_dp: bool) -> None:
+    """Attention DP as NVIDIA runs it (the DEP rows): a mixture of experts over tp > 1 ranks, experts spread over
+    all of them (ep = tp). A dense model under it is only data parallelism with every weight on every rank, and
+    experts tensor-split under it (ep < tp) are not modelled."""
+    if not attention_dp:
+        return
+    if not arch.is_moe:
+        raise Unsupported(f"attention_dp: {arch.name} is dense; attention DP keeps every dense weight on every rank "
+                          f"(trtbench models it for mixtures of experts); run tp: 1 points instead")
+    if tp == 1:
+        raise Unsupported("attention_dp needs tp > 1: it splits the requests over the TP ranks")
+    if ep != tp:
+        raise Unsupported(f"attention_dp needs ep equal to tp ({tp}): the experts spread over every rank (DEP); "
+                          f"ep {ep} leaves them tensor-split, which trtbench does not model")
+
+
 def refuse_unsupported(spec: SweepSpec, extras: Iterable[dict[str, Any]], visible: Sequence[str] = ()) -> None:
     """Raises Unsupported, before anything runs on any backend, for a combination of axes (`Point.extra`) the
     model or GPU cannot run; a model or GPU the catalog does not know is left to the run to judge. `visible`:
@@ -148,10 +177,11 @@ def release_of(version: str | None) -> str | None:
 
 def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: int = 1,
                     kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None,
-                    release: str | None = None, config: str | None = None) -> Deployment:
+                    release: str | None = None, config: str | None = None,
+                    attention_dp: bool = False) -> Deployment:
     """A deployment from loose values (a CSV row, CLI options) instead of a sweep spec; names resolve as
     in specs (GPU aliases, HF model names, or a config.json); the KV cache dtype unset is `default_kv`'s, as in
-    a spec."""
+    a spec. `attention_dp` runs DEP: the experts spread over all tp ranks (ep = tp)."""
     try:
         prec = Precision(precision.lower())
     except ValueError:
@@ -163,4 +193,8 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
     arch, device = resolve_model(model, config=config), resolve_gpu(gpu)
     _check_precision(arch, device, prec, kv)
     _check_tp(arch, tp)
-    return Deployment(arch, device, prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release))
+    ep = tp if attention_dp else 1
+    _check_ep(arch, tp, ep)
+    _check_attention_dp(arch, tp, ep, attention_dp)
+    return Deployment(arch, device, prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release), ep,
+                      attention_dp)

@@ -85,7 +85,7 @@ def field_value(spec: SweepSpec, dotted: str) -> Any:
 
 # Every axis is part of every id, whatever the backend declares, so no two points can share one.
 _AXIS_FIELDS = tuple(f"{where}.{axis}" if where else axis for axis, where in EXTRA_AXES.items())
-_UNSET_OMITTED = {"ep"}  # axes added later: unset, they leave the ids of earlier runs as they were
+_UNSET_OMITTED = {"ep", "attention_dp"}  # axes added later: unset, they leave the ids of earlier runs as they were
 
 
 def point_id(spec: SweepSpec, values: Mapping[str, AxisValue], rule: IdentityRule) -> str:

@@ -42,10 +42,17 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
     table = Table(title=f"{spec.name}: {spec.model.name} {spec.precision} ({spec.kv_label()}) on "
                         f"{deployments.base.gpu.name}{swept} - verdicts simulated, timeout "
                         f"{spec.runtime.timeout_s:,.0f} s")
-    for col in (*axes, "ISL", "OSL", "Requests", "Verdict", "Predicted run", "Max seqs", "KV pool GiB",
-                "max_batch_size", "max_num_tokens", "Cause"):
+    # Under attention DP each rank has its own KV pool and batch limits: the columns say so, with the ranks.
+    dp_ranks = [deployments(point.extra).dp_ranks for point in points]
+    per_rank = any(r > 1 for r in dp_ranks)
+    limits = ("max_concurrent_seqs", "kv_pool_gib", "max_batch_size", "max_num_tokens", *(("kv_tokens",) * per_rank))
+    names = ("Max seqs", "KV pool GiB", "max_batch_size", "max_num_tokens", "KV tokens")
+    for col in (*axes, "ISL", "OSL", "Requests", "Verdict", "Predicted run",
+                *(("DP ranks",) if per_rank else ()),
+                *(f"{c} per rank" if per_rank else c for c in names[:len(limits)]),
+                "Cause"):
         table.add_column(col, justify="left" if col in ("Verdict", "Cause", "precision", "kv_cache_dtype") else "right")
-    for point, outcome in zip(points, outcomes, strict=True):
+    for point, outcome, ranks in zip(points, outcomes, dp_ranks, strict=True):
         mem = outcome.memory
         verdict, style, causes = str(outcome.status), "red", [outcome.cause]
         if outcome.ok:
@@ -53,16 +60,16 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
             causes = [outcome.borderline or ""]
         limit = deployments(point.extra).runtime.concurrency
         if limit and mem and mem.max_concurrent_seqs and mem.max_batch_size and \
-                limit > min(mem.max_concurrent_seqs, mem.max_batch_size):
+                limit > ranks * min(mem.max_concurrent_seqs, mem.max_batch_size):
             style = "yellow" if outcome.ok else style
+            each = f" on each of {ranks} ranks" if ranks > 1 else ""
             causes.append(f"concurrency {limit} is not reached: the KV cache holds {mem.max_concurrent_seqs:,} "
-                          f"sequences, max_batch_size {mem.max_batch_size:,.0f}")
+                          f"sequences, max_batch_size {mem.max_batch_size:,.0f}{each}")
         cause = "; ".join(c for c in causes if c)
         wall = outcome.predicted_wall_s
         table.add_row(*(str(point.values[a]) for a in axes), str(point.isl), str(point.osl), f"{point.requests:,}",
-                      f"[{style}]{verdict}[/]", _hours(wall) if wall else "-",
-                      *(_cell(getattr(mem, k, None)) for k in ("max_concurrent_seqs", "kv_pool_gib", "max_batch_size",
-                                                                "max_num_tokens")), escape(cause))
+                      f"[{style}]{verdict}[/]", _hours(wall) if wall else "-", *((str(ranks),) if per_rank else ()),
+                      *(_cell(getattr(mem, k, None)) for k in limits), escape(cause))
     out.print(table)
     out.print(f"model: {deployments.base.arch.name}, {deployments.base.arch.describe()}")
     out.print("predicted (simulated): " + Tally.of((o.status.value, o.borderline is not None) for o in outcomes).line())

@@ -23,8 +23,9 @@ DEFAULT_MODEL = "meta-llama/Llama-3.1-8B"
 
 def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
                 requests: int, fraction: float | None, as_json: bool, release: str | None = None,
-                config: str | None = None) -> None:
-    """`model` None: the config's own name (`config_name`), or DEFAULT_MODEL without a config."""
+                config: str | None = None, attention_dp: bool = False) -> None:
+    """`model` None: the config's own name (`config_name`), or DEFAULT_MODEL without a config. `attention_dp`:
+    DEP, the experts spread over the tp ranks; memory figures are then each rank's."""
     fraction = fraction or CALIBRATION_FRACTION
     model = model or (config_name(Path(config)) if config else DEFAULT_MODEL)
     isl, osl, requests, tp = (checked(v, name) for v, name in ((isl, "isl"), (osl, "osl"), (requests, "num_requests"),
@@ -33,12 +34,13 @@ def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str
         raise TrtbenchError(f"--release {release!r} is not a TensorRT-LLM version (e.g. 1.0 or 0.21.0)")
     dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
                           runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction), release=release,
-                          config=config)
+                          config=config, attention_dp=attention_dp)
     perf = IfbModel()
     outcome = predict(dep, isl, osl, requests, perf)
     covered = coverage(dep, perf.info)
     result: dict[str, Any] = {
-              "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "release": dep.release,
+              "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "attention_dp": attention_dp,
+              "release": dep.release,
               "isl": isl, "osl": osl,
               "requests": requests, "source": "simulated", "status": outcome.status.value, "cause": outcome.cause,
               "metrics": {**outcome.metrics.model_dump(exclude={"percentiles"}), **outcome.metrics.percentiles}
@@ -52,7 +54,8 @@ def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{model} {precision} on {dep.gpu.name}, TP{tp}: ISL={isl} OSL={osl} N={requests} "
+    parallel = f"DEP{tp} (memory per rank)" if attention_dp else f"TP{tp}"
+    table = Table(title=f"{model} {precision} on {dep.gpu.name}, {parallel}: ISL={isl} OSL={osl} N={requests} "
                         f"(simulated)")
     table.add_column("Quantity")
     table.add_column("Value", justify="right")

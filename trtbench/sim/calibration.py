@@ -166,6 +166,8 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     if dep.arch.is_moe:
         outside.append(f"a mixture of experts ({dep.arch.experts} experts, top-{dep.arch.top_k}; fitted on dense "
                        f"models, and expert GEMMs and routing are never calibrated)")
+    if dep.attention_dp:
+        outside.append("attention data parallelism (never calibrated: per-rank batches and the EP all-to-all)")
     if dep.arch.sliding_layers or dep.arch.chunked_layers:
         outside.append("sliding-window or chunked attention layers (fitted on full attention; the per-window KV "
                        "pools' split is assumed)")

@@ -4,6 +4,12 @@ The KV pool is `fraction x (total - weights - activations - the rest)`, the rest
 a CUDA-graph pool per captured batch size and, on several GPUs, communication buffers; in blocks of
 `tokens_per_block`; GUARANTEED_NO_EVICT admits a request only when blocks for its whole
 sequence are free, so the pool divided by one sequence's blocks is the concurrency ceiling.
+
+Under attention data parallelism every figure here is one rank's: each rank holds attention, the dense layers and
+the embedding and head whole, experts / ep, and a KV cache for its own sequences only (latent attention's KV is
+not replicated across ranks as it is under TP), with its own max_batch_size and max_num_tokens. trtllm-bench
+sizes those without looking at enable_attention_dp (bench/benchmark/utils/general.py get_settings), so its
+heuristic's limits are each rank's.
 """
 
 from __future__ import annotations
@@ -51,11 +57,12 @@ def weights_bytes_per_rank(dep: Deployment, tokens: float | None = None) -> floa
     embedding table and lm_head stay 16-bit, as ModelOpt's FP8 and NVFP4 recipes leave them (8B FP8: 9.1 GB, the
     study's "~8.6 GB" engine), and so do a mixture of experts' routers and a multimodal model's vision encoder;
     MXFP4 experts at 17/32 byte. With `tokens`, only the experts a batch of that many tokens touches (what one
-    iteration reads); else all (what is held)."""
+    iteration reads); else all (what is held). Under attention DP all but the experts are whole on every rank."""
     arch = dep.arch
     touched = arch.experts if tokens is None else expected_experts(tokens, arch.experts, arch.top_k)
     quantized, experts, kept = weight_split(arch, touched)
-    return (quantized * dep.weight_bytes + experts * dep.expert_weight_bytes + kept * 2) / dep.n_gpus
+    shared = (quantized * dep.weight_bytes + kept * 2) / dep.attention_tp
+    return (shared + experts * dep.expert_weight_bytes / dep.tp) / dep.pp
 
 
 def activation_bytes_per_rank(dep: Deployment, max_num_tokens: int, max_batch_size: int) -> float:
@@ -63,7 +70,7 @@ def activation_bytes_per_rank(dep: Deployment, max_num_tokens: int, max_batch_si
     output and the attention/residual buffers, plus fp32 logits for every sampled sequence."""
     arch = dep.arch
     ffn = max(arch.active_ffn, arch.intermediate if arch.moe_layers < arch.layers else 0)
-    per_token = ACTIVATION_BYTES * (2 * ffn + 4 * arch.hidden) / dep.tp
+    per_token = ACTIVATION_BYTES * (2 * ffn + 4 * arch.hidden) / dep.attention_tp
     logits = max_batch_size * arch.vocab * LOGITS_BYTES
     return max_num_tokens * per_token + logits
 
@@ -87,7 +94,7 @@ def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
     gpu_total = dep.gpu.mem_total_gib
     weights = weights_bytes_per_rank(dep) / GIB
     overhead = overhead_gib(dep, 1)  # before the batch size is known: what loading the weights needs
-    kv_per_token = dep.arch.kv_bytes_per_token(dep.kv_dtype_bytes, dep.tp)
+    kv_per_token = dep.arch.kv_bytes_per_token(dep.kv_dtype_bytes, dep.attention_tp)
     tpb = rt.tokens_per_block
     seq_blocks = math.ceil(dep.arch.kv_tokens_held(isl + osl) / tpb)
 

@@ -16,6 +16,7 @@ run's mean KV length (exact while one roofline regime holds, as the KV term is l
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -120,6 +121,18 @@ class Infeasible(Exception):
 
 
 def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: StepModel) -> SimResult:
+    """Under attention DP (a step model with `ranks` > 1) each rank admits and batches its own share of the
+    requests (and of the concurrency limit) against its own KV pool and batch limits, in step with the others:
+    one rank is simulated, and the wall time is its; together the ranks run `ranks` x its concurrency."""
+    ranks = getattr(step, "ranks", 1)
+    if ranks == 1:
+        return _simulate_rank(isl, osl, requests, limits, step)
+    share = dataclasses.replace(limits, concurrency=-(-limits.concurrency // ranks) if limits.concurrency else None)
+    one = _simulate_rank(isl, osl, -(-requests // ranks), share, step)
+    return dataclasses.replace(one, avg_concurrency=one.avg_concurrency * ranks)
+
+
+def _simulate_rank(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: StepModel) -> SimResult:
     tpb = limits.tokens_per_block
     seq_blocks = limits.seq_blocks or -(-(isl + osl) // tpb)
     cap = min(limits.max_batch_size, limits.concurrency or requests)

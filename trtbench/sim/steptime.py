@@ -9,6 +9,9 @@
 - the work every rank repeats whatever the TP: the fused residual-add + RMSNorm passes over the full hidden
   vector and the SiLU-gate + quantisation pass, memory-bound;
 - TP all-reduces: two per layer over the tokens' hidden states (`sim.comm`, by message size and topology);
+- attention data parallelism: the step is one rank's, on its own batch, with attention, dense layers and lm_head
+  whole and no all-reduce; its tokens reach the experts of every rank by the EP dispatch and combine, and its
+  experts see as many tokens from the other ranks (`ranks` x its batch over all experts);
 - fixed costs: per iteration (sampling, scheduling, the graph launch) and per layer (the floors of its
   kernels, 10-15 us per GEMM call, which CUDA graphs do not remove);
 - the release: one speed factor per TensorRT-LLM release with calibration rows (software, not hardware).
@@ -90,6 +93,8 @@ class AnalyticStep:
     def __init__(self, dep: Deployment, factors: Factors, speed: float = 1.0) -> None:
         """`speed`: the release's factor (`calibration.release_factor`); every iteration takes 1/speed as long."""
         arch, tp, gpu = dep.arch, dep.tp, dep.gpu
+        atp = dep.attention_tp  # 1 under attention DP: attention, dense FFN, shared experts and lm_head whole
+        self.ranks = dep.dp_ranks  # ranks that each run such a step on their own batch, side by side
         self.f, self.speed = factors, speed
         self.gpu, self.tp = gpu, tp
         layers = arch.layers / dep.pp
@@ -99,10 +104,10 @@ class AnalyticStep:
         # (layers it runs in, N, K) per GEMM: attention everywhere; the dense FFN in dense layers; in MoE layers
         # the shared expert, and the routed experts apart (how many a batch touches decides what is read).
         moe_layers = arch.moe_layers / dep.pp
-        shapes = [(layers, n, k) for n, k in attention_shapes(arch, tp)]
+        shapes = [(layers, n, k) for n, k in attention_shapes(arch, atp)]
         for width, where in ((arch.intermediate, layers - moe_layers), (arch.shared_intermediate, moe_layers)):
             if width and where:
-                shapes += [(where, 2 * width // tp, arch.hidden), (where, arch.hidden, width // tp)]
+                shapes += [(where, 2 * width // atp, arch.hidden), (where, arch.hidden, width // atp)]
         # Per GEMM: seconds per token of compute, and seconds to stream its weights once (for all layers).
         self.gemms = [(n_layers * 2 * n * k / (gemm_rate * shape_efficiency(n)), n_layers * n * k * dep.weight_bytes
                        / bandwidth) for n_layers, n, k in shapes]
@@ -114,7 +119,7 @@ class AnalyticStep:
         self.expert_weights_s = moe_layers * arch.expert_params / tp * dep.expert_weight_bytes / bandwidth
         self.experts, self.top_k = arch.experts, arch.top_k
         head_rate = gpu.peak_flops("bf16") * gpu.best_gemm_fraction("bf16") * factors.eta_gemm
-        vocab = arch.vocab // tp
+        vocab = arch.vocab // atp
         self.head_s_per_sample = 2 * vocab * arch.hidden / (head_rate * shape_efficiency(vocab))
         self.head_weights_s = vocab * arch.hidden * 2 / bandwidth
         # FP8 context FMHA (on with FP8 weights and KV) runs attention at FP8 rate; otherwise it is 16-bit.
@@ -123,12 +128,12 @@ class AnalyticStep:
         # FLOPs per (query, cached token) pair and head: QK and PV over head_dim; with latent attention (absorbed
         # into the latent, as decode runs it) QK over kv_lora + rope_dim and PV over kv_lora.
         per_head = (2 * arch.kv_lora + arch.rope_dim) if arch.is_mla else 2 * arch.head_dim
-        self.attn_s_per_pair = 2 * layers * (arch.heads / tp) * per_head / attn_peak
+        self.attn_s_per_pair = 2 * layers * (arch.heads / atp) * per_head / attn_peak
         kv_bandwidth = gpu.hbm_tb_s * 1e12 * factors.eta_kv
-        self.kv_s_per_token = arch.kv_bytes_per_token(dep.kv_dtype_bytes, tp) / dep.pp / kv_bandwidth
+        self.kv_s_per_token = arch.kv_bytes_per_token(dep.kv_dtype_bytes, atp) / dep.pp / kv_bandwidth
         # (share of the layers, the most keys a query reads there) per kind of attention layer
         self.attention = [(n / arch.layers, span) for n, span in arch.attention_groups]
-        self.elementwise_s_per_token = (layers * NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE / tp
+        self.elementwise_s_per_token = (layers * NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE / atp
                                         * ((layers - moe_layers) * arch.intermediate + moe_layers * arch.active_ffn)
                                         ) / bandwidth
         # (calls per iteration, all-reduce or all-to-all, ranks, bytes per token): the attention output's
@@ -137,7 +142,7 @@ class AnalyticStep:
         # ranks of its top-k experts, at most all of them), and an all-reduce over the tp/ep ranks of an expert.
         hidden_bytes = arch.hidden * ACTIVATION_BYTES
         ffn_allreduce_layers = layers - moe_layers if dep.ep > 1 else layers
-        self.comms = [(layers + ffn_allreduce_layers, allreduce_s, tp, hidden_bytes)] if tp > 1 else []
+        self.comms = [(layers + ffn_allreduce_layers, allreduce_s, atp, hidden_bytes)] if atp > 1 else []
         if dep.ep > 1 and moe_layers:
             self.comms.append((2 * moe_layers, alltoall_s, dep.ep, hidden_bytes * min(arch.top_k, dep.ep)))
             if tp > dep.ep:
@@ -147,8 +152,9 @@ class AnalyticStep:
     def iteration_s(self, b: Batch) -> float:
         gemm = sum(max(per_token * b.tokens, weights) for per_token, weights in self.gemms)
         if self.experts:
-            touched = expected_experts(b.tokens, self.experts, self.top_k)
-            gemm += max(self.expert_s_per_token * b.tokens, touched * self.expert_weights_s)
+            moe_tokens = b.tokens * self.ranks  # under attention DP every rank's batch meets at the experts
+            touched = expected_experts(moe_tokens, self.experts, self.top_k)
+            gemm += max(self.expert_s_per_token * moe_tokens, touched * self.expert_weights_s)
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
         # Sliding-window and chunked layers: no query reads more than `span` keys, so a batch's pairs and cached
         # KV reads there are at most tokens x span and sequences x span (exact once every context is that long);

@@ -41,7 +41,7 @@ class ModelSpec(Strict):
 
 # Grid axes besides ISL and OSL, outermost first, and where each one's scalar lives in the spec
 # ("" = top level). Requests is an axis too, derived per (ISL, OSL) by `requests:`.
-EXTRA_AXES: dict[str, str] = {"precision": "", "kv_cache_dtype": "", "tp": "", "pp": "", "ep": "",
+EXTRA_AXES: dict[str, str] = {"precision": "", "kv_cache_dtype": "", "tp": "", "pp": "", "ep": "", "attention_dp": "",
                               "max_batch_size": "runtime", "max_num_tokens": "runtime", "concurrency": "runtime"}
 AXES = (*EXTRA_AXES, "isl", "osl", "requests")
 
@@ -82,6 +82,7 @@ class GridSpec(Strict):
     tp: list[Parallel] | None = Field(None, min_length=1)
     pp: list[Parallel] | None = Field(None, min_length=1)
     ep: list[Parallel] | None = Field(None, min_length=1)
+    attention_dp: list[bool] | None = Field(None, min_length=1)
     max_batch_size: list[BatchSize] | None = Field(None, min_length=1)
     max_num_tokens: list[BatchTokens] | None = Field(None, min_length=1)
     concurrency: Annotated[list[Requests], BeforeValidator(_ladder)] | None = Field(None, min_length=1)

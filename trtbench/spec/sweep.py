@@ -62,6 +62,9 @@ class SweepSpec(Strict):
     pp: Parallel = 1
     ep: Parallel | None = Field(None, description="expert parallelism of a mixture of experts (trtllm-bench --ep); "
                                                   "divides tp")
+    attention_dp: bool | None = Field(None, description="attention data parallelism (LLM-API enable_attention_dp): "
+                                                         "each TP rank runs its own requests through attention, "
+                                                         "experts spread by ep; unset: off")
     backend: Text = Field("auto", pattern=r"^[a-z][a-z0-9_-]*$", description="auto, or a registered backend")
     mode: BenchMode = BenchMode.THROUGHPUT
     grid: GridSpec

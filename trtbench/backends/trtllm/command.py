@@ -94,6 +94,8 @@ def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[
             options["cuda_graph_config"] = {version.cuda_graph_padding_key: True, "batch_sizes": CUDA_GRAPH_BATCH_SIZES}
     if spec.runtime.chunked_context and not version.chunked_context_flags:
         options["enable_chunked_prefill"] = True  # before 1.0 the PyTorch path takes it only here
+    if spec.attention_dp:  # refuse_unrunnable_attention_dp has held it to releases that take it
+        options["enable_attention_dp"] = True
     return _merge(options, spec.trtllm.extra_llm_api_options)
 
 
@@ -243,11 +245,27 @@ def unproven_settings(spec: SweepSpec, version: TrtllmVersion) -> list[str]:
     return []
 
 
+def refuse_unrunnable_attention_dp(spec: SweepSpec, version: TrtllmVersion, mode: str) -> None:
+    """attention_dp where trtllm-bench cannot run it: it is an LLM-API option of the PyTorch path (throughput), with
+    the experts spread by --ep (version.has_attention_dp). Run without it, the point would measure TP and be
+    labelled DEP."""
+    if not spec.attention_dp:
+        return
+    if not version.has_attention_dp:
+        raise SpecError(f"attention_dp: trtllm-bench {version.text} has no --ep to spread the experts (0.19+); "
+                        f"pin a newer trtllm.version or drop attention_dp")
+    if mode != "pytorch" or spec.mode is not BenchMode.THROUGHPUT:
+        raise SpecError("attention_dp is an LLM-API option of trtllm-bench throughput on the PyTorch backend; use "
+                        "trtllm.backend: pytorch and mode: throughput, or drop attention_dp")
+
+
 def refuse_unrunnable_kv(spec: SweepSpec, version: TrtllmVersion, mode: str) -> None:
     """FP8 weights with a 16-bit KV cache on the 1.x PyTorch path: trtllm-bench throughput runs an FP8 cache for
     an FP8 checkpoint whatever kv_cache_config.dtype says, so the point would end invalid_report after its GPU
     time (the evidence speaks of throughput; latency's KV cache is the checkpoint's, see unsupported_settings).
-    `spec` is one point's (`SweepSpec.at`): its `kv` is resolved, so `auto` here was asked for."""
+    `spec` is one point's (`SweepSpec.at`): its `kv` is resolved, so `auto` here was asked for. The backend calls
+    this for every point before anything runs, so it also refuses an attention_dp the release cannot run."""
+    refuse_unrunnable_attention_dp(spec, version, mode)
     if mode == "pytorch" and spec.mode is BenchMode.THROUGHPUT and version.picks_fp8_kv_for_fp8_weights \
             and spec.precision is Precision.FP8 and spec.kv is KvDtype.AUTO:
         raise SpecError(f"precision: fp8 with kv_cache_dtype: auto cannot run on TensorRT-LLM {version.text}'s "

@@ -142,6 +142,13 @@ class TrtllmVersion:
         return self.at_least(0, 19)
 
     @property
+    def has_attention_dp(self) -> bool:
+        """LLM-API `enable_attention_dp` with the experts spread by --ep, from 0.19: the key is LlmArgs' (listed for
+        0.17-0.20 by the reference; BaseLlmArgs.enable_attention_dp through 1.x), but 0.17 and 0.18 have no --ep
+        (gates.has_attention_dp)."""
+        return self.at_least(0, 19)
+
+    @property
     def chunked_context_flags(self) -> tuple[str, str] | tuple[str] | tuple[()]:
         """How throughput takes chunked prefill: from 1.1 `--enable_chunked_context/--disable_chunked_context`
         (on by default), in 1.0 the flag `--enable_chunked_context` alone (off by default), before 1.0
