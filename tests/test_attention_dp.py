@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import SMALL_SPEC
 from tests.fakes import clidata
 from tests.test_grid import SIM
-from trtbench.backends.trtllm.command import llm_api_options, refuse_unrunnable_kv
+from trtbench.backends.trtllm.command import llm_api_options, refuse_unrunnable
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.deployment import make_deployment
 from trtbench.errors import SpecError, Unsupported
@@ -63,9 +63,9 @@ def test_the_yaml_carries_enable_attention_dp_only_where_the_evidence_shows_it(r
     spec = parse_spec(MOE.replace("backend: sim", "backend: trtllm") + "attention_dp: true\n").at({})
     if not v.has_attention_dp:
         with pytest.raises(SpecError, match="has no --ep to spread the experts"):
-            refuse_unrunnable_kv(spec, v, "pytorch")
+            refuse_unrunnable(spec, v, "pytorch")
         return
-    refuse_unrunnable_kv(spec, v, "pytorch")
+    refuse_unrunnable(spec, v, "pytorch")
     options = llm_api_options(spec, v, "pytorch")
     assert options is not None and options["enable_attention_dp"] is True
     assert "enable_attention_dp" not in (llm_api_options(parse_spec(MOE).at({}), v, "pytorch") or {})

@@ -119,7 +119,7 @@ def status(run_dir: Path = typer.Argument(..., help="run directory (runs/<sweep 
 def build(
     spec: Path = typer.Argument(None, help="sweep spec whose engine to build (optional with --model)"),
     model: str = typer.Option(None, "--model", help="HF model name"),
-    precision: str = typer.Option(None, "--precision", help="fp8 | fp16 | bf16"),
+    precision: str = typer.Option(None, "--precision", help="fp8 | fp16 | bf16 | nvfp4 (Blackwell)"),
     kv_cache_dtype: str = typer.Option(None, "--kv-cache-dtype",
                                   help="fp8 | auto (default: fp8 with fp8 weights, else auto)"),
     tp: int = typer.Option(None, "--tp", min=1),

@@ -33,6 +33,7 @@ class SchedulerLimits:
     chunked_context: bool
     concurrency: int | None = None
     seq_blocks: int = 0  # blocks one sequence holds (sliding-window layers keep less); 0: all of isl + osl
+    ranks: int = 1  # attention-DP ranks, each batching its own requests against limits of its own
 
 
 QUANTILES = (50, 90, 95, 99)
@@ -121,10 +122,10 @@ class Infeasible(Exception):
 
 
 def simulate(isl: int, osl: int, requests: int, limits: SchedulerLimits, step: StepModel) -> SimResult:
-    """Under attention DP (a step model with `ranks` > 1) each rank admits and batches its own share of the
-    requests (and of the concurrency limit) against its own KV pool and batch limits, in step with the others:
-    one rank is simulated, and the wall time is its; together the ranks run `ranks` x its concurrency."""
-    ranks = getattr(step, "ranks", 1)
+    """Under attention DP (`limits.ranks` > 1) each rank admits and batches its own share of the requests (and of
+    the concurrency limit) against its own KV pool and batch limits, in step with the others: one rank is
+    simulated, and the wall time is its; together the ranks run `ranks` x its concurrency."""
+    ranks = limits.ranks
     if ranks == 1:
         return _simulate_rank(isl, osl, requests, limits, step)
     share = dataclasses.replace(limits, concurrency=-(-limits.concurrency // ranks) if limits.concurrency else None)

@@ -20,7 +20,7 @@ from trtbench.backends.trtllm.command import (
     choose_mode,
     chunked_context,
     llm_api_options,
-    refuse_unrunnable_kv,
+    refuse_unrunnable,
 )
 from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
 from trtbench.backends.trtllm.evaluate import eval_args, eval_model, parse_scores
@@ -98,9 +98,9 @@ class TrtllmBackend:
         """Find or build what each build configuration of `points` loads: an engine (TensorRT path), an
         FP8 checkpoint quantized with ModelOpt (PyTorch path, FP8 weights from a 16-bit model; a pre-quantized
         one is loaded as it is); returns the build commands a dry run would run. First refuses a point this
-        release can never run as asked (command.refuse_unrunnable_kv), before anything is built or written."""
+        release can never run as asked (command.refuse_unrunnable), before anything is built or written."""
         for point in points:
-            refuse_unrunnable_kv(self.spec.at(point.values), self.version, self.mode)
+            refuse_unrunnable(self.spec.at(point.values), self.version, self.mode)
         if not self.plans_artifacts:
             return []
         planned: list[str] = []

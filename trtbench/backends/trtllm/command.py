@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from trtbench.backends.trtllm.build.quantize import fp8_checkpoint
+from trtbench.backends.trtllm.build.quantize import prequantized_checkpoint
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.precision import KvDtype, Precision
@@ -170,7 +170,7 @@ def model_and_path(inv: Invocation) -> tuple[str, str | None]:
     name), or the spec's model."""
     spec = inv.spec
     model, model_path = spec.model.name, inv.model_path if inv.mode == "pytorch" else spec.model.path
-    checkpoint = fp8_checkpoint(spec) if inv.mode == "pytorch" else None
+    checkpoint = prequantized_checkpoint(spec) if inv.mode == "pytorch" else None
     if checkpoint and not Path(checkpoint).is_dir():  # a pre-quantized checkpoint on the hub, loaded by name
         model, model_path = checkpoint, None
     return model, model_path
@@ -259,13 +259,18 @@ def refuse_unrunnable_attention_dp(spec: SweepSpec, version: TrtllmVersion, mode
                         "trtllm.backend: pytorch and mode: throughput, or drop attention_dp")
 
 
+def refuse_unrunnable(spec: SweepSpec, version: TrtllmVersion, mode: str) -> None:
+    """What this release can never run as asked, refused for every point (`spec` is one point's, `SweepSpec.at`)
+    before anything is built or written: an attention_dp it lacks, an FP8 checkpoint with a 16-bit KV cache."""
+    refuse_unrunnable_attention_dp(spec, version, mode)
+    refuse_unrunnable_kv(spec, version, mode)
+
+
 def refuse_unrunnable_kv(spec: SweepSpec, version: TrtllmVersion, mode: str) -> None:
     """FP8 weights with a 16-bit KV cache on the 1.x PyTorch path: trtllm-bench throughput runs an FP8 cache for
     an FP8 checkpoint whatever kv_cache_config.dtype says, so the point would end invalid_report after its GPU
     time (the evidence speaks of throughput; latency's KV cache is the checkpoint's, see unsupported_settings).
-    `spec` is one point's (`SweepSpec.at`): its `kv` is resolved, so `auto` here was asked for. The backend calls
-    this for every point before anything runs, so it also refuses an attention_dp the release cannot run."""
-    refuse_unrunnable_attention_dp(spec, version, mode)
+    The point's `kv` is resolved, so `auto` here was asked for."""
     if mode == "pytorch" and spec.mode is BenchMode.THROUGHPUT and version.picks_fp8_kv_for_fp8_weights \
             and spec.precision is Precision.FP8 and spec.kv is KvDtype.AUTO:
         raise SpecError(f"precision: fp8 with kv_cache_dtype: auto cannot run on TensorRT-LLM {version.text}'s "

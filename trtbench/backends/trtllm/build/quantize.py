@@ -127,7 +127,6 @@ def prequantized_checkpoint(spec: SweepSpec) -> str | None:
     return spec.build.checkpoint or (own.source if own and own.precision is spec.precision else None)
 
 
-fp8_checkpoint = prequantized_checkpoint  # the name command.py (another developer's file) still imports
 
 
 def refuse_unloadable_precision(spec: SweepSpec) -> None:
