@@ -117,3 +117,15 @@ def test_nvfp4_before_blackwell_is_refused_in_one_line(cli, write_spec):
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
     assert "precision: nvfp4 needs FP4 tensor cores (Blackwell)" in result.err
 
+
+
+def test_the_shipped_b200_spec_plans_and_dry_runs_the_nvfp4_build(cli):
+    """`make engine PREC=nvfp4 SWEEP=sweeps/b200_nvfp4.yaml DRY_RUN=1`: the spec users start from plans (NVFP4
+    weights with NVFP4's FP8 KV default) and its build is ModelOpt's NVFP4 quantization, nothing run."""
+    spec = str(Path(__file__).resolve().parent.parent / "sweeps" / "b200_nvfp4.yaml")
+    plan = cli("plan", spec)
+    assert plan.code == 0, plan.err
+    assert "KV fp8 (unset: TensorRT-LLM's default for nvfp4 weights)" in " ".join(plan.out.split())
+    built = cli("build", spec, "--precision", "nvfp4", "--dry-run")
+    assert built.code == 0, built.err
+    assert "quantize it to NVFP4 with ModelOpt" in built.out and "_nvfp4_kv-fp8_" in built.out
