@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from trtbench.records import Status
+from trtbench.records import Outcome, Status
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class Tally:
             else:
                 failed[status] += 1
         return cls(ok, dict(sorted(failed.items(), key=lambda kv: (-kv[1], kv[0]))), not_run, borderline)
+
+    @classmethod
+    def of_outcomes(cls, outcomes: Iterable[Outcome], not_run: int = 0) -> Tally:
+        """Records, or predictions as `plan` makes them."""
+        return cls.of(((o.status.value, o.borderline is not None) for o in outcomes), not_run)
 
     @property
     def failures(self) -> int:

@@ -9,12 +9,11 @@ from typing import get_args
 from rich.markup import escape
 from rich.table import Table
 
-from trtbench.backends.registry import PREDICTOR
+from trtbench.backends.sim import SimBackend
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.plan import plan_engines
 from trtbench.backends.trtllm.version import known_version
 from trtbench.commands.console import out
-from trtbench.deployment import PointDeployments
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.executors.gpus import makespan, node_gpus
 from trtbench.executors.slurm import cluster_wall_s
@@ -34,10 +33,10 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
         raise SpecError(f"--executor {executor!r}: choose one of {', '.join(get_args(EXECUTORS))}")
     gpus = visible_gpus()
     points = expand(spec, IdentityRule(()), max_points)  # ids do not matter here
-    predictor = PREDICTOR.create(spec, spec.run_dir(), gpus, False)[0]
+    predictor = SimBackend(spec, gpus[0].name if spec.gpu == "auto" and gpus else None)  # what a sim sweep records
     outcomes = [predictor.run(point, "plan") for point in points]
     axes = list(spec.grid.swept())
-    deployments = PointDeployments(spec, gpus[0].name if spec.gpu == "auto" and gpus else None)
+    deployments = predictor.deployments  # resolved once, for the predictions and the columns alike
     swept = f", sweeping {', '.join(axes)}" if axes else f", TP{spec.tp} PP{spec.pp}"
     table = Table(title=f"{spec.name}: {spec.model.name} {spec.precision} ({spec.kv_label()}) on "
                         f"{deployments.base.gpu.name}{swept} - verdicts simulated, timeout "
@@ -72,7 +71,7 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
                       *(_cell(getattr(mem, k, None)) for k in limits), escape(cause))
     out.print(table)
     out.print(f"model: {deployments.base.arch.name}, {deployments.base.arch.describe()}")
-    out.print("predicted (simulated): " + Tally.of((o.status.value, o.borderline is not None) for o in outcomes).line())
+    out.print("predicted (simulated): " + Tally.of_outcomes(outcomes).line())
     cluster = (executor or spec.executor.kind) == "slurm"
     print_wall_time(spec, points, [prediction_of(o) for o in outcomes], gpus, cluster)
     if spec.backend != "sim":

@@ -43,8 +43,7 @@ def status(run_dir: Path) -> None:
         table.add_row(state, str(count))
     out.print(table)
     recorded = [records[p] for p in point_ids if p in records]
-    out.print(Tally.of(((r.status.value, r.borderline is not None) for r in recorded),
-                       len(point_ids) - len(recorded)).line())
+    out.print(Tally.of_outcomes(recorded, len(point_ids) - len(recorded)).line())
     rejudged = meta.get("rejudged")
     if rejudged:
         changes = "; ".join(f"{n} {change}" for change, n in rejudged["changes"].items())
