@@ -339,3 +339,20 @@ def test_a_report_waits_for_the_one_in_progress_and_ends_with_the_latest_records
     assert len(pd.read_csv(run / "results.csv")) == 4
     assert json.loads((run / "run.json").read_text())["schema_version"] == 1
 
+
+
+def test_a_link_at_a_benchmark_log_is_not_written_through(tmp_path):
+    """The log of a point is opened relative to its directory without following a link: a link planted where
+    the log goes leaves its target untouched, and the run still returns its output (the log is said to be
+    incomplete)."""
+    from trtbench.backends.trtllm.process import run_logged
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "point.log").symlink_to(target)
+    result = run_logged([sys.executable, "-c", "print('benchmark output')"], logs / "point.log", timeout_s=60)
+    assert target.read_text() == "precious\n"
+    assert result.returncode == 0 and "benchmark output" in result.output
+    assert result.log_error is not None and "link" in result.log_error

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, TRTLLM_SPEC, load_records
-from trtbench.backends.trtllm.backend import TrtllmBackend
+from trtbench.backends.trtllm import process
 from trtbench.backends.trtllm.parse import log_lines, scan_log
 
 ENGINE_DIR = REPO / "tests" / "data" / "engines" / "llama-fp8"  # the stand-in checks that it exists
@@ -204,13 +204,7 @@ def test_hang_is_killed_at_the_timeout_with_its_children(cli, write_spec, tmp_pa
 
 
 def test_log_on_a_full_disk_does_not_lose_the_point(cli, write_spec, tmp_path, fake_bench, monkeypatch):
-    real_paths = TrtllmBackend._paths
-
-    def full_disk_log(self, point, attempt):
-        _, report = real_paths(self, point, attempt)
-        return Path("/dev/full"), report
-
-    monkeypatch.setattr(TrtllmBackend, "_paths", full_disk_log)
+    monkeypatch.setattr(process, "open_log", lambda path: open("/dev/full", "ab"))  # noqa: SIM115 (the tee closes it); every write: ENOSPC
     fake_bench.version("0.16.0")
     assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC + ENGINE))).code == 0
     for rec in records(tmp_path):

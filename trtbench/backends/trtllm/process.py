@@ -19,12 +19,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import psutil
+
+from trtbench.errors import StoreError
+from trtbench.files import Dir
 
 KEEPER = Path(__file__).with_name("keeper.py")
 PSUTIL_DIR = str(Path(psutil.__file__).parent.parent)  # where the keeper finds psutil in isolated mode
 KEEPER_EXIT_S = 10.0  # the keeper's own grace (1 s) and its start, with room to spare
+LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 MAX_KEPT_BYTES = 32 * 2**20  # output kept in memory for parsing; the log on disk has everything
 
 
@@ -37,6 +42,12 @@ class ProcessResult:
     log_error: str | None  # why the log on disk is incomplete, if it is
 
 
+def open_log(path: Path) -> BinaryIO:
+    """The log, for appending, opened relative to its directory without following a link (as every write of
+    a run)."""
+    return os.fdopen(Dir.open(path.parent).file(path.name, LOG_FLAGS), "ab")
+
+
 class _Tee(threading.Thread):
     def __init__(self, stream: int, log_path: Path) -> None:
         super().__init__(daemon=True)
@@ -47,9 +58,9 @@ class _Tee(threading.Thread):
 
     def run(self) -> None:
         try:
-            log = self.log_path.open("ab")
-        except OSError as exc:
-            log, self.log_error = None, f"cannot open log: {exc.strerror or exc}"
+            log = open_log(self.log_path)
+        except (OSError, StoreError) as exc:
+            log, self.log_error = None, f"cannot open log: {getattr(exc, 'strerror', None) or exc}"
         while chunk := os.read(self.stream, 65536):
             if self.kept < MAX_KEPT_BYTES:
                 self.chunks.append(chunk)
