@@ -17,6 +17,7 @@ from pydantic import (
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.errors import SpecError
 from trtbench.precision import KvDtype, Named, Precision, default_kv
+from trtbench.spec.cost import CostSpec
 from trtbench.spec.executor import ExecutorSpec
 from trtbench.spec.fields import MAX_REQUESTS, NAME_CHARS, Parallel, PathText, Strict, Text
 from trtbench.spec.sections import (
@@ -43,12 +44,18 @@ class BenchMode(Named):
 class RankBy(Named):
     """What "best" means in every ranking of the report (top N, best by length, recommendations, SLA). `auto`:
     output tokens/s per GPU where the ranked points use different numbers of GPUs (TP x PP), else the total;
-    `energy`: fewest joules per output token (measured runs with telemetry)."""
+    `usd_per_mtok`: fewest dollars per million output tokens at the `cost:` price; `tok_per_joule`: most output
+    tokens per joule (measured runs with telemetry). `per_gpu`, `total` and `energy` are the older names of
+    `output_tok_per_s_per_gpu`, `output_tok_per_s` and `tok_per_joule` (fewest joules per output token)."""
 
     AUTO = "auto"
     PER_GPU = "per_gpu"
     TOTAL = "total"
     ENERGY = "energy"
+    OUTPUT_TOK_PER_S_PER_GPU = "output_tok_per_s_per_gpu"
+    OUTPUT_TOK_PER_S = "output_tok_per_s"
+    USD_PER_MTOK = "usd_per_mtok"
+    TOK_PER_JOULE = "tok_per_joule"
 
 
 class SweepSpec(Strict):
@@ -72,6 +79,7 @@ class SweepSpec(Strict):
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     sla: SlaSpec | None = None
     rank_by: RankBy = RankBy.AUTO
+    cost: CostSpec | None = None
     accuracy: AccuracySpec | None = None
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     build: BuildSpec = Field(default_factory=BuildSpec)
@@ -120,6 +128,12 @@ class SweepSpec(Strict):
             where = "grid.concurrency" if self.grid.concurrency else "runtime.concurrency"
             raise ValueError(f"mode: latency runs one request at a time (batch size 1); {where} belongs to "
                              f"mode: throughput")
+        return self
+
+    @model_validator(mode="after")
+    def _priced_to_rank_by_cost(self) -> SweepSpec:
+        if self.rank_by is RankBy.USD_PER_MTOK and self.cost is None:
+            raise ValueError("rank_by: usd_per_mtok needs a price: add cost: {usd_per_gpu_hour: ..., source: ...}")
         return self
 
     @model_validator(mode="after")
