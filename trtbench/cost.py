@@ -7,7 +7,7 @@ with t = T / G, that is P / (t x 3600), x 10^6 per million. The price is the use
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 from pydantic import ValidationError
@@ -25,8 +25,9 @@ CLI_SOURCE = "--usd-per-gpu-hour on the command line"
 Number = TypeVar("Number", float, pd.Series)
 
 
-def usd_per_mtok(usd_per_gpu_hour: Number, tok_per_s_per_gpu: Number) -> Number:
-    """$ per million tokens of a GPU serving `tok_per_s_per_gpu` at `usd_per_gpu_hour` (numbers or columns)."""
+def usd_per_mtok(usd_per_gpu_hour: Any, tok_per_s_per_gpu: Number) -> Number:
+    """$ per million tokens of a GPU serving `tok_per_s_per_gpu` at `usd_per_gpu_hour` (a number, or a column of
+    prices by row)."""
     return usd_per_gpu_hour / (tok_per_s_per_gpu * SECONDS_PER_HOUR) * PER_MILLION
 
 
@@ -48,12 +49,23 @@ def with_cost(df: pd.DataFrame, cost: CostSpec | None) -> pd.DataFrame:
     return df
 
 
+def command_line_cost(usd_per_gpu_hour: float) -> CostSpec:
+    """The price given as --usd-per-gpu-hour, checked as the spec's is (a bad one refused in one line)."""
+    try:
+        return CostSpec(usd_per_gpu_hour=usd_per_gpu_hour, source=CLI_SOURCE)
+    except ValidationError as exc:
+        raise TrtbenchError(f"--usd-per-gpu-hour {usd_per_gpu_hour:g}: {exc.errors()[0]['msg'].lower()}") from None
+
+
+def priced_at(usd_per_gpu_hour: float) -> float:
+    """--usd-per-gpu-hour, checked."""
+    price = command_line_cost(usd_per_gpu_hour).usd_per_gpu_hour
+    assert price is not None  # command_line_cost sets it
+    return price
+
+
 def priced(spec: SweepSpec, usd_per_gpu_hour: float | None) -> SweepSpec:
     """`spec` at the price given on the command line (which wins over its `cost:` section), or as it is."""
     if usd_per_gpu_hour is None:
         return spec
-    try:
-        cost = CostSpec(usd_per_gpu_hour=usd_per_gpu_hour, source=CLI_SOURCE)
-    except ValidationError as exc:
-        raise TrtbenchError(f"--usd-per-gpu-hour {usd_per_gpu_hour:g}: {exc.errors()[0]['msg'].lower()}") from None
-    return spec.model_copy(update={"cost": cost})
+    return spec.model_copy(update={"cost": command_line_cost(usd_per_gpu_hour)})
