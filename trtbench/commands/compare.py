@@ -63,7 +63,8 @@ def parse_threshold(text: str) -> float:
 def with_costs(cmp: Comparison, a: analyze.Analysis, b: analyze.Analysis) -> Comparison:
     """`cmp` with each side's USD per million output tokens per point (`a_usd_per_mtok`, `b_usd_per_mtok`), each at
     its run's price (the spec's `cost:`, or --usd-per-gpu-hour for both); unchanged where neither run has a price."""
-    costs = {side: run.results.set_index("point_id")["usd_per_mtok"] for side, run in (("a", a), ("b", b))}
+    costs = {side: run.results.set_index("point_id")["usd_per_mtok"].astype(float)
+             for side, run in (("a", a), ("b", b))}
     if not any(c.notna().any() for c in costs.values()):
         return cmp
     joined = cmp.joined.assign(**{f"{side}_usd_per_mtok": cmp.joined[f"{side}_point_id"].map(cost)
