@@ -217,3 +217,17 @@ def test_a_hand_worked_measured_phase_excludes_loading_and_warm_up(monkeypatch):
     phase = sampler.measured(110.0, 5.0)
     assert phase is not None and phase.energy_source == "power_samples" and phase.energy_j == pytest.approx(2500.0)
     assert sampler.measured(110.0, 6.5).energy_j == pytest.approx(2950.0)
+
+
+def test_the_gpus_a_point_samples_are_those_its_cuda_visible_devices_names(site_nvml, monkeypatch):
+    """By index, by UUID or a unique prefix of one (NVML's index: B is GPU 1); a MIG device samples nothing (its
+    board power is its GPU's, shared with the other MIG devices); unset: every GPU."""
+    from trtbench.backends.trtllm.backend import _devices
+
+    assert _devices({"CUDA_VISIBLE_DEVICES": "1,0"}) == [1, 0]
+    assert _devices({"CUDA_VISIBLE_DEVICES": f"{B},{A}"}) == [1, 0]
+    assert _devices({"CUDA_VISIBLE_DEVICES": "GPU-c0ffee"}) == [1]
+    assert _devices({"CUDA_VISIBLE_DEVICES": "MIG-d9a47cfb-d1f2-d08c-b40e-0812b597ae69"}) == []
+    assert _devices(None) == [1, 0]  # this process's own CUDA_VISIBLE_DEVICES (the fixture's), as the benchmark's
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert _devices(None) is None
