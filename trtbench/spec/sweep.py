@@ -210,7 +210,9 @@ class SweepSpec(Strict):
         return data
 
     def hash(self) -> str:
-        return stable_hash(self.canonical())
+        """Of everything but the price (`cost:`), which measures nothing: a report priced on the command line
+        names the same spec, and specs written before `cost:` existed keep their hash."""
+        return stable_hash({key: value for key, value in self.canonical().items() if key != "cost"})
 
 
 def stable_hash(obj: Any) -> str:
