@@ -52,7 +52,7 @@ RANK_TITLES = {"output_tok_per_s": "Token Throughput", "output_tok_per_s_per_gpu
 COST_HEADERS = {"usd_per_mtok": "USD/M output tok", "usd_per_mtok_total": "USD/M total tok"}
 
 
-def priced(df: pd.DataFrame) -> bool:
+def has_cost(df: pd.DataFrame) -> bool:
     """Whether any point has a cost (the spec's or the command line's price covers its GPU)."""
     return "usd_per_mtok" in df and bool(df["usd_per_mtok"].notna().any())
 
@@ -61,7 +61,7 @@ def cost_line(spec: SweepSpec, a: an.Analysis) -> str:
     """The price and its source, how a cost figure is made, and from what throughput; "" without a price."""
     if spec.cost is None:
         return ""
-    if not priced(a.results):
+    if not has_cost(a.results):
         return f" No point has a cost: no price in `cost:` covers its GPU ({md(spec.cost.label())})."
     measured, simulated = a.counts.get("measured", 0), a.counts.get("simulated", 0)
     basis = ("**simulated** throughput (a prediction, not a measurement)" if not measured else
@@ -72,7 +72,7 @@ def cost_line(spec: SweepSpec, a: an.Analysis) -> str:
 
 def _cost_columns(df: pd.DataFrame, by: an.Ranking) -> list[str]:
     """The cost columns a table of `df` shows beside the ranking (none without a price)."""
-    return [c for c in COST_HEADERS if c != by.column] if priced(df) else []
+    return [c for c in COST_HEADERS if c != by.column] if has_cost(df) else []
 
 
 def _cost_cells(r: Any, columns: list[str]) -> list[str]:
