@@ -14,6 +14,7 @@ from trtbench import analyze as an
 from trtbench.cost import usd_per_mtok, with_cost
 from trtbench.spec import RankBy, parse_spec
 from trtbench.spec.cost import CostSpec
+from trtbench.store import RunStore
 
 PRICED = SMALL_SPEC + "cost: {usd_per_gpu_hour: 2.5, source: \"on-demand quote, 2026-11\"}\n"
 # Two deployments of one model: TP2 serves 4,000 output tok/s per GPU (8,000 in total), TP8 3,000 per GPU (24,000).
@@ -198,3 +199,25 @@ def test_compare_costs_each_side_at_its_price(cli, write_spec, tmp_path):
     assert joined["a_usd_per_mtok"].notna().all()
     assert (joined["b_usd_per_mtok"] / joined["a_usd_per_mtok"]).to_list() == pytest.approx(
         (joined["a_tok_s"] / joined["b_tok_s"]).to_list())  # one price: cost goes as 1 / throughput
+
+
+def test_rank_by_under_sla_ranks_only_the_points_within_the_bounds(cli, write_spec, tmp_path):
+    """A concurrency ladder: the most tokens/s per GPU come at concurrency steps whose p95 TTFT breaks 200 ms; the
+    `_under_sla` variant ranks, recommends and reports only the steps within the bounds."""
+    sla = "sla: {ttft_p95_ms: 200, tpot_p95_ms: 15}\ncost: {usd_per_gpu_hour: 2.5, source: quote}\n"
+    for rank_by in ("usd_per_mtok", "usd_per_mtok_under_sla"):
+        assert cli("sweep", "--no-plots", "--out", str(tmp_path / rank_by),
+                   str(write_spec(LADDER + sla + f"rank_by: {rank_by}\n", f"{rank_by}.yaml"))).code == 0
+    spec = parse_spec(LADDER + sla + "rank_by: usd_per_mtok_under_sla\n")
+    store = RunStore(tmp_path / "usd_per_mtok_under_sla")
+    a = an.analyze(store.records(), store.meta()["point_ids"], spec)
+    within = an.ranked(a.results, a.ranking)
+    assert len(within) and (within["ttft_ms_p95"] <= 200).all() and (within["tpot_ms_p95"] <= 15).all()
+    everything = an.ranked(a.results, an.choose_ranking(a.results, RankBy.USD_PER_MTOK))
+    assert everything.iloc[0]["ttft_ms_p95"] > 200  # the cheapest step breaks the bound
+    assert len(everything) > len(within)
+    assert a.ranking.name == "USD per million output tokens under the SLA"
+    report = (tmp_path / "usd_per_mtok_under_sla" / "report.md").read_text()
+    assert "only the points within ttft p95 <= 200 ms, tpot p95 <= 15 ms rank" in report
+    result = cli("plan", str(write_spec(LADDER + "rank_by: output_tok_per_s_under_sla\n", "no_sla.yaml")))
+    assert result.code == 2 and "rank_by: output_tok_per_s_under_sla needs the bounds: add sla:" in result.err

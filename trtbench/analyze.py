@@ -22,7 +22,7 @@ from trtbench.cost import COST_COLUMNS, with_cost
 from trtbench.errors import SpecError
 from trtbench.precision import Precision, default_kv
 from trtbench.records import Record, Source, Status
-from trtbench.sla import Bounds, best_under
+from trtbench.sla import Bounds, best_under, violations
 from trtbench.spec import EXTRA_AXES, RankBy, SweepSpec
 from trtbench.stats import NOISY_CV, overlaps, summarize
 from trtbench.tally import Tally
@@ -73,6 +73,11 @@ class Ranking:
     ascending: bool
     name: str
     why: str = ""
+    within: tuple[tuple[str, float], ...] = ()  # SLA bounds (column, most) a point must meet to rank; () all
+
+    @property
+    def bounds(self) -> dict[str, float]:
+        return dict(self.within)
 
     @property
     def per_gpu(self) -> bool:
@@ -206,7 +211,7 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
         gate = verdicts(accuracy, spec.accuracy, dict.fromkeys(row_artifacts))
         df["accuracy"] = [gate[a].gate.value for a in row_artifacts]
     counts = {str(k): int(v) for k, v in df["source"].value_counts().items()}
-    ranking = choose_ranking(df, spec.rank_by)
+    ranking = choose_ranking(df, spec.rank_by, Bounds.of(spec.sla) if spec.sla else None)
     sla = best_under(eligible(df), Bounds.of(spec.sla), axes, ranking.column, ranking.ascending) \
         if spec.sla and not df.empty else None
     return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
@@ -319,7 +324,18 @@ RANKINGS = {RankBy.PER_GPU: PER_GPU, RankBy.OUTPUT_TOK_PER_S_PER_GPU: PER_GPU, R
             RankBy.USD_PER_MTOK: USD}
 
 
-def choose_ranking(df: pd.DataFrame, rank_by: RankBy = RankBy.AUTO) -> Ranking:
+def choose_ranking(df: pd.DataFrame, rank_by: RankBy = RankBy.AUTO, bounds: Bounds | None = None) -> Ranking:
+    """`choose_ranking_of_all`, and for a rank_by `..._under_sla` only over the points that meet `bounds`."""
+    if not rank_by.under_sla or bounds is None:
+        return choose_ranking_of_all(df, rank_by)
+    within = tuple(bounds.given().items())
+    by = choose_ranking_of_all(df[[not violations(r, dict(within)) for _, r in df.iterrows()]], rank_by.unbounded)
+    return replace(by, name=f"{by.name} under the SLA", within=within,
+                   why=f"rank_by: {rank_by}: only the points within {bounds.describe()} rank; "
+                       f"{by.why or f'by {by.name}'}")
+
+
+def choose_ranking_of_all(df: pd.DataFrame, rank_by: RankBy = RankBy.AUTO) -> Ranking:
     """Per GPU where the points that may rank use different numbers of GPUs (a TP8 point must not win by
     having 8), else the total; `rank_by` overrides. Energy needs a measurement, cost a price for the points'
     GPU: without one the report says so and ranks as `auto` would."""
@@ -348,7 +364,10 @@ def _rankable(df: pd.DataFrame) -> pd.DataFrame:
 def ranked(df: pd.DataFrame, by: Ranking) -> pd.DataFrame:
     """Successful points that passed (or had no) accuracy gate, best first by `by` (points without its value
     last); ties keep grid order."""
-    return _rankable(df).sort_values(by.column, ascending=by.ascending, kind="stable", na_position="last")
+    ok = _rankable(df)
+    if by.within:
+        ok = ok[[not violations(r, by.bounds) for _, r in ok.iterrows()]]
+    return ok.sort_values(by.column, ascending=by.ascending, kind="stable", na_position="last")
 
 
 def top(df: pd.DataFrame, by: Ranking, n: int = 10) -> pd.DataFrame:
