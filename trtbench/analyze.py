@@ -18,10 +18,11 @@ import pandas as pd
 from trtbench.accuracy.gate import Gate, Verdict, verdicts
 from trtbench.accuracy.records import AccuracyRecord, Artifact, artifact_of
 from trtbench.catalog.gpus import resolve_gpu
+from trtbench.cost import COST_COLUMNS, with_cost
 from trtbench.errors import SpecError
 from trtbench.precision import Precision, default_kv
 from trtbench.records import Record, Source, Status
-from trtbench.sla import Bounds, best_under
+from trtbench.sla import Bounds, best_under, violations
 from trtbench.spec import EXTRA_AXES, RankBy, SweepSpec
 from trtbench.stats import NOISY_CV, overlaps, summarize
 from trtbench.tally import Tally
@@ -40,12 +41,19 @@ DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, 
                    "request_per_s_per_gpu", "peak_memory_gib", "accuracy",
                    "pred_status", "pred_output_tok_per_s", "pred_error_pct", "roofline_output_tok_per_s",
                    "efficiency_pct", "energy_j", "j_per_output_token", "predicted_wall_s")
+# Measured points' energy over the benchmark's measured phase (telemetry), summed over the point's GPUs: output
+# tokens per joule (1 / j_per_output_token), board power, mean SM clock and GPU temperature. Empty when simulated.
+# column -> the record's telemetry field
+TELEMETRY = {"mean_power_w": "mean_power_w", "peak_power_w": "peak_power_w", "sm_clock_mhz": "mean_sm_clock_mhz",
+             "peak_temperature_c": "peak_temperature_c", "energy_source": "energy_source"}
+ENERGY_COLUMNS = ("tok_per_joule", *TELEMETRY)
 # What ran, on every row of results.csv / results.parquet (first, whether swept or not), so runs concatenate and
 # `trtbench calibrate` / `predict --csv` read them back without the spec.
 IDENTITY_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "trtllm_version")
 # results.csv / results.parquet columns after the identity and axis columns, in order; documented in the README.
 COLUMNS = ("isl", "osl", "requests", "status", "cause", "borderline", "source", "backend", *METRIC_COLUMNS,
-           "total_tokens", *MEMORY_COLUMNS, "point_id", "started_at", "duration_s", *DERIVED_COLUMNS)
+           "total_tokens", *MEMORY_COLUMNS, "point_id", "started_at", "duration_s", *DERIVED_COLUMNS,
+           *ENERGY_COLUMNS, *COST_COLUMNS)
 # With repeats (runtime.repeats > 1): per point, how many ok repeats, then for output tok/s and each percentile
 # with values `<column>_<stat>`, the interval's method ("t" or "bootstrap") and why the point is noisy ("" if not).
 STAT_SOURCES = ("output_tok_per_s", *PERCENTILE_COLUMNS)
@@ -65,6 +73,11 @@ class Ranking:
     ascending: bool
     name: str
     why: str = ""
+    within: tuple[tuple[str, float], ...] = ()  # SLA bounds (column, most) a point must meet to rank; () all
+
+    @property
+    def bounds(self) -> dict[str, float]:
+        return dict(self.within)
 
     @property
     def per_gpu(self) -> bool:
@@ -79,6 +92,8 @@ class Ranking:
 TOTAL = Ranking("output_tok_per_s", False, "output tokens/s")
 PER_GPU = Ranking("output_tok_per_s_per_gpu", False, "output tokens/s per GPU")
 ENERGY = Ranking("j_per_output_token", True, "joules per output token")
+TOK_PER_JOULE = Ranking("tok_per_joule", False, "output tokens per joule")
+USD = Ranking("usd_per_mtok", True, "USD per million output tokens")
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,7 @@ def to_frame(records: list[Record], axes: list[str], parallel: tuple[int, int] =
         row["output_tok_per_s_per_gpu"] = output / n_gpus if output else None
         row["request_per_s_per_gpu"] = rate / n_gpus if rate else None
         row["peak_memory_gib"] = r.telemetry.peak_memory_used_gib if r.telemetry else None  # measured only
+        row.update({column: getattr(r.telemetry, name) if r.telemetry else None for column, name in TELEMETRY.items()})
         percentiles = r.metrics.percentiles if r.metrics else {}
         row.update({column: percentiles.get(key) for column, key in PERCENTILES.items()})
         rows.append(row)
@@ -168,6 +184,7 @@ def _derived(r: Record, metrics: dict[str, Any]) -> dict[str, Any]:
         "efficiency_pct": 100 * output / bound if output and bound else None,
         "energy_j": metrics.get("energy_j"),
         "j_per_output_token": metrics.get("j_per_output_token"),
+        "tok_per_joule": 1 / metrics["j_per_output_token"] if metrics.get("j_per_output_token") else None,
     }
 
 
@@ -185,7 +202,7 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
     current = [mean_record(repeated[r.point_id]) if r.point_id in repeated else r for r in latest]
     every = [each for r in latest for each in repeated.get(r.point_id, [r])]  # GPU time and energy of every run
     axes = [a for a in EXTRA_AXES if any(a in r.axes for r in current)]
-    df = with_identity(to_frame(current, axes, (spec.tp, spec.pp)), current, spec)
+    df = with_cost(with_identity(to_frame(current, axes, (spec.tp, spec.pp)), current, spec), spec.cost)
     if repeated:
         df = with_stats(df, repeated, axes, spec)
     gate = None
@@ -194,7 +211,7 @@ def analyze(records: list[Record], point_ids: list[str], spec: SweepSpec,
         gate = verdicts(accuracy, spec.accuracy, dict.fromkeys(row_artifacts))
         df["accuracy"] = [gate[a].gate.value for a in row_artifacts]
     counts = {str(k): int(v) for k, v in df["source"].value_counts().items()}
-    ranking = choose_ranking(df, spec.rank_by)
+    ranking = choose_ranking(df, spec.rank_by, Bounds.of(spec.sla) if spec.sla else None)
     sla = best_under(eligible(df), Bounds.of(spec.sla), axes, ranking.column, ranking.ascending) \
         if spec.sla and not df.empty else None
     return Analysis(df, len(point_ids) - len(current), len(records) - len(current), axes,
@@ -301,25 +318,42 @@ def groups(a: Analysis) -> list[tuple[dict[str, Any], pd.DataFrame]]:
     return out
 
 
-def choose_ranking(df: pd.DataFrame, rank_by: RankBy = RankBy.AUTO) -> Ranking:
+# rank_by -> the ranking it asks for; the older names rank as the newer ones do.
+RANKINGS = {RankBy.PER_GPU: PER_GPU, RankBy.OUTPUT_TOK_PER_S_PER_GPU: PER_GPU, RankBy.TOTAL: TOTAL,
+            RankBy.OUTPUT_TOK_PER_S: TOTAL, RankBy.ENERGY: ENERGY, RankBy.TOK_PER_JOULE: TOK_PER_JOULE,
+            RankBy.USD_PER_MTOK: USD}
+
+
+def choose_ranking(df: pd.DataFrame, rank_by: RankBy = RankBy.AUTO, bounds: Bounds | None = None) -> Ranking:
+    """`choose_ranking_of_all`, and for a rank_by `..._under_sla` only over the points that meet `bounds`."""
+    if not rank_by.under_sla or bounds is None:
+        return choose_ranking_of_all(df, rank_by)
+    within = tuple(bounds.given().items())
+    by = choose_ranking_of_all(df[[not violations(r, dict(within)) for _, r in df.iterrows()]], rank_by.unbounded)
+    return replace(by, name=f"{by.name} under the SLA", within=within,
+                   why=f"rank_by: {rank_by}: only the points within {bounds.describe()} rank; "
+                       f"{by.why or f'by {by.name}'}")
+
+
+def choose_ranking_of_all(df: pd.DataFrame, rank_by: RankBy = RankBy.AUTO) -> Ranking:
     """Per GPU where the points that may rank use different numbers of GPUs (a TP8 point must not win by
-    having 8), else the total; `rank_by` overrides. Energy needs a measurement: without one the report says so
-    and ranks as `auto` would."""
+    having 8), else the total; `rank_by` overrides. Energy needs a measurement, cost a price for the points'
+    GPU: without one the report says so and ranks as `auto` would."""
     ok = _rankable(df)
     counts = sorted({int(n) for n in ok["gpus"].dropna()}) if "gpus" in ok else []
     mixed = len(counts) > 1
     spread = f"the points use {counts[0]} to {counts[-1]} GPUs (TP x PP)" if mixed else ""
-    if rank_by is RankBy.ENERGY:
-        if ok["j_per_output_token"].notna().any():
-            return replace(ENERGY, why="rank_by: energy")
-        fallback = replace(PER_GPU, why=spread) if mixed else TOTAL
-        return replace(fallback, why=f"rank_by: energy, but no point has an energy measurement (telemetry of a "
-                                     f"measured run); ranked by {fallback.name}")
-    if rank_by is RankBy.PER_GPU:
-        return replace(PER_GPU, why="rank_by: per_gpu")
-    if rank_by is RankBy.TOTAL:
-        return replace(TOTAL, why=f"rank_by: total, although {spread}" if mixed else "rank_by: total")
-    return replace(PER_GPU, why=spread) if mixed else TOTAL
+    auto = replace(PER_GPU, why=spread) if mixed else TOTAL
+    asked = RANKINGS.get(rank_by)
+    if asked is None:
+        return auto
+    if asked.column in (ENERGY.column, TOK_PER_JOULE.column, USD.column) and not ok[asked.column].notna().any():
+        missing = ("a price for the points' GPU (cost.per_gpu)" if asked is USD else
+                   "an energy measurement (telemetry of a measured run)")
+        return replace(auto, why=f"rank_by: {rank_by}, but no point has {missing}; ranked by {auto.name}")
+    if asked is TOTAL and mixed:
+        return replace(TOTAL, why=f"rank_by: {rank_by}, although {spread}")
+    return replace(asked, why=f"rank_by: {rank_by}")
 
 
 def _rankable(df: pd.DataFrame) -> pd.DataFrame:
@@ -330,7 +364,10 @@ def _rankable(df: pd.DataFrame) -> pd.DataFrame:
 def ranked(df: pd.DataFrame, by: Ranking) -> pd.DataFrame:
     """Successful points that passed (or had no) accuracy gate, best first by `by` (points without its value
     last); ties keep grid order."""
-    return _rankable(df).sort_values(by.column, ascending=by.ascending, kind="stable", na_position="last")
+    ok = _rankable(df)
+    if by.within:
+        ok = ok[[not violations(r, by.bounds) for _, r in ok.iterrows()]]
+    return ok.sort_values(by.column, ascending=by.ascending, kind="stable", na_position="last")
 
 
 def top(df: pd.DataFrame, by: Ranking, n: int = 10) -> pd.DataFrame:
@@ -436,6 +473,9 @@ def _row_of_max(df: pd.DataFrame, column: str) -> pd.Series:
     return df.iloc[int(df[column].to_numpy().argmax())]
 
 
+GOALS = {ENERGY.column: "Least energy", TOK_PER_JOULE.column: "Least energy", USD.column: "Lowest cost"}
+
+
 def recommendations(df: pd.DataFrame, by: Ranking) -> list[tuple[str, str, pd.Series]]:
     """(goal, the rule that picked it, the row) for the best by the ranking, maximum request rate, and a
     balanced production point; per GPU where the ranking is."""
@@ -443,7 +483,7 @@ def recommendations(df: pd.DataFrame, by: Ranking) -> list[tuple[str, str, pd.Se
     if ok.empty:
         return []
     rate = "requests/s per GPU" if by.per_gpu else "requests/s"
-    goal = "Least energy" if by.ascending else "Maximum throughput"
+    goal = GOALS.get(by.column, "Maximum throughput")
     return [
         (goal, f"{'lowest' if by.ascending else 'highest'} {by.name}", ok.iloc[0]),
         ("Maximum request rate", f"highest {rate}", _row_of_max(ok, by.rate_column)),

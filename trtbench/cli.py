@@ -154,6 +154,10 @@ def plan(
     plan_cmd.plan(spec, max_points, executor)
 
 
+_PRICE = typer.Option(None, "--usd-per-gpu-hour", help="price of a GPU-hour in USD: adds USD per million tokens "
+                      "(overrides the spec's cost:)")
+
+
 @app.command(epilog=_examples(
     "trtbench predict --gpu h200-sxm --model meta-llama/Llama-3.1-70B --tp 2 --isl 1024 --osl 1024 --requests 1000",
     "trtbench predict --csv runs/h100_grid/results.csv --out predicted.csv"))
@@ -177,17 +181,18 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     csv: Path = typer.Option(None, "--csv", help="rows gpu,model,precision,tp,isl,osl,num_requests[,release]"),
     out: Path = typer.Option(None, "--out", help="with --csv: where to write the predictions (default: stdout)"),
+    usd_per_gpu_hour: float = _PRICE,
 ) -> None:
     """Predict throughput, memory and OOM for one point, or for each row of --csv (simulated)."""
     from trtbench.commands import predict as predict_cmd
 
     if csv is not None:
-        predict_cmd.predict_csv(csv, out, fraction)
+        predict_cmd.predict_csv(csv, out, fraction, usd_per_gpu_hour)
         return
     if None in (isl, osl, requests):
         raise typer.BadParameter("give --isl, --osl and --requests (or --csv)")
     predict_cmd.predict_one(gpu, model, precision, kv_cache_dtype, tp, isl, osl, requests, fraction, as_json, release,
-                            str(config) if config else None, attention_dp)
+                            str(config) if config else None, attention_dp, usd_per_gpu_hour)
 
 
 @app.command(epilog=_examples("trtbench calibrate runs/h100_grid/results.csv"))
@@ -221,6 +226,7 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="also write compare.json: each point's verdict"),
     junit: Path = typer.Option(None, "--junit", help="also write this JUnit XML file for CI: a test case per point, "
                                "failing where significantly slower beyond --threshold, skipped where not tested"),
+    usd_per_gpu_hour: float = _PRICE,
 ) -> None:
     """Compare two runs point by point: a verdict per point (faster, slower, no significant change, inconclusive:
     Welch's t-test on the repeats, Benjamini-Hochberg across the grid), B/A ratios, failures in one only,
@@ -228,7 +234,7 @@ def compare(
     from trtbench.commands import compare as compare_cmd
 
     status = compare_cmd.compare_runs(run_a, run_b, out, plots=not no_plots, threshold=threshold, fail_on=fail_on,
-                                      as_json=as_json, junit_path=junit)
+                                      as_json=as_json, junit_path=junit, usd_per_gpu_hour=usd_per_gpu_hour)
     if status:
         raise typer.Exit(status)
 
@@ -238,11 +244,12 @@ def report(
     run_dir: Path = typer.Argument(..., help="a run directory written by `trtbench sweep`"),
     top_n: int = typer.Option(10, "--top", min=1, help="rows in the top table"),
     no_plots: bool = typer.Option(False, "--no-plots", help="write the tables only, no PNG plots"),
+    usd_per_gpu_hour: float = _PRICE,
 ) -> None:
     """Write report.md, its plots, results.csv and results.parquet for RUN_DIR."""
     from trtbench.commands import report as report_cmd
 
-    report_cmd.report(run_dir, top_n, plots=not no_plots)
+    report_cmd.report(run_dir, top_n, plots=not no_plots, usd_per_gpu_hour=usd_per_gpu_hour)
 
 
 @app.command(epilog=_examples("trtbench sla runs/h100_latency --ttft-p95-ms 200 --tpot-p95-ms 15"))

@@ -99,3 +99,12 @@ def _mig_devices(nvml: Any, handle: Any, index: int, uuid: str) -> list[Device] 
         gi, ci = nvml.nvmlDeviceGetGpuInstanceId(mig), nvml.nvmlDeviceGetComputeInstanceId(mig)
         found.append(Device(index, text(nvml.nvmlDeviceGetUUID(mig)), mig=True, legacy=f"MIG-{uuid}/{gi}/{ci}"))
     return found
+
+
+def gpu_index(entry: str, found: list[Device]) -> int | None:
+    """NVML's index of the whole GPU a CUDA_VISIBLE_DEVICES `entry` names (an index, a GPU UUID or a unique prefix
+    of one); None for a MIG device or an entry that names no GPU, or several (the executor refuses those)."""
+    if entry.isdigit():
+        return int(entry)
+    named = [d.index for d in found if not d.mig and entry.startswith("GPU-") and d.uuid.startswith(entry)]
+    return named[0] if len(named) == 1 else None

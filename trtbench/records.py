@@ -134,8 +134,17 @@ class Memory(_Closed):
     max_num_tokens: Count | None = None
 
 
+class EnergySource(Named):
+    """How a point's energy was measured: NVML's total-energy counter (Volta and later), or board power samples
+    integrated over time where the GPU has no counter."""
+
+    COUNTER = "counter"
+    POWER_SAMPLES = "power_samples"
+
+
 class Telemetry(_Closed):
-    """NVML samples over one point's run, summed (power, energy) or maxed (memory) over its GPUs."""
+    """NVML samples over one point's run, summed (power, energy) or maxed (memory, temperature) over its GPUs; for an
+    ok run, power and energy over trtllm-bench's measured phase only (`energy_source` says how it was measured)."""
 
     gpu_name: str
     driver: str
@@ -147,6 +156,8 @@ class Telemetry(_Closed):
     energy_j: NonNegative
     mean_sm_clock_mhz: NonNegative
     power_limit_w: NonNegative | None = None
+    peak_temperature_c: Annotated[float, Field(ge=-50, le=200)] | None = None
+    energy_source: EnergySource | None = None
 
 
 class Prediction(_Closed):

@@ -47,7 +47,36 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 RANK_TITLES = {"output_tok_per_s": "Token Throughput", "output_tok_per_s_per_gpu": "Output Tokens/s per GPU",
-               "j_per_output_token": "Energy per Output Token"}
+               "j_per_output_token": "Energy per Output Token", "usd_per_mtok": "USD per Million Output Tokens",
+               "tok_per_joule": "Output Tokens per Joule"}
+COST_HEADERS = {"usd_per_mtok": "USD/M output tok", "usd_per_mtok_total": "USD/M total tok"}
+
+
+def has_cost(df: pd.DataFrame) -> bool:
+    """Whether any point has a cost (the spec's or the command line's price covers its GPU)."""
+    return "usd_per_mtok" in df and bool(df["usd_per_mtok"].notna().any())
+
+
+def cost_line(spec: SweepSpec, a: an.Analysis) -> str:
+    """The price and its source, how a cost figure is made, and from what throughput; "" without a price."""
+    if spec.cost is None:
+        return ""
+    if not has_cost(a.results):
+        return f" No point has a cost: no price in `cost:` covers its GPU ({md(spec.cost.label())})."
+    measured, simulated = a.counts.get("measured", 0), a.counts.get("simulated", 0)
+    basis = ("**simulated** throughput (a prediction, not a measurement)" if not measured else
+             "measured throughput" if not simulated else "each point's throughput, measured or **simulated**")
+    return (f" **Cost** at {md(spec.cost.label())}: USD per million output (or total) tokens = price x GPUs / "
+            f"(tokens/s x 3,600) x 10^6, from {basis}.")
+
+
+def _cost_columns(df: pd.DataFrame, by: an.Ranking) -> list[str]:
+    """The cost columns a table of `df` shows beside the ranking (none without a price)."""
+    return [c for c in COST_HEADERS if c != by.column] if has_cost(df) else []
+
+
+def _cost_cells(r: Any, columns: list[str]) -> list[str]:
+    return ["-" if pd.isna(r[c]) else f"{r[c]:,.4f}" for c in columns]
 
 
 def fmt_rate(x: float) -> str:
@@ -105,14 +134,16 @@ def calibration_note(cal: dict[str, Any] | None) -> str:
 
 
 SLA_HEADERS = {"isl": "ISL", "osl": "OSL", "output_tok_per_s_per_gpu": "Output tok/s/GPU",
-               "output_tok_per_s": "Output tok/s", "ttft_ms_p95": "TTFT p95 ms", "tpot_ms_p95": "TPOT p95 ms",
+               "output_tok_per_s": "Output tok/s", **COST_HEADERS,
+               "ttft_ms_p95": "TTFT p95 ms", "tpot_ms_p95": "TPOT p95 ms",
                "latency_ms_p95": "Latency p95 ms", "source": "Source", "next_step": "Next step stopped by",
                "verdict": "Verdict"}
 
 
 def sla_columns(table: pd.DataFrame, axes: list[str], bounds: Bounds) -> list[str]:
     """The columns of a `sla.best_under` table worth showing, in order."""
-    columns = [c for c in ["isl", "osl", *axes, "output_tok_per_s_per_gpu", "output_tok_per_s", *bounds.given(),
+    columns = [c for c in ["isl", "osl", *axes, "output_tok_per_s_per_gpu", "output_tok_per_s", *COST_HEADERS,
+                           *bounds.given(),
                            "source", "next_step", "verdict"] if c in table.columns]
     if "verdict" in columns and (table["verdict"] == "best").all():  # only where some pair has no such point
         columns.remove("verdict")
@@ -135,11 +166,13 @@ def sla_section(spec: SweepSpec, a: an.Analysis) -> str | None:
         return None
     bounds = Bounds.of(spec.sla)
     headers, rows = sla_rows(a.sla, sla_columns(a.sla, a.axes, bounds))
-    return (f"Under {bounds.describe()}: per ISL/OSL, the point with the most output tokens/s per GPU. The Source "
-            f"column says measured or **simulated**; failed points never qualify.\n\n{md_table(headers, rows)}")
+    return (f"Under {bounds.describe()}: per ISL/OSL, the best point by {a.ranking.name}. The Source "
+            f"column says measured or **simulated**; failed points never qualify.{cost_line(spec, a)}"
+            f"\n\n{md_table(headers, rows)}")
 
 
-RANK_HEADERS = {"output_tok_per_s_per_gpu": "Tok/s per GPU", "j_per_output_token": "J per output token"}
+RANK_HEADERS = {"output_tok_per_s_per_gpu": "Tok/s per GPU", "j_per_output_token": "J per output token",
+                "usd_per_mtok": COST_HEADERS["usd_per_mtok"], "tok_per_joule": "Output tok/J"}
 
 
 def fmt_ranked(r: Any, by: an.Ranking) -> str:
@@ -165,14 +198,16 @@ def top_table(df: pd.DataFrame, n: int, axes: list[str], by: an.Ranking = an.TOT
     gated = bool(df["accuracy"].notna().any())
     best = an.top(df, by, n)
     spread = "output_tok_per_s_ci_low" in df
+    cost = _cost_columns(df, by)
     rows = [
         (rank, *_axes(r, axes), r["isl"], r["osl"], fmt_count(r["requests"]), *_ranked_cells(r, by),
+         *_cost_cells(r, cost),
          *([_interval(r), "tied within noise" if tie else ""] if spread else []),
          fmt_rate(r["request_per_s"]), fmt_tokens(r["total_tokens"]), *([r["accuracy"]] if gated else []))
         for rank, ((_, r), tie) in enumerate(zip(best.iterrows(), an.tied(best, by), strict=True), 1)
     ]
     return md_table((TOP_HEADER[0], *(AXIS_TITLES[a] for a in axes), *TOP_HEADER[1:4], *_ranked_headers(by),
-                     *(["95% CI (tok/s)", "vs #1"] if spread else []),
+                     *(COST_HEADERS[c] for c in cost), *(["95% CI (tok/s)", "vs #1"] if spread else []),
                      *TOP_HEADER[5:], *(["Accuracy gate"] if gated else [])), rows)
 
 
@@ -222,12 +257,14 @@ def accuracy_section(spec: SweepSpec, a: an.Analysis) -> str | None:
 
 def best_by_table(df: pd.DataFrame, key: str, by: an.Ranking = an.TOTAL) -> str:
     other = "osl" if key == "isl" else "isl"
-    rows = [(r[key], *_ranked_cells(r, by), f"{other.upper()}={r[other]}, {fmt_count(r['requests'])} req")
+    cost = _cost_columns(df, by)
+    rows = [(r[key], *_ranked_cells(r, by), *_cost_cells(r, cost),
+             f"{other.upper()}={r[other]}, {fmt_count(r['requests'])} req")
             for _, r in an.best_by(df, key, by).iterrows()]
     headers = [f"Best {h}" for h in _ranked_headers(by)]
     if by.column in RANK_HEADERS:
         headers[-1] = "Its Token Throughput" + (" (total)" if by.per_gpu else "")
-    return md_table((key.upper(), *headers, "Best Configuration"), rows)
+    return md_table((key.upper(), *headers, *(f"Its {COST_HEADERS[c]}" for c in cost), "Best Configuration"), rows)
 
 
 def best_by_section(a: an.Analysis, key: str) -> str:
@@ -296,6 +333,20 @@ def memory_section(a: an.Analysis) -> str:
     return text
 
 
+def energy_note(a: an.Analysis) -> str:
+    """How energy was measured, and that simulated points have none."""
+    notes = []
+    if a.results["j_per_output_token"].notna().any():
+        notes.append("Energy per point: NVML's total-energy counter (board power samples integrated where a GPU "
+                     "has none; results.csv: energy_source), summed over the point's GPUs, over trtllm-bench's "
+                     "measured phase only (model loading and warm-up excluded); results.csv has j_per_output_token, "
+                     "tok_per_joule, mean and peak power, SM clock and peak temperature per point.")
+    if a.counts.get("simulated"):
+        notes.append(f"The {a.counts['simulated']} simulated point(s) carry no energy figure: trtbench states no "
+                     f"power model, so none is invented.")
+    return "".join(f"\n\n{n}" for n in notes)
+
+
 def _at(r: Any, axes: list[str]) -> str:
     extra = ", ".join(f"{AXIS_TITLES[x]} {md(r[x])}" for x in axes)
     return f"{r['isl']}/{r['osl']}" + (f" ({extra})" if extra else "")
@@ -327,10 +378,11 @@ def recommendations_section(a: an.Analysis) -> str:
     picks = an.recommendations(a.results, by)
     if not picks:
         return "No recommendation: no point succeeded."
+    cost = _cost_columns(a.results, by)
     return md_table(("Goal", *(AXIS_TITLES[x] for x in a.axes), "ISL", "OSL", "Requests", *_ranked_headers(by),
-                     "Request Throughput", "Rule"),
+                     *(COST_HEADERS[c] for c in cost), "Request Throughput", "Rule"),
                     [(goal, *_axes(r, a.axes), r["isl"], r["osl"], fmt_count(r["requests"]), *_ranked_cells(r, by),
-                      fmt_rate(r["request_per_s"]), rule) for goal, rule, r in picks])
+                      *_cost_cells(r, cost), fmt_rate(r["request_per_s"]), rule) for goal, rule, r in picks])
 
 
 def efficiency_section(a: an.Analysis) -> str:
@@ -429,6 +481,8 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
         total = fmt_rate(r["output_tok_per_s"])
         value = (f"**{fmt_ranked(r, by)} {by.name}** ({total} output tokens/s in total over {int(r['gpus'])} GPU(s))"
                  if by.column in RANK_HEADERS else f"**{total} output tokens/s**")
+        if by.column == "usd_per_mtok" and spec.cost:
+            value += f" at {md(spec.cost.label())}"
         out += [f"Best ({r['source']}, by {by.name}): {value} at ISL={r['isl']}, OSL={r['osl']}, "
                 f"{fmt_count(r['requests'])} requests{extra}.", ""]
     if a.missing:
@@ -441,21 +495,23 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
         note += (" With several GPUs per point (TP x PP) it is the total over them; results.csv has "
                  "output_tok_per_s_per_gpu.")
     if by.why:
-        note += f" **Ranked by {by.name}**: {by.why}."
+        at = f" at {md(spec.cost.label())}" if by.column == "usd_per_mtok" and spec.cost else ""
+        note += f" **Ranked by {by.name}{at}**: {by.why}."
+    cost = cost_line(spec, a)
     if a.axes:
         note += f" Ranked across every {', '.join(AXIS_TITLES[x] for x in a.axes)} combination."
     sections: list[tuple[str, str | None]] = [
         (f"Top {top_n} Configurations by {RANK_TITLES[by.column]}",
-         f"{source} {note}\n\n{top_table(df, top_n, a.axes, by)}"),
+         f"{source} {note}{cost}\n\n{top_table(df, top_n, a.axes, by)}"),
         ("Repeats", repeats_section(a)),
         ("Accuracy Gate", accuracy_section(spec, a)),
         ("Best under the SLA", sla_section(spec, a)),
-        ("Best by Input Length", f"{source}\n\n{best_by_section(a, 'isl')}"),
-        ("Best by Output Length", f"{source}\n\n{best_by_section(a, 'osl')}"),
+        ("Best by Input Length", f"{source}{cost}\n\n{best_by_section(a, 'isl')}"),
+        ("Best by Output Length", f"{source}{cost}\n\n{best_by_section(a, 'osl')}"),
         ("Key Performance Insights", f"{source}\n\n{insights_section(a)}"),
-        ("Recommendations", f"{source}\n\n{recommendations_section(a)}"),
+        ("Recommendations", f"{source}{cost}\n\n{recommendations_section(a)}"),
         ("Failure Analysis", f"{source}\n\n{failure_section(a)}"),
-        ("Memory and Utilisation", f"{source} GiB = 2^30 bytes.\n\n{memory_section(a)}"),
+        ("Memory and Utilisation", f"{source} GiB = 2^30 bytes.\n\n{memory_section(a)}{energy_note(a)}"),
         ("Efficiency vs Roofline", f"{source}\n\n{efficiency_section(a)}"),
         ("Measured vs Predicted", predictions_section(a)),
         ("Plots", _plots_section(plots, source) if plots else None),

@@ -9,6 +9,7 @@ import pandas as pd
 
 from trtbench.spec import SlaSpec
 
+PRICED = ("usd_per_mtok", "usd_per_mtok_total")  # the answer's cost, where the run has a price
 BOUNDED = {"ttft": "ttft_ms_p95", "tpot": "tpot_ms_p95", "latency": "latency_ms_p95"}  # bound name -> column
 
 
@@ -62,6 +63,7 @@ def best_under(results: pd.DataFrame, bounds: Bounds, axes: list[str], column: s
         rows.append({"isl": isl, "osl": osl, **{a: best[a] for a in axes}, "verdict": "best",
                      "output_tok_per_s_per_gpu": best["output_tok_per_s_per_gpu"],
                      "output_tok_per_s": best["output_tok_per_s"], **{c: best[c] for c in given},
+                     **{c: best[c] for c in PRICED if c in best and pd.notna(best[c])},
                      "source": best["source"], "next_step": _next_step(group, best, others, given)})
     return pd.DataFrame(rows)
 

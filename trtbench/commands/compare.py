@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ from trtbench import analyze
 from trtbench.commands.console import out as stdout
 from trtbench.commands.utils import analyze_run, warn
 from trtbench.compare import INCONCLUSIVE, SIMULATED, SLOWER, Comparison, compare
+from trtbench.cost import priced
 from trtbench.errors import TrtbenchError
 from trtbench.escape import csv_safe_frame, md, plot_text, visible
 from trtbench.files import atomic_write
@@ -23,13 +25,19 @@ from trtbench.stats import FDR
 from trtbench.store import RunStore
 
 
-def _load(run_dir: Path) -> tuple[analyze.Analysis, str, bool]:
+def _load(run_dir: Path, usd_per_gpu_hour: float | None = None) -> tuple[analyze.Analysis, str, bool]:
     store = RunStore.open(run_dir, warn)
     spec, meta = store.spec(), store.meta()
-    result = analyze_run(store, run_dir)
+    result = analyze_run(store, run_dir, usd_per_gpu_hour)
     backend = meta.get("provenance", {}).get("backend", {}).get("backend", spec.backend)
     label = f"{run_dir.name} ({spec.model.name.split('/')[-1]} {spec.precision}, KV {spec.kv}, {backend})"
     return result, label, bool(result.counts.get("simulated"))
+
+
+def _price(run_dir: Path, usd_per_gpu_hour: float | None) -> str:
+    """The price a run's costs are at, as every cost figure names it; "no price" without one."""
+    cost = priced(RunStore.open(run_dir, warn).spec(), usd_per_gpu_hour).cost
+    return cost.label() if cost else "no price (no cost: in its spec)"
 
 
 def accuracy_rows(a: analyze.Analysis, b: analyze.Analysis) -> list[tuple[str, str, str, str, str]]:
@@ -50,6 +58,38 @@ def parse_threshold(text: str) -> float:
     if not 0 <= value < 1:
         raise TrtbenchError(f"--threshold {text!r}: give a relative change below 100%, as 2% or 0.02")
     return value
+
+
+def with_costs(cmp: Comparison, a: analyze.Analysis, b: analyze.Analysis) -> Comparison:
+    """`cmp` with each side's USD per million output tokens per point (`a_usd_per_mtok`, `b_usd_per_mtok`), each at
+    its run's price (the spec's `cost:`, or --usd-per-gpu-hour for both); unchanged where neither run has a price."""
+    costs = {side: run.results.set_index("point_id")["usd_per_mtok"].astype(float)
+             for side, run in (("a", a), ("b", b))}
+    if not any(c.notna().any() for c in costs.values()):
+        return cmp
+    joined = cmp.joined.assign(**{f"{side}_usd_per_mtok": cmp.joined[f"{side}_point_id"].map(cost)
+                                  for side, cost in costs.items()})
+    return replace(cmp, joined=joined)
+
+
+def cost_section(cmp: Comparison, prices: tuple[str, str], simulated: bool) -> list[str]:
+    """Each side's USD per million output tokens per point that succeeded in both, with each side's price."""
+    if "a_usd_per_mtok" not in cmp.joined:
+        return []
+    both = cmp.joined[cmp.joined["ratio"].notna()]
+    axes = [k for k in cmp.keys if k in AXIS_TITLES]
+
+    def cell(value: float) -> str:
+        return "-" if pd.isna(value) else f"{value:,.4f}"
+
+    rows = [(*(r[x] for x in axes), r["isl"], r["osl"], cell(r["a_usd_per_mtok"]), cell(r["b_usd_per_mtok"]),
+             cell(r["b_usd_per_mtok"] / r["a_usd_per_mtok"])) for _, r in both.iterrows()]
+    basis = "**simulated** throughput (a prediction)" if simulated else "measured throughput"
+    return ["## Cost per million output tokens", "",
+            f"USD per million output tokens = price x GPUs / (output tokens/s x 3,600) x 10^6, from {basis}; A at "
+            f"{md(prices[0])}, B at {md(prices[1])}.", "",
+            md_table((*(AXIS_TITLES[x] for x in axes), "ISL", "OSL", "A USD/M output tok", "B USD/M output tok",
+                      "B/A"), rows), ""]
 
 
 def verdict_section(cmp: Comparison, axes: list[str], simulated: bool) -> list[str]:
@@ -73,7 +113,7 @@ def verdict_section(cmp: Comparison, axes: list[str], simulated: bool) -> list[s
 
 
 def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simulated: bool,
-           accuracy: list[tuple[str, str, str, str, str]] | None = None) -> str:
+           accuracy: list[tuple[str, str, str, str, str]] | None = None, prices: tuple[str, str] = ("", "")) -> str:
     axes = [k for k in cmp.keys if k in AXIS_TITLES]
     out = [f"# Comparison: B = {md(b_label)} vs A = {md(a_label)}", ""]
     if simulated:
@@ -100,6 +140,7 @@ def render(cmp: Comparison, a_label: str, b_label: str, plots: list[Path], simul
     titles = [AXIS_TITLES[x] for x in axes]
     out += ["## Output tokens/s per point", "",
             md_table((*titles, "ISL", "OSL", "Requests", "A tok/s", "B tok/s", "B/A", "B-A tok/s"), rows), ""]
+    out += cost_section(cmp, prices, simulated)
     out += ["## Not compared", ""]
     unmatched = [(*(r[x] for x in axes), r["isl"], r["osl"], r["side"], r["why"]) for _, r in cmp.unmatched.iterrows()]
     out += [md_table((*titles, "ISL", "OSL", "Only in", "Why"), unmatched) if unmatched else
@@ -142,15 +183,16 @@ def junit(cmp: Comparison, suite: str) -> bytes:
 
 
 def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True, threshold: str = "0%",
-                 fail_on: str | None = None, as_json: bool = False, junit_path: Path | None = None) -> int:
+                 fail_on: str | None = None, as_json: bool = False, junit_path: Path | None = None,
+                 usd_per_gpu_hour: float | None = None) -> int:
     """Returns the exit status: 1 with `fail_on` "regression" when a point is significantly slower by more than
     the threshold, else 0."""
     if fail_on not in (None, "regression"):
         raise TrtbenchError(f"--fail-on {fail_on!r}: the one choice is regression")
     relative = parse_threshold(threshold)
-    a, a_label, a_sim = _load(run_a)
-    b, b_label, b_sim = _load(run_b)
-    cmp = compare(a, b, relative, a_sim or b_sim)
+    a, a_label, a_sim = _load(run_a, usd_per_gpu_hour)
+    b, b_label, b_sim = _load(run_b, usd_per_gpu_hour)
+    cmp = with_costs(compare(a, b, relative, a_sim or b_sim), a, b)
     out = out or Path("runs") / f"compare_{run_a.name}_vs_{run_b.name}"
     out.mkdir(parents=True, exist_ok=True)
     drawn: list[Path] = []
@@ -162,7 +204,8 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True,
         path = heatmap(cmp.joined, ctx, out / "ratio_heatmap.png", value="ratio", label="B / A output tokens/s",
                        fmt="{:.2f}x", center=1.0, by=axes)
         drawn = [path] if path is not None else []
-    atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b)))
+    prices = (_price(run_a, usd_per_gpu_hour), _price(run_b, usd_per_gpu_hour))
+    atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b), prices))
     atomic_write(out / "compare.csv", csv_safe_frame(cmp.joined).to_csv(index=False))
     keys = [*cmp.keys, "a_runs", "b_runs", "verdict", "basis", "change_pct", "change_low_pct", "change_high_pct", "p",
             "q"]

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from rich.table import Table
 
 from trtbench.commands.console import out
 from trtbench.commands.utils import console, read_csv
+from trtbench.cost import CLI_SOURCE, priced_at, usd_per_mtok
 from trtbench.deployment import make_deployment, release_of
 from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
@@ -23,9 +25,11 @@ DEFAULT_MODEL = "meta-llama/Llama-3.1-8B"
 
 def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
                 requests: int, fraction: float | None, as_json: bool, release: str | None = None,
-                config: str | None = None, attention_dp: bool = False) -> None:
+                config: str | None = None, attention_dp: bool = False, usd_per_gpu_hour: float | None = None) -> None:
     """`model` None: the config's own name (`config_name`), or DEFAULT_MODEL without a config. `attention_dp`:
-    DEP, the experts spread over the tp ranks; memory figures are then each rank's."""
+    DEP, the experts spread over the tp ranks; memory figures are then each rank's. `usd_per_gpu_hour`: the
+    predicted throughput's cost per million tokens on the tp GPUs."""
+    price = priced_at(usd_per_gpu_hour) if usd_per_gpu_hour is not None else None
     fraction = fraction or CALIBRATION_FRACTION
     model = model or (config_name(Path(config)) if config else DEFAULT_MODEL)
     isl, osl, requests, tp = (checked(v, name) for v, name in ((isl, "isl"), (osl, "osl"), (requests, "num_requests"),
@@ -51,6 +55,10 @@ def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str
                               "calibrated": covered.calibrated, "outside": list(covered.outside),
                               "expected_error_pct": covered.expected_error_pct, "error_pct": covered.error_pct,
                               "lower_bound": covered.lower_bound, "basis": covered.basis}}
+    if price and outcome.metrics:
+        result["cost"] = {"usd_per_gpu_hour": usd_per_gpu_hour, "source": CLI_SOURCE, "gpus": tp,
+                          "usd_per_mtok": usd_per_mtok(price, outcome.metrics.output_tok_per_s / tp),
+                          "usd_per_mtok_total": usd_per_mtok(price, outcome.metrics.total_tok_per_s / tp)}
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -67,6 +75,10 @@ def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str
     for key in ("kv_pool_gib", "kv_tokens", "max_concurrent_seqs", "max_batch_size", "max_num_tokens"):
         if key in mem:
             table.add_row(key, f"{mem[key]:,.2f}" if isinstance(mem[key], float) else f"{mem[key]:,}")
+    if "cost" in result:
+        for key in ("usd_per_mtok", "usd_per_mtok_total"):
+            table.add_row(f"{key} (simulated, at ${price:,.2f}/GPU-hour x {tp} GPU(s), from {CLI_SOURCE})",
+                          f"{result['cost'][key]:,.4f}")
     table.caption = f"{result['model_version']}; this deployment is {covered.describe()}"
     out.print(table)
 
@@ -85,8 +97,16 @@ def config_name(config: Path) -> str:
     return (path.resolve().parent.name if path.name == "config.json" else "") or path.stem or path.name
 
 
-def predict_csv(path: Path, dest: Path | None, fraction: float | None) -> None:
+def predict_csv(path: Path, dest: Path | None, fraction: float | None, usd_per_gpu_hour: float | None = None
+                ) -> None:
+    """With `usd_per_gpu_hour`: each prediction's cost per million output tokens on its TP x PP GPUs
+    (`pred_usd_per_mtok`, with the price in `usd_per_gpu_hour`)."""
     frame = predict_frame(read_csv(path), fraction=fraction or CALIBRATION_FRACTION)
+    if usd_per_gpu_hour is not None:
+        price = priced_at(usd_per_gpu_hour)
+        gpus = pd.Series(frame.get("tp", 1) * frame.get("pp", 1), index=frame.index).astype(float)
+        frame = frame.assign(usd_per_gpu_hour=price,
+                             pred_usd_per_mtok=usd_per_mtok(price, frame["pred_output_tok_per_s"] / gpus))
     if dest is None:
         print(frame.to_csv(index=False), end="")
         return

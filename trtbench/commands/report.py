@@ -13,9 +13,9 @@ from trtbench.executors.slurm import finished_records
 from trtbench.store import RunStore
 
 
-def report(run_dir: Path, top_n: int, plots: bool = True) -> None:
+def report(run_dir: Path, top_n: int, plots: bool = True, usd_per_gpu_hour: float | None = None) -> None:
     merge_slurm(run_dir)
-    out.print(f"report: {report_run(run_dir, top_n, plots)}")
+    out.print(f"report: {report_run(run_dir, top_n, plots, usd_per_gpu_hour)}")
 
 
 def merge_slurm(run_dir: Path) -> None:

@@ -14,7 +14,7 @@ from trtbench.commands.utils import analyze_run, warn
 from trtbench.errors import SpecError
 from trtbench.escape import csv_safe_frame
 from trtbench.files import atomic_write
-from trtbench.report import md_table, sla_columns, sla_rows
+from trtbench.report import cost_line, md_table, sla_columns, sla_rows
 from trtbench.sla import Bounds, best_under
 from trtbench.store import RunStore
 
@@ -31,7 +31,7 @@ def sla(run_dir: Path, bounds: Bounds) -> None:
     headers, rows = sla_rows(table, columns)
     title = f"Best configuration per ISL/OSL under {bounds.describe()}"
     note = ("_Source column: measured with trtllm-bench, or **simulated** by trtbench's simulator (a prediction, "
-            "not a measurement). Points that failed never qualify._")
+            "not a measurement). Points that failed never qualify._" + cost_line(store.spec(), analysis))
     atomic_write(run_dir / "sla.md", f"# {title}\n\n{note}\n\n{md_table(headers, rows)}\n")
     atomic_write(run_dir / "sla.csv", csv_safe_frame(table[columns]).to_csv(index=False))
     shown = Table(title=title + (" (simulated)" if "simulated" in set(table.get("source", [])) else ""))

@@ -50,33 +50,37 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise TrtbenchError(f"cannot read CSV {path}: {str(exc).splitlines()[0]}") from None
 
 
-def analyze_run(store: RunStore, run_dir: Path) -> Analysis:
-    """A run directory's records, analysed with its accuracy records (and the reference run's) for the gate."""
+def analyze_run(store: RunStore, run_dir: Path, usd_per_gpu_hour: float | None = None) -> Analysis:
+    """A run directory's records, analysed with its accuracy records (and the reference run's) for the gate;
+    costed at `usd_per_gpu_hour` where given (`--usd-per-gpu-hour`), else at the spec's `cost:`."""
     from trtbench import analyze
     from trtbench.accuracy import records as accuracy_records
+    from trtbench.cost import priced
 
-    spec = store.spec()
+    spec = priced(store.spec(), usd_per_gpu_hour)
     reference_run = spec.accuracy.reference_run if spec.accuracy else None
     return analyze.analyze(store.records(), store.meta().get("point_ids", []), spec,
                            accuracy_records.load_for(run_dir, reference_run), store.samples())
 
 
-def report_run(run_dir: Path, top_n: int = 10, plots: bool = True) -> Path:
+def report_run(run_dir: Path, top_n: int = 10, plots: bool = True, usd_per_gpu_hour: float | None = None) -> Path:
     """Analyze a run directory and write its report (and plots unless told not to); returns the report's path."""
-    return reported(run_dir, top_n, plots)[0]
+    return reported(run_dir, top_n, plots, usd_per_gpu_hour)[0]
 
 
-def reported(run_dir: Path, top_n: int = 10, plots: bool = True) -> tuple[Path, Analysis]:
+def reported(run_dir: Path, top_n: int = 10, plots: bool = True, usd_per_gpu_hour: float | None = None
+             ) -> tuple[Path, Analysis]:
     """`report_run`, and the analysis it wrote (for a closing line that says what the report says). Under the
     run's report lock, from the records as they are once it is held: a report that started earlier (a
     concurrent `trtbench report`) never overwrites one from later records."""
+    from trtbench.cost import priced
     from trtbench.report import write_report
 
     store = RunStore.open(run_dir, warn)
     with store.report_lock(), keeping(f"the records in {store.results_path} are intact; `trtbench report "
                                       f"{run_dir}` writes the report again once the disk has room"):
-        meta, spec = store.meta(), store.spec()
-        analysis = analyze_run(store, run_dir)
+        meta, spec = store.meta(), priced(store.spec(), usd_per_gpu_hour)
+        analysis = analyze_run(store, run_dir, usd_per_gpu_hour)
         drawn = None
         if plots:
             from trtbench.plots import draw

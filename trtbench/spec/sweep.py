@@ -17,6 +17,7 @@ from pydantic import (
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.errors import SpecError
 from trtbench.precision import KvDtype, Named, Precision, default_kv
+from trtbench.spec.cost import CostSpec
 from trtbench.spec.executor import ExecutorSpec
 from trtbench.spec.fields import MAX_REQUESTS, NAME_CHARS, Parallel, PathText, Strict, Text
 from trtbench.spec.sections import (
@@ -40,15 +41,38 @@ class BenchMode(Named):
     LATENCY = "latency"
 
 
+SLA_SUFFIX = "_under_sla"
+
+
 class RankBy(Named):
     """What "best" means in every ranking of the report (top N, best by length, recommendations, SLA). `auto`:
     output tokens/s per GPU where the ranked points use different numbers of GPUs (TP x PP), else the total;
-    `energy`: fewest joules per output token (measured runs with telemetry)."""
+    `usd_per_mtok`: fewest dollars per million output tokens at the `cost:` price; `tok_per_joule`: most output
+    tokens per joule (measured runs with telemetry). `per_gpu`, `total` and `energy` are the older names of
+    `output_tok_per_s_per_gpu`, `output_tok_per_s` and `tok_per_joule` (fewest joules per output token). Each of
+    the four with `_under_sla` ranks only the points that meet the spec's `sla:` bounds."""
 
     AUTO = "auto"
     PER_GPU = "per_gpu"
     TOTAL = "total"
     ENERGY = "energy"
+    OUTPUT_TOK_PER_S_PER_GPU = "output_tok_per_s_per_gpu"
+    OUTPUT_TOK_PER_S = "output_tok_per_s"
+    USD_PER_MTOK = "usd_per_mtok"
+    TOK_PER_JOULE = "tok_per_joule"
+    OUTPUT_TOK_PER_S_PER_GPU_UNDER_SLA = "output_tok_per_s_per_gpu_under_sla"
+    OUTPUT_TOK_PER_S_UNDER_SLA = "output_tok_per_s_under_sla"
+    USD_PER_MTOK_UNDER_SLA = "usd_per_mtok_under_sla"
+    TOK_PER_JOULE_UNDER_SLA = "tok_per_joule_under_sla"
+
+    @property
+    def under_sla(self) -> bool:
+        return self.value.endswith(SLA_SUFFIX)
+
+    @property
+    def unbounded(self) -> RankBy:
+        """The same ranking over every point."""
+        return RankBy(self.value.removesuffix(SLA_SUFFIX))
 
 
 class SweepSpec(Strict):
@@ -72,6 +96,7 @@ class SweepSpec(Strict):
     runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
     sla: SlaSpec | None = None
     rank_by: RankBy = RankBy.AUTO
+    cost: CostSpec | None = None
     accuracy: AccuracySpec | None = None
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     build: BuildSpec = Field(default_factory=BuildSpec)
@@ -120,6 +145,16 @@ class SweepSpec(Strict):
             where = "grid.concurrency" if self.grid.concurrency else "runtime.concurrency"
             raise ValueError(f"mode: latency runs one request at a time (batch size 1); {where} belongs to "
                              f"mode: throughput")
+        return self
+
+    @model_validator(mode="after")
+    def _priced_to_rank_by_cost(self) -> SweepSpec:
+        if self.rank_by.unbounded is RankBy.USD_PER_MTOK and self.cost is None:
+            raise ValueError(f"rank_by: {self.rank_by} needs a price: add cost: {{usd_per_gpu_hour: ..., "
+                             f"source: ...}}")
+        if self.rank_by.under_sla and self.sla is None:
+            raise ValueError(f"rank_by: {self.rank_by} needs the bounds: add sla: {{ttft_p95_ms: ..., "
+                             f"tpot_p95_ms: ...}}")
         return self
 
     @model_validator(mode="after")
@@ -196,7 +231,9 @@ class SweepSpec(Strict):
         return data
 
     def hash(self) -> str:
-        return stable_hash(self.canonical())
+        """Of everything but the price (`cost:`), which measures nothing: a report priced on the command line
+        names the same spec, and specs written before `cost:` existed keep their hash."""
+        return stable_hash({key: value for key, value in self.canonical().items() if key != "cost"})
 
 
 def stable_hash(obj: Any) -> str:

@@ -1,12 +1,18 @@
 """Stands in for nvidia-ml-py in tests: NVML is there when FAKE_NVML_GPU names the GPUs' model, else absent,
 as on a machine without a driver. FAKE_NVML_DEVICES (JSON) lists the GPUs by UUID, one GPU unless it is
 set: a string is a GPU; {"uuid": ..., "mig": [[uuid, gpu instance, compute instance], ...]} a GPU in MIG
-mode with its MIG devices (a uuid MIG-GPU-<uuid>/<gi>/<ci> is what older drivers report)."""
+mode with its MIG devices (a uuid MIG-GPU-<uuid>/<gi>/<ci> is what older drivers report).
+
+Power: GPU i draws a constant 300 + 100 x i W (GPU 0 300 W, GPU 1 400 W, ...), and its total-energy counter is
+that power times the wall-clock time, in mJ, so the energy of any interval is worked out by hand; with
+FAKE_NVML_NO_ENERGY_COUNTER set the counter is NotSupported (a GPU before Volta). Temperature: 60 + i degrees C."""
 
 import json
 import os
+import time
 
 NVML_CLOCK_SM = 1
+NVML_TEMPERATURE_GPU = 0
 NVML_DEVICE_MIG_DISABLE = 0
 NVML_DEVICE_MIG_ENABLE = 1
 
@@ -86,8 +92,22 @@ def nvmlDeviceGetMemoryInfo(handle):
     return _Memory()
 
 
+def _watts(handle):
+    return 300 + 100 * handle
+
+
 def nvmlDeviceGetPowerUsage(handle):
-    return 300_000
+    return _watts(handle) * 1000  # mW
+
+
+def nvmlDeviceGetTotalEnergyConsumption(handle):
+    if os.environ.get("FAKE_NVML_NO_ENERGY_COUNTER"):
+        raise NVMLError("Not Supported")
+    return int(_watts(handle) * 1000 * time.time())  # mJ
+
+
+def nvmlDeviceGetTemperature(handle, sensor):
+    return 60 + handle
 
 
 def nvmlDeviceGetClockInfo(handle, clock):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from trtbench.catalog.models import resolve_model
 from trtbench.errors import StoreError, TrtbenchError
 from trtbench.files import Dir, atomic_write, read_file
 from trtbench.grid import IdentityRule, Point
+from trtbench.nvml import devices, gpu_index
 from trtbench.records import Memory, Metrics, Outcome, Source, Status, Telemetry, now_iso
 from trtbench.spec import AccuracySpec, EvalTask, SweepSpec, stable_hash
 
@@ -180,7 +182,7 @@ class TrtllmBackend:
         timeout_s = self.spec.runtime.timeout_s
         with Sampler(_devices(env)) as sampler:
             result = run_logged(args, log_path, timeout_s, env=dict(env) if env else None)
-        telemetry = sampler.summary
+        telemetry = sampler.summary  # the whole run: a failed one has no measured phase
         detail: dict[str, Any] = {
             "log": str(log_path), "returncode": result.returncode, "wall_s": result.duration_s,
             "trtllm_version": self.version.text, "mode": self.mode, "engine_dir": engine,
@@ -208,7 +210,8 @@ class TrtllmBackend:
             return Outcome(status=Status.INVALID_REPORT, cause=f"the report does not describe the point: "
                            f"{'; '.join(wrong)} (raw log: {log_path})", source=Source.MEASURED, telemetry=telemetry,
                            command=args, detail=detail)
-        return _success(point, report, scan.allocated, telemetry, detail).model_copy(update={"command": args})
+        measured = _measured_phase(sampler, report_path, report.metrics["total_latency_s"])
+        return _success(point, report, scan.allocated, measured, detail).model_copy(update={"command": args})
 
 
     def evaluate(self, point: Point, task: EvalTask, acc: AccuracySpec, env: Mapping[str, str] | None = None
@@ -241,10 +244,28 @@ class TrtllmBackend:
 
 
 def _devices(env: Mapping[str, str] | None) -> list[int] | None:
-    """The GPUs a point was given (an executor's CUDA_VISIBLE_DEVICES, by index): what its telemetry samples."""
-    visible = (env or {}).get("CUDA_VISIBLE_DEVICES", "")
-    ids = visible.split(",")
-    return [int(i) for i in ids] if visible and all(i.isdigit() for i in ids) else None
+    """NVML's indices of the GPUs a point was given (CUDA_VISIBLE_DEVICES as the benchmark sees it: this process's,
+    or the executor's over it; indices, GPU UUIDs or prefixes of them): what its telemetry samples. None (every
+    GPU) where it is unset; empty (nothing sampled) for a MIG device, whose board power and energy are its GPU's,
+    shared with the GPU's other MIG devices, or where NVML cannot say which GPU an entry is."""
+    visible = {**os.environ, **(env or {})}.get("CUDA_VISIBLE_DEVICES", "")
+    entries = [entry.strip() for entry in visible.split(",")]
+    if not visible:
+        return None
+    found = [] if all(entry.isdigit() for entry in entries) else (devices() or [])
+    indices = [gpu_index(entry, found) for entry in entries]
+    return [i for i in indices if i is not None] if None not in indices else []
+
+
+def _measured_phase(sampler: Sampler, report_path: Path, seconds: float) -> Telemetry | None:
+    """The telemetry of trtllm-bench's measured phase: the `seconds` it reports (warm-up requests excluded) up to
+    when it wrote its JSON report, right after them, or, for a text report, up to the end of the run."""
+    end: float | None
+    try:
+        end = report_path.stat().st_mtime
+    except OSError:  # no JSON report: the release printed its report
+        end = sampler.ended
+    return sampler.measured(end, seconds) if end is not None else None
 
 
 def _report(scan: LogScan, report_path: Path) -> Report | None:
