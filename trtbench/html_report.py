@@ -25,6 +25,7 @@ import pandas as pd
 
 from trtbench import analyze as an
 from trtbench import report as rp
+from trtbench.compare import Comparison
 from trtbench.escape import html_text, script_json, visible
 from trtbench.files import atomic_write
 from trtbench.sla import Bounds
@@ -36,7 +37,8 @@ PER_GPU = "output_tok_per_s_per_gpu"  # what the charts plot: more GPUs must not
 TITLES = {**rp.AXIS_TITLES, **rp.SLA_HEADERS, **rp.RANK_HEADERS, "isl": "ISL", "osl": "OSL", "requests": "Requests",
           "status": "Status", "cause": "Cause", "borderline": "Borderline", "source": "Source",
           "output_tok_per_s": "Token Throughput", "request_per_s": "Request Throughput",
-          "total_tokens": "Total Tokens", PER_GPU: "Output tok/s per GPU"}
+          "total_tokens": "Total Tokens", PER_GPU: "Output tok/s per GPU", "a_tok_s": "A tok/s", "b_tok_s": "B tok/s",
+          "ratio": "B/A", "verdict": "Verdict", "change_pct": "Change %"}
 LITERAL = {*rp.AXIS_TITLES, "isl", "osl"}  # shown as report.md shows them: 1024, not 1,024
 
 
@@ -176,12 +178,18 @@ def sla_table(table: pd.DataFrame, axes: list[str], bounds: Bounds) -> Table:
                      rp.sla_columns(table, axes, bounds))
 
 
+def heatmap(axes: list[str], z: str = PER_GPU, what: str = "Output tokens/s per GPU",
+            hover: tuple[str, ...] = ("requests", "source"), cell: str = ",.0f") -> dict[str, Any]:
+    """The ISL x OSL heatmap of `z`: per cell the highest of the points that pass the filters; failed cells marked."""
+    return {"id": "heatmap", "kind": "heatmap", "title": f"{what} by ISL x OSL (per cell the highest of the points "
+            "the filters pass; failed cells marked)", "x": "isl", "y": "osl", "z": z, "cell": cell,
+            "hover": [*axes, "isl", "osl", *hover]}
+
+
 def charts(axes: list[str]) -> list[dict[str, Any]]:
-    """The heatmap (best per cell of the points that pass the filters) and throughput against a chosen axis."""
+    """The heatmap and throughput against a chosen axis."""
     hover = [*axes, "isl", "osl", "requests", "source"]
-    return [{"id": "heatmap", "kind": "heatmap", "title": "Output tokens/s per GPU by ISL x OSL (the best point "
-             "per cell of those the filters pass; failed cells marked)", "x": "isl", "y": "osl", "z": PER_GPU,
-             "hover": hover},
+    return [heatmap(axes),
             {"id": "versus", "kind": "scatter", "title": "Output tokens/s per GPU against", "xs": [*axes, "osl", "isl"],
              "y": PER_GPU, "hover": hover}]
 
@@ -212,7 +220,32 @@ def sla_page(run_name: str, table: pd.DataFrame, axes: list[str], bounds: Bounds
                 "Failed points never qualify; the Source column says measured or simulated.", frame,
                 [*axes, "isl", "osl"], [Table("sla", "Best under the SLA", f"Under {bounds.describe()}.",
                                               _columns(frame, keys), list(range(len(frame))))],
-                charts(axes)[:1] if PER_GPU in frame else [])
+                [heatmap(axes, hover=("source",))] if PER_GPU in frame else [])
+
+
+def compare_page(cmp: Comparison, a_label: str, b_label: str, simulated: bool) -> Page:
+    """compare.html: each matched point of B against A (the shared rows), its verdict, what was not compared, and
+    the B/A heatmap."""
+    df = cmp.joined.reset_index(drop=True)
+    axes = [k for k in cmp.keys if k in rp.AXIS_TITLES]
+    keys = [*axes, "isl", "osl"]
+    tested = df[df["verdict"].notna()].sort_values("change_pct", kind="stable")
+    verdict_keys = [c for c in [*keys, "a_runs", "b_runs", "verdict", "change_pct", "change_low_pct",
+                                "change_high_pct", "q", "basis"] if c in df]
+    unmatched = cmp.unmatched.reset_index(drop=True)
+    geo = f"{cmp.geomean:.3f}x" if cmp.geomean is not None else "n/a (no point succeeded in both)"
+    tables = [Table("verdicts", "Verdict", f"Slowest first; geometric-mean speedup of B over A: {geo}.",
+                    _columns(df, verdict_keys), _positions(df, tested)),
+              Table("points", "Output tokens/s per point", "Every matched point, every column of compare.csv.",
+                    _columns(df, [c for c in df.columns if df[c].notna().any()]), list(range(len(df))),
+                    limit=FULL_ROWS_SHOWN),
+              own_table("unmatched", "Not compared", "Points of one run without their match in the other.",
+                        unmatched, [c for c in [*keys, "side", "why"] if c in unmatched])]
+    label = "simulated" if simulated else "measured"
+    banner = ("SIMULATED: at least one of the runs was predicted by trtbench's simulator, not measured."
+              if simulated else "Both runs measured with trtllm-bench.")
+    return Page(f"Comparison: B = {b_label} vs A = {a_label}", label, banner, df, keys, tables,
+                [heatmap(axes, "ratio", "B / A output tokens/s", ("a_tok_s", "b_tok_s", "verdict"), ".3f")])
 
 
 @cache

@@ -132,7 +132,7 @@
     const traces = [{
       type: "heatmap", x: xs.map(String), y: ys.map(String), z, text, hoverinfo: "text", colorscale: "Viridis",
       colorbar: { title: { text: D.titles[chart.z] } }, hoverongaps: false,
-      ...(xs.length * ys.length <= 144 ? { texttemplate: "%{z:,.0f}" } : {}),
+      ...(xs.length * ys.length <= 144 ? { texttemplate: "%{z:" + chart.cell + "}" } : {}),
     }, {
       type: "scatter", mode: "markers+text", name: "failed", x: marks.x, y: marks.y, text: marks.text,
       hovertext: marks.hovertext, hoverinfo: "text", textposition: "bottom center",
