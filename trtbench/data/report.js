@@ -87,7 +87,8 @@
   function hover(i, chart, y) {
     const lines = ["<b>" + esc(value(i, "status") || value(i, "verdict") || "") + "</b> [" + esc(D.label) + "]"];
     for (const key of [...chart.hover, y]) {
-      if (key in at && !missing(value(i, key))) lines.push(esc(D.titles[key]) + ": " + esc(format(value(i, key))));
+      const kind = D.filters.includes(key) ? "text" : "num"; // an axis or length as the tables show it: 16384
+      if (key in at && !missing(value(i, key))) lines.push(esc(D.titles[key]) + ": " + esc(format(value(i, key), kind)));
     }
     for (const key of ["cause", "borderline"]) {
       if (!missing(value(i, key))) lines.push(key + ": " + esc(cut(String(value(i, key)), 160)));
