@@ -146,3 +146,20 @@ def test_html_text_and_script_json_by_hand():
     assert html_text("a\u202eb") == "a\\u202eb"
     assert script_json({"m": "</script><!--&"}) == '{"m":"\\u003c/script\\u003e\\u003c!--\\u0026"}'
     assert json.loads(script_json({"m": "</script><!--&"})) == {"m": "</script><!--&"}
+
+
+def test_sweep_report_sla_and_compare_each_write_their_page_beside_their_markdown(cli, write_spec, tmp_path):
+    assert cli("sweep", "--no-plots", str(write_spec())).code == 0
+    run = tmp_path / "runs" / "tiny"
+    first = (run / "report.html").read_text()
+    assert Page(first).texts["title"] == ["meta-llama/Llama-3.1-8B on h100-sxm: ISL x OSL throughput sweep tiny"]
+    (run / "report.html").unlink()
+    assert cli("report", str(run), "--no-plots").code == 0
+    assert (run / "report.html").read_text() == first  # the same analysis, the same page
+    assert cli("sla", str(run), "--ttft-p95-ms", "100000").code == 0
+    sla = Page((run / "sla.html").read_text())
+    assert sla.texts["title"] == ["tiny: best configuration per ISL/OSL under ttft p95 <= 100,000 ms"]
+    assert len(data_block(sla)["rows"]) == 4  # the 2 x 2 grid, a best point per ISL/OSL
+    assert cli("compare", str(run), str(run), "--out", "cmp", "--no-plots").code == 0
+    compare = data_block(Page((tmp_path / "cmp" / "compare.html").read_text()))
+    assert {row[compare["columns"].index("ratio")] for row in compare["rows"]} == {1.0}  # a run against itself
