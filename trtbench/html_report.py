@@ -15,12 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from trtbench import analyze as an
@@ -42,32 +43,64 @@ TITLES = {**rp.AXIS_TITLES, **rp.SLA_HEADERS, **rp.RANK_HEADERS, "isl": "ISL", "
 LITERAL = {*rp.AXIS_TITLES, "isl", "osl"}  # shown as report.md shows them: 1024, not 1,024
 
 
+# How the page formats a column, as report.md does: "rate" 1,234.56, "count" 1,234, "fixed4" 0.1234 (joules per
+# token), "tokens" ~8.6M, "num" by size (1,234.56, 1,234, 0.1234), "text" as it is (an axis value, 1024).
+Kind = Literal["rate", "count", "fixed4", "tokens", "num", "text"]
+
+
 @dataclass(frozen=True)
 class Column:
-    """A table column: `key` a results column (or a table's own), `kind` how the page formats it (report.md's
-    formats: "rate" 1,234.56, "count" 1,234, "fixed4" 0.1234, "tokens" ~8.6M, "num" by size, "text")."""
-
-    key: str
+    key: str  # a results column, or one of the table's own (`Table.extra`)
     title: str
-    kind: str = "num"
+    kind: Kind = "num"
 
 
 @dataclass(frozen=True)
 class Table:
-    """One table: `rows` indices into the shared results (filtered by axis), or its own rows of values in
-    `columns` order; `extra` per-row values of this table's own columns (a rank), aligned with `rows`."""
+    """One table: `rows` indices into the page's shared rows (which the axis filters narrow), or `own` rows of
+    values in `columns` order (a table that is not one of points, as provenance); `extra` per-row values of
+    this table's own columns (a rank), aligned with `rows`; `limit` the most rows shown at once."""
 
     id: str
     title: str
     note: str
     columns: list[Column]
-    rows: list[int] | list[list[Any]]
+    rows: list[int] = field(default_factory=list)
+    own: list[list[Any]] | None = None
     extra: dict[str, list[Any]] = field(default_factory=dict)
     limit: int | None = None
 
     def data(self) -> dict[str, Any]:
-        return {"id": self.id, "columns": [c.__dict__ for c in self.columns], "rows": self.rows, "extra": self.extra,
-                "limit": self.limit, "shared": not self.rows or isinstance(self.rows[0], int)}
+        shared = self.own is None
+        return {"id": self.id, "columns": [asdict(c) for c in self.columns], "rows": self.rows if shared else self.own,
+                "extra": self.extra, "limit": self.limit, "shared": shared}
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """`z` over ISL x OSL: per cell the highest of the rows the filters pass (`cell`: its d3 number format);
+    cells where every row failed marked with the status; hover: the `hover` columns, status and cause."""
+
+    title: str
+    z: str
+    hover: list[str]
+    cell: str = ",.0f"
+    x: str = "isl"
+    y: str = "osl"
+    id: str = "heatmap"
+    kind: str = "heatmap"
+
+
+@dataclass(frozen=True)
+class Versus:
+    """`y` against the column the reader picks of `xs`; failed rows drawn at 0, borderline ones apart."""
+
+    title: str
+    y: str
+    xs: list[str]
+    hover: list[str]
+    id: str = "versus"
+    kind: str = "scatter"
 
 
 @dataclass(frozen=True)
@@ -80,7 +113,7 @@ class Page:
     frame: pd.DataFrame
     filters: list[str]
     tables: list[Table]
-    charts: list[dict[str, Any]]
+    charts: list[Heatmap | Versus]
 
 
 def source_label(counts: dict[str, int]) -> str:
@@ -92,19 +125,18 @@ def source_label(counts: dict[str, int]) -> str:
 
 
 def _cell(value: Any) -> Any:
-    """A value for JSON: NaN and None as null, numpy scalars as Python ones, text shown printable and bounded."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
+    """A value for JSON: a missing or infinite number as null, numpy scalars as Python ones, text shown printable
+    and bounded (`escape.visible`, as report.md shows it)."""
+    if pd.api.types.is_scalar(value) and pd.isna(value):
         return None
-    if hasattr(value, "item"):
+    if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, bool | int | float):
-        return value
-    return visible(str(value))
+    return value if isinstance(value, bool | int | float) else visible(str(value))
 
 
-def _kind(series: pd.Series) -> str:
+def _kind(series: pd.Series) -> Kind:
     """How report.md shows such a column: an axis or a length as it is (1024), other counts 1,234."""
     if series.name in LITERAL or pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
         return "text"
@@ -141,7 +173,7 @@ def top_table(a: an.Analysis, top_n: int) -> Table:
         columns.append(Column("accuracy", "Accuracy gate", "text"))
     note = f"Ranked by {by.name}" + (f" ({by.why})" if by.why else "") + ". Token Throughput is output tokens/s."
     return Table("top", f"Top {top_n} Configurations by {rp.RANK_TITLES[by.column]}", note, columns,
-                 _positions(df, best), extra)
+                 _positions(df, best), extra=extra)
 
 
 def failure_tables(a: an.Analysis) -> list[Table]:
@@ -169,7 +201,7 @@ def results_table(a: an.Analysis) -> Table:
 def own_table(id: str, title: str, note: str, frame: pd.DataFrame, keys: list[str]) -> Table:
     """A table of its own rows (not the run's points), sortable but not filtered."""
     return Table(id, title, note, _columns(frame, keys),
-                 [[_cell(v) for v in row] for row in frame[keys].itertuples(index=False)])
+                 own=[[_cell(v) for v in row] for row in frame[keys].itertuples(index=False)])
 
 
 def sla_table(table: pd.DataFrame, axes: list[str], bounds: Bounds) -> Table:
@@ -179,19 +211,15 @@ def sla_table(table: pd.DataFrame, axes: list[str], bounds: Bounds) -> Table:
 
 
 def heatmap(axes: list[str], z: str = PER_GPU, what: str = "Output tokens/s per GPU",
-            hover: tuple[str, ...] = ("requests", "source"), cell: str = ",.0f") -> dict[str, Any]:
-    """The ISL x OSL heatmap of `z`: per cell the highest of the points that pass the filters; failed cells marked."""
-    return {"id": "heatmap", "kind": "heatmap", "title": f"{what} by ISL x OSL (per cell the highest of the points "
-            "the filters pass; failed cells marked)", "x": "isl", "y": "osl", "z": z, "cell": cell,
-            "hover": [*axes, "isl", "osl", *hover]}
+            hover: tuple[str, ...] = ("requests", "source"), cell: str = ",.0f") -> Heatmap:
+    return Heatmap(f"{what} by ISL x OSL (per cell the highest of the points the filters pass; failed cells marked)",
+                   z, [*axes, "isl", "osl", *hover], cell)
 
 
-def charts(axes: list[str]) -> list[dict[str, Any]]:
-    """The heatmap and throughput against a chosen axis."""
-    hover = [*axes, "isl", "osl", "requests", "source"]
-    return [heatmap(axes),
-            {"id": "versus", "kind": "scatter", "title": "Output tokens/s per GPU against", "xs": [*axes, "osl", "isl"],
-             "y": PER_GPU, "hover": hover}]
+def charts(axes: list[str]) -> list[Heatmap | Versus]:
+    """The heatmap and throughput per GPU against a chosen axis."""
+    return [heatmap(axes), Versus("Output tokens/s per GPU against", PER_GPU, [*axes, "osl", "isl"],
+                                  [*axes, "isl", "osl", "requests", "source"])]
 
 
 def report_page(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int = 10) -> Page:
@@ -269,8 +297,9 @@ def render(page: Page) -> str:
     """The page's HTML: headings and notes escaped here, tables and charts built by its script from the data."""
     df = page.frame
     data = {"columns": list(df.columns), "rows": [[_cell(v) for v in row] for row in df.itertuples(index=False)],
-            "filters": page.filters, "tables": [t.data() for t in page.tables], "charts": page.charts,
-            "label": page.label, "titles": {c: TITLES.get(c, c) for c in df.columns}}
+            "filters": page.filters, "tables": [t.data() for t in page.tables],
+            "charts": [asdict(c) for c in page.charts], "label": page.label,
+            "titles": {c: TITLES.get(c, c) for c in df.columns}}
     scripts = [_plotly_js(), _asset("report.js")]
     policy = (f"default-src 'none'; script-src {' '.join(map(_sha256, scripts))}; style-src 'unsafe-inline'; "
               f"img-src data: blob:; base-uri 'none'; form-action 'none'")
@@ -278,8 +307,8 @@ def render(page: Page) -> str:
     sections = [f'<section id="section-{t.id}"><h2>{html_text(t.title)} {label}</h2>'
                 f'<p class="note">{html_text(t.note)}</p><p class="shown" id="shown-{t.id}"></p>'
                 f'<div class="scroll"><table id="table-{t.id}"></table></div></section>' for t in page.tables]
-    sections[1:1] = [f'<section id="chart-{c["id"]}"><h2>{html_text(c["title"])} {label}</h2>'  # after the top N
-                     f'<div class="chart" id="plot-{c["id"]}"></div></section>' for c in page.charts]
+    sections[1:1] = [f'<section id="chart-{c.id}"><h2>{html_text(c.title)} {label}</h2>'  # after the top N
+                     f'<div class="chart" id="plot-{c.id}"></div></section>' for c in page.charts]
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">',
