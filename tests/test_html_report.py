@@ -124,6 +124,7 @@ def test_the_top_table_holds_report_mds_rows_and_failures_their_cause():
     assert [c["title"] for c in tables["top"]["columns"]] == [
         "Rank", "ISL", "OSL", "Requests", "Token Throughput", "Request Throughput", "Total Tokens"]
     assert tables["top"]["extra"]["rank"] == [1, 2, 3]
+    assert data["label"] == "measured"
     [failed] = tables["failures"]["rows"]
     cause = data["columns"].index("cause")
     assert (data["rows"][failed][isl], data["rows"][failed][osl], data["rows"][failed][cause]) == (

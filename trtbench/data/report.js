@@ -67,6 +67,7 @@
         const td = document.createElement("td");
         const v = get(r, c.key);
         td.textContent = format(v, c.kind);
+        if (typeof v === "string" && v.length > 60) td.title = v; // the whole cause, where the cell cuts it
         if (typeof v === "number") td.className = "num";
         tr.append(td);
       }
@@ -97,11 +98,15 @@
   }
   const isOk = (i) => !("status" in at) || value(i, "status") === "ok";
   const config = { displaylogo: false, responsive: true };
-  const axis = (key, values) => ({
-    title: { text: D.titles[key] },
-    type: values.every((v) => typeof v === "number") ? (["isl", "osl", "requests"].includes(key) ? "log" : "linear")
-      : "category",
-  });
+  function axis(key, values) {
+    const numbers = values.every((v) => typeof v === "number");
+    const ticks = [...new Set(values)].sort(byValue); // few values (an axis, the lengths): a tick at each
+    return {
+      title: { text: D.titles[key] },
+      type: numbers ? (["isl", "osl", "requests"].includes(key) ? "log" : "linear") : "category",
+      ...(numbers && ticks.length <= 20 ? { tickvals: ticks, ticktext: ticks.map(String) } : {}),
+    };
+  }
 
   function heatmap(chart, rows) {
     const xs = [...new Set(rows.map((i) => value(i, chart.x)))].sort(byValue);
