@@ -13,6 +13,9 @@ PREC ?= fp8
 # slurm-wlm if missing, which needs root and apt-get). `make test` starts it; REQUIRE_SLURM=1 makes that failing fatal.
 SLURM_DIR ?= $(CURDIR)/.slurm
 REQUIRE_SLURM ?=
+# Headless Chromium for tests/test_browser.py (scripts/browser-setup.sh: Debian's chromium, installed if missing, the
+# same way); without it that test skips, unless REQUIRE_BROWSER=1, which makes a missing browser fatal.
+REQUIRE_BROWSER ?=
 
 install: $(STAMP)
 
@@ -42,6 +45,11 @@ test: lint
 		if [ -n '$(REQUIRE_SLURM)' ]; then exit 1; fi; \
 		unset SLURM_CONF; \
 	fi; \
+	if chromium=$$(bash scripts/browser-setup.sh); then export TRTBENCH_CHROMIUM="$$chromium"; else \
+		echo "make test: the browser test will be skipped: no Chromium"; \
+		if [ -n '$(REQUIRE_BROWSER)' ]; then exit 1; fi; \
+	fi; \
+	export REQUIRE_BROWSER='$(REQUIRE_BROWSER)'; \
 	echo '$(BIN)/pytest'; $(BIN)/pytest
 
 slurm-up:

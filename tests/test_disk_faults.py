@@ -2,7 +2,7 @@
 manifests, accuracy records): one error line naming the path and what is kept, exit 2, every record on disk
 still valid, and the next run after the disk is freed resumes cleanly.
 
-Two fault injectors, both bounded to the test's own directory: a real 4 MiB tmpfs (root only; skipped with
+Two fault injectors, both bounded to the test's own directory: a real 16 MiB tmpfs (root only; skipped with
 the reason otherwise) filled or remounted read-only at a chosen moment, and, for the errors a tmpfs cannot
 give (EIO, EDQUOT), os.fsync/os.write failing for the one path a test names."""
 
@@ -32,11 +32,10 @@ class Disk:
         self.root = root
 
     def fill(self) -> None:
-        with (self.root / "filler").open("ab") as fh:
+        with (self.root / "filler").open("ab", buffering=0) as fh:  # unbuffered: closing it has nothing left to write
             try:
-                while True:  # bounded: the mount holds 4 MiB
+                while True:  # bounded: the mount holds 16 MiB (a run with its report.html fits)
                     fh.write(b"\0" * 65536)
-                    fh.flush()
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
 
@@ -53,7 +52,7 @@ def disk(tmp_path: Path) -> Iterator[Disk]:
         pytest.skip("mounting a small tmpfs needs root")
     root = tmp_path / "disk"
     root.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], capture_output=True,
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(root)], capture_output=True,
                              text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")

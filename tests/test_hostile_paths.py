@@ -30,7 +30,8 @@ from trtbench.store import RunStore
 
 # Every name trtbench writes in a run directory, by what it is.
 RUN_FILES = ["results.jsonl", "report.md", "results.csv", "results.parquet", "run.json", "spec.yaml", ".lock",
-             ".report.lock", "results.corrupt.jsonl", "accuracy.jsonl", "heatmap.png", "results.v0.jsonl"]
+             ".report.lock", "results.corrupt.jsonl", "accuracy.jsonl", "heatmap.png", "results.v0.jsonl",
+             "report.html", "sla.html"]
 RUN_DIRS = ["pending", "logs"]
 
 

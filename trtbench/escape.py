@@ -1,5 +1,5 @@
 """Text from users and benchmarks made inert for where it goes: Markdown (report.md, compare.md, sla.md), a
-CSV a spreadsheet opens, a matplotlib title.
+CSV a spreadsheet opens, a matplotlib title, an HTML page (report.html) and the JSON inside it.
 
 A model name, a version, a run directory's name or a failure's cause can hold anything: raw HTML, a link,
 Markdown that breaks a table, a bidi override that reorders what a reader sees, a spreadsheet formula. Every
@@ -8,6 +8,8 @@ such string goes through one function here on its way out; trtbench's own markup
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from typing import TYPE_CHECKING
 
@@ -77,3 +79,16 @@ def csv_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.select_dtypes(include=["object", "string"]).columns:
         safe[column] = frame[column].map(csv_cell)
     return safe
+
+
+def html_text(value: object) -> str:
+    """`value` as literal HTML text or attribute value: `& < > " '` as entities, unprintable characters shown."""
+    return html.escape(visible(str(value)), quote=True)
+
+
+def script_json(value: object) -> str:
+    """`value` as JSON to put inside a `<script type="application/json">` element: `<`, `>` and `&` as JSON
+    `\\u` escapes, so no text in it (a model named `</script><script>...`) ends the element or opens another;
+    JSON.parse gives the characters back."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

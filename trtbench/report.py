@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -415,6 +415,12 @@ def predictions_section(a: an.Analysis) -> str | None:
 
 
 def provenance_section(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any]) -> str:
+    return md_table(("Field", "Value"), provenance_rows(spec, a, meta))
+
+
+def provenance_rows(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], code: Callable[[str], str] = md_code
+                    ) -> list[tuple[str, str]]:
+    """(field, value) of where the numbers came from; `code` marks a name or command up (report.html: as is)."""
     prov = meta.get("provenance", {})
     backend = prov.get("backend", {})
     facts, u = a.facts, a.utilisation
@@ -425,7 +431,7 @@ def provenance_section(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any]) ->
            or "none visible (simulated run)")
     rows = [
         ("trtbench", prov.get("trtbench", "?")),
-        ("spec", Markdown(f"{md_code(spec.name)}, hash {spec.hash()} (resolved copy: spec.yaml)")),
+        ("spec", Markdown(f"{code(spec.name)}, hash {spec.hash()} (resolved copy: spec.yaml)")),
         ("backend", prov.get("backend_reason", "?")),
         ("TensorRT-LLM", backend.get("trtllm_version") or "not used"),
         ("engine(s)", ", ".join(f"{e['dir']} (manifest: {e['manifest']})" for e in engines)
@@ -434,10 +440,10 @@ def provenance_section(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any]) ->
         ("host", f"{prov.get('host', '?')}, Python {prov.get('python', '?')}, {prov.get('platform', '?')}"),
         ("start / end", f"{facts.start or '-'} / {facts.end or '-'}" if facts else "-"),
         ("total GPU time", f"{facts.gpu_hours:,.2f} GPU-hours" if facts and facts.gpu_hours else "none (simulated)"),
-        ("one point's command", md_code(shlex.join(facts.command)) if facts and facts.command
+        ("one point's command", code(shlex.join(facts.command)) if facts and facts.command
          else "none (simulated: no command runs)"),
     ]
-    return md_table(("Field", "Value"), rows)
+    return rows
 
 
 def _parameters(spec: SweepSpec) -> str:

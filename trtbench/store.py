@@ -37,7 +37,7 @@ PENDING = "pending"
 REJECTED = "rejected"
 # What trtbench keeps in a run directory, by kind: a link, a special file, or the other kind there is refused.
 FILES = frozenset({RESULTS, CORRUPT, RUN_META, SPEC, LOCK, REPORT_LOCK, "report.md", "results.csv", "results.parquet",
-                   "results.v0.jsonl", "accuracy.jsonl", "sla.md", "sla.csv"})
+                   "results.v0.jsonl", "accuracy.jsonl", "sla.md", "sla.csv", "report.html", "sla.html"})
 DIRS = frozenset({PENDING, "logs", "slurm"})
 MAX_META = 64 << 20  # run.json lists every point id
 MAX_RECORD = 16 << 20  # one pending record

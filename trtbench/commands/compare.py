@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trtbench import analyze
+from trtbench import analyze, html_report
 from trtbench.commands.console import out as stdout
 from trtbench.commands.utils import analyze_run, warn
 from trtbench.compare import INCONCLUSIVE, SIMULATED, SLOWER, Comparison, compare
@@ -207,6 +207,7 @@ def compare_runs(run_a: Path, run_b: Path, out: Path | None, plots: bool = True,
     prices = (_price(run_a, usd_per_gpu_hour), _price(run_b, usd_per_gpu_hour))
     atomic_write(out / "compare.md", render(cmp, a_label, b_label, drawn, a_sim or b_sim, accuracy_rows(a, b), prices))
     atomic_write(out / "compare.csv", csv_safe_frame(cmp.joined).to_csv(index=False))
+    html_report.write(out / "compare.html", html_report.compare_page(cmp, a_label, b_label, a_sim or b_sim))
     keys = [*cmp.keys, "a_runs", "b_runs", "verdict", "basis", "change_pct", "change_low_pct", "change_high_pct", "p",
             "q"]
     verdicts = json.loads(cmp.joined[keys].to_json(orient="records"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from trtbench import analyze
+from trtbench import analyze, html_report
 from trtbench.commands.console import out
 from trtbench.commands.report import merge_slurm
 from trtbench.commands.utils import analyze_run, warn
@@ -34,10 +34,12 @@ def sla(run_dir: Path, bounds: Bounds) -> None:
             "not a measurement). Points that failed never qualify._" + cost_line(store.spec(), analysis))
     atomic_write(run_dir / "sla.md", f"# {title}\n\n{note}\n\n{md_table(headers, rows)}\n")
     atomic_write(run_dir / "sla.csv", csv_safe_frame(table[columns]).to_csv(index=False))
+    html_report.write(run_dir / "sla.html", html_report.sla_page(run_dir.name, table, analysis.axes, bounds,
+                                                                 html_report.source_label(analysis.counts)))
     shown = Table(title=title + (" (simulated)" if "simulated" in set(table.get("source", [])) else ""))
     for h in headers:
         shown.add_column(h, justify="left" if h in ("Source", "Next step stopped by", "Verdict") else "right")
     for row in rows:
         shown.add_row(*row)
     out.print(shown)
-    out.print(f"written: {run_dir / 'sla.md'}, {run_dir / 'sla.csv'}")
+    out.print(f"written: {run_dir / 'sla.md'}, {run_dir / 'sla.csv'}, {run_dir / 'sla.html'}")

@@ -86,4 +86,8 @@ def reported(run_dir: Path, top_n: int = 10, plots: bool = True, usd_per_gpu_hou
             from trtbench.plots import draw
 
             drawn = draw(run_dir, spec, analysis, meta)
-        return write_report(run_dir, spec, analysis, meta, top_n, drawn)[0], analysis
+        written = write_report(run_dir, spec, analysis, meta, top_n, drawn)[0]
+        from trtbench import html_report
+
+        html_report.write(run_dir / "report.html", html_report.report_page(spec, analysis, meta, top_n))
+        return written, analysis
