@@ -132,3 +132,16 @@ def test_results_frame_has_one_row_per_point_in_grid_order():
     assert list(zip(df.isl, df.osl, strict=True))[:3] == [(128, 128), (128, 1024), (128, 512)]
     assert isinstance(df, pd.DataFrame) and len(df) == len(STUDY)
     assert df.loc[df.status == "oom", "output_tok_per_s"].isna().all()
+
+
+def test_a_swept_batch_limit_is_one_column_and_the_report_renders(cli, write_spec, tmp_path):
+    """max_batch_size is both a grid axis and a memory column: swept, results.csv holds it once (the value the
+    point ran with) and the report groups by it instead of failing with a traceback."""
+    spec = write_spec(SMALL_SPEC.replace("  osl: [128, 1024]\n", "  osl: [128, 1024]\n  max_batch_size: [64, 256]\n"))
+    result = cli("sweep", "--no-plots", str(spec))
+    assert result.code == 0, result.err
+    frame = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
+    assert list(frame.columns).count("max_batch_size") == 1
+    assert sorted(frame["max_batch_size"].unique()) == [64, 256]
+    report = (tmp_path / "runs" / "tiny" / "report.md").read_text()
+    assert "### max_batch_size 64" in report and "### max_batch_size 256" in report

@@ -150,7 +150,7 @@ def to_frame(records: list[Record], axes: list[str], parallel: tuple[int, int] =
         metrics = r.metrics.model_dump() if r.metrics else {}
         row.update({c: metrics.get(c) for c in METRIC_COLUMNS})
         memory = r.memory.model_dump() if r.memory else {}
-        row.update({c: memory.get(c) for c in MEMORY_COLUMNS})
+        row.update({c: memory.get(c) for c in MEMORY_COLUMNS if c not in axes})  # a swept limit: its axis column
         row.update(_derived(r, metrics))
         n_gpus = int(r.axes.get("tp", parallel[0])) * int(r.axes.get("pp", parallel[1]))
         output, rate = metrics.get("output_tok_per_s"), metrics.get("request_per_s")
@@ -162,7 +162,7 @@ def to_frame(records: list[Record], axes: list[str], parallel: tuple[int, int] =
         percentiles = r.metrics.percentiles if r.metrics else {}
         row.update({column: percentiles.get(key) for column, key in PERCENTILES.items()})
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*axes, *COLUMNS])
+    return pd.DataFrame(rows, columns=[*axes, *(c for c in COLUMNS if c not in axes)])
 
 
 def _derived(r: Record, metrics: dict[str, Any]) -> dict[str, Any]:
