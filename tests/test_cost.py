@@ -32,10 +32,10 @@ def _rows() -> pd.DataFrame:
     return pd.DataFrame([
         {"gpu": "h100-sxm", "tp": 8, "gpus": 8, "isl": 1024, "osl": 1024, "status": "ok", "accuracy": None,
          "output_tok_per_s": 24_000.0, "total_tok_per_s": 48_000.0, "request_per_s": 23.4,
-         "j_per_output_token": None, "tok_per_joule": None},
+         "joules_per_token": None, "tok_per_joule": None},
         {"gpu": "h100-sxm", "tp": 2, "gpus": 2, "isl": 1024, "osl": 1024, "status": "ok", "accuracy": None,
          "output_tok_per_s": 8_000.0, "total_tok_per_s": 16_000.0, "request_per_s": 7.8,
-         "j_per_output_token": None, "tok_per_joule": None}]).assign(
+         "joules_per_token": None, "tok_per_joule": None}]).assign(
         output_tok_per_s_per_gpu=lambda d: d["output_tok_per_s"] / d["gpus"],
         request_per_s_per_gpu=lambda d: d["request_per_s"] / d["gpus"])
 
@@ -71,10 +71,10 @@ def test_usd_per_mtok_ranks_ascending_and_reorders_the_total_ranking():
 @pytest.mark.parametrize(("rank_by", "column"), [
     ("per_gpu", "output_tok_per_s_per_gpu"), ("output_tok_per_s_per_gpu", "output_tok_per_s_per_gpu"),
     ("total", "output_tok_per_s"), ("output_tok_per_s", "output_tok_per_s"),
-    ("energy", "j_per_output_token"), ("tok_per_joule", "tok_per_joule")])
+    ("energy", "joules_per_token"), ("tok_per_joule", "tok_per_joule")])
 def test_older_rank_by_names_still_load_and_rank_as_the_newer(rank_by, column):
     spec = parse_spec(SMALL_SPEC + f"rank_by: {rank_by}\n")
-    df = _rows().assign(j_per_output_token=[0.5, 0.25], tok_per_joule=[2.0, 4.0])
+    df = _rows().assign(joules_per_token=[0.5, 0.25], tok_per_joule=[2.0, 4.0])
     by = an.choose_ranking(df, spec.rank_by)
     assert by.column == column and by.why.startswith(f"rank_by: {rank_by}")
 

@@ -139,7 +139,7 @@ def test_a_column_analysis_adds_is_shown_without_a_change_here():
     data = data_block(Page(render(report_page(spec, replace(analysis, results=results), {}))))
     columns = {t["id"]: [c["key"] for c in t["columns"]] for t in data["tables"]}
     assert "usd_per_mtok" in columns["results"]
-    assert "j_per_output_token" not in columns["results"]  # no point has one: no empty column
+    assert "joules_per_token" not in columns["results"]  # no point has one: no empty column
 
 
 def test_html_text_and_script_json_by_hand():

@@ -188,8 +188,8 @@ def test_a_measured_sweep_records_joules_per_token_of_each_point_s_own_gpu(cli, 
     import pandas as pd
 
     csv = pd.read_csv(tmp_path / "runs" / "tiny" / "results.csv")
-    assert csv["j_per_output_token"].notna().all()
-    assert (csv["tok_per_joule"] * csv["j_per_output_token"]).to_list() == pytest.approx([1.0] * 4)
+    assert csv["joules_per_token"].notna().all()
+    assert (csv["tok_per_joule"] * csv["joules_per_token"]).to_list() == pytest.approx([1.0] * 4)
 
 
 def test_a_hand_worked_measured_phase_excludes_loading_and_warm_up(monkeypatch):

@@ -32,7 +32,7 @@ requests:
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     """Results rows as analysis builds them, from the columns that ranking reads."""
-    base = {"status": "ok", "accuracy": None, "isl": 1024, "osl": 1024, "requests": 1000, "j_per_output_token": None}
+    base = {"status": "ok", "accuracy": None, "isl": 1024, "osl": 1024, "requests": 1000, "joules_per_token": None}
     df = pd.DataFrame([{**base, **r} for r in rows])
     df["output_tok_per_s_per_gpu"] = df["output_tok_per_s"] / df["gpus"]
     df["request_per_s_per_gpu"] = df["request_per_s"] / df["gpus"]
@@ -66,9 +66,9 @@ def test_equal_gpu_counts_keep_the_total_order_and_rank_by_overrides():
 
 
 def test_energy_ranks_fewest_joules_first_and_falls_back_in_words_without_a_measurement():
-    rows = [{**ISSUE_ROWS[0], "j_per_output_token": 0.50}, {**ISSUE_ROWS[1], "j_per_output_token": 0.25}]
+    rows = [{**ISSUE_ROWS[0], "joules_per_token": 0.50}, {**ISSUE_ROWS[1], "joules_per_token": 0.25}]
     by = an.choose_ranking(_frame(rows), RankBy.ENERGY)
-    assert by.column == "j_per_output_token" and by.ascending
+    assert by.column == "joules_per_token" and by.ascending
     assert an.ranked(_frame(rows), by)["tp"].tolist() == [2, 8]
     fallback = an.choose_ranking(_frame(ISSUE_ROWS), RankBy.ENERGY)
     assert fallback.per_gpu and "no point has an energy measurement" in fallback.why

@@ -40,9 +40,9 @@ PERCENTILE_COLUMNS = tuple(PERCENTILES)
 DERIVED_COLUMNS = ("ttft_ms", "tpot_ms", "per_user_tok_s", *PERCENTILE_COLUMNS, "gpus", "output_tok_per_s_per_gpu",
                    "request_per_s_per_gpu", "peak_memory_gib", "accuracy",
                    "pred_status", "pred_output_tok_per_s", "pred_error_pct", "roofline_output_tok_per_s",
-                   "efficiency_pct", "energy_j", "j_per_output_token", "predicted_wall_s")
+                   "efficiency_pct", "energy_j", "joules_per_token", "predicted_wall_s")
 # Measured points' energy over the benchmark's measured phase (telemetry), summed over the point's GPUs: output
-# tokens per joule (1 / j_per_output_token), board power, mean SM clock and GPU temperature. Empty when simulated.
+# tokens per joule (1 / joules_per_token), board power, mean SM clock and GPU temperature. Empty when simulated.
 # column -> the record's telemetry field
 TELEMETRY = {"mean_power_w": "mean_power_w", "peak_power_w": "peak_power_w", "sm_clock_mhz": "mean_sm_clock_mhz",
              "peak_temperature_c": "peak_temperature_c", "energy_source": "energy_source"}
@@ -91,7 +91,7 @@ class Ranking:
 
 TOTAL = Ranking("output_tok_per_s", False, "output tokens/s")
 PER_GPU = Ranking("output_tok_per_s_per_gpu", False, "output tokens/s per GPU")
-ENERGY = Ranking("j_per_output_token", True, "joules per output token")
+ENERGY = Ranking("joules_per_token", True, "joules per output token")
 TOK_PER_JOULE = Ranking("tok_per_joule", False, "output tokens per joule")
 USD = Ranking("usd_per_mtok", True, "USD per million output tokens")
 
@@ -183,7 +183,7 @@ def _derived(r: Record, metrics: dict[str, Any]) -> dict[str, Any]:
         "roofline_output_tok_per_s": bound,
         "efficiency_pct": 100 * output / bound if output and bound else None,
         "energy_j": metrics.get("energy_j"),
-        "j_per_output_token": metrics.get("j_per_output_token"),
+        "joules_per_token": metrics.get("j_per_output_token"),
         "tok_per_joule": 1 / metrics["j_per_output_token"] if metrics.get("j_per_output_token") else None,
     }
 

@@ -47,7 +47,7 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 RANK_TITLES = {"output_tok_per_s": "Token Throughput", "output_tok_per_s_per_gpu": "Output Tokens/s per GPU",
-               "j_per_output_token": "Energy per Output Token", "usd_per_mtok": "USD per Million Output Tokens",
+               "joules_per_token": "Energy per Output Token", "usd_per_mtok": "USD per Million Output Tokens",
                "tok_per_joule": "Output Tokens per Joule"}
 COST_HEADERS = {"usd_per_mtok": "USD/M output tok", "usd_per_mtok_total": "USD/M total tok"}
 
@@ -171,7 +171,7 @@ def sla_section(spec: SweepSpec, a: an.Analysis) -> str | None:
             f"\n\n{md_table(headers, rows)}")
 
 
-RANK_HEADERS = {"output_tok_per_s_per_gpu": "Tok/s per GPU", "j_per_output_token": "J per output token",
+RANK_HEADERS = {"output_tok_per_s_per_gpu": "Tok/s per GPU", "joules_per_token": "J per output token",
                 "usd_per_mtok": COST_HEADERS["usd_per_mtok"], "tok_per_joule": "Output tok/J"}
 
 
@@ -336,10 +336,10 @@ def memory_section(a: an.Analysis) -> str:
 def energy_note(a: an.Analysis) -> str:
     """How energy was measured, and that simulated points have none."""
     notes = []
-    if a.results["j_per_output_token"].notna().any():
+    if a.results["joules_per_token"].notna().any():
         notes.append("Energy per point: NVML's total-energy counter (board power samples integrated where a GPU "
                      "has none; results.csv: energy_source), summed over the point's GPUs, over trtllm-bench's "
-                     "measured phase only (model loading and warm-up excluded); results.csv has j_per_output_token, "
+                     "measured phase only (model loading and warm-up excluded); results.csv has joules_per_token, "
                      "tok_per_joule, mean and peak power, SM clock and peak temperature per point.")
     if a.counts.get("simulated"):
         notes.append(f"The {a.counts['simulated']} simulated point(s) carry no energy figure: trtbench states no "
