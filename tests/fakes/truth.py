@@ -92,9 +92,11 @@ class Truth:
         return self.at(point).output_tok_per_s / (at.tp * at.pp if per_gpu else 1)
 
     def table(self, points: Sequence[Point]) -> dict[str, float | str]:
-        """FAKE_TRTLLM_TRUTH for a grid of one deployment: "ISLxOSL" -> true output tokens/s, or the failure."""
-        return {f"{p.isl}x{p.osl}": (self.at(p).output_tok_per_s if self.at(p).status is Status.OK
-                                     else str(self.at(p).status)) for p in points}
+        """FAKE_TRTLLM_TRUTH for a grid of one deployment: "ISLxOSL" -> true output tokens/s, or how the fake fails
+        (an OOM as TensorRT-LLM reports one; any other failure as a run that printed no report)."""
+        failures = {Status.OK: "", Status.OOM: "oom_runtime"}
+        return {f"{p.isl}x{p.osl}": self.at(p).output_tok_per_s if self.at(p).status is Status.OK
+                else failures.get(self.at(p).status, "no_report") for p in points}
 
 
 class TruthBackend:
@@ -166,8 +168,10 @@ class GuidedRun:
         return 1 - found / best
 
 
-def guided_run(spec: SweepSpec, seed: int, run_dir: Any, executor: Any = None, **bends: Any) -> GuidedRun:
-    """A guided sweep of `spec` against `Truth(spec, seed, **bends)`, in this process, into `run_dir`."""
+def guided_run(spec: SweepSpec, seed: int, run_dir: Any, executor: Any = None,
+               backend: type[TruthBackend] = TruthBackend, retry_failed: bool = False, **bends: Any) -> GuidedRun:
+    """A guided sweep of `spec` against `Truth(spec, seed, **bends)`, in this process, into `run_dir` (resumed when
+    it holds a run)."""
     from trtbench.backends.registry import Selection
     from trtbench.executors.base import NullObserver
     from trtbench.executors.local import LocalExecutor
@@ -178,11 +182,11 @@ def guided_run(spec: SweepSpec, seed: int, run_dir: Any, executor: Any = None, *
 
     spec = spec.model_copy(update={"strategy": Strategy.GUIDED})
     truth = Truth(spec, seed, **bends)
-    backend = TruthBackend(truth)
-    points = expand(spec, backend.identity())
+    measuring = backend(truth)
+    points = expand(spec, measuring.identity())
     store = RunStore.create(run_dir, lambda _: None)
-    summary = run_sweep(spec, Selection(backend, "truth", [], SimBackend(spec)), points, store,
-                        executor or LocalExecutor(), NullObserver())
+    summary = run_sweep(spec, Selection(measuring, "truth", [], SimBackend(spec)), points, store,
+                        executor or LocalExecutor(), NullObserver(), retry_failed)
     order = list(dict.fromkeys(r.point_id for r in store.all_records()))
     assert summary.guided is not None
     return GuidedRun(truth, points, order, summary.guided, summary.guided.per_gpu)

@@ -190,11 +190,10 @@ def plan(candidates: Sequence[Candidate], all_records: Sequence[Record], setting
             state, reason, why = State.NEXT, None, ""
         elif i not in undominated:
             state, reason = State.PREDICTED, Reason.DOMINATED
-            why = f"enters the top {settings.top_k} with probability {p_top[i]:.1%} (under {alpha:.0%})"
+            why = f"enters the top {settings.top_k} with a probability under {alpha:.0%}"
         else:
-            state = State.PREDICTED
+            state, why = State.PREDICTED, ""
             reason = Reason.BUDGET if stopped == "budget" else Reason.QUEUED
-            why = f"enters the top {settings.top_k} with probability {p_top[i]:.1%}"
         entries[pid] = Entry(point_id=pid, label=c.point.label, state=state, value=math.exp(mu),
                              low=math.exp(mu - z * s), high=math.exp(mu + z * s), simulated=simulated[pid],
                              p_top=p_top[i], reason=reason, why=why, gpu_s=_cost(c, math.exp(mu) / simulated[pid]))
