@@ -237,3 +237,16 @@ def _settings(capacity: Capacity = Capacity()) -> Settings:
 def _record(point, status: Status, cause: str) -> Record:
     return Record(status=status, cause=cause, source=Source.MEASURED, point_id=point.id, attempt="a",
                   axes=point.values, backend="truth", started_at="2026-12-07T00:00:00+00:00", duration_s=60.0)
+
+
+def test_every_executor_states_its_batch(tmp_path):
+    """The width of a guided batch: one point locally, every GPU of the node, the Slurm jobs allowed at once."""
+    from trtbench.executors.local import LocalExecutor
+    from trtbench.executors.slurm import GUIDED_JOBS, SlurmExecutor
+    from trtbench.spec import SlurmSpec
+
+    assert LocalExecutor().capacity == Capacity(1)
+    assert GpuExecutor([Gpu(str(i)) for i in range(8)]).capacity == Capacity(8, 8)
+    slurm = SlurmExecutor(tmp_path, "trtllm", SlurmSpec(max_jobs=6, points_per_job=2))
+    assert slurm.capacity == Capacity(12)
+    assert SlurmExecutor(tmp_path, "trtllm", SlurmSpec()).capacity == Capacity(GUIDED_JOBS)

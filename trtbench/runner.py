@@ -145,9 +145,12 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
 
         plan: Plan | None = None
         if guiding(spec, backend):
+            def noted(plan: Plan) -> None:  # run.json holds the latest plan: `status` and a report mid-sweep read it
+                meta["guided"] = plan.model_dump(mode="json")
+                store.write_meta(meta)
+
             tasks, unplaced, plan = run_guided(spec, selection, points, store, executor.capacity, execute,
-                                               retry_failed)
-            meta["guided"] = plan.model_dump(mode="json")
+                                               retry_failed, noted)
         else:
             predictions = {p.id: predict(selection.companion, p) for p in remaining}
             tasks = tasks_for(spec, remaining, predictions)
@@ -170,19 +173,19 @@ def guiding(spec: SweepSpec, backend: Backend) -> bool:
 
 
 def run_guided(spec: SweepSpec, selection: Selection, points: list[Point], store: RunStore, capacity: Capacity,
-               execute: Callable[[list[Task], dict[str, Prediction | None]], Work], retry_failed: bool
-               ) -> tuple[list[Task], dict[str, str], Plan]:
+               execute: Callable[[list[Task], dict[str, Prediction | None]], Work], retry_failed: bool,
+               noted: Callable[[Plan], None]) -> tuple[list[Task], dict[str, str], Plan]:
     """Batch after batch: finish the runs owed (a started point's missing repeats; with `retry_failed`, once, the
     points whose latest record failed), else run the batch the strategy chooses from every record so far
-    (`guided.strategy.plan`), until it chooses none, or a batch records nothing (Slurm jobs that ended before
-    reaching their points: the next sweep resumes). Returns every task run, the points no batch could place
-    (`Work.unplaced`), and the last plan, made after the last batch."""
+    (`guided.strategy.plan`, each plan `noted`), until it chooses none, or a batch records nothing (Slurm jobs
+    that ended before reaching their points: the next sweep resumes). Returns every task run, the points no batch
+    could place (`Work.unplaced`), and the last plan, made after the last batch."""
     if selection.companion is None:
-        raise TrtbenchError("strategy: guided needs the simulator's predictions, and it knows this GPU or model not; "
-                            "use strategy: full")
+        raise TrtbenchError("strategy: guided needs the simulator's predictions, and the simulator does not know "
+                            "this GPU or model; use strategy: full")
     predictions = {p.id: predict(selection.companion, p) for p in points}
     repeats = repeats_of(spec, selection.backend)
-    settings = guided_settings(spec, selection.companion, points, predictions, capacity)
+    settings = guided_settings(spec, selection.companion, points, capacity)
     by_id = {p.id: p for p in points}
     ran: list[Task] = []
     unplaced: dict[str, str] = {}
@@ -193,6 +196,7 @@ def run_guided(spec: SweepSpec, selection: Selection, points: list[Point], store
         batch = [p for p in points if p.id in recorded and needed[p.id] > 0 and p.id not in unplaced]
         plan = guided_plan([candidate(spec, p, predictions[p.id]) for p in points if p.id not in unplaced],
                            store.all_records(), settings)
+        noted(plan)
         batch = batch or [by_id[pid] for pid in plan.next]
         if not batch or not progress:
             return ran, unplaced, plan
@@ -212,8 +216,7 @@ def candidate(spec: SweepSpec, point: Point, prediction: Prediction | None) -> C
     return Candidate(point, at.tp * at.pp, prediction, run_s, MODEL_LOAD_S)
 
 
-def guided_settings(spec: SweepSpec, companion: Backend, points: list[Point],
-                    predictions: dict[str, Prediction | None], capacity: Capacity) -> Settings:
+def guided_settings(spec: SweepSpec, companion: Backend, points: list[Point], capacity: Capacity) -> Settings:
     """The spec's `guided:`, ranked as the report ranks (per GPU where the points use different numbers of GPUs,
     unless `rank_by` says otherwise), with the simulator's out-of-sample error on this grid (its worst
     deployment's, `SimBackend.provenance`)."""

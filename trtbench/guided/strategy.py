@@ -169,8 +169,8 @@ def plan(candidates: Sequence[Candidate], all_records: Sequence[Record], setting
             open_ids.append(pid)
 
     x_open = x_all[[row[p] for p in open_ids], :]
-    log_mu = np.array([math.log(simulated[p]) for p in open_ids]) + corr.predict(x_open)[0]
-    sd_open = corr.predict(x_open)[1]
+    log_factor, sd_open = corr.predict(x_open)
+    log_mu = np.array([math.log(simulated[p]) for p in open_ids]) + log_factor
     best = sorted(measured.values(), reverse=True)
     threshold = math.log(best[settings.top_k - 1]) if len(best) >= settings.top_k else None
     z = _NORMAL.inv_cdf((1 + settings.confidence) / 2)
