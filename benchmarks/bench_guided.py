@@ -27,7 +27,8 @@ GRIDS = {"h100_grid (64 points)": ROOT / "sweeps" / "h100_grid.yaml",
 HARSH = {"gemm": 0.75, "attn": 0.5, "allreduce": 0.12, "kv_share": 0.5, "wobble": 0.05, "noise": 0.03}
 EXTREME = {"gemm": 0.7, "attn": 0.4, "allreduce": 0.2, "kv_share": 0.4, "wobble": 0.10, "noise": 0.03}
 TRUTHS = {"default truth": {}, "harsh truth": HARSH, "extreme truth": EXTREME}
-GRID_X = np.linspace(0, 1, 201)  # GPU-time fractions the curves are read at
+GRID_X = np.logspace(-3, 0, 301)  # GPU-time fractions the curves are read at (0.1% to 100%)
+TABLE_X = (0.02, 0.05, 0.1, 0.3, 0.5)  # and printed at
 
 
 def curve(run: GuidedRun, order: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -41,9 +42,9 @@ def curve(run: GuidedRun, order: list[str]) -> tuple[np.ndarray, np.ndarray]:
             np.concatenate([[1.0], 1 - np.maximum.accumulate(value) / best]))
 
 
-def at(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The step curve (x, y) read at GRID_X (the regret holds until the next run ends)."""
-    return y[np.searchsorted(x, GRID_X, side="right") - 1]
+def at(x: np.ndarray, y: np.ndarray, where: np.ndarray = GRID_X) -> np.ndarray:
+    """The step curve (x, y) read at `where` (the regret holds until the next run ends)."""
+    return y[np.searchsorted(x, where, side="right") - 1]
 
 
 def main() -> None:
@@ -51,11 +52,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--png", type=Path, default=ROOT / "benchmarks" / "guided_regret.png")
     args = parser.parse_args()
-    rows, curves = [], {}
+    rows, curves, stops = [], {}, {}
     for grid, path in GRIDS.items():
         spec = load_spec(path)
         for truth, bends in TRUTHS.items():
-            found = {"guided": [], "grid order": [], "random order": []}
+            found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"guided": [], "grid order": [],
+                                                                      "random order": []}
             for seed in range(args.seeds):
                 with tempfile.TemporaryDirectory() as tmp:
                     run = guided_run(spec, seed, Path(tmp) / "run", **bends)
@@ -65,8 +67,9 @@ def main() -> None:
                 rows.append((grid, truth, seed, len(run.order), len(run.points), run.fraction(), run.regret(), top5,
                              run.plan.p_beats_winner))
                 for name, order in (("guided", run.order), ("grid order", ids), ("random order", shuffled)):
-                    found[name].append(at(*curve(run, order)))
-            curves[(grid, truth)] = {name: np.mean(c, axis=0) for name, c in found.items()}
+                    found[name].append(curve(run, order))
+            curves[(grid, truth)] = found
+            stops[(grid, truth)] = float(np.mean([r[5] for r in rows if r[:2] == (grid, truth)]))
     print(f"{'grid':30s} {'truth':14s} {'seed':>4s} {'measured':>9s} {'GPU time':>9s} {'regret':>7s} "
           f"{'true top 5':>10s} {'P(beaten)':>9s}")
     for grid, truth, seed, n, total, fraction, regret, top5, p in rows:
@@ -77,14 +80,16 @@ def main() -> None:
           f"fewest of the true top 5 found {min(r[7] for r in rows)}")
     print("\nmean regret at a share of the full grid's GPU time (guided / grid order / random order):")
     for (grid, truth), named in curves.items():
-        cells = "  ".join(f"{x:.0%}: " + "/".join(f"{named[n][int(x * 200)]:.1%}" for n in named)
-                          for x in (0.05, 0.1, 0.2, 0.3, 0.5))
+        means = {n: np.mean([at(*c, np.array(TABLE_X)) for c in runs], axis=0) for n, runs in named.items()}
+        cells = "  ".join(f"{x:.0%}: " + "/".join(f"{means[n][i]:.1%}" for n in means) for i, x in enumerate(TABLE_X))
         print(f"  {grid}, {truth}: {cells}")
-    draw(curves, args.png)
+    draw(curves, stops, args.png)
     print(f"\nplot: {args.png}")
 
 
-def draw(curves: dict[tuple[str, str], dict[str, np.ndarray]], png: Path) -> None:
+def draw(curves: dict[tuple[str, str], dict[str, list[tuple[np.ndarray, np.ndarray]]]],
+         stops: dict[tuple[str, str], float], png: Path) -> None:
+    """Mean regret over seeds against GPU time (log scale), the guided sweep's mean stop marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,13 +97,16 @@ def draw(curves: dict[tuple[str, str], dict[str, np.ndarray]], png: Path) -> Non
 
     fig, axes = plt.subplots(len(GRIDS), len(TRUTHS), figsize=(4.2 * len(TRUTHS), 3.4 * len(GRIDS)), sharey=True)
     for ax, ((grid, truth), named) in zip(np.ravel(axes), curves.items(), strict=True):
-        for name, y in named.items():
-            ax.step(GRID_X * 100, y * 100, where="post", label=name)
+        for name, runs in named.items():
+            mean = np.mean([at(*c) for c in runs], axis=0)
+            ax.step(GRID_X * 100, mean * 100, where="post", label=name)
+        ax.axvline(stops[(grid, truth)] * 100, color="C0", linestyle="--", linewidth=1, label="guided stops (settled)")
         ax.axhline(2, color="grey", linestyle=":", linewidth=1)
         ax.axvline(30, color="grey", linestyle=":", linewidth=1)
         ax.set_title(f"{grid}\n{truth}", fontsize=9)
         ax.set_xlabel("GPU time spent (% of the full grid)")
-        ax.set_xlim(0, 100)
+        ax.set_xscale("log")
+        ax.set_xlim(0.1, 100)
         ax.set_ylim(0, 100)
     for ax in np.ravel(axes)[::len(TRUTHS)]:
         ax.set_ylabel("regret (% below the true best)")
