@@ -250,3 +250,18 @@ def test_every_executor_states_its_batch(tmp_path):
     slurm = SlurmExecutor(tmp_path, "trtllm", SlurmSpec(max_jobs=6, points_per_job=2))
     assert slurm.capacity == Capacity(12)
     assert SlurmExecutor(tmp_path, "trtllm", SlurmSpec()).capacity == Capacity(GUIDED_JOBS)
+
+
+def test_status_and_report_of_a_damaged_plan(tmp_path):
+    """`status` and the report say why the skipped points were skipped; a damaged plan in run.json is one line."""
+    from trtbench.guided.section import guided_section, guided_status
+
+    run = guided_run(load_spec(GRID), 0, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    skipped = sum(e.state is State.PREDICTED for e in run.plan.entries)
+    line = guided_status(meta["guided"])
+    assert line.startswith(f"guided: ran {len(run.order)} of 64 points") and "stopped: the top 5 is settled" in line
+    assert f"not measured: dominated {skipped - 1}, predicted to fail 1" in line  # 16384/16384: predicted to time out
+    damaged = {**meta["guided"], "entries": "gone"}
+    assert guided_status(damaged) == guided_section({"guided": damaged}) == (
+        "run.json holds a guided plan this trtbench cannot read (1 error(s)); rerun the sweep")

@@ -4,6 +4,7 @@ it was not measured. It renders the plan the sweep recorded in run.json (`guided
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,16 +26,33 @@ def summary(plan: Plan) -> str:
             f"an unmeasured point beats the winner: {_chance(plan.p_beats_winner)}")
 
 
+def recorded(data: Any) -> Plan | str:
+    """The plan run.json holds, or why it cannot be read."""
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        return f"run.json holds a guided plan this trtbench cannot read ({exc.error_count()} error(s)); rerun the sweep"
+
+
+def guided_status(data: Any) -> str:
+    """`summary` of a plan as run.json holds it, and how many points each reason skipped."""
+    plan = recorded(data)
+    if isinstance(plan, str):
+        return plan
+    skipped = Counter(str(e.reason) for e in plan.entries if e.state is State.PREDICTED)
+    reasons = ", ".join(f"{reason} {count}" for reason, count in skipped.most_common())
+    return f"{summary(plan)}; not measured: {reasons or 'none'}"
+
+
 def guided_section(meta: Mapping[str, Any]) -> str | None:
     """The section, or None for a sweep that was not guided."""
     from trtbench.report import fmt_rate, md_table  # the report imports this module
 
     if "guided" not in meta:
         return None
-    try:
-        plan = Plan.model_validate(meta["guided"])
-    except ValidationError as exc:
-        return f"run.json holds a guided plan this trtbench cannot read ({exc.error_count()} error(s)); rerun the sweep"
+    plan = recorded(meta["guided"])
+    if isinstance(plan, str):
+        return plan
     rate = "output tokens/s per GPU" if plan.per_gpu else "output tokens/s"
     fitted = ", ".join(f"{regime} x{factor:.3f}" for regime, factor in plan.correction.items())
     head = (f"{summary(plan)[0].upper()}{summary(plan)[1:]}. Measured values are means of the point's ok runs; "
