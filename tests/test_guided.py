@@ -22,7 +22,7 @@ from trtbench.grid import expand
 from trtbench.guided.correction import features, prior_sd, refit
 from trtbench.guided.strategy import Candidate, Reason, Settings, State, plan, proven_oom
 from trtbench.records import Outcome, Prediction, Record, Source, Status
-from trtbench.spec import load_spec
+from trtbench.spec import Strategy, load_spec
 
 GRID = REPO / "sweeps" / "h100_grid.yaml"  # 64 points, one H100
 GRID_70B = REPO / "sweeps" / "h100_70b_guided.yaml"  # 200 points: TP x precision x ISL x OSL
@@ -265,3 +265,9 @@ def test_status_and_report_of_a_damaged_plan(tmp_path):
     damaged = {**meta["guided"], "entries": "gone"}
     assert guided_status(damaged) == guided_section({"guided": damaged}) == (
         "run.json holds a guided plan this trtbench cannot read (1 error(s)); rerun the sweep")
+
+
+def test_a_spec_without_a_strategy_hashes_as_before():
+    """The hash trtbench printed for sweeps/h100_grid.yaml before strategies existed (read off the main branch)."""
+    assert load_spec(GRID).hash() == "8b4cfe1f6495568a"
+    assert load_spec(GRID_70B).hash() != load_spec(GRID_70B).model_copy(update={"strategy": Strategy.FULL}).hash()
