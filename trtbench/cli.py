@@ -73,7 +73,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 @app.command(epilog=_examples("trtbench sweep sweeps/h100_grid.yaml",
                       "trtbench sweep sweeps/h100_grid.yaml --backend trtllm --dry-run",
-                      "trtbench sweep sweeps/h100_grid.yaml --retry-failed"))
+                      "trtbench sweep sweeps/h100_grid.yaml --retry-failed",
+                      "trtbench sweep sweeps/h100_grid.yaml --backend trtllm --strategy guided --budget-gpu-hours 4"))
 def sweep(
     spec: Path = typer.Argument(..., help="sweep spec (YAML)"),
     backend: str = typer.Option(None, "--backend", help="auto | trtllm | sim (overrides the spec)"),
@@ -96,6 +97,10 @@ def sweep(
                                 "when no point succeeded"),
     repeats: int = typer.Option(None, "--repeats", min=1, max=1000, help="runs of each measured point, interleaved "
                                 "across the grid (overrides runtime.repeats; a resume runs only the missing ones)"),
+    strategy: str = typer.Option(None, "--strategy", help="full (every point) | guided (the points the simulator, "
+                                 "refitted after each batch, says may be among the best); overrides the spec's"),
+    budget_gpu_hours: float = typer.Option(None, "--budget-gpu-hours", min=0.001, help="guided: stop after this "
+                                           "much measured GPU time (overrides guided.budget_gpu_hours)"),
 ) -> None:
     """Run every point of SPEC (resuming a previous run), then write the report and say how many points ended ok,
     failed (by cause) or not run. Exit 0 when at least one point is ok, 1 when none is (or, with --strict, when
@@ -104,7 +109,7 @@ def sweep(
 
     sweep_cmd.sweep(spec, backend, out, fresh, top_n, dry_run, no_build, plots=not no_plots, max_points=max_points,
                     update=update, executor=executor, detach=detach, retry_failed=retry_failed, strict=strict,
-                    repeats=repeats)
+                    repeats=repeats, strategy=strategy, budget_gpu_hours=budget_gpu_hours)
 
 
 @app.command(epilog=_examples("trtbench status runs/h100_grid"))

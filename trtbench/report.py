@@ -19,6 +19,7 @@ from trtbench.catalog.models import resolve_model
 from trtbench.errors import TrtbenchError
 from trtbench.escape import Markdown, csv_safe_frame, md, md_code
 from trtbench.files import atomic_write
+from trtbench.guided.section import guided_section
 from trtbench.sla import Bounds
 from trtbench.spec import BenchMode, SweepSpec
 from trtbench.stats import BOOTSTRAP_FROM, NOISY_CV
@@ -491,7 +492,7 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
             value += f" at {md(spec.cost.label())}"
         out += [f"Best ({r['source']}, by {by.name}): {value} at ISL={r['isl']}, OSL={r['osl']}, "
                 f"{fmt_count(r['requests'])} requests{extra}.", ""]
-    if a.missing:
+    if a.missing and "guided" not in meta:  # a guided sweep says why each point without a result has none
         out += [f"**Incomplete**: {a.missing} point(s) of the grid have no result yet; rerun the sweep to resume.", ""]
     if a.stale:
         out += [f"{a.stale} record(s) from an earlier version of the spec are kept in results.jsonl "
@@ -520,6 +521,7 @@ def render(spec: SweepSpec, a: an.Analysis, meta: dict[str, Any], top_n: int, pl
         ("Memory and Utilisation", f"{source} GiB = 2^30 bytes.\n\n{memory_section(a)}{energy_note(a)}"),
         ("Efficiency vs Roofline", f"{source}\n\n{efficiency_section(a)}"),
         ("Measured vs Predicted", predictions_section(a)),
+        ("Guided Sweep", guided_section(meta)),
         ("Plots", _plots_section(plots, source) if plots else None),
         ("Provenance", provenance_section(spec, a, meta)),
     ]

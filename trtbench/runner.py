@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from trtbench import __version__
 from trtbench.backends.base import Backend
 from trtbench.backends.registry import Selection
 from trtbench.errors import TrtbenchError
-from trtbench.executors.base import Executor, Observer, Task, Work
+from trtbench.executors.base import Capacity, Executor, Observer, Task, Work
 from trtbench.grid import Point
+from trtbench.guided.strategy import Candidate, Plan, Settings, State
+from trtbench.guided.strategy import plan as guided_plan
 from trtbench.records import Outcome, Prediction, Record, Source, Status, now_iso
-from trtbench.spec import SweepSpec
+from trtbench.spec import RankBy, Strategy, SweepSpec
 from trtbench.store import RunStore
 from trtbench.upgrade import upgrade_v0
 from trtbench.verdict import judge
@@ -37,6 +40,7 @@ class SweepSummary:
     missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's)
     rejudged: dict[str, int] = field(default_factory=dict)  # "timeout -> ok" -> simulated points judged anew
     unplaced: dict[str, str] = field(default_factory=dict)  # point id -> why this machine cannot run it (not run)
+    guided: Plan | None = None  # a guided sweep's last plan: what it measured, skipped and why
 
 
 def provenance(selection: Selection) -> dict[str, Any]:
@@ -127,24 +131,104 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
             store.submit(record)
             store.merge()
 
-        predictions = {p.id: predict(selection.companion, p) for p in remaining}
-        tasks = tasks_for(spec, remaining, predictions)
         already_done = len(points) - len({p.id for p in remaining})
-        observer.begin(already_done + len(tasks), already_done, tasks)
-        work = Work(tasks,
-                    lambda task: run_point(backend, predictions[task.point.id], task), deliver,
-                    lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
-                    backend.cancel, frozenset(r.attempt for r in store.all_records()))
-        executor.execute(work, observer)
-        if tasks and len(work.unplaced) == len(points) - already_done:
-            raise TrtbenchError(f"--executor {executor.name} can run none of the {len(work.unplaced)} point(s) to run "
-                                f"on this machine ({unplaced_line(work.unplaced)}); nothing was run or recorded: give "
+
+        def execute(tasks: list[Task], predictions: dict[str, Prediction | None]) -> Work:
+            observer.begin(len(store.done_ids() & {p.id for p in points}) + len(tasks),
+                           len(store.done_ids() & {p.id for p in points}), tasks)
+            work = Work(tasks,
+                        lambda task: run_point(backend, predictions[task.point.id], task), deliver,
+                        lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
+                        backend.cancel, frozenset(r.attempt for r in store.all_records()))
+            executor.execute(work, observer)
+            return work
+
+        plan: Plan | None = None
+        if guiding(spec, backend):
+            def noted(plan: Plan) -> None:  # run.json holds the latest plan: `status` and a report mid-sweep read it
+                meta["guided"] = plan.model_dump(mode="json")
+                store.write_meta(meta)
+
+            tasks, unplaced, plan = run_guided(spec, selection, points, store, executor.capacity, execute,
+                                               retry_failed, noted)
+        else:
+            predictions = {p.id: predict(selection.companion, p) for p in remaining}
+            tasks = tasks_for(spec, remaining, predictions)
+            unplaced = execute(tasks, predictions).unplaced
+        if tasks and len(unplaced) == len(points) - already_done:
+            raise TrtbenchError(f"--executor {executor.name} can run none of the {len(unplaced)} point(s) to run "
+                                f"on this machine ({unplaced_line(unplaced)}); nothing was run or recorded: give "
                                 f"it more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES) or run the sweep elsewhere")
         store.write_meta({**meta, "finished_at": now_iso()})
         recorded = store.done_ids()
-        missing = len([p for p in points if p.id not in recorded and p.id not in work.unplaced])
-    return SweepSummary(store.path, len(points), already_done, sum(t.point.id not in work.unplaced for t in tasks),
-                        adopted, missing, rejudged, work.unplaced)
+        skipped = {e.point_id for e in plan.entries if e.state is State.PREDICTED} if plan else set()
+        missing = len([p for p in points if p.id not in recorded | skipped and p.id not in unplaced])
+    return SweepSummary(store.path, len(points), already_done, sum(t.point.id not in unplaced for t in tasks),
+                        adopted, missing, rejudged, unplaced, plan)
+
+
+def guiding(spec: SweepSpec, backend: Backend) -> bool:
+    """A guided spec on a measuring backend: the simulator predicts every point in seconds, so it runs them all."""
+    return spec.strategy is Strategy.GUIDED and backend.capabilities().source is Source.MEASURED
+
+
+def run_guided(spec: SweepSpec, selection: Selection, points: list[Point], store: RunStore, capacity: Capacity,
+               execute: Callable[[list[Task], dict[str, Prediction | None]], Work], retry_failed: bool,
+               noted: Callable[[Plan], None]) -> tuple[list[Task], dict[str, str], Plan]:
+    """Batch after batch: finish the runs owed (a started point's missing repeats; with `retry_failed`, once, the
+    points whose latest record failed), else run the batch the strategy chooses from every record so far
+    (`guided.strategy.plan`, each plan `noted`), until it chooses none, or a batch records nothing (Slurm jobs
+    that ended before reaching their points: the next sweep resumes). Returns every task run, the points no batch
+    could place (`Work.unplaced`), and the last plan, made after the last batch."""
+    if selection.companion is None:
+        raise TrtbenchError("strategy: guided needs the simulator's predictions, and the simulator does not know "
+                            "this GPU or model; use strategy: full")
+    predictions = {p.id: predict(selection.companion, p) for p in points}
+    repeats = repeats_of(spec, selection.backend)
+    settings = guided_settings(spec, selection.companion, points, capacity)
+    by_id = {p.id: p for p in points}
+    ran: list[Task] = []
+    unplaced: dict[str, str] = {}
+    retry, progress = retry_failed, True
+    while True:
+        needed = runs_needed(points, store, repeats, retry)
+        recorded, retry = store.done_ids(), False
+        batch = [p for p in points if p.id in recorded and needed[p.id] > 0 and p.id not in unplaced]
+        plan = guided_plan([candidate(spec, p, predictions[p.id]) for p in points if p.id not in unplaced],
+                           store.all_records(), settings)
+        noted(plan)
+        batch = batch or [by_id[pid] for pid in plan.next]
+        if not batch or not progress:
+            return ran, unplaced, plan
+        tasks = tasks_for(spec, todo(batch, needed), predictions)
+        before = len(store.all_records())
+        fresh = execute(tasks, predictions).unplaced
+        progress = len(store.all_records()) > before or bool(fresh.keys() - unplaced.keys())
+        unplaced.update(fresh)
+        ran += tasks
+
+
+def candidate(spec: SweepSpec, point: Point, prediction: Prediction | None) -> Candidate:
+    at = spec.at(point.values)
+    assert prediction is not None  # a guided sweep has the simulator's prediction of every point
+    run_s = min(prediction.wall_s or 0.0, at.runtime.timeout_s) if prediction.status in (
+        Status.OK, Status.TIMEOUT) else 0.0
+    return Candidate(point, at.tp * at.pp, prediction, run_s, MODEL_LOAD_S)
+
+
+def guided_settings(spec: SweepSpec, companion: Backend, points: list[Point], capacity: Capacity) -> Settings:
+    """The spec's `guided:`, ranked as the report ranks (per GPU where the points use different numbers of GPUs,
+    unless `rank_by` says otherwise), with the simulator's out-of-sample error on this grid (its worst
+    deployment's, `SimBackend.provenance`)."""
+    widths = {spec.at(p.values).tp * spec.at(p.values).pp for p in points}
+    per_gpu = spec.rank_by is RankBy.PER_GPU or (spec.rank_by is not RankBy.TOTAL and len(widths) > 1)
+    error = companion.provenance().get("calibration", {}).get("error_pct") or DEFAULT_ERROR_PCT
+    budget = spec.guided.budget_gpu_hours
+    return Settings(spec.guided.top_k, spec.guided.confidence, budget * 3600 if budget else None, per_gpu,
+                    float(error), capacity)
+
+
+DEFAULT_ERROR_PCT = 10.0  # the simulator's error where its calibration states none (its cross-validated MAPE)
 
 
 def rejudge(store: RunStore, point_ids: set[str], timeout_s: float) -> dict[str, int]:

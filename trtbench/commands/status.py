@@ -11,6 +11,7 @@ from rich.table import Table
 from trtbench.commands.console import out
 from trtbench.commands.utils import warn
 from trtbench.executors.slurm import ACTIVE, job_states
+from trtbench.guided.section import guided_status
 from trtbench.store import RunStore
 from trtbench.tally import Tally
 
@@ -44,6 +45,8 @@ def status(run_dir: Path) -> None:
     out.print(table)
     recorded = [records[p] for p in point_ids if p in records]
     out.print(Tally.of_outcomes(recorded, len(point_ids) - len(recorded)).line())
+    if "guided" in meta:  # why the points that are not started will not be: the guided plan's account
+        out.print(guided_status(meta["guided"]))
     rejudged = meta.get("rejudged")
     if rejudged:
         changes = "; ".join(f"{n} {change}" for change, n in rejudged["changes"].items())

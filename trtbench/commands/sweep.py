@@ -21,8 +21,9 @@ from trtbench.executors.gpus import GpuExecutor, node_gpus
 from trtbench.executors.local import LocalExecutor
 from trtbench.executors.slurm import SlurmExecutor
 from trtbench.grid import IdentityRule, Point, expand
+from trtbench.guided.section import summary as guided_summary
 from trtbench.runner import machine_verdicts, repeats_of, run_sweep, unplaced_line
-from trtbench.spec import EXECUTORS, SweepSpec, load_spec
+from trtbench.spec import EXECUTORS, Strategy, SweepSpec, load_spec
 from trtbench.store import RUN_META, SPEC, RunStore, next_free_dir
 from trtbench.upgrade import recorded_ids
 
@@ -30,15 +31,17 @@ from trtbench.upgrade import recorded_ids
 def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, top_n: int, dry_run: bool,
           no_build: bool, plots: bool = True, max_points: int | None = None, update: bool = False,
           executor: str | None = None, detach: bool = False, retry_failed: bool = False, strict: bool = False,
-          repeats: int | None = None) -> None:
+          repeats: int | None = None, strategy: str | None = None, budget_gpu_hours: float | None = None) -> None:
     """Exit status: 0 when at least one point is ok (failures are findings), 1 when none is, or with `strict`
     when any point failed, or when the executor could not place some points on this machine (they ran
     nowhere and have no record: the sweep is incomplete, its results are real, so 1 as for other results
     that need a look; 2 stays for a sweep that did nothing, as when it can place no point at all). `repeats`
-    overrides `runtime.repeats` (and is recorded with the spec)."""
+    overrides `runtime.repeats` (and is recorded with the spec); `strategy` and `budget_gpu_hours` the spec's
+    `strategy` and `guided.budget_gpu_hours`."""
     spec = load_spec(spec_path)
     if repeats is not None:
         spec = spec.model_copy(update={"runtime": spec.runtime.model_copy(update={"repeats": repeats})})
+    spec = with_strategy(spec, strategy, budget_gpu_hours)
     run_dir = out or spec.run_dir()
     if fresh:
         run_dir = next_free_dir(run_dir)
@@ -70,6 +73,8 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         if spec.runtime.repeats > 1:
             console.print(f"repeats {spec.runtime.repeats} ignored: the simulator predicts the same numbers every "
                           f"time, so each point runs once")
+        if spec.strategy is Strategy.GUIDED:
+            console.print("strategy guided: the simulator predicts every point in seconds, so each one is predicted")
     with interruptible(f"every finished point is recorded in {run_dir}, the point in flight is not; "
                        f"run the same command again to resume"), ProgressBar(console, selection.backend.name) as bar:
         summary = run_sweep(spec, selection, points, store, runner, bar, retry_failed)
@@ -92,6 +97,8 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if summary.unplaced:
         console.print(f"[yellow]not run here[/]: {unplaced_line(summary.unplaced)}; left without a record, so a sweep "
                       f"with more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES) runs them: exit status 1")
+    if summary.guided:
+        console.print(guided_summary(summary.guided))
     path, analysis = reported(run_dir, top_n, plots)
     counts = tally(analysis)
     stdout.print(f"report: {path}")
@@ -104,6 +111,19 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         raise typer.Exit(1)
     if summary.unplaced:
         raise typer.Exit(1)
+
+
+def with_strategy(spec: SweepSpec, strategy: str | None, budget_gpu_hours: float | None) -> SweepSpec:
+    """`--strategy` and `--budget-gpu-hours` over the spec's; a budget only means something to a guided sweep."""
+    if strategy is not None:
+        if strategy not in {s.value for s in Strategy}:
+            raise SpecError(f"--strategy {strategy!r}: choose one of {', '.join(s.value for s in Strategy)}")
+        spec = spec.model_copy(update={"strategy": Strategy(strategy)})
+    if budget_gpu_hours is not None:
+        if spec.strategy is not Strategy.GUIDED:
+            raise SpecError("--budget-gpu-hours needs --strategy guided (a full sweep runs every point)")
+        spec = spec.model_copy(update={"guided": spec.guided.model_copy(update={"budget_gpu_hours": budget_gpu_hours})})
+    return spec
 
 
 def make_executor(spec: SweepSpec, kind: str | None, run_dir: Path, backend: str, detach: bool = False) -> Executor:

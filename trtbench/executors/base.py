@@ -12,6 +12,15 @@ from trtbench.records import Record, Status
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """How much an executor runs at once: `points` of them, or (`gpus` set) points until that many GPUs are busy.
+    A guided sweep chooses each batch this wide, so no GPU waits while the next batch is chosen."""
+
+    points: int = 1
+    gpus: int | None = None
+
+
+@dataclass(frozen=True)
 class Task:
     point: Point
     gpus: int = 1  # GPUs the point runs on: its tp x pp
@@ -57,6 +66,7 @@ class Work:
 
 class Executor(Protocol):
     name: str
+    capacity: Capacity
 
     def execute(self, work: Work, observer: Observer) -> None:
         """Run every task once and deliver its record, except those it names in `work.unplaced`; return when

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from trtbench.errors import TrtbenchError
-from trtbench.executors.base import Observer, Task, Work
+from trtbench.executors.base import Capacity, Observer, Task, Work
 from trtbench.nvml import Device, devices
 from trtbench.records import Record
 
@@ -176,6 +176,7 @@ class GpuExecutor:
 
     def __init__(self, gpus: Sequence[Gpu]) -> None:
         self.gpus = list(gpus)
+        self.capacity = Capacity(len(self.gpus), len(self.gpus))
 
     def execute(self, work: Work, observer: Observer) -> None:
         pending = []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from trtbench.executors.base import Observer, Work
+from trtbench.executors.base import Capacity, Observer, Work
 
 
 class LocalExecutor:
     name = "local"
+    capacity = Capacity(1)
 
     def execute(self, work: Work, observer: Observer) -> None:
         for task in work.tasks:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtbench.errors import SpecError, TrtbenchError
-from trtbench.executors.base import Observer, Task, Work
+from trtbench.executors.base import Capacity, Observer, Task, Work
 from trtbench.files import atomic_write
 from trtbench.records import Record, RecordError, Status, parse_record
 from trtbench.spec import SlurmSpec
@@ -48,6 +48,7 @@ ENDINGS = {"TIMEOUT": Status.TIMEOUT, "DEADLINE": Status.TIMEOUT, "OUT_OF_MEMORY
            "FAILED": Status.ERROR, "COMPLETED": Status.NO_REPORT}
 MARGIN = 1.5  # a job's time limit when the spec sets none: its predicted wall time times this, plus 5 min
 POLL_S = 2.0
+GUIDED_JOBS = 8  # a guided sweep's batch without executor.slurm.max_jobs: jobs queued at once between refits
 DEFAULT_MIN = 60  # the time limit of a point without a prediction, when the spec sets none
 # Filesystems no other machine sees: a run directory on one cannot be shared with the cluster's nodes.
 MOUNTS = Path("/proc/self/mounts")
@@ -82,6 +83,7 @@ class SlurmExecutor:
         self.detach = detach  # submit and return: `trtbench status` shows the jobs, the next sweep merges them
         self.dir = self.run_dir / "slurm"
         self.ledger = self.dir / "jobs.jsonl"
+        self.capacity = Capacity((spec.max_jobs or GUIDED_JOBS) * spec.points_per_job)
 
     def execute(self, work: Work, observer: Observer) -> None:
         self.dir.mkdir(exist_ok=True)

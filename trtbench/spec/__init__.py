@@ -21,9 +21,11 @@ from trtbench.spec.sections import (
     SlaSpec,
     TrtllmSpec,
 )
+from trtbench.spec.strategy import GuidedSpec, Strategy
 from trtbench.spec.sweep import BenchMode, RankBy, SweepSpec, stable_hash
 
 __all__ = ["AXES", "EXECUTORS", "EXTRA_AXES", "MAX_PARALLEL", "MAX_REQUESTS", "MAX_TOKENS", "AccuracySpec",
-           "BenchMode", "BuildSpec", "CalibrationSpec", "EvalTask", "ExecutorSpec", "GridSpec", "Ladder", "ModelSpec",
-           "RankBy", "RequestRule", "RequestsSpec", "RuntimeSpec", "SlaSpec", "SlurmSpec", "SweepSpec", "TrtllmSpec",
+           "BenchMode", "BuildSpec", "CalibrationSpec", "EvalTask", "ExecutorSpec", "GridSpec", "GuidedSpec", "Ladder",
+           "ModelSpec", "RankBy", "RequestRule", "RequestsSpec", "RuntimeSpec", "SlaSpec", "SlurmSpec", "Strategy",
+           "SweepSpec", "TrtllmSpec",
            "anchored", "load_spec", "parse_spec", "slurm_minutes", "stable_hash"]

@@ -31,6 +31,7 @@ from trtbench.spec.sections import (
     SlaSpec,
     TrtllmSpec,
 )
+from trtbench.spec.strategy import GuidedSpec, Strategy
 
 
 class BenchMode(Named):
@@ -101,6 +102,8 @@ class SweepSpec(Strict):
     trtllm: TrtllmSpec = Field(default_factory=TrtllmSpec)
     build: BuildSpec = Field(default_factory=BuildSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    strategy: Strategy = Field(Strategy.FULL, description="full: every point; guided: what the simulator says matters")
+    guided: GuidedSpec = Field(default_factory=GuidedSpec)
     output_dir: PathText | None = None
 
     @field_validator("model", mode="before")
@@ -228,6 +231,8 @@ class SweepSpec(Strict):
             where = EXTRA_AXES[axis]
             (data[where] if where else data).pop(axis)
         data["grid"] = {k: v for k, v in data["grid"].items() if v is not None}
+        if self.strategy is Strategy.FULL and self.guided == GuidedSpec():  # hashes as before strategies existed
+            del data["strategy"], data["guided"]
         return data
 
     def hash(self) -> str:
