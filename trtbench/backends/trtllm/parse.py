@@ -15,6 +15,7 @@ report's lines are kept.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -109,7 +110,8 @@ def scan_run(result: ProcessResult, log_path: Path, start: int) -> LogScan:
     output begins), or the output kept in memory when the log on disk is incomplete (a full disk)."""
     if result.log_error is not None:
         return scan_log(_bounded_lines(io.StringIO(result.output, newline=None)))
-    return scan_log(log_lines(log_path, start))
+    with contextlib.closing(log_lines(log_path, start)) as lines:  # the log is closed even if the scan stops early
+        return scan_log(lines)
 
 
 def log_lines(path: Path, start: int = 0) -> Iterator[str]:
@@ -117,7 +119,8 @@ def log_lines(path: Path, start: int = 0) -> Iterator[str]:
     UTF-8 (a crash's garbage) become U+FFFD."""
     with path.open("rb") as raw:
         raw.seek(start)
-        yield from _bounded_lines(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"))
+        with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as text:
+            yield from _bounded_lines(text)
 
 
 def _bounded_lines(stream: IO[str]) -> Iterator[str]:
