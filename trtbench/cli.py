@@ -277,6 +277,20 @@ def init(
     init_cmd.init(model, config, gpu, budget_gpu_hours, out)
 
 
+@app.command(epilog=_examples("trtbench doctor", "trtbench doctor --executor slurm --json"))
+def doctor(
+    engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="where engines are built (its free disk)"),
+    executor: str = typer.Option(None, "--executor", help="slurm: Slurm is needed, not only looked at"),
+    as_json: bool = typer.Option(False, "--json", help="print the findings as JSON"),
+) -> None:
+    """What this machine has for a measured sweep, each line ok, warning or missing with its fix: trtbench and
+    Python, trtllm-bench and its TensorRT-LLM, NVML and each GPU, CUDA_VISIBLE_DEVICES, the builder's packages,
+    the Hugging Face token and cache, free disk for engines, Slurm. Exit 0 when a measured sweep can run here."""
+    from trtbench.commands import doctor as doctor_cmd
+
+    doctor_cmd.doctor(engines_dir, executor == "slurm", as_json)
+
+
 accuracy_app = typer.Typer(help="Accuracy: trtllm-eval per artifact and its gate; ROUGE of any generations.",
                            no_args_is_help=True)
 app.add_typer(accuracy_app, name="accuracy")
