@@ -3,12 +3,15 @@ file."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 
 import pytest
 import yaml
 
+from tests.conftest import FAKES
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
 from trtbench.errors import TrtbenchError
@@ -125,3 +128,19 @@ def test_the_ladder_keeps_the_span_and_tries_two_tp_sizes_before_one():
     assert grids[0].budget_tokens == 6_000_000 and grids[2].budget_tokens == 3_000_000
     assert [g.lengths for g in grids[::8]] == list(LENGTH_LADDER)  # 4 token budgets x 2 TP options a grid
     assert all(g.lengths[0] == 128 for g in grids)
+
+
+def test_gpu_auto_takes_the_gpu_nvml_sees_and_no_more_gpus_than_it_has(cli, tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "site" / "pynvml.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    monkeypatch.setenv("FAKE_NVML_GPU", "NVIDIA H100 80GB HBM3")
+    monkeypatch.setenv("FAKE_NVML_DEVICES", json.dumps(["GPU-a", "GPU-b"]))  # two GPUs: TP 1 and 2 at most
+    result = cli("init", "--model", LLAMA_8B, "--out", "auto.yaml")
+    assert result.code == 0, result.err
+    text = (tmp_path / "auto.yaml").read_text()
+    assert yaml.safe_load(text)["gpu"] == "h100-sxm"
+    assert "(h100-sxm, NVML)" in text and "fits at on one h100-sxm node (simulated memory at ISL/OSL 128/128): 1, 2;" \
+        in text
