@@ -14,7 +14,8 @@ import yaml
 from tests.conftest import FAKES
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
-from trtbench.errors import TrtbenchError
+from trtbench.errors import StoreError, TrtbenchError
+from trtbench.files import create_new
 from trtbench.starter import LENGTH_LADDER, SEED_LENGTHS, choose, ladder
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B"
@@ -28,6 +29,7 @@ def _wall_hours(plan_out: str) -> float:
     return float(match[1].replace(",", "")) * UNITS_H[match[2]]
 
 
+@pytest.mark.heavy  # simulates whole grids: seconds
 def test_llama_8b_on_an_h100_in_8_gpu_hours_gives_a_spec_plan_accepts_within_8_hours(cli, tmp_path):
     result = cli("init", "--model", LLAMA_8B, "--gpu", "h100-sxm", "--budget-gpu-hours", "8")
     assert result.code == 0, result.err
@@ -49,6 +51,7 @@ def test_llama_8b_on_an_h100_in_8_gpu_hours_gives_a_spec_plan_accepts_within_8_h
     assert re.search(r"predicted \(simulated\): (\d+) points: \1 ok", planned.out), planned.out
 
 
+@pytest.mark.heavy  # simulates whole grids: seconds
 def test_without_a_budget_it_is_the_seed_studys_grid(cli, tmp_path):
     result = cli("init", "--model", LLAMA_8B, "--gpu", "h100-sxm", "--out", "seed.yaml")
     assert result.code == 0, result.err
@@ -77,6 +80,7 @@ def test_a_link_in_its_place_is_refused_and_its_target_untouched(cli, tmp_path, 
     assert not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.heavy  # simulates whole grids: seconds
 def test_an_ampere_gpu_gets_bf16_and_a_16_bit_kv_cache(cli, tmp_path):
     result = cli("init", "--model", LLAMA_8B, "--gpu", "a100-sxm-40gb", "--budget-gpu-hours", "20")
     assert result.code == 0, result.err
@@ -84,6 +88,7 @@ def test_an_ampere_gpu_gets_bf16_and_a_16_bit_kv_cache(cli, tmp_path):
     assert (data["precision"], data["kv_cache_dtype"]) == ("bf16", "auto")
 
 
+@pytest.mark.heavy  # simulates whole grids: seconds
 def test_deepseek_r1_fits_an_h200_node_at_tp8_only_and_no_h100_node():
     """FP8 weights ~671e9 bytes: 78 GiB a GPU at TP8, 156 GiB at TP4; an H200 holds 140 GiB, an H100 79.6 GiB."""
     starter = choose("deepseek-ai/DeepSeek-R1", None, resolve_gpu("h200-sxm"), "given", None)
@@ -92,6 +97,7 @@ def test_deepseek_r1_fits_an_h200_node_at_tp8_only_and_no_h100_node():
         choose("deepseek-ai/DeepSeek-R1", None, resolve_gpu("h100-sxm"), "given", None)
 
 
+@pytest.mark.heavy  # simulates whole grids: seconds
 def test_a_config_json_model_gets_its_config_in_the_spec(cli, tmp_path):
     config = tmp_path / "my-model" / "config.json"
     config.parent.mkdir()
@@ -114,6 +120,7 @@ def test_gpu_auto_without_nvml_is_one_line(cli):
     assert result.err.count("\n") == 1 and "--gpu auto: NVML sees no GPU" in result.err
 
 
+@pytest.mark.heavy  # simulates whole grids: seconds
 def test_a_budget_below_the_smallest_grid_is_one_line(cli, tmp_path):
     result = cli("init", "--model", LLAMA_8B, "--gpu", "h100-sxm", "--budget-gpu-hours", "0.01")
     assert result.code == 2
@@ -130,6 +137,7 @@ def test_the_ladder_keeps_the_span_and_tries_two_tp_sizes_before_one():
     assert all(g.lengths[0] == 128 for g in grids)
 
 
+@pytest.mark.heavy  # simulates whole grids: seconds
 def test_gpu_auto_takes_the_gpu_nvml_sees_and_no_more_gpus_than_it_has(cli, tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("pynvml", FAKES / "site" / "pynvml.py")
     assert spec is not None and spec.loader is not None
@@ -144,3 +152,15 @@ def test_gpu_auto_takes_the_gpu_nvml_sees_and_no_more_gpus_than_it_has(cli, tmp_
     assert yaml.safe_load(text)["gpu"] == "h100-sxm"
     assert "(h100-sxm, NVML)" in text and "fits at on one h100-sxm node (simulated memory at ISL/OSL 128/128): 1, 2;" \
         in text
+
+
+def test_create_new_writes_once_and_never_over_anything(tmp_path, sentinel):
+    create_new(tmp_path / "a.yaml", "first\n")
+    assert (tmp_path / "a.yaml").read_text() == "first\n"
+    with pytest.raises(StoreError, match=r"a\.yaml: File exists"):
+        create_new(tmp_path / "a.yaml", "second\n")
+    assert (tmp_path / "a.yaml").read_text() == "first\n"
+    (tmp_path / "b.yaml").symlink_to(sentinel / "precious.txt")  # a link: refused, its target left alone
+    with pytest.raises(StoreError, match=r"b\.yaml: File exists"):
+        create_new(tmp_path / "b.yaml", "x\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.yaml", "b.yaml"]  # no temporary file left

@@ -24,6 +24,9 @@ def init(model: str | None, config: Path | None, gpu: str, budget_gpu_hours: flo
             raise SpecError("give --model NAME (a model trtbench knows) or --config config.json (any model)")
         model = config_name(config)
     config_text = str(config.resolve()) if config is not None else None  # the spec works from any directory
+    path = out or Path(f"{file_stem(model)}.yaml")
+    if path.exists() or path.is_symlink():  # said before the grid is worked out; create_new checks again
+        raise TrtbenchError(f"{path} exists; trtbench init never overwrites a file: give --out another path")
     if gpu == "auto":
         found = visible_gpus()
         if not found:
@@ -32,9 +35,6 @@ def init(model: str | None, config: Path | None, gpu: str, budget_gpu_hours: flo
     else:
         target, source, max_gpus = resolve_gpu(gpu), "given", max(TP_SIZES)
     starter = choose(model, config_text, target, source, budget_gpu_hours, max_gpus)
-    path = out or Path(f"{file_stem(model)}.yaml")
-    if path.exists() or path.is_symlink():
-        raise TrtbenchError(f"{path} exists; trtbench init never overwrites a file: give --out another path")
     create_new(path, starter.spec_text())
     stdout.print(f"wrote {escape(str(path))}: {escape(starter.summary())}")
     plan(path)
