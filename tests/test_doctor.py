@@ -166,3 +166,8 @@ def test_an_sinfo_that_hangs_is_cut_off(cli, gpu_box, monkeypatch):
     result = cli("doctor", "--json", "--executor", "slurm")
     assert result.code == 1
     assert _findings(result)["Slurm"]["found"].startswith("sinfo did not answer")
+
+
+def test_an_unknown_executor_is_one_line(cli, bare):
+    result = cli("doctor", "--executor", "slrum")
+    assert result.code == 2 and result.err.count("\n") == 1 and "--executor 'slrum'" in result.err

@@ -288,7 +288,7 @@ def doctor(
     the Hugging Face token and cache, free disk for engines, Slurm. Exit 0 when a measured sweep can run here."""
     from trtbench.commands import doctor as doctor_cmd
 
-    doctor_cmd.doctor(engines_dir, executor == "slurm", as_json)
+    doctor_cmd.doctor(engines_dir, executor, as_json)
 
 
 accuracy_app = typer.Typer(help="Accuracy: trtllm-eval per artifact and its gate; ROUGE of any generations.",

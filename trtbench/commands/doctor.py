@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import typer
 from rich.markup import escape
@@ -11,13 +12,18 @@ from rich.table import Table
 
 from trtbench.commands.console import out
 from trtbench.doctor import Level, examine, ready
+from trtbench.errors import SpecError
+from trtbench.spec import EXECUTORS
 
 STYLES = {Level.OK: "green", Level.WARNING: "yellow", Level.MISSING: "red"}
 
 
-def doctor(engines_dir: Path, slurm: bool, as_json: bool) -> None:
-    """Print every finding (a table, or JSON); exit 0 when a measured sweep can run here, 1 otherwise."""
-    findings = examine(engines_dir, slurm)
+def doctor(engines_dir: Path, executor: str | None, as_json: bool) -> None:
+    """Print every finding (a table, or JSON); exit 0 when a measured sweep can run here (with `executor`), 1
+    otherwise."""
+    if executor not in (None, *get_args(EXECUTORS)):
+        raise SpecError(f"--executor {executor!r}: choose one of {', '.join(get_args(EXECUTORS))}")
+    findings = examine(engines_dir, slurm_needed=executor == "slurm")
     can_run = ready(findings)
     if as_json:
         print(json.dumps({"ready": can_run, "findings": [f.as_dict() for f in findings]}, indent=2))
