@@ -183,3 +183,57 @@ def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     before = tree_state(root)
     yield root
     assert tree_state(root) == before, f"a test changed {root}, outside its run and cache roots"
+
+
+
+# What `make check` leaves out (`-m "not (slow or slurm or modelopt or browser or wheel or measured or heavy)"`);
+# `make test` (CI) runs everything. Marked here, by what a test uses, so no test file has to remember; a file or
+# test can also mark itself.
+NEEDS = {"slurm": "a local Slurm cluster (make slurm-up)", "modelopt": "ModelOpt and CPU torch (the test extra)",
+         "browser": "a headless browser", "wheel": "building the wheel and installing it into a new venv (minutes)",
+         "measured": "the fake trtllm-bench run through trtbench's process tree (keeper, guard): seconds each",
+         "heavy": "many seconds of CPU (40 MiB logs, statistics by simulation, property tests, every hostile path)"}
+NEEDS_BY_FILE = {"test_quantize.py": "modelopt", "test_browser.py": "browser"}
+NO_CLUSTER = "no local Slurm cluster"  # how every test that needs the cluster says why it skips without one
+# The tests (all their parameters) over ~2.4 s each on a loaded 2-core machine (pytest --durations), not measured.
+HEAVY = {
+    "test_parse.py": {"test_report_after_40_mib_of_log_is_parsed_in_bounded_memory",
+                      "test_report_followed_by_a_long_log_is_kept"},
+    "test_hostile_paths.py": {"test_a_fifo_is_refused_without_waiting_on_it",
+                              "test_a_link_where_trtbench_writes_is_refused_not_followed",
+                              "test_a_pending_entry_that_is_no_record_is_set_aside_unread"},
+    "test_analysis_properties.py": {"test_any_records_are_analysed_and_rendered"},
+    "test_bad_input.py": {"test_max_points_lifts_the_limit", "test_hostile_spec_is_refused"},
+    "test_disk_faults.py": {"test_an_error_on_each_write_path_is_one_line_and_resumes",
+                            "test_a_full_or_read_only_disk_mid_sweep_is_one_line_and_loses_nothing"},
+    "test_failures.py": {"test_oom_followed_by_40_mib_of_noise_is_still_oom"},
+    "test_stats.py": {"test_welch_and_benjamini_hochberg_hold_the_false_discovery_rate"},
+    "test_cli.py": {"test_plan_shows_verdicts_and_runs_nothing"},
+    "test_build.py": {"test_killed_build_leaves_nothing_reusable"},
+    "test_telemetry.py": {"test_a_simulated_ladder_draws_no_memory_plot"},
+    "test_plots.py": {"test_a_simulated_tp_sweep_writes_six_pngs",
+                      "test_a_tp_grid_draws_one_png_per_kind_not_a_set_per_tp",
+                      "test_every_axis_of_every_plot_is_ticked_in_plain_numbers"},
+    "test_report_full.py": {"test_compare_fp8_vs_fp16", "test_compare_refuses_runs_without_shared_points"},
+    "test_simulator.py": {"test_both_calibration_tables_within_targets_per_set_and_per_tp"},
+    "test_runner.py": {"test_second_sweep_on_same_run_dir_is_refused"},
+    "test_accuracy_score.py": {"test_rouge_by_hand"},
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, needs in NEEDS.items():
+        config.addinivalue_line("markers", f"{marker}: needs {needs}; `make check` skips it")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = NEEDS_BY_FILE.get(item.path.name)
+        if marker:
+            item.add_marker(marker)
+        if any(str(m.kwargs.get("reason", "")).startswith(NO_CLUSTER) for m in item.iter_markers("skipif")):
+            item.add_marker("slurm")
+        if "fake_bench" in getattr(item, "fixturenames", ()):
+            item.add_marker("measured")
+        if getattr(item, "originalname", item.name) in HEAVY.get(item.path.name, ()):
+            item.add_marker("heavy")

@@ -272,6 +272,37 @@ def sla(
     sla_cmd.sla(run_dir, Bounds(ttft_p95_ms, tpot_p95_ms, latency_p95_ms))
 
 
+@app.command(epilog=_examples("trtbench init --model meta-llama/Llama-3.1-8B --gpu h100-sxm --budget-gpu-hours 8",
+                              "trtbench init --config my-model/config.json --out my-model.yaml"))
+def init(
+    model: str = typer.Option(None, "--model", help="HF model name trtbench knows (with --config: its name)"),
+    config: Path = typer.Option(None, "--config", help="the model's HF config.json (a model outside the presets)"),
+    gpu: str = typer.Option("auto", "--gpu", help="GPU id or alias; auto: the first GPU NVML sees"),
+    budget_gpu_hours: float = typer.Option(None, "--budget-gpu-hours", min=0.01, help="shrink the grid until its "
+                                           "predicted GPU-hours fit (default: the seed study's grid as it is)"),
+    out: Path = typer.Option(None, "--out", help="spec file to write (default: <model>.yaml here); never overwritten"),
+) -> None:
+    """Write a commented first spec for a model: a precision the GPU runs, the TP sizes it fits at, and an
+    ISL x OSL x requests grid of the seed study's shape that fits the budget (simulated); then its plan."""
+    from trtbench.commands import init as init_cmd
+
+    init_cmd.init(model, config, gpu, budget_gpu_hours, out)
+
+
+@app.command(epilog=_examples("trtbench doctor", "trtbench doctor --executor slurm --json"))
+def doctor(
+    engines_dir: Path = typer.Option(Path("engines"), "--engines-dir", help="where engines are built (its free disk)"),
+    executor: str = typer.Option(None, "--executor", help="slurm: Slurm is needed, not only looked at"),
+    as_json: bool = typer.Option(False, "--json", help="print the findings as JSON"),
+) -> None:
+    """What this machine has for a measured sweep, each line ok, warning or missing with its fix: trtbench and
+    Python, trtllm-bench and its TensorRT-LLM, NVML and each GPU, CUDA_VISIBLE_DEVICES, the builder's packages,
+    the Hugging Face token and cache, free disk for engines, Slurm. Exit 0 when a measured sweep can run here."""
+    from trtbench.commands import doctor as doctor_cmd
+
+    doctor_cmd.doctor(engines_dir, executor, as_json)
+
+
 accuracy_app = typer.Typer(help="Accuracy: trtllm-eval per artifact and its gate; ROUGE of any generations.",
                            no_args_is_help=True)
 app.add_typer(accuracy_app, name="accuracy")

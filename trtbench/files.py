@@ -167,6 +167,25 @@ class Dir:
                     os.unlink(tmp, dir_fd=self.fd)
                 raise
 
+    def create(self, name: str, data: str | bytes) -> None:
+        """Write `name`, which must not exist yet (not even as a link): a complete fsynced copy, then linked to
+        its name, which fails where anything is there, so an existing file is never replaced, even by a race."""
+        path = self.path / name
+        with _guard(path, "write"):
+            if self.stat(name) is not None:
+                raise FileExistsError(errno.EEXIST, "exists", str(path))
+            tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+            try:
+                fd = self.file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+                with open(fd, "wb", closefd=True) as fh:
+                    fh.write(data.encode() if isinstance(data, str) else data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=self.fd)
+
     def append(self, name: str, data: bytes) -> None:
         """Add `data` at the end of `name` (made if missing) and fsync it; a failed write is cut back off, so
         the file holds what it held before."""
@@ -245,6 +264,11 @@ class Dir:
 def atomic_write(path: Path, text: str | bytes) -> None:
     """Write `path` whole (see Dir.write), in its directory as the caller named it."""
     Dir.open(path.parent, create=True).write(path.name, text)
+
+
+def create_new(path: Path, text: str | bytes) -> None:
+    """Write `path`, which must not exist (see Dir.create): StoreError "... exists" where it does."""
+    Dir.open(path.parent).create(path.name, text)
 
 
 def read_file(path: Path, limit: int = MAX_READ) -> bytes | None:
