@@ -20,7 +20,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -114,7 +114,7 @@ def scan_run(result: ProcessResult, log_path: Path, start: int) -> LogScan:
         return scan_log(lines)
 
 
-def log_lines(path: Path, start: int = 0) -> Iterator[str]:
+def log_lines(path: Path, start: int = 0) -> Generator[str, None, None]:
     """The lines of the log at `path` from byte `start` on, read as they are needed; bytes that are not
     UTF-8 (a crash's garbage) become U+FFFD."""
     with path.open("rb") as raw:
