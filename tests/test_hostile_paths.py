@@ -305,8 +305,8 @@ def test_a_report_waits_for_the_one_in_progress_and_ends_with_the_latest_records
     analysed, go, b_progress = threading.Event(), threading.Event(), threading.Event()
     real_analyze, sleep = utils.analyze_run, files_mod.time.sleep
 
-    def stalling(store_, run_dir):
-        analysis = real_analyze(store_, run_dir)
+    def stalling(store_, run_dir, *price):
+        analysis = real_analyze(store_, run_dir, *price)
         if threading.current_thread().name == "A":
             analysed.set()
             assert go.wait(120)
