@@ -54,14 +54,15 @@ test: lint
 
 # The inner loop: ruff, mypy and the tests that need no Slurm cluster, ModelOpt, browser or wheel build and start no
 # real process tree nor take many seconds (markers: tests/conftest.py), on 2 pytest-xdist workers; `make test` runs
-# them all. `make check CHECK_ARGS=` runs them in one process.
+# them all. `make check CHECK_ARGS=` runs them in one process. Bytecode is kept (__pycache__, ignored by git) even
+# where the environment says PYTHONDONTWRITEBYTECODE: compiling every module and test again costs ~30 s a run.
 CHECK_MARKERS ?= not (slow or slurm or modelopt or browser or wheel or measured or heavy)
 CHECK_ARGS ?= -n 2
 .PHONY: check
 check: $(TEST_STAMP)
 	$(BIN)/ruff check trtbench tests benchmarks
 	$(BIN)/mypy trtbench
-	env -u SLURM_CONF $(BIN)/pytest -m '$(CHECK_MARKERS)' $(CHECK_ARGS)
+	env -u SLURM_CONF -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -m '$(CHECK_MARKERS)' $(CHECK_ARGS)
 
 slurm-up:
 	@bash scripts/slurm-up.sh '$(SLURM_DIR)'

@@ -29,6 +29,7 @@ GRID_70B = REPO / "sweeps" / "h100_70b_guided.yaml"  # 200 points: TP x precisio
 HARSH = {"gemm": 0.75, "attn": 0.5, "allreduce": 0.12, "kv_share": 0.5, "wobble": 0.05, "noise": 0.03}
 
 
+@pytest.mark.heavy  # seconds each: `make test` runs it, `make check` leaves it out
 @pytest.mark.parametrize("grid", [GRID, GRID_70B], ids=["h100_64", "70b_200"])
 @pytest.mark.parametrize(("seed", "bends"), [(0, {}), (1, {}), (2, HARSH), (3, HARSH)])
 def test_finds_the_true_best_for_a_fraction_of_the_gpu_time(grid, seed, bends, tmp_path):
@@ -40,6 +41,7 @@ def test_finds_the_true_best_for_a_fraction_of_the_gpu_time(grid, seed, bends, t
     assert run.plan.stopped == "settled" and run.plan.settled
 
 
+@pytest.mark.heavy  # seconds each: `make test` runs it, `make check` leaves it out
 def test_batches_keep_every_gpu_busy(tmp_path):
     """On 4 GPUs the 70B grid's batches are chosen together: the first fills the GPUs (TP2 + TP2, or a TP4, ...)
     with distinct points, and the sweep still finds the true best."""
@@ -89,6 +91,7 @@ def test_budget_stops_the_sweep_and_is_the_reason(tmp_path):
     assert Reason.BUDGET in reasons and Reason.QUEUED not in reasons
 
 
+@pytest.mark.heavy  # seconds each: `make test` runs it, `make check` leaves it out
 def test_resume_continues_where_it_stopped(tmp_path):
     """A guided sweep interrupted after its second run resumes from its records and ends where an uninterrupted one
     ends (the strategy is a function of the records); run again once finished, it runs nothing."""
@@ -111,6 +114,7 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert again.plan.entries == resumed.plan.entries
 
 
+@pytest.mark.heavy  # seconds each: `make test` runs it, `make check` leaves it out
 def test_repeats_and_retry_failed_compose(tmp_path):
     """With repeats 3 each measured point has three ok runs, and its value is their mean; the best predicted point,
     failing on a broken node, stays a failure until --retry-failed runs it again (on a good one)."""

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from tests.conftest import SMALL_SPEC
-from tests.test_quantize import only_artifact, spec_text, tiny_tokenizer
 from trtbench.catalog.models import PRESETS, expected_experts, resolve_model
 from trtbench.deployment import make_deployment
 from trtbench.records import Status
@@ -136,13 +135,16 @@ def test_mixtral_runs_slower_than_a_dense_model_of_its_attention_and_expert_size
 
 
 @pytest.mark.slow
+@pytest.mark.modelopt
 def test_modelopt_quantizes_a_mixture_of_experts_with_its_routers_left_16_bit(cli, write_spec, tmp_path,
                                                                             monkeypatch):
     """The real ModelOpt on a tiny random Mixtral (4 experts, top-2) on CPU: every expert's projections FP8,
     the routers bf16 and listed as excluded, as ModelOpt exports MoE checkpoints for TensorRT-LLM."""
-    import torch
-    import transformers
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
     from safetensors import torch as safetensors_torch
+
+    from tests.test_quantize import only_artifact, spec_text, tiny_tokenizer  # imports torch: here, not at collection
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRTBENCH_CACHE_DIR", str(tmp_path / "cache"))

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trtbench.backends.trtllm.parse import Report, ReportError, parse_json, scan_log
+from trtbench.backends.trtllm.validate import out_of_range
 from trtbench.records import Metrics
 from trtbench.text import printable
 
@@ -90,7 +91,11 @@ def clean(text: str) -> bool:
 def assert_recordable(report: Report) -> None:
     assert all(isinstance(v, float) and math.isfinite(v) for v in report.metrics.values()), report.metrics
     assert all(clean(v) and v for v in report.info.values()), report.info
-    Metrics.from_flat({"total_tok_per_s": 1.0, **report.metrics})  # every key one a record has
+    metrics = {"total_tok_per_s": 1.0, **report.metrics}  # every key one a record has
+    wrong = out_of_range(metrics)  # the backend records such a report as invalid, naming each value
+    assert all(clean(line) for line in wrong), wrong
+    if not wrong:
+        Metrics.from_flat(metrics)
 
 
 def assert_json_outcome(path: Path, content: bytes) -> None:
@@ -198,3 +203,10 @@ def test_printable_cuts_long_text_with_an_ellipsis():
     assert printable("x" * 501) == "x" * 499 + "…"
     assert printable("abcdef", limit=4) == "abc…"
     assert printable("\x1b[31m" * 100 + "abc", limit=4) == "abc"  # the limit counts what is shown
+
+
+def test_a_negative_request_count_is_named_not_recorded():
+    """Found by the mutated-report property: a report claiming -1 requests parses, and validation names it
+    (the backend then records the point as invalid) instead of a record failing to build."""
+    assert out_of_range({"output_tok_per_s": 8533.3, "request_per_s": 8.3, "total_tok_per_s": 1.0,
+                         "total_latency_s": 120.0, "num_requests": -1.0}) == ["num_requests is -1 (must be >= 0)"]
