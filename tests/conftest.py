@@ -195,29 +195,42 @@ NEEDS = {"slurm": "a local Slurm cluster (make slurm-up)", "modelopt": "ModelOpt
          "heavy": "many seconds of CPU (40 MiB logs, statistics by simulation, property tests, every hostile path)"}
 NEEDS_BY_FILE = {"test_quantize.py": "modelopt", "test_browser.py": "browser"}
 NO_CLUSTER = "no local Slurm cluster"  # how every test that needs the cluster says why it skips without one
-# The tests (all their parameters) over ~2.4 s each on a loaded 2-core machine (pytest --durations), not measured.
+# The tests (all their parameters) over ~1.5 s each on a loaded 2-core machine (pytest --durations), not measured.
 HEAVY = {
     "test_parse.py": {"test_report_after_40_mib_of_log_is_parsed_in_bounded_memory",
-                      "test_report_followed_by_a_long_log_is_kept"},
+                      "test_report_followed_by_a_long_log_is_kept",
+                      "test_results_more_than_10000_lines_after_the_header_are_no_report"},
     "test_hostile_paths.py": {"test_a_fifo_is_refused_without_waiting_on_it",
                               "test_a_link_where_trtbench_writes_is_refused_not_followed",
                               "test_a_pending_entry_that_is_no_record_is_set_aside_unread"},
     "test_analysis_properties.py": {"test_any_records_are_analysed_and_rendered"},
-    "test_bad_input.py": {"test_max_points_lifts_the_limit", "test_hostile_spec_is_refused"},
-    "test_disk_faults.py": {"test_an_error_on_each_write_path_is_one_line_and_resumes",
-                            "test_a_full_or_read_only_disk_mid_sweep_is_one_line_and_loses_nothing"},
+    "test_bad_input.py": {"test_hostile_spec_is_refused",
+                          "test_max_points_lifts_the_limit"},
+    "test_disk_faults.py": {"test_a_full_or_read_only_disk_mid_sweep_is_one_line_and_loses_nothing",
+                            "test_an_error_on_each_write_path_is_one_line_and_resumes"},
     "test_failures.py": {"test_oom_followed_by_40_mib_of_noise_is_still_oom"},
-    "test_stats.py": {"test_welch_and_benjamini_hochberg_hold_the_false_discovery_rate"},
+    "test_stats.py": {"test_bootstrap_from_thirty_repeats_covers_the_true_mean",
+                      "test_noise_floor_holds_its_level_and_finds_a_six_percent_slowdown",
+                      "test_welch_and_benjamini_hochberg_hold_the_false_discovery_rate"},
     "test_cli.py": {"test_plan_shows_verdicts_and_runs_nothing"},
     "test_build.py": {"test_killed_build_leaves_nothing_reusable"},
     "test_telemetry.py": {"test_a_simulated_ladder_draws_no_memory_plot"},
     "test_plots.py": {"test_a_simulated_tp_sweep_writes_six_pngs",
                       "test_a_tp_grid_draws_one_png_per_kind_not_a_set_per_tp",
                       "test_every_axis_of_every_plot_is_ticked_in_plain_numbers"},
-    "test_report_full.py": {"test_compare_fp8_vs_fp16", "test_compare_refuses_runs_without_shared_points"},
+    "test_report_full.py": {"test_a_sim_sweep_report_has_every_section_and_plot",
+                            "test_compare_fp8_vs_fp16",
+                            "test_compare_refuses_runs_without_shared_points"},
     "test_simulator.py": {"test_both_calibration_tables_within_targets_per_set_and_per_tp"},
-    "test_runner.py": {"test_second_sweep_on_same_run_dir_is_refused"},
+    "test_runner.py": {"test_files_are_readable_by_others_whatever_the_umask",
+                       "test_second_sweep_on_same_run_dir_is_refused"},
     "test_accuracy_score.py": {"test_rouge_by_hand"},
+    "test_hostile_text.py": {"test_a_hostile_model_name_runs_and_reaches_every_output_inert"},
+    "test_spec_properties.py": {"test_example_spec_with_random_values",
+                                "test_random_yaml_document"},
+    "test_newcomer.py": {"test_a_relative_model_config_is_found_beside_the_spec_from_any_directory",
+                         "test_compare_matches_across_request_counts_and_says_what_it_left_out"},
+    "test_parse_properties.py": {"test_mutated_real_json"},
 }
 
 
