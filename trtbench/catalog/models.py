@@ -201,15 +201,19 @@ PRESETS: dict[str, ModelArch] = {
         _llama("Llama-3-8B", 4096, 14336, 32, 32, 128, max_position=8192),
         _llama("Llama-3.1-70B", 8192, 28672, 80, 64, 128),
         _llama("Llama-3.3-70B", 8192, 28672, 80, 64, 128),
+        _llama("Llama-3.1-405B", 16384, 53248, 126, 128, 128),
         _llama("Llama-3.2-1B", 2048, 8192, 16, 32, 64, tie=True),
         _llama("Llama-3.2-3B", 3072, 8192, 28, 24, 128, tie=True),
         ModelArch("Mistral-7B", 4096, 14336, 32, 32, 8, 128, 32000, max_position=32768),
         ModelArch("Qwen2.5-7B", 3584, 18944, 28, 28, 4, 128, 152064, qkv_bias=True),
-        # Mixtures of experts, from their published config.json (mistralai/Mixtral-8x7B-v0.1, Qwen/Qwen3-30B-A3B)
+        # Mixtures of experts, from their published config.json (mistralai/Mixtral-8x7B-v0.1, Qwen/Qwen3-30B-A3B,
+        # Qwen/Qwen3-235B-A22B)
         ModelArch("Mixtral-8x7B", 4096, 14336, 32, 32, 8, 128, 32000, max_position=32768, experts=8, top_k=2,
                   moe_intermediate=14336),
         ModelArch("Qwen3-30B-A3B", 2048, 6144, 48, 32, 4, 128, 151936, max_position=40960, experts=128, top_k=8,
                   moe_intermediate=768),
+        ModelArch("Qwen3-235B-A22B", 4096, 12288, 94, 64, 4, 128, 151936, max_position=40960, experts=128, top_k=8,
+                  moe_intermediate=1536),
         # deepseek-ai/DeepSeek-V3 (R1 shares the architecture): latent attention, 3 dense layers, then 256
         # routed experts (top-8) and one shared expert; the multi-token-prediction layer is not counted; head_dim
         # is hidden / heads as the config implies it, unused by latent attention
@@ -231,7 +235,7 @@ PRESETS: dict[str, ModelArch] = {
 }
 
 # Suffixes that name a variant of the same architecture (chat tuning, a quantized export, a release tag).
-_VARIANT = re.compile(r"(-(instruct|chat|hf|base|fp8|fp16|bf16|awq|gptq|v\d+(\.\d+)*))+$")
+_VARIANT = re.compile(r"(-(instruct|chat|hf|base|fp8|fp16|bf16|fp4|nvfp4|awq|gptq|v\d+(\.\d+)*))+$")
 
 
 def _preset_key(name: str) -> str:

@@ -19,7 +19,7 @@ from trtbench.errors import TrtbenchError
 from trtbench.sim import calibration, crossval
 from trtbench.sim.calibration import BOUNDS, coverage
 from trtbench.sim.ifb import IfbModel
-from trtbench.sim.table import ROW_DEFAULTS, mape_by, measured, predict_frame, row_release, score
+from trtbench.sim.table import ROW_DEFAULTS, mape_by, measured, predict_frame, row_release, score, with_groups
 
 DEPLOYMENT_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp")
 
@@ -55,9 +55,9 @@ def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: b
         out.print(_rows_table(scored, f"simulated vs measured output tok/s{f' as {gpu}' if gpu else ''}",
                               f"MAPE {mape:.2f}%, Spearman {spearman:.3f}, "
                               f"worst row {scored['error_pct'].abs().max():.1f}%"))
-        for column in ("set", "tp", "regime", "kv_limited"):
-            if column in scored.columns:
-                out.print(_group_table(scored, column))
+        grouped = with_groups(scored, defaults)
+        for column in ("set", "family", "gpu_name", "parallelism", "regime", "kv_limited"):
+            out.print(_group_table(grouped, column))
     if len(results) > 1:
         best = min(results, key=lambda g: results[g])
         others = ", ".join(f"{g} {m:.1f}%" for g, m in results.items())
@@ -80,6 +80,8 @@ def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: b
             "fitted_on": [path.name for path in paths], "rows": len(scored), "mape_pct": round(mape, 3),
             "spearman": round(spearman, 4), "kv_cache_free_gpu_mem_fraction": fraction,
             "mape_by_set": _column(scored, "set"), "mape_by_tp": _column(scored, "tp"),
+            **{f"mape_by_{c}": _column(with_groups(scored, defaults), c) for c in ("family", "gpu_name",
+                                                                                   "parallelism")},
             "mape_by_regime": _column(scored, "regime"), "mape_by_kv_limited": _column(scored, "kv_limited"),
             "gpus": sorted(_gpu_ids(scored)), "on_bound": on_bound, "release_factors": releases, **extra})
     else:
@@ -155,10 +157,14 @@ def _rows_table(scored: pd.DataFrame, title: str, caption: str) -> Table:
     return table
 
 
+GROUP_TITLES = {"set": "table", "family": "model family", "gpu_name": "GPU", "kv_limited": "KV-limited"}
+
+
 def _group_table(scored: pd.DataFrame, column: str) -> Table:
-    table = Table(title=f"error by {column}")
-    for col in (column, "Rows", "MAPE %", "Worst %", "Within 15 %"):
-        table.add_column(col, justify="left" if col == column else "right")
+    name = GROUP_TITLES.get(column, column)
+    table = Table(title=f"error by {name}")
+    for col in (name, "Rows", "MAPE %", "Worst %", "Within 15 %"):
+        table.add_column(col, justify="left" if col == name else "right")
     for key, g in mape_by(scored, column).iterrows():
         table.add_row(str(key), str(int(g["rows"])), f"{g['mape_pct']:.1f}", f"{g['worst_pct']:.1f}",
                       f"{g['within_15_pct']:.0f}")
