@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from trtbench.errors import SpecError
 
@@ -176,6 +180,38 @@ def expected_experts(tokens: float, experts: int, top_k: int) -> float:
     if experts == 0 or tokens <= 0:
         return 0.0
     return experts * (1 - (1 - top_k / experts) ** tokens)
+
+
+@lru_cache(maxsize=4096)
+def expected_max_load(tokens: int, experts: int, top_k: int, groups: int) -> float:
+    """Expected routed (token, expert) pairs at the busiest of `groups` equal groups of experts (the EP ranks; or
+    single experts with `groups` = `experts`), each token sending its `top_k` to distinct experts uniformly at
+    random: E[max] = sum over m >= 0 of 1 - P(load <= m)^groups, treating the groups' loads as independent (7% low
+    for 3 tokens on 8 experts top-2 against enumeration, within 2% of sampling from 32 tokens up). One group's
+    load is a sum of `tokens` hypergeometric draws (of its top_k, how many land in the group): exact by
+    convolution for small batches, normal beyond (mean over 200). Never below the mean T k / groups, never above
+    T min(k, experts per group)."""
+    if tokens <= 0 or experts <= 0:
+        return 0.0
+    per_group = experts // groups
+    cap = tokens * min(top_k, per_group)
+    mean = tokens * top_k / groups
+    if groups <= 1:
+        return mean
+    draw = [math.comb(per_group, j) * math.comb(experts - per_group, top_k - j) / math.comb(experts, top_k)
+            for j in range(min(top_k, per_group) + 1)]
+    var_one = sum(j * j * p for j, p in enumerate(draw)) - (top_k / groups) ** 2
+    if mean <= 200:
+        pmf = np.ones(1)
+        for _ in range(tokens):
+            pmf = np.convolve(pmf, draw)
+        below, cdf = 0, np.minimum(np.cumsum(pmf), 1.0)
+    else:  # P(load <= m) for m within 10 sd of the mean; every m below counts 1
+        sd = math.sqrt(tokens * var_one)
+        below = max(0, math.floor(mean - 10 * sd))
+        m = np.arange(below, min(cap, math.ceil(mean + 10 * sd)) + 1)
+        cdf = np.array([0.5 * (1 + math.erf((x + 0.5 - mean) / (sd * math.sqrt(2)))) for x in m])
+    return float(min(cap, max(mean, below + np.sum(1 - cdf ** groups))))
 
 
 def keys_attended(first: int, last: int, span: int | None) -> int:

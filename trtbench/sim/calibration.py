@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_DATA = ("calibration_h100_sxm_llama31_8b_fp8.csv", "published_h200_sxm_fp8.csv")
+# NVIDIA's MoE and Blackwell/NVFP4 cells (Mixtral-8x7B on five GPUs, Qwen3-235B-A22B, Llama-3.1-405B NVFP4), fitted
+# with the dense tables (`make calibrate`)
+MOE_BLACKWELL_DATA = "published_moe_blackwell.csv"
 CALIBRATION_FRACTION = 0.95  # kv_cache_free_gpu_mem_fraction NVIDIA ran the calibration rows at
 # Physical ranges: HBM efficiency as measured by STREAM-like kernels; GEMM efficiency relative to the
 # measured best-shape rate; attention between small-shape and best-shape matmul; a fixed cost per iteration
@@ -41,8 +44,9 @@ BOUNDS = {
     "eta_attn": (0.1, 0.9),
     "t_iter_s": (0.0, 5e-3),
     "t_layer_s": (0.0, 150e-6),
+    "eta_moe": (0.3, 1.0),
 }
-DEFAULT = Factors(eta_mem=0.8, eta_kv=0.7, eta_gemm=0.8, eta_attn=0.4, t_iter_s=5e-4, t_layer_s=10e-6)
+DEFAULT = Factors(eta_mem=0.8, eta_kv=0.7, eta_gemm=0.8, eta_attn=0.4, t_iter_s=5e-4, t_layer_s=10e-6, eta_moe=0.8)
 
 
 def data_path(name: str) -> Path:

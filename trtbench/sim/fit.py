@@ -8,10 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trtbench.catalog.models import resolve_model
 from trtbench.sim.calibration import BOUNDS, DEFAULT
 from trtbench.sim.ifb import IfbModel
 from trtbench.sim.steptime import Factors
-from trtbench.sim.table import predict_frame, row_release
+from trtbench.sim.table import ROW_DEFAULTS, predict_frame, row_release
+
+# The columns a prediction reads (`predict_frame`): rows equal in them predict the same.
+PREDICTED_FROM = ("gpu", "model", "precision", "kv_cache_dtype", "tp", "pp", "ep", "attention_dp", "isl", "osl",
+                  "num_requests", "requests", "kv_fraction", "release", "version", "trtllm_version")
 
 
 def fit(rows: pd.DataFrame, fraction: float, defaults: Mapping[str, Any] | None = None
@@ -30,10 +35,19 @@ def fit(rows: pd.DataFrame, fraction: float, defaults: Mapping[str, Any] | None 
     sets = measured["set"] if "set" in measured.columns else pd.Series(0, index=measured.index)
     weight = np.sqrt(len(measured) / (sets.nunique() * sets.map(sets.value_counts()).to_numpy(dtype=float)))
 
+    # NVIDIA's tables repeat a cell across doc revisions: predict each distinct row once.
+    keys = [tuple(map(str, row)) for row in measured[[c for c in PREDICTED_FROM if c in measured]].itertuples(
+        index=False)]
+    first = {key: i for i, key in reversed(list(enumerate(keys)))}
+    distinct = measured.iloc[sorted(first.values())].reset_index(drop=True)
+    slot = {key: n for n, key in enumerate(k for i, k in enumerate(keys) if first[k] == i)}
+    where = np.array([slot[key] for key in keys])
+
     def residuals(x: np.ndarray) -> np.ndarray:
         factors = Factors(**{n: float(v) for n, v in zip(names, lower + x * scale, strict=True)})
-        pred = predict_frame(measured, IfbModel(factors), defaults, fraction)["pred_output_tok_per_s"]
-        ratio = pred.to_numpy(dtype=float) / measured["output_tok_per_s"].to_numpy(dtype=float)
+        pred = predict_frame(distinct, IfbModel(factors), defaults, fraction)["pred_output_tok_per_s"].to_numpy(
+            dtype=float)[where]
+        ratio = pred / measured["output_tok_per_s"].to_numpy(dtype=float)
         return weight * np.log(np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1e-3))
 
     x0 = (np.array([getattr(DEFAULT, n) for n in names]) - lower) / scale
@@ -45,7 +59,11 @@ def fit(rows: pd.DataFrame, fraction: float, defaults: Mapping[str, Any] | None 
 
 
 def release_factors(rows: pd.DataFrame, log_errors: np.ndarray) -> dict[str, float]:
-    """release -> exp(-mean log(predicted / measured)) over the rows that name it."""
-    releases = [row_release(row) for row in rows.to_dict("records")]
-    frame = pd.DataFrame({"release": releases, "log_error": log_errors}).dropna()
+    """release -> exp(-mean log(predicted / measured)) over the rows of dense models that name it. A mixture's
+    rows stay out: a release that only they name (NVIDIA published some releases for MoE alone) would otherwise
+    get a speed factor that absorbs whatever the MoE physics misses, fitting rows rather than physics."""
+    records = rows.to_dict("records")
+    dense = [not resolve_model(str(row.get("model") or ROW_DEFAULTS["model"])).is_moe for row in records]
+    releases = [row_release(row) for row in records]
+    frame = pd.DataFrame({"release": releases, "log_error": log_errors})[dense].dropna()
     return {r: round(float(np.exp(-g.mean())), 4) for r, g in frame.groupby("release")["log_error"]}
