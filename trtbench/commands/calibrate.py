@@ -52,10 +52,10 @@ def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: b
         if not results:
             first = scored, mape, spearman
         results[gpu] = mape
-        out.print(_rows_table(scored, f"simulated vs measured output tok/s{f' as {gpu}' if gpu else ''}",
+        grouped = with_groups(scored, defaults)
+        out.print(_rows_table(grouped, f"simulated vs measured output tok/s{f' as {gpu}' if gpu else ''}",
                               f"MAPE {mape:.2f}%, Spearman {spearman:.3f}, "
                               f"worst row {scored['error_pct'].abs().max():.1f}%"))
-        grouped = with_groups(scored, defaults)
         for column in ("set", "family", "gpu_name", "parallelism", "regime", "kv_limited"):
             out.print(_group_table(grouped, column))
     if len(results) > 1:
@@ -145,10 +145,10 @@ def measured_rows(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _rows_table(scored: pd.DataFrame, title: str, caption: str) -> Table:
     table = Table(title=title, caption=caption)
-    extra = [c for c in ("model", "tp") if c in scored.columns]
-    for col in (*[c.upper() if c == "tp" else c.capitalize() for c in extra], "ISL", "OSL", "Requests", "Regime",
-                "Measured", "Predicted", "Error %"):
-        table.add_column(col, justify="left" if col in ("Model", "Regime") else "right")
+    extra = {c: name for c, name in (("model", "Model"), ("gpu_name", "GPU"), ("parallelism", "Parallel"))
+             if c in scored.columns}
+    for col in (*extra.values(), "ISL", "OSL", "Requests", "Regime", "Measured", "Predicted", "Error %"):
+        table.add_column(col, justify="left" if col in ("Model", "GPU", "Regime") else "right")
     for r in scored.to_dict("records"):
         table.add_row(*(str(r[c]) for c in extra), str(r["isl"]), str(r["osl"]), f"{r['pred_requests']:,}",
                       r["regime"] + (", KV" if r["kv_limited"] else ""), f"{r['output_tok_per_s']:,.2f}",
