@@ -1,10 +1,12 @@
 """The step model's free factors: the committed fit, and what it was fitted on. `make calibrate` refits
-jointly on the bundled NVIDIA tables (H100 SXM 8B TP1, H200 SXM 8B TP1 and 70B TP1-8).
+jointly on the bundled NVIDIA tables (H100 SXM 8B TP1, H200 SXM 8B TP1 and 70B TP1-8, and the MoE/Blackwell
+table: Mixtral-8x7B on five GPUs, Qwen3-235B-A22B TP8 and DEP4, Llama-3.1-405B NVFP4 on B200).
 
-Fit physics, not rows: six factors with physical bounds, fitted on log error so a 300 tok/s row counts as
-much as a 28,000 tok/s one; the same factors serve every GPU, model and TP size. Everything else in the
-step model (all-reduce curves, GEMM shape efficiency, best-shape GEMM rates, the bytes of the passes every
-rank repeats) comes from datasheets and public microbenchmarks, not from these rows.
+Fit physics, not rows: seven factors with physical bounds (the seventh, eta_moe, only moves mixtures), fitted
+on log error so a 300 tok/s row counts as much as a 28,000 tok/s one (`sim.fit` says which rows fit which
+factors); the same factors serve every GPU, model and TP size. Everything else in the step model (all-reduce
+curves, GEMM shape efficiency, best-shape GEMM rates, the bytes of the passes every rank repeats) comes from
+datasheets and public microbenchmarks, not from these rows.
 """
 
 from __future__ import annotations
