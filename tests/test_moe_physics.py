@@ -93,6 +93,8 @@ def test_calibrate_prints_the_error_per_table_family_gpu_and_parallelism(cli, tm
     for group in ("tiny.csv", "Mixtral", "Qwen3", "Llama-3.1", "H100 SXM 80GB", "B200 180GB", "H200 SXM 141GB",
                   "TP2", "DEP4", "TP1"):
         assert group in text, group
+    cv = calibration.load()[1]["cv"]
+    assert f"cross-validated error of the committed calibration: {cv['mape_pct']:.1f}%" in " ".join(text.split())
 
 
 def test_a_stated_ep_that_trtbench_does_not_model_is_a_one_line_error(cli, tmp_path):

@@ -65,6 +65,8 @@ def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: b
     if not fit:
         for line in claims(first[0][first[0]["set"].isin(runs)], model.info):
             out.print(line)
+        if "cv" in model.info and not cv:
+            out.print(cv_line(model.info))
     if not (cv or (fit and write)):
         return
     console.print(f"cross-validating: {len(rows)} rows, the fit repeated with each TP size, GPU and model size "
@@ -87,6 +89,16 @@ def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: b
     else:
         saved = calibration.update(extra)
     console.print(f"calibration written to {saved}")
+
+
+def cv_line(info: dict[str, Any]) -> str:
+    """The committed calibration's cross-validated error, the figure banners state: its own error above
+    flatters (the rows were fitted), each group held out of the fit does not."""
+    cv = info["cv"]
+    parts = [f"{family} " + ", ".join(f"{group} {mape:.1f}%" for group, mape in cv.get(f"by_{family}", {}).items())
+             for family in ("tp", "gpu", "model")]
+    note = f" ({info['cv_note']})" if info.get("cv_note") else ""
+    return f"cross-validated error of the committed calibration: {cv['mape_pct']:.1f}%; by {'; '.join(parts)}{note}"
 
 
 def _check_committed_inputs(paths: list[Path], fraction: float) -> None:
@@ -145,12 +157,16 @@ def measured_rows(rows: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _rows_table(scored: pd.DataFrame, title: str, caption: str) -> Table:
     table = Table(title=title, caption=caption)
-    extra = {c: name for c, name in (("model", "Model"), ("gpu_name", "GPU"), ("parallelism", "Parallel"))
-             if c in scored.columns}
+    extra = {c: name for c, name in (("gpu_name", "GPU"), ("model", "Model"), ("tp", "TP")) if c in scored.columns}
     for col in (*extra.values(), "ISL", "OSL", "Requests", "Regime", "Measured", "Predicted", "Error %"):
         table.add_column(col, justify="left" if col in ("Model", "GPU", "Regime") else "right")
+
+    def cell(r: dict[Any, Any], column: str) -> str:  # TP: its size, or DEP4 under attention data parallelism
+        return r["parallelism"] if column == "tp" and str(r.get("parallelism", "")).startswith("DEP") else str(
+            r[column])
+
     for r in scored.to_dict("records"):
-        table.add_row(*(str(r[c]) for c in extra), str(r["isl"]), str(r["osl"]), f"{r['pred_requests']:,}",
+        table.add_row(*(cell(r, c) for c in extra), str(r["isl"]), str(r["osl"]), f"{r['pred_requests']:,}",
                       r["regime"] + (", KV" if r["kv_limited"] else ""), f"{r['output_tok_per_s']:,.2f}",
                       f"{r['pred_output_tok_per_s']:,.2f}",
                       f"{r['error_pct']:+.1f}")
