@@ -163,10 +163,11 @@ def test_a_simulated_report_says_whether_the_sweep_is_inside_the_calibration(cli
     report = " ".join((tmp_path / "runs" / "tiny" / "report.md").read_text().split())
     assert "This sweep is inside its calibration: out-of-sample error about" in report  # H100 SXM, FP8, TP1
     assert "expect an error of about" not in report
-    l40s = SMALL_SPEC.replace("gpu: h100-sxm", "gpu: l40s").replace("name: tiny", "name: l40s")
-    assert cli("sweep", "--no-plots", str(write_spec(l40s))).code == 0
-    report = " ".join((tmp_path / "runs" / "l40s" / "report.md").read_text().split())
-    assert "outside the calibration**: no calibration rows for L40S 48GB" in report
+    # a GPU no calibration table has (the MoE/Blackwell table brought L40S, A100 SXM, GH200 and B200 rows in)
+    l4 = SMALL_SPEC.replace("gpu: h100-sxm", "gpu: l4").replace("name: tiny", "name: l4")
+    assert cli("sweep", "--no-plots", str(write_spec(l4))).code == 0
+    report = " ".join((tmp_path / "runs" / "l4" / "report.md").read_text().split())
+    assert "outside the calibration**: no calibration rows for L4 24GB" in report
 
 
 def test_predict_takes_the_release_and_refuses_one_that_is_not_a_version(cli):
