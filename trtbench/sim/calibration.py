@@ -170,9 +170,9 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     if dep.pp > 1:
         outside.append("pipeline parallelism (never calibrated)")
     if dep.arch.is_moe:
-        outside.append(f"a mixture of experts ({dep.arch.experts} experts, top-{dep.arch.top_k}; the error stated is "
-                       f"the dense models' cross-validated one: the experts' grouped-GEMM factor is fitted on "
-                       f"Mixtral-8x7B and Qwen3-235B-A22B rows but never cross-validated)")
+        outside.append(f"a mixture of experts ({dep.arch.experts} experts, top-{dep.arch.top_k}; the experts' "
+                       f"grouped-GEMM factor is fitted on Mixtral-8x7B and Qwen3-235B-A22B rows only, routing skew "
+                       f"beyond uniform is not modelled)")
     if dep.attention_dp:
         outside.append("attention data parallelism (never calibrated: per-rank batches and the EP all-to-all)")
     if dep.arch.sliding_layers or dep.arch.chunked_layers:
