@@ -94,7 +94,8 @@ engine: install
 # The same command with --cv instead of --fit adds only the cross-validation to the committed factors.
 calibrate: install
 	$(BIN)/trtbench calibrate trtbench/data/calibration_h100_sxm_llama31_8b_fp8.csv \
-		trtbench/data/published_h200_sxm_fp8.csv --kv-fraction 0.95 --fit --write
+		trtbench/data/published_h200_sxm_fp8.csv trtbench/data/published_moe_blackwell.csv \
+		--kv-fraction 0.95 --fit --write
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -47,12 +47,14 @@ def test_committed_calibration_is_what_the_fit_reproduces():
     from trtbench.sim.fit import fit
 
     committed, info = calibration.load()
-    assert info["fitted_on"] == list(calibration.CALIBRATION_DATA)
-    refit, on_bound, releases = fit(calibration.bundled_rows(), info["kv_cache_free_gpu_mem_fraction"])
+    assert info["fitted_on"] == [*calibration.CALIBRATION_DATA, calibration.MOE_BLACKWELL_DATA]
+    moe = pd.read_csv(calibration.data_path(calibration.MOE_BLACKWELL_DATA)).assign(set=calibration.MOE_BLACKWELL_DATA)
+    rows = pd.concat([calibration.bundled_rows(), moe], ignore_index=True)
+    refit, on_bound, releases = fit(rows, info["kv_cache_free_gpu_mem_fraction"])
     assert on_bound == info["on_bound"]
     assert releases == pytest.approx(info["release_factors"], rel=0.01)
-    assert set(releases) == {"0.19", "0.20", "0.21", "1.0"}  # every release the tables name
-    for field in ("eta_mem", "eta_kv", "eta_gemm", "eta_attn", "t_iter_s", "t_layer_s"):
+    assert set(releases) == {"0.19", "0.20", "0.21", "1.0"}  # every release the dense tables name
+    for field in ("eta_mem", "eta_kv", "eta_gemm", "eta_attn", "t_iter_s", "t_layer_s", "eta_moe"):
         assert getattr(refit, field) == pytest.approx(getattr(committed, field), rel=0.02, abs=1e-5), field
 
 

@@ -48,6 +48,7 @@ class GPU:
     fp4_tflops: float | None = None  # None: no FP4 tensor cores (before Blackwell)
     nvlink_gen: int = 0  # NVLink generation; 0: none recorded
     nvlink_domain: int = 0  # GPUs one NVLink/NVSwitch fabric joins (HGX 8, GB200/GB300 NVL72 72); 0: none
+    pcie_p2p: bool = True  # GPUs reach each other over PCIe peer to peer (data-centre cards; not GeForce boards)
 
     @property
     def mem_total_bytes(self) -> float:

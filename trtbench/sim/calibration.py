@@ -1,10 +1,12 @@
 """The step model's free factors: the committed fit, and what it was fitted on. `make calibrate` refits
-jointly on the bundled NVIDIA tables (H100 SXM 8B TP1, H200 SXM 8B TP1 and 70B TP1-8).
+jointly on the bundled NVIDIA tables (H100 SXM 8B TP1, H200 SXM 8B TP1 and 70B TP1-8, and the MoE/Blackwell
+table: Mixtral-8x7B on five GPUs, Qwen3-235B-A22B TP8 and DEP4, Llama-3.1-405B NVFP4 on B200).
 
-Fit physics, not rows: six factors with physical bounds, fitted on log error so a 300 tok/s row counts as
-much as a 28,000 tok/s one; the same factors serve every GPU, model and TP size. Everything else in the
-step model (all-reduce curves, GEMM shape efficiency, best-shape GEMM rates, the bytes of the passes every
-rank repeats) comes from datasheets and public microbenchmarks, not from these rows.
+Fit physics, not rows: seven factors with physical bounds (the seventh, eta_moe, only moves mixtures), fitted
+on log error so a 300 tok/s row counts as much as a 28,000 tok/s one (`sim.fit` says which rows fit which
+factors); the same factors serve every GPU, model and TP size. Everything else in the step model (all-reduce
+curves, GEMM shape efficiency, best-shape GEMM rates, the bytes of the passes every rank repeats) comes from
+datasheets and public microbenchmarks, not from these rows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_DATA = ("calibration_h100_sxm_llama31_8b_fp8.csv", "published_h200_sxm_fp8.csv")
+# NVIDIA's MoE and Blackwell/NVFP4 cells (Mixtral-8x7B on five GPUs, Qwen3-235B-A22B, Llama-3.1-405B NVFP4), fitted
+# with the dense tables (`make calibrate`)
+MOE_BLACKWELL_DATA = "published_moe_blackwell.csv"
 CALIBRATION_FRACTION = 0.95  # kv_cache_free_gpu_mem_fraction NVIDIA ran the calibration rows at
 # Physical ranges: HBM efficiency as measured by STREAM-like kernels; GEMM efficiency relative to the
 # measured best-shape rate; attention between small-shape and best-shape matmul; a fixed cost per iteration
@@ -41,8 +46,9 @@ BOUNDS = {
     "eta_attn": (0.1, 0.9),
     "t_iter_s": (0.0, 5e-3),
     "t_layer_s": (0.0, 150e-6),
+    "eta_moe": (0.3, 1.0),
 }
-DEFAULT = Factors(eta_mem=0.8, eta_kv=0.7, eta_gemm=0.8, eta_attn=0.4, t_iter_s=5e-4, t_layer_s=10e-6)
+DEFAULT = Factors(eta_mem=0.8, eta_kv=0.7, eta_gemm=0.8, eta_attn=0.4, t_iter_s=5e-4, t_layer_s=10e-6, eta_moe=0.8)
 
 
 def data_path(name: str) -> Path:
@@ -164,8 +170,9 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     if dep.pp > 1:
         outside.append("pipeline parallelism (never calibrated)")
     if dep.arch.is_moe:
-        outside.append(f"a mixture of experts ({dep.arch.experts} experts, top-{dep.arch.top_k}; fitted on dense "
-                       f"models, and expert GEMMs and routing are never calibrated)")
+        outside.append(f"a mixture of experts ({dep.arch.experts} experts, top-{dep.arch.top_k}; the experts' "
+                       f"grouped-GEMM factor is fitted on Mixtral-8x7B and Qwen3-235B-A22B rows only, routing skew "
+                       f"beyond uniform is not modelled)")
     if dep.attention_dp:
         outside.append("attention data parallelism (never calibrated: per-rank batches and the EP all-to-all)")
     if dep.arch.sliding_layers or dep.arch.chunked_layers:

@@ -8,9 +8,14 @@ All from public measurements, none fitted to throughput rows:
   and 400-520 GB/s at >= 128 MB (nccl-tests, NVLS). With peak 480 GB/s and half 6 MB this gives, at 8 GPUs,
   109 GB/s at 2 MB (one-shot), 259 and 337 GB/s at 8 and 16 MB, 456 GB/s at 128 MB (ring), and 3.2 us for
   a one-token decode message.
-- PCIe rings (no NVLink, or TP4/TP8 on bridged pairs): ~20-30 us per call and ~10-20 GB/s bus bandwidth on
-  Gen4 dual-socket servers, falling as the ring crosses sockets (NVIDIA/nccl-tests#178: ~20 GB/s once the
-  ring leaves the NVLink pairs; aiconfigurator's L40S table ~30/8/2 GB/s at 2/4/8 GPUs). Gen5 doubles the link.
+- PCIe rings (no NVLink, or TP4/TP8 on bridged pairs): ~25 us per call. The bus bandwidth depends on whether
+  the GPUs reach each other peer to peer (P2P, the data-centre cards: L40S, A100/H100 PCIe) or through host
+  memory (P2P off, as on GeForce boards). With P2P on Gen4, nccl-tests all_reduce_perf reaches ~25.7 GB/s busbw
+  on 4 GPUs at >= 256 MB (tinygrad/open-gpu-kernel-modules#36, 4x RTX 4090 with P2P enabled); 8 GPUs on Gen5
+  reach 28 GB/s and 4 reach 35 GB/s (NVIDIA/nccl#1639, 8x RTX 5090, "determined by the bandwidth your CPU and
+  memory can deliver"), so 8 on Gen4 ~14 GB/s. Without P2P: ~20 GB/s on 2 GPUs falling as the ring crosses
+  sockets (NVIDIA/nccl-tests#178; aiconfigurator's L40S table ~30/8/2 GB/s at 2/4/8 GPUs). Gen5 doubles the
+  link.
 - Unknown interconnects (a GH200 system that does not say how its superchips connect) are costed as a
   Gen5 PCIe ring, and flagged as outside calibration where the prediction is shown.
 """
@@ -23,7 +28,9 @@ NVLINK_LATENCY_S = 3e-6
 NVLINK_HALF_BYTES = 6e6  # message size at which NVLink reaches half its peak bus bandwidth
 PCIE_LATENCY_S = 25e-6
 PCIE_HALF_BYTES = 1e6
-PCIE_GEN4_BUSBW_GB_S = {2: 20.0, 4: 10.0, 8: 5.0}  # by ranks in the ring; beyond 8: the 8-GPU figure
+# Gen4 bus bandwidth by ranks in the ring (beyond 8: the 8-GPU figure), peer to peer and through host memory
+PCIE_GEN4_P2P_BUSBW_GB_S = {2: 25.0, 4: 25.0, 8: 14.0}
+PCIE_GEN4_HOST_BUSBW_GB_S = {2: 20.0, 4: 10.0, 8: 5.0}
 
 
 def link(gpu: GPU, ranks: int) -> tuple[float, float, float]:
@@ -32,7 +39,8 @@ def link(gpu: GPU, ranks: int) -> tuple[float, float, float]:
                                                           and ranks == 2)
     if nvlink and gpu.nvlink_busbw_gb_s:
         return NVLINK_LATENCY_S, gpu.nvlink_busbw_gb_s * 1e9, NVLINK_HALF_BYTES
-    pcie = PCIE_GEN4_BUSBW_GB_S[min((r for r in PCIE_GEN4_BUSBW_GB_S if r >= ranks), default=8)]
+    table = PCIE_GEN4_P2P_BUSBW_GB_S if gpu.pcie_p2p else PCIE_GEN4_HOST_BUSBW_GB_S
+    pcie = table[min((r for r in table if r >= ranks), default=8)]
     gen = 5 if gpu.interconnect is Interconnect.UNKNOWN else gpu.pcie_gen
     return PCIE_LATENCY_S, pcie * 1e9 * 2 ** (gen - 4), PCIE_HALF_BYTES
 

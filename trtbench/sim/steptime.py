@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from trtbench.catalog.models import ModelArch, expected_experts
+from trtbench.catalog.models import ModelArch, expected_experts, expected_max_load
 from trtbench.deployment import Deployment
 from trtbench.sim.comm import allreduce_s, alltoall_s
 
@@ -48,6 +48,9 @@ class Factors:
     eta_attn: float  # achieved fraction of tensor peak in attention
     t_iter_s: float  # fixed cost per iteration
     t_layer_s: float  # fixed cost per layer per iteration: its kernels' floors
+    # the routed experts' grouped GEMMs relative to one large GEMM, in compute and in streaming weights: they run
+    # many small per-expert problems (slabs of a few MB, a few dozen tokens each), below one large weight's rates
+    eta_moe: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,13 +114,15 @@ class AnalyticStep:
         # Per GEMM: seconds per token of compute, and seconds to stream its weights once (for all layers).
         self.gemms = [(n_layers * 2 * n * k / (gemm_rate * shape_efficiency(n)), n_layers * n * k * dep.weight_bytes
                        / bandwidth) for n_layers, n, k in shapes]
-        # Routed experts: each token's top-k at the expert's shape; one expert's weights per MoE layer, read
-        # once per iteration for each expert the batch touches.
-        expert_n = 2 * arch.moe_intermediate * dep.ep // tp  # under EP each rank holds whole experts, tp/ep wide
-        self.expert_s_per_token = (moe_layers * arch.top_k * 2 * arch.expert_params / tp
-                                   / (gemm_rate * shape_efficiency(expert_n))) if arch.is_moe else 0.0
-        self.expert_weights_s = moe_layers * arch.expert_params / tp * dep.expert_weight_bytes / bandwidth
-        self.experts, self.top_k = arch.experts, arch.top_k
+        # Routed experts, one grouped GEMM per projection: compute for each (token, expert) pair at the rank's
+        # slice of the expert; the SMs share out the tiles of every expert the batch touches on the rank, so its
+        # shape efficiency is that of their summed width. Under EP the step waits for the rank with the most
+        # pairs (`expected_max_load`). Each touched expert's weights are read once per iteration.
+        self.expert_n = 2 * arch.moe_intermediate * dep.ep // tp  # under EP a rank holds whole experts, tp/ep wide
+        self.expert_s_per_pair = moe_layers * 2 * arch.expert_params * dep.ep / tp / (gemm_rate * factors.eta_moe)
+        self.expert_weights_s = (moe_layers * arch.expert_params / tp * dep.expert_weight_bytes
+                                 / (bandwidth * factors.eta_moe))
+        self.experts, self.top_k, self.ep = arch.experts, arch.top_k, dep.ep
         head_rate = gpu.peak_flops("bf16") * gpu.best_gemm_fraction("bf16") * factors.eta_gemm
         vocab = arch.vocab // atp
         self.head_s_per_sample = 2 * vocab * arch.hidden / (head_rate * shape_efficiency(vocab))
@@ -154,7 +159,9 @@ class AnalyticStep:
         if self.experts:
             moe_tokens = b.tokens * self.ranks  # under attention DP every rank's batch meets at the experts
             touched = expected_experts(moe_tokens, self.experts, self.top_k)
-            gemm += max(self.expert_s_per_token * moe_tokens, touched * self.expert_weights_s)
+            pairs = expected_max_load(moe_tokens, self.experts, self.top_k, self.ep)  # on the busiest rank
+            rate = shape_efficiency(round(self.expert_n * max(1.0, touched / self.ep)))
+            gemm += max(self.expert_s_per_pair * pairs / rate, touched * self.expert_weights_s)
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
         # Sliding-window and chunked layers: no query reads more than `span` keys, so a batch's pairs and cached
         # KV reads there are at most tokens x span and sequences x span (exact once every context is that long);

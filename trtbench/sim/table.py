@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,11 @@ MEASURED = "output_tok_per_s"  # a row's measured throughput, what predictions a
 RELEASE_COLUMNS = ("release", "version", "trtllm_version")  # the TensorRT-LLM release a row ran (optional)
 # What a row may leave out: NVIDIA's tables omit some request counts; the study names no GPU.
 ROW_DEFAULTS: dict[str, Any] = {"gpu": "h100-sxm", "model": "meta-llama/Llama-3.1-8B", "precision": "fp8", "tp": 1,
-                                "pp": 1, "kv_cache_dtype": None}
+                                "pp": 1, "kv_cache_dtype": None, "attention_dp": False}
+# NVIDIA's tables spell some settings their own way (published_moe_blackwell.csv): "FP4" is an NVFP4 checkpoint,
+# the KV dtype and attention DP come as prose ("fp8 (ModelOpt FP8 checkpoint, assumed)", "yes (DEP)").
+PUBLISHED_PRECISION = {"fp4": "nvfp4"}
+KV_WORDS = {"fp8": "fp8", "fp16": "auto", "bf16": "auto", "auto": "auto"}  # first word of a KV column; else default
 PREDICTION_COLUMNS = ("pred_output_tok_per_s", "pred_status", "pred_kv_tokens", "pred_requests", "pred_cause",
                       "regime", "kv_limited")
 MISSING_REQUESTS = RequestRule(budget_tokens=6_000_000, min=200, max=30_000)
@@ -44,25 +49,30 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
         raise TrtbenchError(f"input has no {', '.join(missing)} column; needed: gpu,model,precision,tp,isl,osl,"
                             f"num_requests")
     defaults = {**ROW_DEFAULTS, **(defaults or {})}
-    runtime = RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction)
     perf = perf or IfbModel()  # once: it reads the committed calibration
     deployments: dict[tuple[Any, ...], Deployment] = {}
     out = []
     for number, row in enumerate(rows.to_dict("records"), 1):
         get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k)
-               for k in ("gpu", "model", "precision", "tp", "pp", "kv_cache_dtype")}
+               for k in ("gpu", "model", "precision", "tp", "pp", "kv_cache_dtype", "attention_dp")}
         release = row_release(row)
         try:
             isl, osl = checked(row["isl"], "isl"), checked(row["osl"], "osl")
             n = (checked(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
                  else MISSING_REQUESTS.count(isl, osl))
             tp, pp = checked(get["tp"], "tp"), checked(get["pp"], "pp")
-            kv = str(get["kv_cache_dtype"]) if get["kv_cache_dtype"] else None
-            key = (get["model"], get["gpu"], get["precision"], tp, pp, kv, release)
+            precision = str(get["precision"]).lower()
+            precision = PUBLISHED_PRECISION.get(precision, precision)
+            kv = kv_dtype(get["kv_cache_dtype"])
+            dep_on = yes(get["attention_dp"])
+            _check_ep(row.get("ep"), tp, dep_on)
+            row_fraction = float(row["kv_fraction"]) if _present(row.get("kv_fraction")) else fraction
+            key = (get["model"], get["gpu"], precision, tp, pp, kv, release, dep_on, row_fraction)
             if key not in deployments:
-                deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), str(get["precision"]),
-                                                   tp=tp, pp=pp, kv_cache_dtype=kv, runtime=runtime,
-                                                   release=release)
+                runtime = RuntimeSpec(kv_cache_free_gpu_mem_fraction=row_fraction)
+                deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), precision, tp=tp, pp=pp,
+                                                   kv_cache_dtype=kv, runtime=runtime, release=release,
+                                                   attention_dp=dep_on)
         except TrtbenchError as exc:
             raise TrtbenchError(f"row {number}: {exc}") from None
         outcome = predict_point(deployments[key], perf, isl, osl, n)
@@ -106,6 +116,30 @@ def measured(rows: pd.DataFrame, source: str = "") -> pd.DataFrame:
     return rows.assign(**{MEASURED: pd.to_numeric(rows[MEASURED])})
 
 
+def kv_dtype(value: Any) -> str | None:
+    """A row's KV cache dtype: `fp8`/`auto`, or the first word of NVIDIA's prose for it; None (the precision's
+    default) where the table leaves it to the checkpoint."""
+    if not value:
+        return None
+    word = str(value).strip().lower().split(" ")[0]
+    return KV_WORDS.get(word)
+
+
+def yes(value: Any) -> bool:
+    """A yes/no column: a bool, or text that starts with yes/true/1 ("yes (DEP)"); anything else is no."""
+    return value if isinstance(value, bool) else str(value).strip().lower().startswith(("yes", "true", "1"))
+
+
+def _check_ep(value: Any, tp: int, attention_dp: bool) -> None:
+    """A row's stated EP size must be what trtbench models: all TP ranks under attention DP, else none."""
+    if not _present(value):
+        return
+    ep, expected = checked(value, "ep"), tp if attention_dp else 1
+    if ep != expected:
+        raise TrtbenchError(f"ep {ep} with tp {tp}{' and attention DP' if attention_dp else ''} is not modelled "
+                            f"(expected ep {expected})")
+
+
 def _or_default(row: Mapping[Any, Any], column: str) -> Any:
     return row.get(column) if _present(row.get(column)) else ROW_DEFAULTS[column]
 
@@ -127,7 +161,8 @@ def _present(value: Any) -> bool:
 
 
 # The spec's bounds, for rows and options that do not come through a spec.
-LIMITS = {"isl": MAX_TOKENS, "osl": MAX_TOKENS, "num_requests": MAX_REQUESTS, "tp": MAX_PARALLEL, "pp": MAX_PARALLEL}
+LIMITS = {"isl": MAX_TOKENS, "osl": MAX_TOKENS, "num_requests": MAX_REQUESTS, "tp": MAX_PARALLEL, "pp": MAX_PARALLEL,
+          "ep": MAX_PARALLEL}
 
 
 def checked(value: Any, name: str) -> int:
@@ -141,6 +176,36 @@ def checked(value: Any, name: str) -> int:
     if n > LIMITS[name]:
         raise TrtbenchError(f"{name} {n:,} is above the limit of {LIMITS[name]:,}")
     return n
+
+
+def with_groups(scored: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """`scored` plus what `calibrate` breaks its error down by: `family` (the model's name without its size:
+    Llama-3.1, Mixtral, Qwen3), `gpu_name` (the catalog's, so "H100-SXM-80GB" and "H100 SXM 80GB" are one GPU)
+    and `parallelism` (TP4, TP4 PP2, DEP4: attention data parallelism with experts over the 4 ranks)."""
+    from trtbench.catalog.gpus import resolve_gpu
+
+    defaults = {**ROW_DEFAULTS, **(defaults or {})}
+    rows = scored.to_dict("records")
+
+    def get(row: Mapping[Any, Any], column: str) -> Any:
+        return row.get(column) if _present(row.get(column)) else defaults[column]
+
+    def parallelism(row: Mapping[Any, Any]) -> str:
+        tp, pp = int(get(row, "tp")), int(get(row, "pp"))
+        return f"{'DEP' if yes(get(row, 'attention_dp')) else 'TP'}{tp}" + (f" PP{pp}" if pp > 1 else "")
+
+    return scored.assign(family=[model_family(str(get(r, "model"))) for r in rows],
+                         gpu_name=[resolve_gpu(str(get(r, "gpu"))).name for r in rows],
+                         parallelism=[parallelism(r) for r in rows])
+
+
+def model_family(model: str) -> str:
+    """`meta-llama/Llama-3.1-8B` -> Llama-3.1, `Mixtral-8x7B` -> Mixtral, `Qwen3-235B-A22B` -> Qwen3: the name up
+    to its first size part (a number of parameters, or experts x size)."""
+    parts = model.rstrip("/").split("/")[-1].split("-")
+    size = re.compile(r"^\d+(\.\d+)?[bBmM]$|^\d+x\d+[bB]$")
+    head = next((i for i, part in enumerate(parts) if size.match(part)), len(parts))
+    return "-".join(parts[:head]) or model
 
 
 def mape_by(scored: pd.DataFrame, column: str) -> pd.DataFrame:
