@@ -207,3 +207,38 @@ def test_predict_names_a_config_file_by_its_file_name(cli, tmp_path):
     data = json.loads(cli("predict", "--config", "qwen14b.json", "--isl", "128", "--osl", "128", "--requests", "100",
                           "--json").out)
     assert data["model"] == "qwen14b"
+
+
+def test_held_out_errors_are_also_split_by_kind_of_row():
+    """A mixture of experts (and NVFP4 weights) is scored apart from the dense rows, so its larger errors never
+    widen a dense deployment's stated error."""
+    rows = pd.concat([ROWS, pd.DataFrame({"id": [4], "gpu": ["h200-sxm"], "model": ["mistralai/Mixtral-8x7B-v0.1"],
+                                          "tp": [2], "isl": [128], "osl": [128], "output_tok_per_s": [1000.0]})],
+                     ignore_index=True)
+    cv = crossval.cross_validate(rows, MeanFit())
+    # TP2 out: fitted on rows 0-1 -> 200: dense rows 2, 3: 50%, 75%; Mixtral row 4: |200-1000|/1000 = 80%
+    # TP1 out: fitted on rows 2-4 -> 2200/3 = 733.33: |733.33-100|/100 = 633.33%, |733.33-300|/300 = 144.44%
+    assert cv["by_kind"]["dense"]["by_tp"] == {"1": 388.89, "2": 62.5}
+    assert cv["by_kind"]["moe_or_nvfp4"]["by_tp"] == {"2": 80.0}
+    assert cv["by_tp"]["2"] == 68.33  # (50 + 75 + 80) / 3: all rows together
+    assert cv["by_kind"]["moe_or_nvfp4"]["by_model"] == {"7B": 60.0}  # 7B out: (100+300+400+800)/4 = 400 -> 60%
+
+
+def test_a_deployment_is_judged_on_the_rows_of_its_kind():
+    info = {**INFO, "cv": {**INFO["cv"], "by_kind": {
+        "dense": {"by_tp": {"1": 4.0, "4": 5.0}, "by_gpu": {"h200-sxm": 3.0}, "by_model": {"70B": 4.5}},
+        "moe_or_nvfp4": {"by_tp": {"4": 20.0}, "by_gpu": {"h200-sxm": 18.0, "b200": 28.0},
+                         "by_model": {"70B": 12.0}}}}}
+    dense = calibration.coverage(make_deployment("meta-llama/Llama-3.1-70B", "h200-sxm", "fp8", tp=4), info)
+    assert (dense.calibrated, dense.error_pct, dense.basis) == (True, 5.0, "TP4")  # not the mixtures' 20
+    b200 = calibration.coverage(make_deployment("meta-llama/Llama-3.1-70B", "b200", "fp8", tp=4), info)
+    assert b200.outside[0].startswith("no calibration rows for B200")  # NVFP4 rows ran there, no dense FP8 ones
+    nvfp4 = calibration.coverage(make_deployment("meta-llama/Llama-3.1-70B", "b200", "nvfp4", tp=4), info)
+    assert (nvfp4.error_pct, nvfp4.basis) == (28.0, "B200 180GB")  # B200 28 > TP4 20 > 70B 12
+
+
+def test_the_mixture_rows_leave_a_dense_deployments_committed_error_as_it_was():
+    """Before the MoE/Blackwell table joined the fit, Llama-3.1-70B FP8 at TP4 on H200 was stated at 9.24% (its
+    model size held out; TP4 3.83, H200 8.62). All rows together put TP4 at 20.12%, almost all of it the mixtures'."""
+    dep = make_deployment("meta-llama/Llama-3.1-70B", "h200-sxm", "fp8", tp=4)
+    assert (calibration.coverage(dep).error_pct, calibration.coverage(dep).basis) == (9.24, "70B models")

@@ -135,6 +135,15 @@ class Coverage:
                 f"nearest calibrated group's, {self.basis}), likely more")
 
 
+DENSE, MOE_OR_NVFP4 = "dense", "moe_or_nvfp4"  # kinds of rows and deployments the cross-validation scores apart
+
+
+def deployment_kind(is_moe: bool, precision: str) -> str:
+    """Dense FP8/16-bit models have physics fitted on their own rows; mixtures of experts and NVFP4 weights add
+    fitted or unfitted parts with larger errors, which must not widen a dense deployment's stated error."""
+    return MOE_OR_NVFP4 if is_moe or precision == "nvfp4" else DENSE
+
+
 def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     """Whether `dep` is the kind of deployment the committed factors were fitted on (a calibrated GPU, TP size
     and model, FP8 weights and KV cache, an interconnect the all-reduce model knows, a dense model with full
@@ -142,16 +151,20 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     size, GPU and model size held out of the fit; outside, that of the nearest calibrated ones, as a floor."""
     info = load()[1] if info is None else info
     cv: dict[str, Any] = info.get("cv", {})
+    by: dict[str, Any] = cv.get("by_kind", {}).get(deployment_kind(dep.arch.is_moe, str(dep.precision)), cv)
     fitted: dict[str, list[str]] = cv.get("groups", {})
     outside, nearest = [], {}
-    tps, gpus = fitted.get("tp", []), fitted.get("gpu", [])
+    # The TP sizes and GPUs with rows of the deployment's kind (a dense FP8 model on B200 is outside, although
+    # NVFP4 rows ran there).
+    tps, gpus = (list(by.get("by_tp", fitted.get("tp", []))), list(by.get("by_gpu", fitted.get("gpu", []))))
     if gpus and dep.gpu.id not in gpus:
         outside.append(f"no calibration rows for {dep.gpu.name} ({dep.gpu.family}; fitted on {', '.join(gpus)})")
     nearest["gpu"] = _nearest(dep.gpu.hbm_tb_s, {g: resolve_gpu(g).hbm_tb_s for g in gpus})
     if tps and str(dep.tp) not in tps:
         outside.append(f"TP{dep.tp} (fitted on TP {', '.join(tps)})")
     nearest["tp"] = _nearest(dep.tp, {t: int(t) for t in tps})
-    models: dict[str, dict[str, Any]] = info.get("models", {})
+    models: dict[str, dict[str, Any]] = {name: m for name, m in info.get("models", {}).items()
+                                         if "by_model" not in by or m["group"] in by["by_model"]}  # of its kind
     shape = model_shape(dep.arch)
     same = [m["group"] for m in models.values() if m["shape"] == shape]
     if models and not same:
@@ -181,8 +194,8 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     borrowed = release_factor(dep.release, info)[1]
     if borrowed:
         outside.append(borrowed)
-    errors = [(cv[f"by_{family}"][group], _group_name(family, group)) for family, group in nearest.items()
-              if group is not None and group in cv.get(f"by_{family}", {})]
+    errors = [(by[f"by_{family}"][group], _group_name(family, group)) for family, group in nearest.items()
+              if group is not None and group in by.get(f"by_{family}", {})]
     error, basis = max(errors) if errors else (0.0, "")  # no cross-validated group: a floor of nothing
     return Coverage(not outside, tuple(outside), None if outside else error, error, bool(outside), basis)
 

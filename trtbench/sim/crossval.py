@@ -18,7 +18,7 @@ import pandas as pd
 
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
-from trtbench.sim.calibration import model_shape
+from trtbench.sim.calibration import deployment_kind, model_shape
 from trtbench.sim.table import ROW_DEFAULTS, regime
 
 Predictor = Callable[[pd.DataFrame], Sequence[float]]  # predicted output tok/s, one per row (NaN: no prediction)
@@ -40,6 +40,13 @@ def groups(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> pd.
                          "gpu": [resolve_gpu(str(v)).id for v in _filled(rows, "gpu", defaults)],
                          "model": [model_group(str(v)) for v in _filled(rows, "model", defaults)]},
                         index=rows.index)
+
+
+def kinds(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """Each row's KINDS entry: a dense model at FP8 or 16-bit weights, or a mixture of experts or NVFP4 weights
+    (physics fitted or scored apart, with errors of their own)."""
+    return [deployment_kind(resolve_model(str(model)).is_moe, str(precision)) for model, precision in
+            zip(_filled(rows, "model", defaults), _filled(rows, "precision", defaults), strict=True)]
 
 
 def _filled(rows: pd.DataFrame, name: str, defaults: Mapping[str, Any] | None = None) -> list[Any]:
@@ -66,6 +73,7 @@ def cross_validate(rows: pd.DataFrame, fitter: Fitter, defaults: Mapping[str, An
     off: it ran. Returns what calibration.json stores under `cv`."""
     rows = rows[rows["output_tok_per_s"].notna()].reset_index(drop=True)
     labels = groups(rows, defaults)
+    row_kinds = kinds(rows, defaults)
     measured = rows["output_tok_per_s"].to_numpy(dtype=float)
     regimes = [regime(int(i), int(o)) for i, o in zip(rows["isl"], rows["osl"], strict=True)]
     scored, folds = [], dict[str, dict[str, dict[str, int]]]()
@@ -82,7 +90,8 @@ def cross_validate(rows: pd.DataFrame, fitter: Fitter, defaults: Mapping[str, An
                                    dtype=float)
             error = 100 * np.abs(np.nan_to_num(predicted, nan=0.0) - measured[held]) / measured[held]
             scored.append(pd.DataFrame({"family": family, "group": value, "error_pct": error,
-                                        "regime": [r for r, h in zip(regimes, held, strict=True) if h]}))
+                                        "regime": [r for r, h in zip(regimes, held, strict=True) if h],
+                                        "kind": [k for k, h in zip(row_kinds, held, strict=True) if h]}))
             folds[family][value] = {"held_out": int(held.sum()), "fitted_on": int((~held).sum())}
     if not scored:
         return {"method": METHOD, "folds": {}, "groups": _group_lists(labels)}
@@ -93,6 +102,9 @@ def cross_validate(rows: pd.DataFrame, fitter: Fitter, defaults: Mapping[str, An
         "by_family": _mape(errors, "family"),
         "by_regime": _mape(errors, "regime"),  # every fold's held-out rows: each row once per family
         "mape_pct": round(float(errors["error_pct"].mean()), 2),
+        # The same held-out errors split by kind of row: a dense FP8 deployment is judged on the dense rows only.
+        "by_kind": {kind: {f"by_{family}": _mape(part[part["family"] == family], "group") for family in folds}
+                    for kind, part in errors.groupby("kind")},
     }
 
 
