@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import stat
@@ -126,6 +127,17 @@ class FakeBench:
         import json
 
         return [json.loads(line) for line in self.record.read_text().splitlines()] if self.record.exists() else []
+
+
+def load_fake_nvml(monkeypatch: pytest.MonkeyPatch, gpu: str = "NVIDIA H100 80GB HBM3") -> None:
+    """The fake NVML (tests/fakes/site/pynvml.py) as `pynvml` in this process, showing `gpu`; a benchmark run
+    through the fake sees the same module through PYTHONPATH. FAKE_NVML_DEVICES says which GPUs it lists."""
+    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "site" / "pynvml.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    monkeypatch.setenv("FAKE_NVML_GPU", gpu)
 
 
 @pytest.fixture

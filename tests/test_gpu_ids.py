@@ -5,14 +5,12 @@ exits 2 before anything runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import FAKES, SMALL_SPEC, TRTLLM_SPEC, load_records
+from tests.conftest import SMALL_SPEC, TRTLLM_SPEC, load_fake_nvml, load_records
 from trtbench.errors import TrtbenchError
 from trtbench.executors.base import Task
 from trtbench.executors.gpus import Gpu, node_gpus, schedule, unplaceable
@@ -36,12 +34,7 @@ TP2 = TRTLLM_SPEC.replace("isl: [128, 2048]", "isl: [128, 2048]\n  tp: [2]").rep
 def nvml(monkeypatch: pytest.MonkeyPatch) -> Callable[[list], None]:
     """The fake NVML in this process (the benchmark's sees it through PYTHONPATH); `nvml(gpus)` says what it
     sees (FAKE_NVML_DEVICES)."""
-    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "site" / "pynvml.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "pynvml", module)
-    monkeypatch.setenv("FAKE_NVML_GPU", "NVIDIA H100 80GB HBM3")
+    load_fake_nvml(monkeypatch)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     return lambda gpus: monkeypatch.setenv("FAKE_NVML_DEVICES", json.dumps(gpus))
 

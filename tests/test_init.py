@@ -3,15 +3,13 @@ file."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 
 import pytest
 import yaml
 
-from tests.conftest import FAKES
+from tests.conftest import load_fake_nvml
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
 from trtbench.errors import StoreError, TrtbenchError
@@ -139,12 +137,7 @@ def test_the_ladder_keeps_the_span_and_tries_two_tp_sizes_before_one():
 
 @pytest.mark.heavy  # simulates whole grids: seconds
 def test_gpu_auto_takes_the_gpu_nvml_sees_and_no_more_gpus_than_it_has(cli, tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "site" / "pynvml.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "pynvml", module)
-    monkeypatch.setenv("FAKE_NVML_GPU", "NVIDIA H100 80GB HBM3")
+    load_fake_nvml(monkeypatch)
     monkeypatch.setenv("FAKE_NVML_DEVICES", json.dumps(["GPU-a", "GPU-b"]))  # two GPUs: TP 1 and 2 at most
     result = cli("init", "--model", LLAMA_8B, "--out", "auto.yaml")
     assert result.code == 0, result.err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
@@ -10,7 +9,7 @@ import types
 
 import pytest
 
-from tests.conftest import TRTLLM_SPEC
+from tests.conftest import TRTLLM_SPEC, load_fake_nvml
 from trtbench.backends.trtllm.telemetry import Sampler, available
 
 
@@ -148,14 +147,7 @@ B = "GPU-c0ffee00-1111-2222-3333-444444444444"  # GPU 1: 400 W
 def site_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     """tests/fakes/site/pynvml.py in this process too (the benchmark's sees it through PYTHONPATH): GPUs A and B,
     each point given one of them by UUID."""
-    from tests.conftest import FAKES
-
-    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "site" / "pynvml.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "pynvml", module)
-    monkeypatch.setenv("FAKE_NVML_GPU", "NVIDIA H100 80GB HBM3")
+    load_fake_nvml(monkeypatch)
     monkeypatch.setenv("FAKE_NVML_DEVICES", json.dumps([A, B]))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{B},{A}")
 

@@ -156,16 +156,20 @@ class Dir:
                 raise refusal(path, mode)
             tmp = f".{name}.{secrets.token_hex(6)}.tmp"
             try:
-                fd = self.file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-                with open(fd, "wb", closefd=True) as fh:
-                    fh.write(data.encode() if isinstance(data, str) else data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                self._write_synced(tmp, data)
                 os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=self.fd)
                 raise
+
+    def _write_synced(self, tmp: str, data: str | bytes) -> None:
+        """A new file `tmp` holding `data`, on disk (fsynced) before it is given a name."""
+        fd = self.file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        with open(fd, "wb", closefd=True) as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def create(self, name: str, data: str | bytes) -> None:
         """Write `name`, which must not exist yet (not even as a link): a complete fsynced copy, then linked to
@@ -176,11 +180,7 @@ class Dir:
                 raise FileExistsError(errno.EEXIST, "exists", str(path))
             tmp = f".{name}.{secrets.token_hex(6)}.tmp"
             try:
-                fd = self.file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-                with open(fd, "wb", closefd=True) as fh:
-                    fh.write(data.encode() if isinstance(data, str) else data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                self._write_synced(tmp, data)
                 os.link(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
             finally:
                 with contextlib.suppress(OSError):
