@@ -22,7 +22,7 @@ from trtbench.grid import expand
 from trtbench.guided.correction import features, prior_sd, refit
 from trtbench.guided.strategy import Candidate, Reason, Settings, State, plan, proven_oom
 from trtbench.records import Outcome, Prediction, Record, Source, Status
-from trtbench.spec import Strategy, load_spec
+from trtbench.spec import Strategy, load_spec, parse_spec
 
 GRID = REPO / "sweeps" / "h100_grid.yaml"  # 64 points, one H100
 GRID_70B = REPO / "sweeps" / "h100_70b_guided.yaml"  # 200 points: TP x precision x ISL x OSL
@@ -275,3 +275,20 @@ def test_a_spec_without_a_strategy_hashes_as_before():
     """The hash trtbench printed for sweeps/h100_grid.yaml before strategies existed (read off the main branch)."""
     assert load_spec(GRID).hash() == "8b4cfe1f6495568a"
     assert load_spec(GRID_70B).hash() != load_spec(GRID_70B).model_copy(update={"strategy": Strategy.FULL}).hash()
+
+
+@pytest.mark.parametrize(("rank_by", "per_gpu"), [("auto", True), ("output_tok_per_s_per_gpu", True),
+                                                  ("per_gpu", True), ("usd_per_mtok", True),
+                                                  ("output_tok_per_s", False), ("total", False),
+                                                  ("output_tok_per_s_under_sla", False)])
+def test_the_strategy_ranks_as_the_report_does(rank_by, per_gpu):
+    """On the 70B grid (TP 1 to 8) the guided sweep looks for the report's winner: per GPU unless the spec ranks
+    by total throughput; $ per token at one price ranks as throughput per GPU."""
+    from trtbench.runner import guided_settings
+
+    text = GRID_70B.read_text() + f"rank_by: {rank_by}\n" + ("cost: {usd_per_gpu_hour: 2.5}\n" if "usd" in rank_by
+                                                              else "")
+    text += "sla: {tpot_p95_ms: 50}\n" if "sla" in rank_by else ""
+    spec = parse_spec(text)
+    sim = SimBackend(spec)
+    assert guided_settings(spec, sim, expand(spec, sim.identity()), Capacity()).per_gpu is per_gpu

@@ -221,13 +221,16 @@ def guided_settings(spec: SweepSpec, companion: Backend, points: list[Point], ca
     unless `rank_by` says otherwise), with the simulator's out-of-sample error on this grid (its worst
     deployment's, `SimBackend.provenance`)."""
     widths = {spec.at(p.values).tp * spec.at(p.values).pp for p in points}
-    per_gpu = spec.rank_by is RankBy.PER_GPU or (spec.rank_by is not RankBy.TOTAL and len(widths) > 1)
+    by = spec.rank_by.unbounded  # one GPU model a grid: its $ per token ranks as throughput per GPU does
+    per_gpu = by in PER_GPU_RANKINGS or (by not in TOTAL_RANKINGS and len(widths) > 1)
     error = companion.provenance().get("calibration", {}).get("error_pct") or DEFAULT_ERROR_PCT
     budget = spec.guided.budget_gpu_hours
     return Settings(spec.guided.top_k, spec.guided.confidence, budget * 3600 if budget else None, per_gpu,
                     float(error), capacity)
 
 
+PER_GPU_RANKINGS = frozenset({RankBy.PER_GPU, RankBy.OUTPUT_TOK_PER_S_PER_GPU, RankBy.USD_PER_MTOK})
+TOTAL_RANKINGS = frozenset({RankBy.TOTAL, RankBy.OUTPUT_TOK_PER_S})
 DEFAULT_ERROR_PCT = 10.0  # the simulator's error where its calibration states none (its cross-validated MAPE)
 
 
