@@ -8,6 +8,7 @@ REQUIRE_BROWSER is set (CI), where they fail."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -51,17 +52,15 @@ def chromium_path() -> str:
     return str(path)
 
 
-@pytest.fixture
-def opened(cli, write_spec, tmp_path: Path) -> Iterator[tuple[Any, Path, list[str], list[str]]]:
-    """(the page, the run directory, console errors and page errors, every URL requested) for the sweep's
-    report.html, opened from its file with the browser offline."""
+@contextlib.contextmanager
+def offline_page(html: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+    """(the page, console errors and page errors, every URL requested) for `html`, opened from its file with the
+    browser offline, once its two charts are drawn."""
     path = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         unavailable("no playwright (the dev extra: pip install -e '.[dev]')")
-    assert cli("sweep", "--no-plots", str(write_spec(SPEC))).code == 0
-    run = tmp_path / "runs" / "browser"
     errors: list[str] = []
     requests: list[str] = []
     with sync_playwright() as p:
@@ -72,11 +71,22 @@ def opened(cli, write_spec, tmp_path: Path) -> Iterator[tuple[Any, Path, list[st
                 else None)
         page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
         page.on("request", lambda r: requests.append(r.url))
-        page.goto((run / "report.html").as_uri(), wait_until="load")
+        page.goto(html.as_uri(), wait_until="load")
         page.wait_for_selector("#plot-heatmap .main-svg")
         page.wait_for_selector("#plot-versus .main-svg")
-        yield page, run, errors, requests
+        yield page, errors, requests
         browser.close()
+
+
+@pytest.fixture
+def opened(cli, write_spec, tmp_path: Path) -> Iterator[tuple[Any, Path, list[str], list[str]]]:
+    """(the page, the run directory, console errors and page errors, every URL requested) for the sweep's
+    report.html, opened from its file with the browser offline."""
+    chromium_path()
+    assert cli("sweep", "--no-plots", str(write_spec(SPEC))).code == 0
+    run = tmp_path / "runs" / "browser"
+    with offline_page(run / "report.html") as (page, errors, requests):
+        yield page, run, errors, requests
 
 
 def markdown_table(report: str, section: str) -> list[list[str]]:
@@ -139,3 +149,21 @@ def test_a_header_click_re_sorts_the_rows_and_a_filter_narrows_them(opened):
     assert hover.startswith("timeout [simulated]TP: 2ISL: ") and "OSL: 16384" in hover  # TP2 fails at OSL 16384
     assert "cause: predicted " in hover and "exceeds the per-point timeout" in hover
     assert errors == []
+
+
+def test_make_sweeps_report_opens_offline_with_its_top_10_heatmap_and_failure(cli, tmp_path):
+    """The default sweep (`make sweep`: sweeps/h100_grid.yaml, simulated) as its users open it: no error, no
+    request, report.md's top 10 cell for cell, the heatmap, and the one failure, 16384/16384's timeout."""
+    from tests.conftest import REPO
+
+    chromium_path()
+    assert cli("sweep", str(REPO / "sweeps" / "h100_grid.yaml"), "--out", str(tmp_path / "grid")).code == 0
+    with offline_page(tmp_path / "grid" / "report.html") as (page, errors, requests):
+        assert errors == [] and requests == [(tmp_path / "grid" / "report.html").as_uri()]
+        top = markdown_table((tmp_path / "grid" / "report.md").read_text(), "Top 10")
+        shown = [page.eval_on_selector_all("#table-top thead tr", ROWS)[0], *page.eval_on_selector_all(
+            "#table-top tbody tr", ROWS)]
+        assert len(shown) == 11 and shown == top
+        failures = page.eval_on_selector_all("#table-failures tbody tr", ROWS)
+        assert [row[:2] for row in failures] == [["16384", "16384"]] and "timeout" in failures[0]
+        assert page.locator("#plot-heatmap .hm").count() == 1
