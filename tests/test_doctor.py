@@ -3,15 +3,13 @@ fake trtllm-bench in a Python with TensorRT-LLM's metadata, the fake NVML, fake 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAKES
+from tests.conftest import FAKES, load_fake_nvml
 
 H100 = "NVIDIA H100 80GB HBM3"  # what NVML names an H100 SXM; the fake's memory is 81,559 MiB = 79.6 GiB
 GPU_A, GPU_B = "GPU-aaaaaaaa-0000-0000-0000-000000000000", "GPU-bbbbbbbb-0000-0000-0000-000000000000"
@@ -61,12 +59,7 @@ def test_the_table_has_a_line_for_each_finding_and_says_no(cli, bare):
 
 
 def _fake_nvml(monkeypatch: pytest.MonkeyPatch, devices: list) -> None:
-    spec = importlib.util.spec_from_file_location("pynvml", FAKES / "site" / "pynvml.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setitem(sys.modules, "pynvml", module)
-    monkeypatch.setenv("FAKE_NVML_GPU", H100)
+    load_fake_nvml(monkeypatch, H100)
     monkeypatch.setenv("FAKE_NVML_DEVICES", json.dumps(devices))
 
 
