@@ -490,3 +490,15 @@ def test_a_local_fp8_checkpoint_builds_an_engine_uncalibrated_with_trtllm_bench(
     assert "pre-quantized checkpoint is used" in (engine_dir / "build.log").read_text()
     engine = json.loads((engine_dir / "engine" / "config.json").read_text())
     assert engine["pretrained_config"]["quantization"] == {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}
+
+
+def test_a_node_too_small_for_every_point_builds_nothing(cli, write_spec, tmp_path, builder, monkeypatch):
+    """A TP2 grid on a one-GPU node with --executor gpus can run none of its points: it says so (exit 2) before
+    building an engine for them, which would take the user half an hour for nothing."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    spec = TRT_SPEC.replace("isl: [128, 2048]", "isl: [128, 2048]\n  tp: [2]") + "executor: {kind: gpus}\n"
+    result = cli("sweep", "--no-plots", str(write_spec(spec)))
+    assert result.code == 2
+    assert "can run none of the 4 point(s) to run on this machine (4 point(s): needs 2 GPUs, executor gpus has 1)" \
+        in " ".join(result.err.split())
+    assert calls_of(builder) == [] and not (tmp_path / "engines").exists()

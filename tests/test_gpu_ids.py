@@ -122,10 +122,10 @@ def test_a_wide_point_takes_whole_gpus_and_one_gpu_points_take_mig_devices_too()
                      for p, g in zip(expand(parse_spec(SMALL_SPEC), IdentityRule(())), (2, 1, 1), strict=False))
     slots = sorted((slot.task.gpus, slot.gpus, slot.start_s) for slot in schedule([*narrow, wide], gpus))
     assert slots == [(1, (0,), 0), (1, (3,), 0), (2, (1, 2), 0)]  # all three at once
-    assert unplaceable(wide, gpus[1:2] + gpus[3:]) == ("needs 2 GPUs, executor gpus has 1 whole GPU(s) and 1 MIG "
+    assert unplaceable(wide.gpus, gpus[1:2] + gpus[3:]) == ("needs 2 GPUs, executor gpus has 1 whole GPU(s) and 1 MIG "
                                                        "device(s), and a process sees one MIG device only")
-    assert unplaceable(wide, gpus[1:3]) is None and unplaceable(narrow[0], gpus[:1]) is None
-    assert unplaceable(narrow[0], []) == "needs 1 GPUs, executor gpus has 0"
+    assert unplaceable(wide.gpus, gpus[1:3]) is None and unplaceable(narrow[0].gpus, gpus[:1]) is None
+    assert unplaceable(narrow[0].gpus, []) == "needs 1 GPUs, executor gpus has 0"
 
 
 def _sweep(cli, write_spec, text: str):
@@ -186,8 +186,7 @@ def test_a_grid_no_point_of_which_fits_exits_2_before_anything_runs(cli, write_s
     assert ("--executor gpus can run none of the 4 point(s) to run on this machine (4 point(s): needs 2 GPUs, "
             "executor gpus has 1); nothing was run or recorded") in said
     assert fake_bench.printed() == []
-    store = RunStore(tmp_path / "runs" / "tiny")
-    assert store.records() == []
+    assert not (tmp_path / "runs" / "tiny").exists()  # refused before the run directory is made
 
 
 @pytest.mark.slow

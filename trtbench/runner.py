@@ -101,6 +101,12 @@ def machine_verdicts(store: RunStore) -> set[str]:
             if r.status is Status.INFEASIBLE and _MACHINE_VERDICT.fullmatch(r.cause)}
 
 
+def nothing_placeable(executor: str, unplaced: dict[str, str]) -> TrtbenchError:
+    return TrtbenchError(f"--executor {executor} can run none of the {len(unplaced)} point(s) to run on this machine "
+                         f"({unplaced_line(unplaced)}); nothing was run or recorded: give it more GPUs "
+                         f"(executor.gpus, CUDA_VISIBLE_DEVICES) or run the sweep elsewhere")
+
+
 def unplaced_line(unplaced: dict[str, str]) -> str:
     """How many points could not be placed, by reason: `4 point(s): needs 8 GPUs, executor gpus has 4`."""
     return "; ".join(f"{count} point(s): {why}" for why, count in Counter(unplaced.values()).items())
@@ -156,9 +162,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
             tasks = tasks_for(spec, remaining, predictions)
             unplaced = execute(tasks, predictions).unplaced
         if tasks and len(unplaced) == len(points) - already_done:
-            raise TrtbenchError(f"--executor {executor.name} can run none of the {len(unplaced)} point(s) to run "
-                                f"on this machine ({unplaced_line(unplaced)}); nothing was run or recorded: give "
-                                f"it more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES) or run the sweep elsewhere")
+            raise nothing_placeable(executor.name, unplaced)
         store.write_meta({**meta, "finished_at": now_iso()})
         recorded = store.done_ids()
         skipped = {e.point_id for e in plan.entries if e.state is State.PREDICTED} if plan else set()

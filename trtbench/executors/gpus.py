@@ -105,15 +105,15 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= 80 else text[:80] + "...")
 
 
-def unplaceable(task: Task, gpus: Sequence[Gpu]) -> str | None:
-    """Why `task` can never run on `gpus` (None: it can): it needs more GPUs than there are, or, needing
-    more than one, more whole GPUs than there are (a process sees one MIG device only)."""
+def unplaceable(width: int, gpus: Sequence[Gpu]) -> str | None:
+    """Why a point on `width` GPUs can never run on `gpus` (None: it can): it needs more GPUs than there are,
+    or, needing more than one, more whole GPUs than there are (a process sees one MIG device only)."""
     whole = sum(not g.mig for g in gpus)
-    if task.gpus <= (len(gpus) if task.gpus == 1 else whole):
+    if width <= (len(gpus) if width == 1 else whole):
         return None
     if whole == len(gpus):
-        return f"needs {task.gpus} GPUs, executor gpus has {len(gpus)}"
-    return (f"needs {task.gpus} GPUs, executor gpus has {whole} whole GPU(s) and {len(gpus) - whole} MIG device(s), "
+        return f"needs {width} GPUs, executor gpus has {len(gpus)}"
+    return (f"needs {width} GPUs, executor gpus has {whole} whole GPU(s) and {len(gpus) - whole} MIG device(s), "
             f"and a process sees one MIG device only")
 
 
@@ -130,7 +130,7 @@ def schedule(tasks: Sequence[Task], gpus: Sequence[Gpu]) -> list[Slot]:
     """The order `GpuExecutor` runs `tasks` in if each takes its `expected_s`: longest first, each started
     on the first free GPUs as soon as enough are free (a shorter one that fits may start ahead of a wide
     one that does not). Tasks `gpus` cannot hold are left out. Pure: `plan` uses it to predict the makespan."""
-    pending = [t for t in in_order(tasks) if unplaceable(t, gpus) is None]
+    pending = [t for t in in_order(tasks) if unplaceable(t.gpus, gpus) is None]
     free, now, running, slots = list(range(len(gpus))), 0.0, [], []  # running: (end, positions)
     while pending:
         started, free = place(pending, free, gpus)
@@ -181,7 +181,7 @@ class GpuExecutor:
     def execute(self, work: Work, observer: Observer) -> None:
         pending = []
         for task in in_order(work.tasks):
-            why = unplaceable(task, self.gpus)
+            why = unplaceable(task.gpus, self.gpus)
             if why is None:
                 pending.append(task)
             else:
