@@ -141,17 +141,16 @@ class AnalyticStep:
         self.elementwise_s_per_token = (layers * NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE / atp
                                         * ((layers - moe_layers) * arch.intermediate + moe_layers * arch.active_ffn)
                                         ) / bandwidth
-        # (calls per iteration, all-reduce or all-to-all, ranks, bytes per token): the attention output's
-        # all-reduce in every layer; the FFN's in dense layers, and in MoE layers without expert parallelism;
-        # with it, a dispatch and a combine all-to-all over the EP ranks (each token's hidden state to the
-        # ranks of its top-k experts, at most all of them), and an all-reduce over the tp/ep ranks of an expert.
+        # (calls per iteration, all-reduce or all-to-all, ranks, bytes per token): the attention output's and the
+        # FFN's all-reduce in every layer. Expert parallelism alone changes none of it: every TP rank holds every
+        # token, runs its own experts on them, and the partial outputs meet in the FFN's all-reduce as a
+        # tensor-parallel FFN's do (TensorRT-LLM's fused MoE: forward -> reducescatter_or_allreduce). Under
+        # attention DP each rank's tokens reach the ranks of their top-k experts and come back instead: a
+        # dispatch and a combine all-to-all over the EP ranks in MoE layers (ep = tp there, spec refusals).
         hidden_bytes = arch.hidden * ACTIVATION_BYTES
-        ffn_allreduce_layers = layers - moe_layers if dep.ep > 1 else layers
-        self.comms = [(layers + ffn_allreduce_layers, allreduce_s, atp, hidden_bytes)] if atp > 1 else []
-        if dep.ep > 1 and moe_layers:
+        self.comms = [(2 * layers, allreduce_s, atp, hidden_bytes)] if atp > 1 else []
+        if dep.attention_dp and dep.ep > 1 and moe_layers:
             self.comms.append((2 * moe_layers, alltoall_s, dep.ep, hidden_bytes * min(arch.top_k, dep.ep)))
-            if tp > dep.ep:
-                self.comms.append((moe_layers, allreduce_s, tp // dep.ep, hidden_bytes))
         self.fixed_s = factors.t_iter_s + factors.t_layer_s * layers
 
     def iteration_s(self, b: Batch) -> float:
