@@ -38,6 +38,9 @@ class FakeNvml(types.ModuleType):
     def nvmlDeviceGetName(self, handle: int) -> bytes:
         return b"NVIDIA H100 80GB HBM3"
 
+    def nvmlDeviceGetUUID(self, handle: int) -> str:  # as every NVML answers
+        return f"GPU-{handle:08x}-0000-0000-0000-000000000000"
+
     def nvmlSystemGetDriverVersion(self) -> str:
         return "560.35.03"
 

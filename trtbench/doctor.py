@@ -24,7 +24,7 @@ from trtbench.backends.trtllm.version import NEWEST_TEXT, SUPPORTED_TEXT, UNCHEC
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.errors import TrtbenchError
 from trtbench.executors.gpus import resolve
-from trtbench.nvml import Device, init, text
+from trtbench.nvml import Device
 from trtbench.precision import Named
 
 PROBE_S = 10.0  # the longest any one probe may take
@@ -111,24 +111,15 @@ class _Gpu:
 
 def _nvml() -> tuple[str, list[_Gpu], list[Device]] | None:
     """The driver version, each GPU and the devices CUDA_VISIBLE_DEVICES may name; None without NVML."""
-    from trtbench.nvml import devices
+    from trtbench.nvml import devices, survey
 
-    nvml = init()
-    if nvml is None:
+    seen = survey()
+    if seen is None:
         return None
-    try:
-        driver = text(nvml.nvmlSystemGetDriverVersion())
-        gpus = []
-        for i in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            gpus.append(_Gpu(i, text(nvml.nvmlDeviceGetName(handle)), nvml.nvmlDeviceGetMemoryInfo(handle).total
-                             / 2**30, text(nvml.nvmlDeviceGetUUID(handle)), ""))
-    except Exception:  # NVMLError: a half-working driver
-        return None
-    finally:
-        nvml.nvmlShutdown()
+    driver, gpus = seen
     found = devices() or []
-    return driver, [_with_mig(g, found) for g in gpus], found
+    return driver, [_with_mig(_Gpu(i, g.name, g.memory_total_mib / 2**10, g.uuid, ""), found)
+                    for i, g in enumerate(gpus)], found
 
 
 def _with_mig(gpu: _Gpu, found: list[Device]) -> _Gpu:

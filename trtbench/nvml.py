@@ -11,6 +11,7 @@ class GpuInfo:
     name: str
     memory_total_mib: float
     driver: str
+    uuid: str = ""
 
 
 def init() -> Any | None:
@@ -32,19 +33,25 @@ def text(value: str | bytes) -> str:
 
 
 def visible_gpus() -> list[GpuInfo]:
+    found = survey()
+    return found[1] if found else []
+
+
+def survey() -> tuple[str, list[GpuInfo]] | None:
+    """The driver version and every GPU NVML lists; None without NVML (or with a half-working driver)."""
     nvml = init()
     if nvml is None:
-        return []
+        return None
     try:
         driver = text(nvml.nvmlSystemGetDriverVersion())
         gpus = []
         for i in range(nvml.nvmlDeviceGetCount()):
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
-            mem = nvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(GpuInfo(text(nvml.nvmlDeviceGetName(handle)), mem.total / 2**20, driver))
-        return gpus
-    except Exception:  # NVMLError: treat a half-working driver as no GPU
-        return []
+            gpus.append(GpuInfo(text(nvml.nvmlDeviceGetName(handle)), nvml.nvmlDeviceGetMemoryInfo(handle).total
+                                / 2**20, driver, text(nvml.nvmlDeviceGetUUID(handle))))
+        return driver, gpus
+    except Exception:  # NVMLError
+        return None
     finally:
         nvml.nvmlShutdown()
 
