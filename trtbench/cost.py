@@ -32,20 +32,17 @@ def usd_per_mtok(usd_per_gpu_hour: Any, tok_per_s_per_gpu: Number) -> Number:
 
 
 def with_cost(df: pd.DataFrame, cost: CostSpec | None) -> pd.DataFrame:
-    """`df` (with its `gpu`, `gpus`, throughput columns) with COST_COLUMNS filled where the row has throughput
-    and its GPU a price; all empty without `cost`."""
+    """`df` (with its `gpu`, `gpus`, throughput and per-GPU throughput columns) with COST_COLUMNS filled where
+    the row has throughput and its GPU a price; all empty without `cost`."""
     df = df.copy()
     if cost is None or df.empty:
         for column in COST_COLUMNS:
             df[column] = None
         return df
     price = df["gpu"].map(lambda gpu: cost.price(str(gpu))).astype(float)
-    gpus = df["gpus"].astype(float)
-    output = df["output_tok_per_s"].astype(float) / gpus
-    total = df["total_tok_per_s"].astype(float) / gpus
     df["usd_per_gpu_hour"] = price
-    df["usd_per_mtok"] = usd_per_mtok(price, output)
-    df["usd_per_mtok_total"] = usd_per_mtok(price, total)
+    df["usd_per_mtok"] = usd_per_mtok(price, df["output_tok_per_s_per_gpu"].astype(float))
+    df["usd_per_mtok_total"] = usd_per_mtok(price, df["total_tok_per_s"].astype(float) / df["gpus"].astype(float))
     return df
 
 
