@@ -69,6 +69,20 @@ def test_narrow_tp_slices_reach_less_of_the_gemm_peak():
     assert resolve_gpu("A100-SXM4-80GB").best_gemm_fraction("fp8") == 0.869  # no FP8: its BF16 figure
 
 
+def test_blackwell_gemm_rates_are_their_own_measurements():
+    # ml-engineering's MAMF table: B200 BF16 1745.0 of 2250, FP8 3432.5 of 4500; GB200 FP8 3615.6 of 5000
+    b200 = resolve_gpu("B200 180GB")
+    assert b200.best_gemm_fraction("bf16") == pytest.approx(1745.0 / 2250, abs=1e-3)
+    assert b200.best_gemm_fraction("fp8") == pytest.approx(3432.5 / 4500, abs=1e-3)
+    assert resolve_gpu("GB200 192GB").best_gemm_fraction("fp8") == pytest.approx(3615.6 / 5000, abs=1e-3)
+    # RTX PRO 6000 has no MAMF of its own: B200's, not Hopper's 0.709
+    assert resolve_gpu("RTX PRO 6000 Blackwell Server Edition").best_gemm_fraction("fp8") == pytest.approx(0.763)
+    # NVFP4: 3,904 TFLOP/s where FP8 reaches 2,545 at the same shape on B200 (vLLM's kernel benchmarks), so
+    # 0.763 x 1.534 / 2 = 58.5% of the 9 PFLOPS FP4 peak: 5.27 PFLOPS at best shape, 1.53x FP8's 3.43
+    assert b200.best_gemm_fraction("nvfp4") == pytest.approx(0.5852, abs=1e-3)
+    assert b200.peak_flops("nvfp4") * b200.best_gemm_fraction("nvfp4") == pytest.approx(5.267e15, rel=1e-3)
+
+
 def test_cuda_graph_sizes_are_trtllm_benchs_with_padding():
     assert graph_batch_sizes(2048) == [1, 2, 4, *range(8, 129, 8), 256, 512, 1024, 2048]
     assert graph_batch_sizes(256) == [1, 2, 4, *range(8, 129, 8), 256]

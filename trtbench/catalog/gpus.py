@@ -72,16 +72,24 @@ class GPU:
 
     def best_gemm_fraction(self, precision: str) -> float:
         """The measured best-shape GEMM fraction of peak in `precision` (16-bit where FP8 is missing), else
-        the family's: Hopper's measured H100 SXM figures where a GPU has none of its own. No public FP4 MAMF
-        exists: FP4 takes FP8's, the nearest narrow format measured."""
-        dtype = {"fp4": "fp8"}.get(self._gemm_dtype(precision), self._gemm_dtype(precision))
+        the family's (its measured GPU's). No public FP4 MAMF exists: FP4 is FP8's fraction times what NVFP4
+        gains over FP8 at one shape in one benchmark, over the 2x of its peak (`FP4_OVER_FP8`)."""
+        dtype = self._gemm_dtype(precision)
+        if dtype == "fp4":
+            return self.best_gemm_fraction("fp8") * FP4_OVER_FP8 / 2
         return dict(self.mamf).get(dtype) or FAMILY_MAMF[self.family][dtype]
 
 
 # Stas Bekman, ml-engineering "Maximum Achievable Matmul FLOPS" (the reference's table): H100 SXM BF16 80.3%,
-# FP8 70.9%; A100 SXM BF16 86.9%. Families without a measurement take the nearest measured one.
+# FP8 70.9%; A100 SXM BF16 86.9%; B200 SXM BF16 77.6%, FP8 76.3% (its table since 2025, with B300 and GB200).
+# Families without a measurement take the nearest measured one: Blackwell GPUs without their own, B200's.
 FAMILY_MAMF = {"hopper": {"bf16": 0.803, "fp8": 0.709}, "ampere": {"bf16": 0.869, "fp8": 0.869},
-               "ada": {"bf16": 0.803, "fp8": 0.709}, "blackwell": {"bf16": 0.803, "fp8": 0.709}}
+               "ada": {"bf16": 0.803, "fp8": 0.709}, "blackwell": {"bf16": 0.776, "fp8": 0.763}}
+# NVFP4 over FP8 GEMM throughput at one shape on B200, both CUTLASS through vLLM's kernel benchmarks without the
+# activation quantisation (TensorRT-LLM fuses it into the norm before): N=6144, K=4096, M=16384, NVFP4 3,904
+# TFLOP/s (vllm-project/vllm#20646) against FP8 2,545 (vllm#19566). FP4's peak is twice FP8's; its GEMMs reach
+# 1.53x, their block scales and narrower K tiles costing the rest.
+FP4_OVER_FP8 = 3904 / 2545
 NVSWITCH, PAIRS = Interconnect.NVSWITCH, Interconnect.NVLINK_PAIRS
 
 GPUS: dict[str, GPU] = {
@@ -106,19 +114,22 @@ GPUS: dict[str, GPU] = {
         # BF16 36 PF sparse, 64 TB/s, NVLink 5 at 1.8 TB/s per GPU, 8 GPUs per NVSwitch domain; 183359 MiB, 1000 W
         # (NVIDIA/TensorRT-LLM#10278).
         GPU("b200", "B200 180GB", 2250, 4500, 183359, 8.0, 1000,
-            ("NVIDIA B200",), ("B200-180GB", "B200"), NVSWITCH, 800, 5, family="blackwell", fp4_tflops=9000,
+            ("NVIDIA B200",), ("B200-180GB", "B200"), NVSWITCH, 800, 5, (("bf16", 0.776), ("fp8", 0.763)),
+            family="blackwell", fp4_tflops=9000,
             nvlink_gen=5, nvlink_domain=8),
         # GB200: GB200 NVL72 (nvidia.com/en-us/data-center/gb200-nvl72): 72 GPUs, FP4 1,440 PF, FP8 720 PF,
         # BF16 360 PF sparse, 576 TB/s HBM3e, NVLink 5 (130 TB/s, 1.8 TB/s per GPU) across all 72; nvidia-smi
         # "NVIDIA GB200", 189471 MiB, 1200 W.
         GPU("gb200", "GB200 192GB", 2500, 5000, 189471, 8.0, 1200,
-            ("NVIDIA GB200",), ("GB200-192GB", "GB200", "GB200 NVL72"), NVSWITCH, 800, 5, family="blackwell",
+            ("NVIDIA GB200",), ("GB200-192GB", "GB200", "GB200 NVL72"), NVSWITCH, 800, 5,
+            (("bf16", 0.729), ("fp8", 0.723)), family="blackwell",
             fp4_tflops=10000, nvlink_gen=5, nvlink_domain=72),
         # B300: HGX B300 (nvidia.com/en-us/data-center/hgx): FP4 144 PF sparse / 108 PF dense, FP8 72 PF and
         # BF16 36 PF sparse, 8 TB/s and 288 GB HBM3e per GPU, NVLink 5 at 1.8 TB/s, 8 GPUs per domain, PCIe Gen6;
         # nvidia-smi "NVIDIA B300 SXM6 AC", 275040 MiB, 1100 W.
         GPU("b300", "B300 288GB", 2250, 4500, 275040, 8.0, 1100,
-            ("NVIDIA B300 SXM6 AC",), ("B300-288GB", "B300", "B300 SXM6"), NVSWITCH, 800, 6, family="blackwell",
+            ("NVIDIA B300 SXM6 AC",), ("B300-288GB", "B300", "B300 SXM6"), NVSWITCH, 800, 6,
+            (("bf16", 0.786), ("fp8", 0.745)), family="blackwell",
             fp4_tflops=13500, nvlink_gen=5, nvlink_domain=8),
         # GB300: GB300 NVL72 (nvidia.com/en-us/data-center/gb300-nvl72): 72 GPUs, FP4 1,440 PF sparse / 1,080 PF
         # dense, FP8 720 PF and BF16 360 PF sparse, 576 TB/s, 288 GB per GPU, NVLink 5 across all 72; nvidia-smi
