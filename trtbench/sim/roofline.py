@@ -26,8 +26,12 @@ def bound_s(dep: Deployment, plan: MemoryPlan, isl: int, osl: int, requests: int
     head = 2 * arch.vocab * arch.hidden * osl / dep.gpu.peak_flops("bf16")
     attn = 4 * arch.heads * arch.head_dim * (context_pairs + decode_kv) / dep.gpu.peak_flops("bf16")
     compute_s = requests * (gemm + head + attn) / n
-    concurrency = max(1, min(plan.max_concurrent_seqs, plan.max_batch_size, requests))
-    steps = math.ceil(requests * (osl - 1) / concurrency) + 1
-    kv_bytes = requests * (decode_kv / arch.layers + isl + osl) * plan.kv_bytes_per_token  # reads, then writes
-    memory_s = (steps * weights_bytes_per_rank(dep, concurrency) + kv_bytes) / (dep.gpu.hbm_tb_s * 1e12)
+    # Under attention DP each rank decodes its own share of the requests at its own concurrency (the plan's limits
+    # are per rank), reading only their KV; its experts see every rank's tokens.
+    ranks = dep.dp_ranks
+    per_rank = math.ceil(requests / ranks)
+    concurrency = max(1, min(plan.max_concurrent_seqs, plan.max_batch_size, per_rank))
+    steps = math.ceil(per_rank * (osl - 1) / concurrency) + 1
+    kv_bytes = per_rank * (decode_kv / arch.layers + isl + osl) * plan.kv_bytes_per_token  # reads, then writes
+    memory_s = (steps * weights_bytes_per_rank(dep, concurrency * ranks) + kv_bytes) / (dep.gpu.hbm_tb_s * 1e12)
     return max(compute_s, memory_s)
