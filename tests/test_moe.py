@@ -246,3 +246,17 @@ def test_latent_attention_reads_the_latent_not_per_head_keys():
     factors = calibration.load()[0]
     mla = AnalyticStep(make_deployment("deepseek-ai/DeepSeek-V3", "h200-sxm", "fp8", tp=8), factors)
     assert mla.kv_s_per_token == pytest.approx(35_136 / (4.8e12 * factors.eta_kv))
+
+
+def test_mxfp4_experts_on_hopper_compute_below_the_16_bit_rate():
+    # triton_kernels' Hopper MXFP4 x BF16 matmul reaches at most 1 - 0.257 of a dense 16-bit GEMM at large M
+    # (triton-lang/triton#11361): per (token, expert) pair, 1 / 0.743 = 1.346x the time of 16-bit experts on the
+    # same GPU; Blackwell and every other format run at their dense rate
+    factors, _ = calibration.load()
+
+    def per_pair(precision: str, gpu: str) -> float:
+        return AnalyticStep(make_deployment("gpt-oss-120b", gpu, precision, tp=2), factors).expert_s_per_pair
+
+    assert per_pair("mxfp4", "h200-sxm") / per_pair("bf16", "h200-sxm") == pytest.approx(1.346, abs=1e-3)
+    assert make_deployment("gpt-oss-120b", "b200", "mxfp4", tp=2).gpu.expert_gemm_factor("mxfp4") == 1.0
+    assert make_deployment("gpt-oss-120b", "h100-sxm", "fp8", tp=2).gpu.expert_gemm_factor("fp8") == 1.0

@@ -79,6 +79,12 @@ class GPU:
             return self.best_gemm_fraction("fp8") * FP4_OVER_FP8 / 2
         return dict(self.mamf).get(dtype) or FAMILY_MAMF[self.family][dtype]
 
+    def expert_gemm_factor(self, precision: str) -> float:
+        """The routed experts' GEMMs against a dense GEMM of the same precision: MXFP4 experts on Hopper decode
+        every weight tile to 16 bits inside the kernel (no FP4 tensor cores) and reach less than a 16-bit GEMM
+        at large batches (`MXFP4_DECODE_HOPPER`); 1 otherwise."""
+        return MXFP4_DECODE_HOPPER if precision == "mxfp4" and self.family == "hopper" else 1.0
+
 
 # Stas Bekman, ml-engineering "Maximum Achievable Matmul FLOPS" (the reference's table): H100 SXM BF16 80.3%,
 # FP8 70.9%; A100 SXM BF16 86.9%; B200 SXM BF16 77.6%, FP8 76.3% (its table since 2025, with B300 and GB200).
@@ -90,6 +96,10 @@ FAMILY_MAMF = {"hopper": {"bf16": 0.803, "fp8": 0.709}, "ampere": {"bf16": 0.869
 # TFLOP/s (vllm-project/vllm#20646) against FP8 2,545 (vllm#19566). FP4's peak is twice FP8's; its GEMMs reach
 # 1.53x, their block scales and narrower K tiles costing the rest.
 FP4_OVER_FP8 = 3904 / 2545
+# triton_kernels' Hopper MXFP4 x 16-bit matmul (what TensorRT-LLM's TRITON MoE backend runs gpt-oss with on
+# Hopper), after its retuning (triton-lang/triton#11361, H100): at large M it is 25.7% slower than casting the
+# weights to 16 bits on every call and running a dense matmul, so at most 0.743 of a dense 16-bit GEMM's rate.
+MXFP4_DECODE_HOPPER = 1 - 0.257
 NVSWITCH, PAIRS = Interconnect.NVSWITCH, Interconnect.NVLINK_PAIRS
 
 GPUS: dict[str, GPU] = {

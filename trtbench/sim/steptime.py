@@ -119,7 +119,8 @@ class AnalyticStep:
         # shape efficiency is that of their summed width. Under EP the step waits for the rank with the most
         # pairs (`expected_max_load`). Each touched expert's weights are read once per iteration.
         self.expert_n = 2 * arch.moe_intermediate * dep.ep // tp  # under EP a rank holds whole experts, tp/ep wide
-        self.expert_s_per_pair = moe_layers * 2 * arch.expert_params * dep.ep / tp / (gemm_rate * factors.eta_moe)
+        expert_rate = gemm_rate * gpu.expert_gemm_factor(dep.precision) * factors.eta_moe
+        self.expert_s_per_pair = moe_layers * 2 * arch.expert_params * dep.ep / tp / expert_rate
         self.expert_weights_s = (moe_layers * arch.expert_params / tp * dep.expert_weight_bytes
                                  / (bandwidth * factors.eta_moe))
         self.experts, self.top_k, self.ep = arch.experts, arch.top_k, dep.ep
