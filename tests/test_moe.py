@@ -260,3 +260,18 @@ def test_mxfp4_experts_on_hopper_compute_below_the_16_bit_rate():
     assert per_pair("mxfp4", "h200-sxm") / per_pair("bf16", "h200-sxm") == pytest.approx(1.346, abs=1e-3)
     assert make_deployment("gpt-oss-120b", "b200", "mxfp4", tp=2).gpu.expert_gemm_factor("mxfp4") == 1.0
     assert make_deployment("gpt-oss-120b", "h100-sxm", "fp8", tp=2).gpu.expert_gemm_factor("fp8") == 1.0
+
+
+def test_routing_moves_every_token_on_every_tp_rank():
+    # Mixtral FP8 at TP8 on H100, 4,000 decode tokens, no EP: each rank permutes every token to its 2 experts
+    # (read 2 B, write 1 B a pair per hidden value) and finalizes them (read 2 B a pair, write 2 B a token):
+    # 32 layers x 4096 x (4,000 x 4 + 8,000 x 3) B = 5.24 GB at 3.35 TB/s x the fitted weight-streaming
+    # efficiency: about 1.93 ms, the same at TP1 (TP splits the experts' widths, not the tokens)
+    factors, _ = calibration.load()
+
+    def route_s(tp: int) -> float:
+        step = AnalyticStep(make_deployment("Mixtral-8x7B", "h100-sxm", "fp8", tp=tp), factors)
+        return step.route_s_per_token * 4000 + step.route_s_per_pair * 8000
+
+    assert route_s(8) == pytest.approx(5.243e9 / (3.35e12 * factors.eta_mem), rel=1e-3)
+    assert route_s(8) == route_s(1)

@@ -124,6 +124,13 @@ class AnalyticStep:
         self.expert_weights_s = (moe_layers * arch.expert_params / tp * dep.expert_weight_bytes
                                  / (bandwidth * factors.eta_moe))
         self.experts, self.top_k, self.ep = arch.experts, arch.top_k, dep.ep
+        # Routing, memory-bound on every rank over every token its experts see: the permutation reads each token's
+        # hidden state and writes a row per (token, local expert) pair at the GEMM's input width; the finalize
+        # step reads the pairs' 16-bit outputs back and writes one row per token (TensorRT-LLM's fused MoE:
+        # expandInputRows and finalizeMoeRouting). Per MoE layer: hidden x (4 B a token + (input + 2) B a pair).
+        pair_input = {"fp8": 1.0, "nvfp4": 9 / 16}.get(dep.precision, 2.0)
+        self.route_s_per_token = moe_layers * arch.hidden * 2 * ACTIVATION_BYTES / bandwidth
+        self.route_s_per_pair = moe_layers * arch.hidden * (pair_input + ACTIVATION_BYTES) / bandwidth
         head_rate = gpu.peak_flops("bf16") * gpu.best_gemm_fraction("bf16") * factors.eta_gemm
         vocab = arch.vocab // atp
         self.head_s_per_sample = 2 * vocab * arch.hidden / (head_rate * shape_efficiency(vocab))
@@ -162,6 +169,7 @@ class AnalyticStep:
             pairs = expected_max_load(moe_tokens, self.experts, self.top_k, self.ep)  # on the busiest rank
             rate = shape_efficiency(round(self.expert_n * max(1.0, touched / self.ep)))
             gemm += max(self.expert_s_per_pair * pairs / rate, touched * self.expert_weights_s)
+            gemm += self.route_s_per_token * moe_tokens + self.route_s_per_pair * pairs
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
         # Sliding-window and chunked layers: no query reads more than `span` keys, so a batch's pairs and cached
         # KV reads there are at most tokens x span and sequences x span (exact once every context is that long);
