@@ -9,7 +9,7 @@ import pytest
 
 from trtbench.deployment import make_deployment
 from trtbench.sim import calibration, roofline
-from trtbench.sim.memory import GIB, plan_memory
+from trtbench.sim.memory import GIB, captured_sizes, plan_memory
 from trtbench.sim.scheduler import SchedulerLimits, simulate
 from trtbench.sim.steptime import Batch
 from trtbench.sim.table import mape_by, predict, predict_frame, score
@@ -190,3 +190,40 @@ def test_chunked_context_splits_long_prompts():
     assert res.iterations == 4 + 1  # 1024 + 1024 + 1024 + 928, then the second token
     with pytest.raises(Exception, match="exceeds max_num_tokens"):
         simulate(4000, 2, 1, dataclasses.replace(limits, chunked_context=False), CountingStep())
+
+
+class RecordingStep:
+    """1 ms per iteration; remembers every batch it timed."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+
+    def iteration_s(self, b: Batch) -> float:
+        self.batches.append(b)
+        return 1e-3
+
+
+def test_generation_only_steps_run_padded_to_a_captured_cuda_graph():
+    # 300 requests of 16 + 8 tokens, all admitted and prefilled in one step (4,800 tokens), then 7 decode-only
+    # steps of 300 sequences: with graphs captured at 256 and 512, each runs as 512 tokens (212 dummy requests)
+    # whose KV reads are the 300 real sequences'; a step with context runs eager, unpadded
+    limits = SchedulerLimits(kv_blocks=1000, tokens_per_block=32, max_batch_size=512, max_num_tokens=8192,
+                             chunked_context=False, graph_sizes=(256, 512))
+    step = RecordingStep()
+    simulate(16, 8, 300, limits, step)
+    context, decode = step.batches
+    assert (context.tokens, context.sequences) == (4800, 300)
+    assert (decode.tokens, decode.sequences, decode.sampled) == (512, 300, 512)
+    # past the largest graph a generation-only step runs eager at its own size
+    step = RecordingStep()
+    simulate(16, 8, 300, dataclasses.replace(limits, graph_sizes=(128, 256)), step)
+    assert step.batches[1].tokens == 300
+
+
+def test_captured_sizes_stop_at_the_smaller_limit():
+    # trtllm-bench's sizes for max_batch_size 3584 (1, 2, 4, 8..128 by 8, 256..2048, 3584) kept up to
+    # min(3584, max_num_tokens) and that cap added
+    assert captured_sizes(3584, 7168)[-5:] == (256, 512, 1024, 2048, 3584)
+    assert captured_sizes(3584, 1500)[-4:] == (256, 512, 1024, 1500)

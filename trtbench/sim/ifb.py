@@ -7,7 +7,7 @@ from typing import Any
 from trtbench.deployment import Deployment
 from trtbench.sim import calibration
 from trtbench.sim.estimate import Estimate
-from trtbench.sim.memory import MemoryPlan
+from trtbench.sim.memory import MemoryPlan, captured_sizes
 from trtbench.sim.scheduler import SchedulerLimits, simulate
 from trtbench.sim.steptime import AnalyticStep, Factors
 
@@ -28,7 +28,7 @@ class IfbModel:
             kv_blocks=plan.kv_tokens // plan.tokens_per_block, tokens_per_block=plan.tokens_per_block,
             max_batch_size=plan.max_batch_size, max_num_tokens=plan.max_num_tokens,
             chunked_context=rt.chunked_context, concurrency=rt.concurrency, seq_blocks=plan.seq_blocks,
-            ranks=dep.dp_ranks,
+            ranks=dep.dp_ranks, graph_sizes=captured_sizes(plan.max_batch_size, plan.max_num_tokens),
         )
         speed = calibration.release_factor(dep.release, self.info)[0]
         res = simulate(isl, osl, requests, limits, AnalyticStep(dep, self.factors, speed))

@@ -8,7 +8,10 @@ All requests are issued at t=0 (warmup is not simulated: trtllm-bench excludes i
 2. Micro-batch scheduler: every generating request costs one token; context requests fill what is left
    of max_num_tokens in order, whole prompts (chunked context off: the first that does not fit stops)
    or chunks in multiples of tokens_per_block (chunked context on).
-3. One forward pass, timed by a StepModel.
+3. One forward pass, timed by a StepModel. A generation-only pass runs the smallest captured CUDA graph that
+   holds its batch, padded with dummy requests (trtllm-bench turns padding on), which the GEMMs, experts and
+   all-reduces process as tokens; a pass with context, or larger than every graph, runs eager at its own size.
+   Under attention DP every rank pads to the largest rank's batch: the ranks are simulated alike.
 Requests with identical lengths that start together move as one cohort, so a 30,000-request point is
 a few thousand events. Between events a run of n identical iterations costs n x the step time at the
 run's mean KV length (exact while one roofline regime holds, as the KV term is linear).
@@ -34,6 +37,7 @@ class SchedulerLimits:
     concurrency: int | None = None
     seq_blocks: int = 0  # blocks one sequence holds (sliding-window layers keep less); 0: all of isl + osl
     ranks: int = 1  # attention-DP ranks, each batching its own requests against limits of its own
+    graph_sizes: tuple[int, ...] = ()  # CUDA-graph batch sizes a generation-only step is padded up to; () none
 
 
 QUANTILES = (50, 90, 95, 99)
@@ -205,7 +209,8 @@ def _simulate_rank(isl: int, osl: int, requests: int, limits: SchedulerLimits, s
             # skip there in one step.
             n = gen[0].start + osl - it
             mean_kv = kv_gen + gen_count * (n - 1) / 2
-            dt = n * step.iteration_s(Batch(gen_count, gen_count, gen_count, mean_kv, mean_kv))
+            padded = next((size for size in limits.graph_sizes if size >= gen_count), gen_count)
+            dt = n * step.iteration_s(Batch(padded, gen_count, padded, mean_kv, mean_kv))
         else:
             n = 1
             batch = Batch(ctx_tokens + gen_count, ctx_seqs + gen_count, gen_count + finished_ctx,
