@@ -91,20 +91,31 @@ def runs_needed(points: list[Point], store: RunStore, repeats: int, retry_failed
     return needed
 
 
-_MACHINE_VERDICT = re.compile(r"needs \d+ GPUs; executor gpus has \d+")  # what --executor gpus once recorded
+# What --executor gpus, and --executor slurm, once recorded as `infeasible` for a point wider than their machine
+_MACHINE_VERDICT = re.compile(r"needs \d+ GPUs(; executor gpus has \d+"
+                              r"|, a node has \d+ \(executor\.slurm\.gpus_per_node\))")
 
 
 def machine_verdicts(store: RunStore) -> set[str]:
-    """The points whose latest record is `--executor gpus`'s old `infeasible` for a point wider than its
-    machine: a fact about that machine, not the point, so a resume runs them again as if unrecorded."""
+    """The points whose latest record is `--executor gpus`'s or `--executor slurm`'s old `infeasible` for a point
+    wider than its machine or node: a fact about that machine, not the point, so a resume runs them again as if
+    unrecorded."""
     return {r.point_id for r in store.records()
             if r.status is Status.INFEASIBLE and _MACHINE_VERDICT.fullmatch(r.cause)}
 
 
 def nothing_placeable(executor: str, unplaced: dict[str, str]) -> TrtbenchError:
-    return TrtbenchError(f"--executor {executor} can run none of the {len(unplaced)} point(s) to run on this machine "
-                         f"({unplaced_line(unplaced)}); nothing was run or recorded: give it more GPUs "
-                         f"(executor.gpus, CUDA_VISIBLE_DEVICES) or run the sweep elsewhere")
+    where = "cluster" if executor == "slurm" else "machine"
+    return TrtbenchError(f"--executor {executor} can run none of the {len(unplaced)} point(s) to run on this {where} "
+                         f"({unplaced_line(unplaced)}); nothing was run or recorded: give it {more_gpus(executor)} "
+                         f"or run the sweep elsewhere")
+
+
+def more_gpus(executor: str) -> str:
+    """What would let `executor` place a point wider than its machine (or node)."""
+    if executor == "slurm":
+        return "bigger nodes (executor.slurm.gpus_per_node, executor.slurm.partition)"
+    return "more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES)"
 
 
 def unplaced_line(unplaced: dict[str, str]) -> str:

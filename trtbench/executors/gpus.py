@@ -178,10 +178,13 @@ class GpuExecutor:
         self.gpus = list(gpus)
         self.capacity = Capacity(len(self.gpus), len(self.gpus))
 
+    def unplaceable(self, width: int) -> str | None:
+        return unplaceable(width, self.gpus)
+
     def execute(self, work: Work, observer: Observer) -> None:
         pending = []
         for task in in_order(work.tasks):
-            why = unplaceable(task.gpus, self.gpus)
+            why = self.unplaceable(task.gpus)
             if why is None:
                 pending.append(task)
             else:
