@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import SMALL_SPEC, load_records
 from trtbench.commands import slurm_job
-from trtbench.errors import SpecError, TrtbenchError
+from trtbench.errors import RunLost, SpecError, TrtbenchError
 from trtbench.executors.base import NullObserver, Task, Work
 from trtbench.executors.slurm import (
     Job,
@@ -300,3 +300,28 @@ def test_no_squeue_is_one_clear_error_not_a_traceback(monkeypatch):
     monkeypatch.setattr(subprocess, "run", missing)
     with pytest.raises(TrtbenchError, match=r"cannot ask Slurm about the run's jobs .*the same command re-attaches"):
         _states(["7"])
+
+
+def test_a_point_whose_keeper_was_killed_in_its_job_is_submitted_again(cli, write_spec, tmp_path, monkeypatch):
+    """A run in a job that ended with no verdict (its keeper killed from outside: `RunLost`) leaves no record and
+    no mark that the job reached the point, so the next sweep submits it again instead of recording a failure."""
+    cluster = Cluster(monkeypatch)
+    spec = write_spec(_on_nodes_of(1, SMALL_SPEC))
+    real, lost = slurm_job.run_point, []
+
+    def once_lost(backend, prediction, task):
+        if not lost:
+            lost.append(task.point.id)
+            raise RunLost("the point's keeper was killed from outside (SIGKILL), its benchmark with it")
+        return real(backend, prediction, task)
+
+    monkeypatch.setattr(slurm_job, "run_point", once_lost)
+    result = cli("sweep", "--no-plots", str(spec))
+    assert result.code == 0, result.err
+    recorded = {r.point_id for r in RunStore(tmp_path / "runs" / "tiny").records()}
+    assert len(recorded) == 3 and lost[0] not in recorded
+    assert "not run: 1 point(s) have no record" in " ".join(result.err.split())
+    again = cli("sweep", "--no-plots", str(spec))
+    assert again.code == 0, again.err
+    assert len(cluster.submitted()) == 5 and lost[0] in cluster.submitted()[-1][3]  # --comment= names the point
+    assert len(RunStore(tmp_path / "runs" / "tiny").records()) == 4

@@ -18,7 +18,7 @@ from typing import Any
 from trtbench import __version__
 from trtbench.backends.base import Backend
 from trtbench.backends.registry import Selection
-from trtbench.errors import TrtbenchError
+from trtbench.errors import RunLost, TrtbenchError
 from trtbench.executors.base import Capacity, Executor, Observer, Task, Work
 from trtbench.grid import Point
 from trtbench.guided.strategy import Candidate, Plan, Settings, State
@@ -37,9 +37,11 @@ class SweepSummary:
     already_done: int
     ran: int  # runs made now (each of a point's repeats counts)
     adopted: int  # records of a trtbench 0.1.0 run carried over
-    missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's)
+    missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's),
+    # those in `lost` aside
     rejudged: dict[str, int] = field(default_factory=dict)  # "timeout -> ok" -> simulated points judged anew
     unplaced: dict[str, str] = field(default_factory=dict)  # point id -> why this machine cannot run it (not run)
+    lost: dict[str, str] = field(default_factory=dict)  # point id -> why its run gave no verdict (not recorded)
     guided: Plan | None = None  # a guided sweep's last plan: what it measured, skipped and why
 
 
@@ -149,6 +151,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
             store.merge()
 
         already_done = len(points) - len({p.id for p in remaining})
+        lost: dict[str, str] = {}
 
         def execute(tasks: list[Task], predictions: dict[str, Prediction | None]) -> Work:
             observer.begin(len(store.done_ids() & {p.id for p in points}) + len(tasks),
@@ -158,6 +161,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
                         lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
                         backend.cancel, frozenset(r.attempt for r in store.all_records()))
             executor.execute(work, observer)
+            lost.update(work.lost)
             return work
 
         plan: Plan | None = None
@@ -177,9 +181,10 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
         store.write_meta({**meta, "finished_at": now_iso()})
         recorded = store.done_ids()
         skipped = {e.point_id for e in plan.entries if e.state is State.PREDICTED} if plan else set()
-        missing = len([p for p in points if p.id not in recorded | skipped and p.id not in unplaced])
+        unrecorded = {pid: why for pid, why in lost.items() if pid not in recorded}  # a later batch may have run it
+        missing = len([p for p in points if p.id not in recorded | skipped | unplaced.keys() | unrecorded.keys()])
     return SweepSummary(store.path, len(points), already_done, sum(t.point.id not in unplaced for t in tasks),
-                        adopted, missing, rejudged, unplaced, plan)
+                        adopted, missing, rejudged, unplaced, unrecorded, plan)
 
 
 def guiding(spec: SweepSpec, backend: Backend) -> bool:
@@ -289,6 +294,8 @@ def run_point(backend: Backend, prediction: Prediction | None, task: Task) -> Re
     started_at, t0 = now_iso(), time.monotonic()
     try:
         outcome = backend.run(point, attempt, task.env)
+    except RunLost:  # no verdict on the point: nothing to record
+        raise
     except Exception as exc:  # a backend bug must not end the sweep: record it and go on
         outcome = Outcome(status=Status.ERROR, cause=f"backend raised {type(exc).__name__}: {exc}",
                           source=backend.capabilities().source)

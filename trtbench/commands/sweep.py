@@ -99,6 +99,9 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if summary.missing:
         console.print(f"[yellow]not run[/]: {summary.missing} point(s) have no record (their Slurm jobs ended before "
                       f"reaching them); the same command submits them again")
+    if summary.lost:
+        console.print(f"[yellow]not recorded[/]: {unplaced_line(summary.lost)}; no verdict on the benchmark, so the "
+                      f"point was left without a record: the same command runs it again")
     if summary.unplaced:
         console.print(f"[yellow]not run here[/]: {unplaced_line(summary.unplaced)}; left without a record, so a sweep "
                       f"with {more_gpus(runner.name)} runs them: exit status 1")

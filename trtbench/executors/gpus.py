@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from trtbench.errors import TrtbenchError
+from trtbench.errors import RunLost, TrtbenchError
 from trtbench.executors.base import Capacity, Observer, Task, Work
 from trtbench.nvml import Device, devices
 from trtbench.records import Record
@@ -208,6 +208,9 @@ class GpuExecutor:
                 task, outcome, taken = _next(finished)
                 running -= 1
                 free = sorted([*free, *taken])
+                if isinstance(outcome, RunLost):
+                    work.lost[task.point.id] = str(outcome)
+                    continue
                 if isinstance(outcome, BaseException):
                     raise outcome
                 work.deliver(outcome)
