@@ -8,9 +8,12 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import SMALL_SPEC, TRTLLM_SPEC, load_records
-from trtbench.executors.base import Task
-from trtbench.executors.gpus import Gpu, makespan, schedule
+from trtbench.errors import RunLost
+from trtbench.executors.base import NullObserver, Task, Work
+from trtbench.executors.gpus import Gpu, GpuExecutor, makespan, schedule
+from trtbench.executors.local import LocalExecutor
 from trtbench.grid import IdentityRule, expand
+from trtbench.records import Record, Source, Status
 from trtbench.spec import parse_spec
 
 GPUS = [Gpu(str(i)) for i in range(4)]
@@ -186,3 +189,28 @@ def test_repeats_on_two_gpus_start_round_by_round(cli, write_spec, tmp_path, fak
     assert rounds == [0] * 4 + [1] * 4 + [2] * 4
     assert set(points[0:2]) == set(points[4:6]) == set(points[8:10])
     _no_gpu_shared(_intervals(started))
+
+
+@pytest.mark.parametrize("executor", [LocalExecutor(), GpuExecutor(GPUS[:2])], ids=["local", "gpus"])
+def test_a_run_with_no_verdict_is_named_lost_and_the_others_are_delivered(executor):
+    """A run whose keeper was killed from outside (`RunLost`) has no record: the executor names it in
+    `Work.lost` and goes on with the other points."""
+    tasks = _tasks([(3.0, 1), (2.0, 1), (1.0, 1)])
+    gone = tasks[1].point.id
+    why = "the point's keeper was killed from outside (SIGKILL), its benchmark with it"
+
+    def run(task: Task) -> Record:
+        if task.point.id == gone:
+            raise RunLost(why)
+        return Record(status=Status.ERROR, cause="exit 1", source=Source.MEASURED, point_id=task.point.id,
+                      attempt=task.point.id, axes=task.point.values, backend="trtllm",
+                      started_at="2026-12-07T00:00:00+00:00", duration_s=1.0)
+
+    def refuse(task: Task, status: Status, cause: str) -> Record:
+        raise AssertionError(cause)
+
+    delivered: list[Record] = []
+    work = Work(tasks, run, delivered.append, refuse, lambda: None)
+    executor.execute(work, NullObserver())
+    assert sorted(r.point_id for r in delivered) == sorted([tasks[0].point.id, tasks[2].point.id])
+    assert work.lost == {gone: why}

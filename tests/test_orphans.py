@@ -123,3 +123,45 @@ def test_nothing_outlives_the_sweep_whoever_is_killed(kill, write_spec, tmp_path
     ok = sorted((r["isl"], r["osl"]) for r in recs if r["status"] == "ok")
     assert ok == [(128, 128), (128, 1024)]  # nothing recorded is lost
     assert len(recs) == len({(r["isl"], r["osl"]) for r in recs})  # nor recorded twice
+
+
+@pytest.mark.slow
+def test_a_keeper_killed_from_outside_leaves_its_point_unrecorded_and_a_resume_runs_it(cli, write_spec, tmp_path,
+                                                                                        fake_bench, monkeypatch,
+                                                                                        request):
+    """`kill -9` of the keeper alone ends its benchmark (as designed), but that is no verdict on the benchmark:
+    nothing is recorded for the point (not a crash), the sweep goes on and says so in one line, and the same
+    command runs the point again."""
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_TRTLLM_CHILD_PIDS", str(pids))
+    fake_bench.fail("hang", min_isl=2048)  # 128/128 finishes, 2048/128 hangs
+    spec = write_spec(TRTLLM_SPEC.replace("osl: [128, 1024]", "osl: [128]"))
+    out, err = tmp_path / "sweep.out", tmp_path / "sweep.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        sweep = subprocess.Popen([sys.executable, "-m", "trtbench", "sweep", "--no-plots", str(spec)], cwd=tmp_path,
+                                 stdout=stdout, stderr=stderr, env={**os.environ, "COLUMNS": "400"})
+    request.addfinalizer(sweep.kill)
+    tree = _tree(sweep, pids)
+    request.addfinalizer(lambda: _kill_left(tree.all()))
+    tree.keeper.send_signal(signal.SIGKILL)
+
+    assert sweep.wait(timeout=BOUND_S) == 0, err.read_text()  # the other point is ok
+    point = [tree.keeper, tree.guard, tree.leader, tree.daemon]
+    deadline = time.monotonic() + BOUND_S
+    while any(map(_alive, point)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [proc.cmdline() for proc in point if _alive(proc)], "a process of the point outlived its keeper"
+    recs = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    assert [(r["isl"], r["osl"], r["status"]) for r in recs] == [(128, 128, "ok")]
+    said = [line for line in err.read_text().splitlines() if "not recorded" in line]
+    assert said == ["not recorded: 1 point(s): the point's keeper was killed from outside (SIGKILL), its benchmark "
+                    "with it; no verdict on the benchmark, so the point was left without a record: the same command "
+                    "runs it again"]
+    assert "Traceback" not in err.read_text()
+
+    fake_bench.fail("")
+    again = cli("sweep", "--no-plots", str(spec))
+    assert again.code == 0, again.err
+    assert "resumed: 1 point(s) already recorded, 1 run now" in " ".join(again.err.split())
+    recs = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    assert sorted((r["isl"], r["status"]) for r in recs) == [(128, "ok"), (2048, "ok")]

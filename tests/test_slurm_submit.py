@@ -4,14 +4,18 @@ from sacct once squeue forgot a job, re-attaching, and refusing a run directory 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_SPEC
-from trtbench.errors import SpecError, TrtbenchError
+from tests.conftest import SMALL_SPEC, load_records
+from trtbench.commands import slurm_job
+from trtbench.errors import RunLost, SpecError, TrtbenchError
 from trtbench.executors.base import NullObserver, Task, Work
 from trtbench.executors.slurm import (
     Job,
@@ -27,6 +31,7 @@ from trtbench.executors.slurm import (
 from trtbench.grid import IdentityRule, Point, expand
 from trtbench.records import Record, Source, Status
 from trtbench.spec import SlurmSpec, parse_spec
+from trtbench.store import RunStore
 
 POINTS = expand(parse_spec(SMALL_SPEC), IdentityRule(()))
 POINT = POINTS[0]
@@ -149,15 +154,108 @@ def _work(delivered: list[Record]) -> Work:
     return Work([], run, delivered.append, refuse, lambda: None)
 
 
-def test_a_point_wider_than_a_node_is_infeasible_without_a_submit(monkeypatch, tmp_path):
-    calls = _answer(monkeypatch, {})  # sinfo fails: the filesystem check says nothing
+def test_a_point_wider_than_a_node_is_left_unplaced_not_recorded(monkeypatch, tmp_path):
+    """16 GPUs on nodes of 8 is a fact about this cluster, not the point: no record (a cluster with bigger nodes
+    runs it), named in `Work.unplaced`; the point that fits is submitted."""
+    calls = _answer(monkeypatch, {"sbatch": (0, "7\n")})  # sinfo fails: the filesystem check says nothing
     delivered: list[Record] = []
     work = _work(delivered)
-    work = Work([Task(POINT, gpus=16)], work.run, work.deliver, work.refuse, work.cancel)
-    SlurmExecutor(tmp_path, "trtllm", SlurmSpec(gpus_per_node=8)).execute(work, NullObserver())
-    (record,) = delivered
-    assert record.status is Status.INFEASIBLE and "needs 16 GPUs, a node has 8" in (record.cause or "")
-    assert not any(call[0] == "sbatch" for call in calls)
+    wide, narrow = Task(POINTS[0], gpus=16), Task(POINTS[1], gpus=8)
+    work = Work([wide, narrow], work.run, work.deliver, work.refuse, work.cancel)
+    SlurmExecutor(tmp_path, "trtllm", SlurmSpec(gpus_per_node=8), detach=True).execute(work, NullObserver())
+    assert delivered == []
+    assert work.unplaced == {wide.point.id: "needs 16 GPUs, a node has 8 (executor.slurm.gpus_per_node)"}
+    (sbatch,) = [call for call in calls if call[0] == "sbatch"]
+    assert "--gres=gpu:8" in sbatch and narrow.point.id in sbatch[sbatch.index("--parsable") + 2]  # --comment=
+
+
+class Cluster:
+    """subprocess.run for a cluster that runs each job as sbatch submits it, in this process (the job's own
+    module, as Slurm would start it), and then knows it as COMPLETED; every Slurm call kept. Other programs
+    run for real."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[list[str]] = []
+        self.monkeypatch, self.real, self.next_id = monkeypatch, subprocess.run, 100
+        monkeypatch.setattr(subprocess, "run", self)
+
+    def __call__(self, args, **kwargs):
+        if args[0] not in ("sbatch", "squeue", "sacct", "sinfo", "scancel"):
+            return self.real(args, **kwargs)
+        self.calls.append(args)
+        out = ""
+        if args[0] == "sbatch":
+            self.next_id += 1
+            self.monkeypatch.setenv("SLURM_JOB_ID", str(self.next_id))
+            _, module, *argv = shlex.split(args[-1])[1:]  # python -m trtbench.commands.slurm_job RUN TASK
+            assert module == "trtbench.commands.slurm_job"
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert slurm_job.main(["slurm_job", *argv]) == 0
+            self.monkeypatch.delenv("SLURM_JOB_ID")
+            out = f"{self.next_id}\n"
+        elif args[0] == "squeue" and "-j" in args:
+            out = "".join(f"{j}|COMPLETED\n" for j in args[-1].split(",") if int(j) <= self.next_id)
+        elif args[0] == "sinfo":  # the filesystem check says nothing
+            return subprocess.CompletedProcess(args, 1, "", "sinfo: error")
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+    def submitted(self) -> list[list[str]]:
+        return [call for call in self.calls if call[0] == "sbatch"]
+
+
+TP_GRID = SMALL_SPEC.replace("osl: [128, 1024]", "osl: [128, 1024]\n  tp: [1, 2]")
+
+
+def _on_nodes_of(gpus: int, spec: str = TP_GRID) -> str:
+    return spec + f"executor: {{kind: slurm, slurm: {{gpus_per_node: {gpus}}}}}\n"
+
+
+def test_a_sweep_runs_what_fits_its_nodes_and_names_the_rest_as_not_placeable(cli, write_spec, tmp_path,
+                                                                              monkeypatch):
+    cluster = Cluster(monkeypatch)
+    result = cli("sweep", "--no-plots", str(write_spec(_on_nodes_of(1))))
+    assert result.code == 1, result.err  # incomplete: four points ran nowhere
+    records = load_records(tmp_path / "runs" / "tiny" / "results.jsonl")
+    assert len(records) == 4 and {r["tp"] for r in records} == {1}
+    assert len(cluster.submitted()) == 4 and all("--gres=gpu:1" in call for call in cluster.submitted())
+    said = " ".join(result.err.split())  # the console wraps at 200 columns
+    assert said.count("not run here") == 1
+    assert ("not run here: 4 point(s): needs 2 GPUs, a node has 1 (executor.slurm.gpus_per_node); left without a "
+            "record, so a sweep with bigger nodes (executor.slurm.gpus_per_node, executor.slurm.partition) runs them: "
+            "exit status 1") in said
+
+
+def test_a_grid_no_point_of_which_fits_a_node_exits_2_before_submitting(cli, write_spec, tmp_path, monkeypatch):
+    cluster = Cluster(monkeypatch)
+    result = cli("sweep", "--no-plots", str(write_spec(_on_nodes_of(1, TP_GRID.replace("tp: [1, 2]", "tp: [2]")))))
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert ("--executor slurm can run none of the 4 point(s) to run on this cluster (4 point(s): needs 2 GPUs, a node "
+            "has 1 (executor.slurm.gpus_per_node)); nothing was run or recorded") in " ".join(result.err.split())
+    assert cluster.calls == []  # not even sinfo
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
+def test_an_old_infeasible_record_for_a_point_wider_than_a_node_is_run_again(cli, write_spec, tmp_path,
+                                                                              monkeypatch):
+    """Runs recorded before this change hold `infeasible: needs N GPUs, a node has M (executor.slurm.gpus_per_node)`
+    for points wider than the node: a resume on bigger nodes runs them; other infeasible records stay."""
+    cluster = Cluster(monkeypatch)
+    spec = write_spec(_on_nodes_of(2))
+    assert cli("sweep", "--no-plots", str(spec)).code == 0
+    store = RunStore(tmp_path / "runs" / "tiny")
+    wide = [r for r in store.records() if r.axes["tp"] == 2]
+    with store.lock():  # as the old executor recorded them on nodes of one GPU; one other verdict beside them
+        for record, cause in zip(wide, ["needs 2 GPUs, a node has 1 (executor.slurm.gpus_per_node)"] * 3
+                                 + ["needs 2 GPUs, a node has 1"], strict=True):
+            store.submit(record.model_copy(update={"status": Status.INFEASIBLE, "metrics": None, "cause": cause,
+                                                   "attempt": "old" + record.attempt}))
+        store.merge()
+    before = len(cluster.submitted())
+    result = cli("sweep", "--no-plots", str(spec))
+    assert result.code == 0, result.err
+    assert len(cluster.submitted()) - before == 3
+    latest = {r.point_id: r for r in store.records()}
+    assert [latest[r.point_id].status for r in wide] == [Status.OK] * 3 + [Status.INFEASIBLE]
 
 
 MOUNTS = """\
@@ -202,3 +300,28 @@ def test_no_squeue_is_one_clear_error_not_a_traceback(monkeypatch):
     monkeypatch.setattr(subprocess, "run", missing)
     with pytest.raises(TrtbenchError, match=r"cannot ask Slurm about the run's jobs .*the same command re-attaches"):
         _states(["7"])
+
+
+def test_a_point_whose_keeper_was_killed_in_its_job_is_submitted_again(cli, write_spec, tmp_path, monkeypatch):
+    """A run in a job that ended with no verdict (its keeper killed from outside: `RunLost`) leaves no record and
+    no mark that the job reached the point, so the next sweep submits it again instead of recording a failure."""
+    cluster = Cluster(monkeypatch)
+    spec = write_spec(_on_nodes_of(1, SMALL_SPEC))
+    real, lost = slurm_job.run_point, []
+
+    def once_lost(backend, prediction, task):
+        if not lost:
+            lost.append(task.point.id)
+            raise RunLost("the point's keeper was killed from outside (SIGKILL), its benchmark with it")
+        return real(backend, prediction, task)
+
+    monkeypatch.setattr(slurm_job, "run_point", once_lost)
+    result = cli("sweep", "--no-plots", str(spec))
+    assert result.code == 0, result.err
+    recorded = {r.point_id for r in RunStore(tmp_path / "runs" / "tiny").records()}
+    assert len(recorded) == 3 and lost[0] not in recorded
+    assert "not run: 1 point(s) have no record" in " ".join(result.err.split())
+    again = cli("sweep", "--no-plots", str(spec))
+    assert again.code == 0, again.err
+    assert len(cluster.submitted()) == 5 and lost[0] in cluster.submitted()[-1][3]  # --comment= names the point
+    assert len(RunStore(tmp_path / "runs" / "tiny").records()) == 4

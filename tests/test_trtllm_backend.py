@@ -77,6 +77,7 @@ FAULTS = [
     ("max_seq_len", "infeasible", "max_seq_len", "Engine supports a max sequence of 8192"),
     ("mpi_abort", "crash", "MPI", "MPI_ABORT was invoked on rank 0"),
     ("signal", "crash", "signal", "SIGSEGV"),
+    ("sigkill", "crash", "signal", "SIGKILL"),  # the benchmark itself killed (the OOM killer): a crash of the point
     ("no_report", "no_report", "", "probably an OOM"),
 ]
 

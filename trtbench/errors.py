@@ -30,6 +30,12 @@ class RunBusy(StoreError):
     """Another process (a sweep) holds the run directory's lock."""
 
 
+class RunLost(Exception):
+    """A point's run ended without a verdict on the point: its benchmark's keeper was killed from outside (the
+    benchmark went with it, as designed). Nothing is recorded, so a resume runs the point again; the sweep goes
+    on with the others. The message says why, for the sweep's summary."""
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT, SIGTERM or SIGHUP, raised wherever the program is, so every cleanup runs (the benchmark's
     keeper is stopped, nothing half-done is recorded) and the exit status says which signal."""

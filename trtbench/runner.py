@@ -18,7 +18,7 @@ from typing import Any
 from trtbench import __version__
 from trtbench.backends.base import Backend
 from trtbench.backends.registry import Selection
-from trtbench.errors import TrtbenchError
+from trtbench.errors import RunLost, TrtbenchError
 from trtbench.executors.base import Capacity, Executor, Observer, Task, Work
 from trtbench.grid import Point
 from trtbench.guided.strategy import Candidate, Plan, Settings, State
@@ -37,9 +37,11 @@ class SweepSummary:
     already_done: int
     ran: int  # runs made now (each of a point's repeats counts)
     adopted: int  # records of a trtbench 0.1.0 run carried over
-    missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's)
+    missing: int  # points still without a record (jobs that ended before reaching them; a detached sweep's),
+    # those in `lost` aside
     rejudged: dict[str, int] = field(default_factory=dict)  # "timeout -> ok" -> simulated points judged anew
     unplaced: dict[str, str] = field(default_factory=dict)  # point id -> why this machine cannot run it (not run)
+    lost: dict[str, str] = field(default_factory=dict)  # point id -> why its run gave no verdict (not recorded)
     guided: Plan | None = None  # a guided sweep's last plan: what it measured, skipped and why
 
 
@@ -91,20 +93,31 @@ def runs_needed(points: list[Point], store: RunStore, repeats: int, retry_failed
     return needed
 
 
-_MACHINE_VERDICT = re.compile(r"needs \d+ GPUs; executor gpus has \d+")  # what --executor gpus once recorded
+# What --executor gpus, and --executor slurm, once recorded as `infeasible` for a point wider than their machine
+_MACHINE_VERDICT = re.compile(r"needs \d+ GPUs(; executor gpus has \d+"
+                              r"|, a node has \d+ \(executor\.slurm\.gpus_per_node\))")
 
 
 def machine_verdicts(store: RunStore) -> set[str]:
-    """The points whose latest record is `--executor gpus`'s old `infeasible` for a point wider than its
-    machine: a fact about that machine, not the point, so a resume runs them again as if unrecorded."""
+    """The points whose latest record is `--executor gpus`'s or `--executor slurm`'s old `infeasible` for a point
+    wider than its machine or node: a fact about that machine, not the point, so a resume runs them again as if
+    unrecorded."""
     return {r.point_id for r in store.records()
             if r.status is Status.INFEASIBLE and _MACHINE_VERDICT.fullmatch(r.cause)}
 
 
 def nothing_placeable(executor: str, unplaced: dict[str, str]) -> TrtbenchError:
-    return TrtbenchError(f"--executor {executor} can run none of the {len(unplaced)} point(s) to run on this machine "
-                         f"({unplaced_line(unplaced)}); nothing was run or recorded: give it more GPUs "
-                         f"(executor.gpus, CUDA_VISIBLE_DEVICES) or run the sweep elsewhere")
+    where = "cluster" if executor == "slurm" else "machine"
+    return TrtbenchError(f"--executor {executor} can run none of the {len(unplaced)} point(s) to run on this {where} "
+                         f"({unplaced_line(unplaced)}); nothing was run or recorded: give it {more_gpus(executor)} "
+                         f"or run the sweep elsewhere")
+
+
+def more_gpus(executor: str) -> str:
+    """What would let `executor` place a point wider than its machine (or node)."""
+    if executor == "slurm":
+        return "bigger nodes (executor.slurm.gpus_per_node, executor.slurm.partition)"
+    return "more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES)"
 
 
 def unplaced_line(unplaced: dict[str, str]) -> str:
@@ -138,6 +151,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
             store.merge()
 
         already_done = len(points) - len({p.id for p in remaining})
+        lost: dict[str, str] = {}
 
         def execute(tasks: list[Task], predictions: dict[str, Prediction | None]) -> Work:
             observer.begin(len(store.done_ids() & {p.id for p in points}) + len(tasks),
@@ -147,6 +161,7 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
                         lambda task, status, why: refused(backend, predictions[task.point.id], task, status, why),
                         backend.cancel, frozenset(r.attempt for r in store.all_records()))
             executor.execute(work, observer)
+            lost.update(work.lost)
             return work
 
         plan: Plan | None = None
@@ -166,9 +181,10 @@ def run_sweep(spec: SweepSpec, selection: Selection, points: list[Point], store:
         store.write_meta({**meta, "finished_at": now_iso()})
         recorded = store.done_ids()
         skipped = {e.point_id for e in plan.entries if e.state is State.PREDICTED} if plan else set()
-        missing = len([p for p in points if p.id not in recorded | skipped and p.id not in unplaced])
+        unrecorded = {pid: why for pid, why in lost.items() if pid not in recorded}  # a later batch may have run it
+        missing = len([p for p in points if p.id not in recorded | skipped | unplaced.keys() | unrecorded.keys()])
     return SweepSummary(store.path, len(points), already_done, sum(t.point.id not in unplaced for t in tasks),
-                        adopted, missing, rejudged, unplaced, plan)
+                        adopted, missing, rejudged, unplaced, unrecorded, plan)
 
 
 def guiding(spec: SweepSpec, backend: Backend) -> bool:
@@ -278,6 +294,8 @@ def run_point(backend: Backend, prediction: Prediction | None, task: Task) -> Re
     started_at, t0 = now_iso(), time.monotonic()
     try:
         outcome = backend.run(point, attempt, task.env)
+    except RunLost:  # no verdict on the point: nothing to record
+        raise
     except Exception as exc:  # a backend bug must not end the sweep: record it and go on
         outcome = Outcome(status=Status.ERROR, cause=f"backend raised {type(exc).__name__}: {exc}",
                           source=backend.capabilities().source)

@@ -56,7 +56,8 @@ class Backend(Protocol):
     def run(self, point: Point, attempt: str, env: Mapping[str, str] | None = None) -> Outcome:
         """Run one point as `attempt` (the record's unique id: files the run writes are named for it), in
         a process environment of `env` over the current one. Failures of the point come back as an
-        Outcome, never as an exception."""
+        Outcome, never as an exception; a run that ended with no verdict on the point (its keeper killed from
+        outside) raises `RunLost`, and nothing is recorded."""
         ...
 
     def cancel(self) -> None:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from trtbench.backends.registry import select_backend
+from trtbench.errors import RunLost
 from trtbench.executors.base import Task
 from trtbench.executors.slurm import JOB_ID, Job, announced_path, record_path, started_path
 from trtbench.files import atomic_write
@@ -39,8 +40,14 @@ def main(argv: list[str]) -> int:
     mine = [point.values for point, _ in points]
     selection.backend.prepare(grid, print, recorded={p.id for p in grid if p.values not in mine})
     for point, gpus in points:
-        atomic_write(started_path(task_file.parent, Job(point.id, job_id)), "")
-        record = run_point(selection.backend, predict(selection.companion, point), Task(point, gpus=gpus))
+        started = started_path(task_file.parent, Job(point.id, job_id))
+        atomic_write(started, "")
+        try:
+            record = run_point(selection.backend, predict(selection.companion, point), Task(point, gpus=gpus))
+        except RunLost as lost:  # no verdict: as if the job never reached it, so the next sweep submits it again
+            started.unlink()
+            print(f"point {point.label}: not recorded: {lost}", flush=True)
+            continue
         atomic_write(record_path(task_file.parent, point.id, job_id), record.model_dump_json() + "\n")
         print(f"point {point.label}: {record.status}", flush=True)
     return 0

@@ -17,12 +17,12 @@ from trtbench.deployment import refuse_unsupported
 from trtbench.drift import Change, changes, measured
 from trtbench.errors import SpecError, StoreError
 from trtbench.executors.base import Executor
-from trtbench.executors.gpus import GpuExecutor, node_gpus, unplaceable
+from trtbench.executors.gpus import GpuExecutor, node_gpus
 from trtbench.executors.local import LocalExecutor
 from trtbench.executors.slurm import SlurmExecutor
 from trtbench.grid import IdentityRule, Point, expand
 from trtbench.guided.section import summary as guided_summary
-from trtbench.runner import machine_verdicts, nothing_placeable, repeats_of, run_sweep, unplaced_line
+from trtbench.runner import machine_verdicts, more_gpus, nothing_placeable, repeats_of, run_sweep, unplaced_line
 from trtbench.spec import EXECUTORS, Strategy, SweepSpec, load_spec
 from trtbench.store import RUN_META, SPEC, RunStore, next_free_dir
 from trtbench.upgrade import recorded_ids
@@ -62,9 +62,9 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
         seen = RunStore(run_dir, warn=lambda _: None)
         done = recorded_ids(seen, spec, selection.backend.name, rule, points, retry_failed) - machine_verdicts(seen)
         done -= {pid for pid, oks in seen.samples().items() if len(oks) < repeats_of(spec, selection.backend)}
-    if isinstance(runner, GpuExecutor):  # a node too small for every point: say so before building engines for it
+    if isinstance(runner, GpuExecutor | SlurmExecutor):  # too small for every point: say so before building engines
         wide = {p.id: why for p in points if p.id not in done
-                and (why := unplaceable(spec.at(p.values).tp * spec.at(p.values).pp, runner.gpus))}
+                and (why := runner.unplaceable(spec.at(p.values).tp * spec.at(p.values).pp))}
         if wide and len(wide) == len([p for p in points if p.id not in done]):
             raise nothing_placeable(runner.name, wide)
     # Engines and checkpoints for what still runs; refuses before anything is written.
@@ -99,9 +99,12 @@ def sweep(spec_path: Path, backend: str | None, out: Path | None, fresh: bool, t
     if summary.missing:
         console.print(f"[yellow]not run[/]: {summary.missing} point(s) have no record (their Slurm jobs ended before "
                       f"reaching them); the same command submits them again")
+    if summary.lost:
+        console.print(f"[yellow]not recorded[/]: {unplaced_line(summary.lost)}; no verdict on the benchmark, so the "
+                      f"point was left without a record: the same command runs it again")
     if summary.unplaced:
         console.print(f"[yellow]not run here[/]: {unplaced_line(summary.unplaced)}; left without a record, so a sweep "
-                      f"with more GPUs (executor.gpus, CUDA_VISIBLE_DEVICES) runs them: exit status 1")
+                      f"with {more_gpus(runner.name)} runs them: exit status 1")
     if summary.guided:
         console.print(guided_summary(summary.guided))
     path, analysis = reported(run_dir, top_n, plots)

@@ -62,6 +62,9 @@ class Work:
     # Filled in by the executor: point id -> why this machine cannot run it (more GPUs than it has). Such a
     # point gets no record: the verdict is about the machine, not the point, and a bigger one runs it.
     unplaced: dict[str, str] = field(default_factory=dict)
+    # Filled in by the executor: point id -> why its run ended without a verdict (`run` raised RunLost). No
+    # record either: a resume runs it again.
+    lost: dict[str, str] = field(default_factory=dict)
 
 
 class Executor(Protocol):
@@ -69,7 +72,7 @@ class Executor(Protocol):
     capacity: Capacity
 
     def execute(self, work: Work, observer: Observer) -> None:
-        """Run every task once and deliver its record, except those it names in `work.unplaced`; return when
-        all are delivered. A KeyboardInterrupt propagates after the point in flight is stopped: what was
-        delivered stays."""
+        """Run every task once and deliver its record, except those it names in `work.unplaced` or, once
+        run, in `work.lost`; return when all are delivered. A KeyboardInterrupt propagates after the point in
+        flight is stopped: what was delivered stays."""
         ...

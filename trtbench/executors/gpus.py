@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from trtbench.errors import TrtbenchError
+from trtbench.errors import RunLost, TrtbenchError
 from trtbench.executors.base import Capacity, Observer, Task, Work
 from trtbench.nvml import Device, devices
 from trtbench.records import Record
@@ -178,10 +178,13 @@ class GpuExecutor:
         self.gpus = list(gpus)
         self.capacity = Capacity(len(self.gpus), len(self.gpus))
 
+    def unplaceable(self, width: int) -> str | None:
+        return unplaceable(width, self.gpus)
+
     def execute(self, work: Work, observer: Observer) -> None:
         pending = []
         for task in in_order(work.tasks):
-            why = unplaceable(task.gpus, self.gpus)
+            why = self.unplaceable(task.gpus)
             if why is None:
                 pending.append(task)
             else:
@@ -205,6 +208,9 @@ class GpuExecutor:
                 task, outcome, taken = _next(finished)
                 running -= 1
                 free = sorted([*free, *taken])
+                if isinstance(outcome, RunLost):
+                    work.lost[task.point.id] = str(outcome)
+                    continue
                 if isinstance(outcome, BaseException):
                     raise outcome
                 work.deliver(outcome)

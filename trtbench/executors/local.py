@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trtbench.errors import RunLost
 from trtbench.executors.base import Capacity, Observer, Work
 
 
@@ -12,6 +13,10 @@ class LocalExecutor:
     def execute(self, work: Work, observer: Observer) -> None:
         for task in work.tasks:
             observer.started(task)
-            record = work.run(task)
+            try:
+                record = work.run(task)
+            except RunLost as lost:
+                work.lost[task.point.id] = str(lost)
+                continue
             work.deliver(record)
             observer.finished(task, record)

@@ -12,7 +12,8 @@ job. The controller polls `squeue --states=all` (then `sacct`, where the cluster
 squeue forgot), and delivers each point exactly once: the record its job wrote
 (`slurm/<point>.<job>.record.json`, atomically) as soon as it is there, else, once the job ended, a
 failure from how Slurm ended it. A point its job never reached (cancelled while pending, a packed job
-out of time) gets no record: the next sweep submits it again.
+out of time) gets no record: the next sweep submits it again. Nor does a point wider than a node
+(`executor.slurm.gpus_per_node`): it is named in `Work.unplaced`, a fact about this cluster, not the point.
 Plain `sbatch --parsable`, `squeue`, `sacct` and `sinfo` through argument lists; no library.
 """
 
@@ -90,16 +91,18 @@ class SlurmExecutor:
         tasks = {t.point.id: t for t in work.tasks}
         # Re-attach: a point whose job Slurm queues, runs or ran (and reached it) is never submitted again.
         watched = attached(self.dir, set(tasks), work.recorded)
-        fresh = [t for pid, t in tasks.items() if pid not in watched]
+        fresh = []
+        for task in (t for pid, t in tasks.items() if pid not in watched):
+            why = self.unplaceable(task.gpus)
+            if why is None:
+                fresh.append(task)
+            else:
+                work.unplaced[task.point.id] = why
         if fresh:
             check_shared(self.run_dir, self.spec.partition)
         for point_id in watched:
             observer.started(tasks[point_id])
-        wide = self.spec.gpus_per_node
-        for task in [t for t in fresh if wide is not None and t.gpus > wide]:
-            why = f"needs {task.gpus} GPUs, a node has {wide} (executor.slurm.gpus_per_node)"
-            _finish(work, observer, task, work.refuse(task, Status.INFEASIBLE, why))
-        queue = batches([t for t in fresh if wide is None or t.gpus <= wide], self.spec.points_per_job)
+        queue = batches(fresh, self.spec.points_per_job)
         try:
             while queue or watched:
                 while queue and (self.spec.max_jobs is None or
@@ -132,6 +135,12 @@ class SlurmExecutor:
                 jobs = sorted({j.job_id for j in watched.values()})
                 subprocess.run(["scancel", *jobs], capture_output=True, check=False)
             raise
+
+    def unplaceable(self, width: int) -> str | None:
+        """Why a point on `width` GPUs can never run on this cluster (None: it can): wider than a node."""
+        wide = self.spec.gpus_per_node
+        return None if wide is None or width <= wide else (
+            f"needs {width} GPUs, a node has {wide} (executor.slurm.gpus_per_node)")
 
     def _submit(self, batch: list[Task]) -> str | tuple[Status, str]:
         """Submit one job for `batch` (points of one width); its job id, or why Slurm refused it. The intent is

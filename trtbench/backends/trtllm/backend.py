@@ -25,14 +25,14 @@ from trtbench.backends.trtllm.command import (
 )
 from trtbench.backends.trtllm.dataset import DatasetSpec, dataset_path, ensure_dataset
 from trtbench.backends.trtllm.evaluate import eval_args, eval_model, parse_scores
-from trtbench.backends.trtllm.failures import Failure, classify
+from trtbench.backends.trtllm.failures import Failure, classify, signal_name
 from trtbench.backends.trtllm.parse import LogScan, Report, ReportError, log_lines, parse_json, scan_run
 from trtbench.backends.trtllm.process import run_logged, stop_all
 from trtbench.backends.trtllm.telemetry import Sampler
 from trtbench.backends.trtllm.validate import label_problems, problems
 from trtbench.backends.trtllm.version import TrtllmVersion
 from trtbench.catalog.models import resolve_model
-from trtbench.errors import StoreError, TrtbenchError
+from trtbench.errors import RunLost, StoreError, TrtbenchError
 from trtbench.files import Dir, atomic_write, read_file
 from trtbench.grid import IdentityRule, Point
 from trtbench.nvml import devices, gpu_index
@@ -182,6 +182,10 @@ class TrtllmBackend:
         timeout_s = self.spec.runtime.timeout_s
         with Sampler(_devices(env)) as sampler:
             result = run_logged(args, log_path, timeout_s, env=dict(env) if env else None)
+        if result.unreported:
+            code = result.returncode
+            ended = signal_name(-code) if code is not None and code < 0 else f"exit {code}"
+            raise RunLost(f"the point's keeper was killed from outside ({ended}), its benchmark with it")
         telemetry = sampler.summary  # the whole run: a failed one has no measured phase
         detail: dict[str, Any] = {
             "log": str(log_path), "returncode": result.returncode, "wall_s": result.duration_s,

@@ -12,7 +12,7 @@ from trtbench.backends.trtllm.evidence import Failure
 from trtbench.backends.trtllm.parse import LogScan
 from trtbench.records import Status
 
-__all__ = ["Failure", "classify"]
+__all__ = ["Failure", "classify", "signal_name"]
 
 
 def classify(returncode: int | None, timed_out: bool, scan: LogScan, has_report: bool,
@@ -27,12 +27,16 @@ def classify(returncode: int | None, timed_out: bool, scan: LogScan, has_report:
     if scan.failure:
         return scan.failure
     if returncode is not None and returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return Failure(Status.CRASH, "signal", f"killed by {name}; last output: {last}")
+        return Failure(Status.CRASH, "signal", f"killed by {signal_name(-returncode)}; last output: {last}")
     if returncode == 0:
         return Failure(Status.NO_REPORT, "", "exit 0 but no report; trtllm-bench prints nothing after an out-of-memory "
                                         f"error, so this is probably an OOM; last output: {last}")
     return Failure(Status.ERROR, f"exit {returncode}", scan.error_line or last)
+
+
+def signal_name(signum: int) -> str:
+    """SIGKILL for 9; `signal 99` for a number no signal has."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

@@ -4,8 +4,8 @@ is killed, or trtbench and the keeper together.
 
     trtbench -> keeper -> guard -> benchmark leader -> workers, daemons, ...
 
-trtbench starts the keeper as `python -I /dev/fd/N PARENT_PID PSUTIL_DIR` (this file, through a descriptor
-trtbench opened) and writes the benchmark's arguments to its stdin as a JSON list: neither the package's
+trtbench starts the keeper as `python -I /dev/fd/N PARENT_PID PSUTIL_DIR REPORT_FD` (this file, through a
+descriptor trtbench opened) and writes the benchmark's arguments to its stdin as a JSON list: neither the package's
 path nor the benchmark's arguments are on its command line, so `pkill -f trtbench` (or a pattern naming
 the run directory) leaves it, and its guard, to end the tree. In isolated mode it imports nothing of
 trtbench, so no `PYTHONPATH` or current directory can change it; psutil comes from the directory trtbench
@@ -19,6 +19,11 @@ The keeper forks the guard; the guard starts the benchmark in a session of its o
 - when its child exits, kills what the child left behind and exits as the benchmark did (the same code,
   or the same signal), so the caller classifies the benchmark, not the keeper.
 The benchmark's leader gets SIGKILL should the guard die; its orphans then go to the keeper.
+
+How the benchmark ended is said on REPORT_FD (a pipe to trtbench, which the benchmark does not inherit): the
+guard writes the benchmark's exit status there as soon as the benchmark exits. A keeper or guard killed from
+outside ends the benchmark without that line, so trtbench tells a benchmark that died of SIGKILL (the OOM
+killer: a crash of the point) from one whose keeper was killed (no verdict on the point at all).
 
 What no process can cover: the keeper and the guard both killed at the same instant (by pid, or by a
 pattern that matches the interpreter's own path). The leader still dies of its parent-death signal, but
@@ -113,7 +118,8 @@ def _exit_as(returncode: int) -> int:
     if returncode >= 0:
         return returncode
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    signal.signal(-returncode, signal.SIG_DFL)
+    with contextlib.suppress(OSError):  # SIGKILL's action cannot be set, nor needs to be
+        signal.signal(-returncode, signal.SIG_DFL)
     os.kill(os.getpid(), -returncode)
     return 128 - returncode  # a signal whose default is to be ignored
 
@@ -135,21 +141,27 @@ def _keep(parent: int, run_child: Callable[[], int]) -> int:
     return returncode
 
 
-def _run_benchmark(args: list[str]) -> int:
+def _run_benchmark(args: list[str], report_fd: int) -> int:
+    """Run the benchmark to its end and report its exit status on `report_fd` (not if this guard is stopped
+    first: that is no verdict on the benchmark)."""
     try:
         bench = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True,
                                  preexec_fn=_die_with_guard)
     except OSError as exc:
         print(f"trtbench: cannot run {args[0]}: {exc.strerror or exc}", file=sys.stderr)
-        return 127
-    return bench.wait()
+        returncode = 127
+    else:
+        returncode = bench.wait()
+    with contextlib.suppress(OSError):  # trtbench is gone: nobody to tell
+        os.write(report_fd, f"{returncode}\n".encode())
+    return returncode
 
 
-def _guard(keeper: int, args: list[str]) -> NoReturn:
+def _guard(keeper: int, args: list[str], report_fd: int) -> NoReturn:
     """The forked guard's whole life: it never returns into the keeper's code."""
     code = 1
     try:
-        code = _exit_as(_keep(keeper, functools.partial(_run_benchmark, args)))
+        code = _exit_as(_keep(keeper, functools.partial(_run_benchmark, args, report_fd)))
     except _Stop:  # stopped before it could start the benchmark
         code = STOPPED
     except BaseException:
@@ -159,7 +171,7 @@ def _guard(keeper: int, args: list[str]) -> NoReturn:
         os._exit(code)
 
 
-def _run_guard() -> int:
+def _run_guard(report_fd: int) -> int:
     try:
         args = json.loads(sys.stdin.buffer.read())
     except ValueError:  # trtbench died while it wrote them; its death signal is on its way
@@ -167,17 +179,17 @@ def _run_guard() -> int:
     keeper = os.getpid()
     guard = os.fork()
     if guard == 0:
-        _guard(keeper, args)
+        _guard(keeper, args, report_fd)
     return os.waitstatus_to_exitcode(os.waitpid(guard, 0)[1])
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print("usage: keeper.py PARENT_PID PSUTIL_DIR < ARGS_JSON", file=sys.stderr)
+    if len(argv) != 4:
+        print("usage: keeper.py PARENT_PID PSUTIL_DIR REPORT_FD < ARGS_JSON", file=sys.stderr)
         return 2
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, _on_signal)
-    return _exit_as(_keep(int(argv[1]), _run_guard))
+    return _exit_as(_keep(int(argv[1]), functools.partial(_run_guard, int(argv[3]))))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ MPI ranks and worker processes are descendants of trtllm-bench; a dead rank can 
 descendant when the command exits, times out, is interrupted, or trtbench, the keeper or both die.
 Output is read by a thread and written to the log as it comes; if the disk fills, the log stops growing
 (and says so in the result) but the run and its in-memory output go on, so the point is still classified.
+The exit status is the benchmark's, as the keeper's guard reported it on a pipe of its own: a keeper killed
+from outside reports none (`ProcessResult.unreported`), which says nothing about the benchmark.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -35,11 +38,14 @@ MAX_KEPT_BYTES = 32 * 2**20  # output kept in memory for parsing; the log on dis
 
 @dataclass(frozen=True)
 class ProcessResult:
-    returncode: int | None
+    returncode: int | None  # the command's (negative: its signal); the keeper's own where `unreported`
     timed_out: bool
     output: str
     duration_s: float
     log_error: str | None  # why the log on disk is incomplete, if it is
+    # The keeper ended, unasked, without reporting how the command ended: it (or its guard) was killed from
+    # outside, or died; the command was ended with it, so its returncode is no verdict on the command.
+    unreported: bool = False
 
 
 def open_log(path: Path) -> BinaryIO:
@@ -108,16 +114,34 @@ def _stop(keeper: subprocess.Popen[bytes]) -> None:
         keeper.wait()
 
 
-def _start_keeper(args: Sequence[str], output_fd: int, env: dict[str, str] | None,
+def _reported(fd: int, wait_s: float) -> int | None:
+    """The command's exit status as the keeper's guard wrote it on `fd`; None when it wrote none by the time
+    the pipe's last writer (keeper, guard) closed it, or `wait_s` passed."""
+    data, deadline = b"", time.monotonic() + wait_s
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        data += chunk
+    try:
+        return int(data)
+    except ValueError:
+        return None
+
+
+def _start_keeper(args: Sequence[str], output_fd: int, report_fd: int, env: dict[str, str] | None,
                   cwd: Path | None) -> subprocess.Popen[bytes]:
     """Start keeper.py for `args` with a command line that names neither trtbench nor the benchmark (the
     script comes through a descriptor, the arguments on its stdin), so that `pkill -f trtbench` leaves it
     to end the tree. Its own session: a terminal's Ctrl-C or hang-up reaches trtbench, which stops it."""
     script = os.open(KEEPER, os.O_RDONLY)
     try:
-        keeper = subprocess.Popen([sys.executable, "-I", f"/dev/fd/{script}", str(os.getpid()), PSUTIL_DIR],
-                                  stdin=subprocess.PIPE, stdout=output_fd, stderr=output_fd, pass_fds=(script,),
-                                  start_new_session=True, env=env, cwd=cwd)
+        keeper = subprocess.Popen([sys.executable, "-I", f"/dev/fd/{script}", str(os.getpid()), PSUTIL_DIR,
+                                   str(report_fd)], stdin=subprocess.PIPE, stdout=output_fd, stderr=output_fd,
+                                  pass_fds=(script, report_fd), start_new_session=True, env=env, cwd=cwd)
     finally:
         os.close(script)
     assert keeper.stdin is not None
@@ -133,18 +157,25 @@ def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[
     """Run `args` (a list, never a shell string) until it exits or `timeout_s` passes. `env` is laid
     over this process's environment."""
     read_fd, write_fd = os.pipe()
+    report_r, report_w = os.pipe()
     t0 = time.monotonic()
     try:
-        keeper = _start_keeper(args, write_fd, {**os.environ, **env} if env else None, cwd)
+        keeper = _start_keeper(args, write_fd, report_w, {**os.environ, **env} if env else None, cwd)
+    except BaseException:
+        os.close(report_r)
+        raise
     finally:
         os.close(write_fd)
+        os.close(report_w)
     tee = _Tee(read_fd, log_path)
     tee.start()
     timed_out = False
+    reported: int | None = None
     with _LIVE_LOCK:
         _LIVE.add(keeper)
     try:
         keeper.wait(timeout=timeout_s)
+        reported = _reported(report_r, KEEPER_EXIT_S)
     except subprocess.TimeoutExpired:
         timed_out = True
         _stop(keeper)
@@ -152,9 +183,12 @@ def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[
         _stop(keeper)
         raise
     finally:
+        os.close(report_r)
         with _LIVE_LOCK:
             _LIVE.discard(keeper)
         tee.join(timeout=10)
         if not tee.is_alive():  # else something still holds the pipe; leave it open rather than block
             os.close(read_fd)
-    return ProcessResult(keeper.returncode, timed_out, tee.text(), time.monotonic() - t0, tee.log_error)
+    unreported = reported is None and not timed_out
+    return ProcessResult(keeper.returncode if reported is None else reported, timed_out, tee.text(),
+                         time.monotonic() - t0, tee.log_error, unreported)
