@@ -8,13 +8,12 @@ import os
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import typer
 
-from trtbench import __version__
-from trtbench.errors import Interrupted, TrtbenchError
+from trtbench import __version__, interrupts
+from trtbench.errors import TrtbenchError
 
 
 def _plain_metavars() -> None:
@@ -336,14 +335,9 @@ def accuracy_score(
     accuracy_cmd.score_file(generations, target, as_json)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)
-
-
 def main() -> None:
     umask = os.umask(0o022)  # run directories are shared and read by others: 0644 files, 0755 directories
-    handlers = {sig: signal.signal(sig, _interrupt)  # Ctrl-C, a closed terminal, a scheduler's preemption
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    handlers = {sig: signal.signal(sig, interrupts.handler) for sig in interrupts.SIGNALS}
     from trtbench.commands.console import fit_width
 
     fit_width()

@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 import psutil
 
+from trtbench import interrupts
 from trtbench.errors import StoreError
 from trtbench.files import Dir
 
@@ -89,6 +90,7 @@ class _Tee(threading.Thread):
 
 
 _LIVE: set[subprocess.Popen[bytes]] = set()  # keepers of runs in flight, in any thread
+_STOPS = [0]  # how many times stop_all has run: a keeper that started meanwhile is stopped once registered
 _LIVE_LOCK = threading.Lock()
 
 
@@ -97,6 +99,7 @@ def stop_all() -> None:
     on them return."""
     with _LIVE_LOCK:
         keepers = list(_LIVE)
+        _STOPS[0] += 1
     for keeper in keepers:
         with contextlib.suppress(ProcessLookupError):
             keeper.terminate()
@@ -159,36 +162,49 @@ def run_logged(args: Sequence[str], log_path: Path, timeout_s: float, env: dict[
     read_fd, write_fd = os.pipe()
     report_r, report_w = os.pipe()
     t0 = time.monotonic()
-    try:
-        keeper = _start_keeper(args, write_fd, report_w, {**os.environ, **env} if env else None, cwd)
-    except BaseException:
-        os.close(report_r)
-        raise
-    finally:
-        os.close(write_fd)
-        os.close(report_w)
-    tee = _Tee(read_fd, log_path)
-    tee.start()
+    with _LIVE_LOCK:
+        stops = _STOPS[0]
+    keeper: subprocess.Popen[bytes] | None = None
+    tee: _Tee | None = None
     timed_out = False
     reported: int | None = None
-    with _LIVE_LOCK:
-        _LIVE.add(keeper)
     try:
+        # Until the keeper is registered where it is stopped, a signal waits (this thread) and a stop_all that
+        # ran meanwhile (another thread's) is caught up with: nothing started can be missed.
+        with interrupts.deferred():
+            try:
+                keeper = _start_keeper(args, write_fd, report_w, {**os.environ, **env} if env else None, cwd)
+            finally:
+                os.close(write_fd)
+                os.close(report_w)
+            with _LIVE_LOCK:
+                _LIVE.add(keeper)
+                missed = _STOPS[0] != stops
+            if missed:
+                with contextlib.suppress(ProcessLookupError):
+                    keeper.terminate()
+            tee = _Tee(read_fd, log_path)
+            tee.start()
         keeper.wait(timeout=timeout_s)
         reported = _reported(report_r, KEEPER_EXIT_S)
     except subprocess.TimeoutExpired:
         timed_out = True
+        assert keeper is not None
         _stop(keeper)
     except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: the whole tree goes before the point is given up
-        _stop(keeper)
+        if keeper is not None:
+            _stop(keeper)
         raise
     finally:
         os.close(report_r)
-        with _LIVE_LOCK:
-            _LIVE.discard(keeper)
-        tee.join(timeout=10)
-        if not tee.is_alive():  # else something still holds the pipe; leave it open rather than block
+        if keeper is not None:
+            with _LIVE_LOCK:
+                _LIVE.discard(keeper)
+        if tee is not None:
+            tee.join(timeout=10)
+        if tee is None or not tee.is_alive():  # else something still holds the pipe; leave it open, not block
             os.close(read_fd)
+    assert keeper is not None and tee is not None  # both set, or the call raised
     unreported = reported is None and not timed_out
     return ProcessResult(keeper.returncode if reported is None else reported, timed_out, tee.text(),
                          time.monotonic() - t0, tee.log_error, unreported)
