@@ -168,38 +168,50 @@ def test_a_keeper_killed_from_outside_leaves_its_point_unrecorded_and_a_resume_r
     assert sorted((r["isl"], r["status"]) for r in recs) == [(128, "ok"), (2048, "ok")]
 
 
-def test_a_signal_while_the_keeper_starts_still_ends_its_tree(tmp_path, monkeypatch):
-    # SIGTERM reaching trtbench once the keeper has started its benchmark but before trtbench has registered the
-    # keeper: it is held until then
-    # and raised where the keeper is stopped, so the benchmark does not outlive the interrupted call (before,
-    # the keeper was left running, and trtbench still alive kept it from its parent-death signal)
-    from trtbench import interrupts
+def _interrupted_starts(monkeypatch, tmp_path: Path, then: Callable[[], None]) -> tuple[list[str], Path]:
+    """A benchmark that marks its start and sleeps, and `_start_keeper` made to call `then` once the benchmark
+    runs, before run_logged has registered its keeper: the window an interruption must not slip through."""
     from trtbench.backends.trtllm import process
-    from trtbench.errors import Interrupted
 
     marker = tmp_path / "started"
     started = process._start_keeper
 
-    def start_then_signalled(*args, **kwargs):
+    def start_then(*args, **kwargs):
         keeper = started(*args, **kwargs)
         deadline = time.monotonic() + BOUND_S
         while not marker.exists() and time.monotonic() < deadline:  # the benchmark runs
             time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)
+        then()
         return keeper
 
-    monkeypatch.setattr(process, "_start_keeper", start_then_signalled)
+    monkeypatch.setattr(process, "_start_keeper", start_then)
+    code = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(600)"
+    return [sys.executable, "-c", code], marker
+
+
+def _running(marker: Path) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if str(marker) in " ".join(p.info["cmdline"] or [])
+            and _alive(p)]
+
+
+def test_a_signal_while_the_keeper_starts_still_ends_its_tree(tmp_path, monkeypatch):
+    # SIGTERM reaching trtbench once the keeper has started its benchmark but before trtbench has registered the
+    # keeper: it is held until then and raised where the keeper is stopped, so the benchmark does not outlive the
+    # interrupted call (before, the keeper was left running, and trtbench still alive kept it from its
+    # parent-death signal)
+    from trtbench import interrupts
+    from trtbench.backends.trtllm import process
+    from trtbench.errors import Interrupted
+
+    bench, marker = _interrupted_starts(monkeypatch, tmp_path, lambda: os.kill(os.getpid(), signal.SIGTERM))
     previous = signal.signal(signal.SIGTERM, interrupts.handler)  # trtbench's own, as the CLI installs it
-    bench = [sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(600)"]
     try:
         with pytest.raises(Interrupted):
             process.run_logged(bench, tmp_path / "point.log", timeout_s=600)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    left = [p for p in psutil.process_iter(["cmdline"]) if str(marker) in " ".join(p.info["cmdline"] or [])
-            and _alive(p)]
     assert marker.exists()
-    assert left == [], "the benchmark outlived the interrupted run"
+    assert _running(marker) == [], "the benchmark outlived the interrupted run"
 
 
 def test_a_stop_while_another_thread_starts_its_keeper_reaches_it(tmp_path, monkeypatch):
@@ -208,19 +220,7 @@ def test_a_stop_while_another_thread_starts_its_keeper_reaches_it(tmp_path, monk
     # to its timeout with nobody to stop it
     from trtbench.backends.trtllm import process
 
-    marker = tmp_path / "started"
-    started = process._start_keeper
-
-    def start_then_stopped(*args, **kwargs):
-        keeper = started(*args, **kwargs)
-        deadline = time.monotonic() + BOUND_S
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.stop_all()
-        return keeper
-
-    monkeypatch.setattr(process, "_start_keeper", start_then_stopped)
-    bench = [sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(600)"]
+    bench, marker = _interrupted_starts(monkeypatch, tmp_path, process.stop_all)
     results = []
     worker = threading.Thread(target=lambda: results.append(
         process.run_logged(bench, tmp_path / "point.log", timeout_s=BOUND_S)))
@@ -228,5 +228,4 @@ def test_a_stop_while_another_thread_starts_its_keeper_reaches_it(tmp_path, monk
     worker.join()
     assert marker.exists()
     assert not results[0].timed_out and results[0].unreported  # stopped, no verdict on the benchmark
-    assert not [p for p in psutil.process_iter(["cmdline"]) if str(marker) in " ".join(p.info["cmdline"] or [])
-                and _alive(p)]
+    assert _running(marker) == []
