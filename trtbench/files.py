@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from trtbench.errors import DiskError, StoreError
+from trtbench.errors import DiskError, SpecError, StoreError
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO})
 MAX_READ = 256 << 20  # a results.jsonl of ~100,000 records; any single file trtbench reads is smaller
@@ -276,3 +276,18 @@ def read_file(path: Path, limit: int = MAX_READ) -> bytes | None:
     if not path.parent.is_dir():
         return None
     return Dir.open(path.parent).read(path.name, limit)
+
+
+def read_input(path: Path, limit: int, what: str, usual: str) -> bytes:
+    """A file the user names (a spec, a model config), read whole up to `limit` bytes: its bytes, or one line
+    naming `what` and the problem (missing, unreadable, larger than `usual` explains)."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(limit + 1)
+    except FileNotFoundError:
+        raise SpecError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise SpecError(f"{what} {path}: larger than {limit >> 20} MiB; {usual}")
+    return raw

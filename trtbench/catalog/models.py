@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from trtbench.errors import SpecError
+from trtbench.files import read_input
 
 
 @dataclass(frozen=True)
@@ -530,17 +532,10 @@ def _moe_layers(cfg: dict[str, Any], where: str, count: Count, layers: int, key:
 
 def _read_config(path: Path) -> tuple[Path, dict[str, Any]]:
     """The config file's path (a directory means its config.json) and its JSON object."""
-    try:
+    with contextlib.suppress(OSError):  # an unreadable path is read_input's to name
         if path.is_dir():
             path = path / "config.json"
-        with path.open("rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise SpecError(f"model config not found: {path}") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read model config {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise SpecError(f"model config {path}: larger than {MAX_CONFIG_BYTES >> 20} MiB; a config.json is a few KiB")
+    raw = read_input(path, MAX_CONFIG_BYTES, "model config", "a config.json is a few KiB")
     try:
         cfg = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, a 5,000-digit number, deep nesting

@@ -14,21 +14,14 @@ from pydantic import (
 )
 
 from trtbench.errors import SpecError
+from trtbench.files import read_input
 from trtbench.spec.fields import MAX_DEPTH, MAX_NODES, MAX_SPEC_BYTES
 from trtbench.spec.sweep import SweepSpec
 
 
 def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_SPEC_BYTES + 1)
-    except FileNotFoundError:
-        raise SpecError(f"spec file not found: {path}") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES >> 20} MiB; a sweep spec is a few KiB of YAML")
+    raw = read_input(path, MAX_SPEC_BYTES, "spec file", "a sweep spec is a few KiB of YAML")
     try:
         text = raw.decode()
     except UnicodeDecodeError:
