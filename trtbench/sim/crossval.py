@@ -19,7 +19,7 @@ import pandas as pd
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
 from trtbench.sim.calibration import deployment_kind, model_shape
-from trtbench.sim.table import ROW_DEFAULTS, regime
+from trtbench.sim.table import ROW_DEFAULTS, regime, row_precision
 
 Predictor = Callable[[pd.DataFrame], Sequence[float]]  # predicted output tok/s, one per row (NaN: no prediction)
 Fitter = Callable[[pd.DataFrame], Predictor]  # fitted on some rows, predicts others
@@ -45,7 +45,7 @@ def groups(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> pd.
 def kinds(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> list[str]:
     """Each row's KINDS entry: a dense model at FP8 or 16-bit weights, or a mixture of experts or NVFP4 weights
     (physics fitted or scored apart, with errors of their own)."""
-    return [deployment_kind(resolve_model(str(model)).is_moe, str(precision)) for model, precision in
+    return [deployment_kind(resolve_model(str(model)).is_moe, row_precision(precision)) for model, precision in
             zip(_filled(rows, "model", defaults), _filled(rows, "precision", defaults), strict=True)]
 
 

@@ -14,7 +14,7 @@ from trtbench.errors import TrtbenchError
 from trtbench.sim.calibration import BOUNDS, DEFAULT
 from trtbench.sim.ifb import IfbModel
 from trtbench.sim.steptime import Factors
-from trtbench.sim.table import PUBLISHED_PRECISION, ROW_DEFAULTS, predict_frame, row_release
+from trtbench.sim.table import ROW_DEFAULTS, predict_frame, row_precision, row_release
 
 # The columns a prediction reads (`predict_frame`): rows equal in them predict the same.
 PREDICTED_FROM = ("gpu", "model", "precision", "kv_cache_dtype", "tp", "pp", "ep", "attention_dp", "isl", "osl",
@@ -49,7 +49,7 @@ def _kind(row: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> str:
     get = {**ROW_DEFAULTS, **(defaults or {})}
     model, precision = (row.get(c) if isinstance(row.get(c), str) and row.get(c) else get[c]
                         for c in ("model", "precision"))
-    if PUBLISHED_PRECISION.get(str(precision).lower(), str(precision).lower()) == "nvfp4":  # FP4 GEMMs: Blackwell
+    if row_precision(precision) == "nvfp4":  # FP4 GEMMs: Blackwell
         return "fp4"
     return "moe" if resolve_model(str(model)).is_moe else "dense"
 

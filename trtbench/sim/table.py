@@ -33,6 +33,12 @@ PREDICTION_COLUMNS = ("pred_output_tok_per_s", "pred_status", "pred_kv_tokens", 
 MISSING_REQUESTS = RequestRule(budget_tokens=6_000_000, min=200, max=30_000)
 
 
+def row_precision(value: object) -> str:
+    """A row's precision as trtbench names it (NVIDIA's "FP4" is nvfp4)."""
+    name = str(value).lower()
+    return PUBLISHED_PRECISION.get(name, name)
+
+
 def predict(dep: Deployment, isl: int, osl: int, requests: int, perf: PerformanceModel | None = None) -> Outcome:
     return predict_point(dep, perf or IfbModel(), isl, osl, requests)
 
@@ -61,8 +67,7 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
             n = (checked(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
                  else MISSING_REQUESTS.count(isl, osl))
             tp, pp = checked(get["tp"], "tp"), checked(get["pp"], "pp")
-            precision = str(get["precision"]).lower()
-            precision = PUBLISHED_PRECISION.get(precision, precision)
+            precision = row_precision(get["precision"])
             kv = kv_dtype(get["kv_cache_dtype"])
             dep_on = yes(get["attention_dp"])
             _check_ep(row.get("ep"), tp, dep_on)
