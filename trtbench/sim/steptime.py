@@ -125,12 +125,12 @@ class AnalyticStep:
                                  / (bandwidth * factors.eta_moe))
         self.experts, self.top_k, self.ep = arch.experts, arch.top_k, dep.ep
         # Routing, memory-bound on every rank over every token its experts see: the permutation reads each token's
-        # hidden state and writes a row per (token, local expert) pair at the GEMM's input width; the finalize
-        # step reads the pairs' 16-bit outputs back and writes one row per token (TensorRT-LLM's fused MoE:
-        # expandInputRows and finalizeMoeRouting). Per MoE layer: hidden x (4 B a token + (input + 2) B a pair).
-        pair_input = {"fp8": 1.0, "nvfp4": 9 / 16}.get(dep.precision, 2.0)
+        # hidden state and writes a row per (token, local expert) pair at the GEMM's input width, which is the
+        # weights' (FP8 and NVFP4 quantize activations as their weights; 16-bit and MXFP4-on-Hopper take 16 bits);
+        # the finalize step reads the pairs' 16-bit outputs back and writes one row per token (TensorRT-LLM's fused
+        # MoE: expandInputRows and finalizeMoeRouting). Per MoE layer: hidden x (4 B a token + (input + 2) B a pair).
         self.route_s_per_token = moe_layers * arch.hidden * 2 * ACTIVATION_BYTES / bandwidth
-        self.route_s_per_pair = moe_layers * arch.hidden * (pair_input + ACTIVATION_BYTES) / bandwidth
+        self.route_s_per_pair = moe_layers * arch.hidden * (dep.weight_bytes + ACTIVATION_BYTES) / bandwidth
         head_rate = gpu.peak_flops("bf16") * gpu.best_gemm_fraction("bf16") * factors.eta_gemm
         vocab = arch.vocab // atp
         self.head_s_per_sample = 2 * vocab * arch.hidden / (head_rate * shape_efficiency(vocab))
