@@ -136,6 +136,31 @@ def test_precision_kv_cache_and_release_outside_the_rows():
     assert old.outside == ("release 0.17 has no calibration rows (used 0.19's speed)",)
 
 
+def test_weight_and_kv_formats_are_judged_by_what_rows_of_their_kind_ran():
+    rows = pd.DataFrame({"model": ["Llama-3.1-8B", "Mixtral-8x7B", "Mixtral-8x7B", "Llama-3.1-405B"],
+                         "precision": ["FP8", "FP16", "FP8", "FP4"],
+                         "kv_cache_dtype": ["", "fp16 (unquantized engine)", "fp8", "per checkpoint (NVFP4 export)"]})
+    formats = crossval.fitted_formats(rows)
+    assert formats == {"dense": {"precisions": ["fp8"], "kv_bytes": [1]},
+                       "moe_or_nvfp4": {"precisions": ["fp16", "fp8", "nvfp4"], "kv_bytes": [1, 2]}}
+    info = {**INFO, "formats": formats}
+    mixtral = make_deployment("mistralai/Mixtral-8x7B-v0.1", "h200-sxm", "fp16")
+    assert not any("weights" in why or "KV cache" in why for why in calibration.coverage(mixtral, info).outside)
+    dense16 = calibration.coverage(make_deployment("meta-llama/Llama-3.1-8B", "h200-sxm", "fp16"), info)
+    assert dense16.outside == ("fp16 weights (fitted on FP8)", "a 16-bit KV cache (fitted on FP8 KV)")
+    gpt = calibration.coverage(make_deployment("openai/gpt-oss-120b", "h200-sxm", "mxfp4"), info)
+    assert "mxfp4 weights (fitted on FP16, FP8, NVFP4)" in gpt.outside
+
+
+def test_attention_dp_is_outside_with_its_rows_error_in_the_fit_as_the_floor():
+    info = {**INFO, "mape_by_parallelism": {"TP4": 3.0, "DEP4": 32.77}}
+    dep4 = calibration.coverage(make_deployment("mistralai/Mixtral-8x7B-v0.1", "h200-sxm", "fp8", tp=4,
+                                                attention_dp=True), info)
+    assert ("attention data parallelism (its calibration rows are off by 33% on average within the fit: what it "
+            "costs per GPU is not understood)") in dep4.outside
+    assert (dep4.error_pct, dep4.basis, dep4.lower_bound) == (32.77, "DEP4 rows, within the fit", True)
+
+
 def test_a_calibration_never_cross_validated_states_no_error():
     bare = calibration.coverage(make_deployment("meta-llama/Llama-3.1-8B", "h200-sxm", "fp8"),
                                 {"mape_pct": 4.3, "gpus": ["h200-sxm"]})
@@ -143,6 +168,13 @@ def test_a_calibration_never_cross_validated_states_no_error():
     assert bare.error_pct == 0.0 and bare.lower_bound
     assert bare.describe() == ("outside the calibration (its error was never cross-validated (`trtbench calibrate "
                                "--cv --write`)): error unknown")
+
+
+def test_the_model_name_records_carry_names_the_held_out_error_never_the_fits():
+    fitted = {"fitted_on": ["a.csv", "b.csv"], "rows": 381, "mape_pct": 9.2}
+    assert calibration.describe(fitted) == "fitted on a.csv + b.csv (381 rows, never cross-validated)"
+    assert calibration.describe({**fitted, "cv": {"mape_pct": 11.32}}) == \
+        "fitted on a.csv + b.csv (381 rows, held-out error 11.3%)"
 
 
 def test_the_report_banner_states_the_out_of_sample_error_never_the_fits():

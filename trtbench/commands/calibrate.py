@@ -75,7 +75,8 @@ def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: b
     out.print(_cv_table(result))
     if not write:
         return
-    extra = {"cv": result, "models": crossval.fitted_models(rows, defaults)}
+    extra = {"cv": result, "models": crossval.fitted_models(rows, defaults),
+             "formats": crossval.fitted_formats(rows, defaults)}
     if fit:
         scored, mape, spearman = first
         saved = calibration.save(model.factors, {

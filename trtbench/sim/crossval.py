@@ -18,8 +18,9 @@ import pandas as pd
 
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import resolve_model
+from trtbench.precision import KvDtype, Precision, default_kv
 from trtbench.sim.calibration import deployment_kind, model_shape
-from trtbench.sim.table import ROW_DEFAULTS, regime, row_precision
+from trtbench.sim.table import ROW_DEFAULTS, kv_dtype, regime, row_precision
 
 Predictor = Callable[[pd.DataFrame], Sequence[float]]  # predicted output tok/s, one per row (NaN: no prediction)
 Fitter = Callable[[pd.DataFrame], Predictor]  # fitted on some rows, predicts others
@@ -64,6 +65,20 @@ def fitted_models(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None)
     archs = {name: resolve_model(name) for name in names}
     return {name: {"group": model_group(name), "params_b": round(arch.params / 1e9, 2), "shape": model_shape(arch)}
             for name, arch in sorted(archs.items())}
+
+
+def fitted_formats(rows: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> dict[str, dict[str, list[Any]]]:
+    """Per kind of row, the weight precisions and KV-cache widths (bytes) its rows ran: a deployment in another
+    format is outside the fit whatever its model and GPU (the dense rows are all FP8; Mixtral also ran 16-bit)."""
+    seen: dict[str, tuple[set[str], set[int]]] = {}
+    for kind, precision, kv in zip(kinds(rows, defaults), _filled(rows, "precision", defaults),
+                                   _filled(rows, "kv_cache_dtype", defaults), strict=True):
+        weights = Precision(row_precision(precision))
+        named = kv_dtype(kv)
+        precisions, widths = seen.setdefault(kind, (set(), set()))
+        precisions.add(weights.value)
+        widths.add((KvDtype(named) if named else default_kv(weights)).bytes)
+    return {kind: {"precisions": sorted(p), "kv_bytes": sorted(w)} for kind, (p, w) in sorted(seen.items())}
 
 
 def cross_validate(rows: pd.DataFrame, fitter: Fitter, defaults: Mapping[str, Any] | None = None,
