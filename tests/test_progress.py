@@ -30,3 +30,16 @@ def test_repeats_fill_the_bar_exactly_once():
         for task in tasks[2:]:
             bar.finished(task, None)  # type: ignore[arg-type]
         assert (shown.completed, shown.total, shown.fields["points"]) == (40.0, 40.0, "4/4 runs (2 points done before)")
+
+
+def test_a_lost_run_ends_its_share_of_the_bar_and_is_counted_apart():
+    # Two points of 10 s and 30 s; the second's keeper is killed from outside: no record, but it runs no more.
+    a, b = expand(parse_spec(SMALL_SPEC), IdentityRule(()))[:2]
+    tasks = [Task(a, expected_s=10.0), Task(b, expected_s=30.0)]
+    with ProgressBar(Console(file=io.StringIO()), "trtllm") as bar:
+        bar.begin(2, 0, tasks)
+        shown = bar.progress.tasks[0]
+        bar.finished(tasks[0], None)  # type: ignore[arg-type]  # the bar does not read the record
+        bar.lost(tasks[1], "the point's keeper was killed from outside (SIGKILL), its benchmark with it")
+        assert (shown.completed, shown.total, shown.fields["points"]) == (40.0, 40.0, "1/2 points, 1 lost")
+

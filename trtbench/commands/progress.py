@@ -35,14 +35,14 @@ class ProgressBar:
         self.progress = Progress(*columns, console=console, transient=False)
         self.task: TaskID = self.progress.add_task("starting", total=None, points="")
         self.fallback = UNKNOWN_POINT_S
-        self.before, self.runs, self.done, self.repeated = 0, 0, 0, False
+        self.before, self.runs, self.done, self.gone, self.repeated = 0, 0, 0, 0, False
 
     def begin(self, total: int, done: int, tasks: Sequence[Task] = ()) -> None:
         """The bar's length: every task's weight (`_weight`); `done` points were recorded before this sweep
         (`total` is `done` + the tasks, which counts runs, not points, with repeats: the count comes from `tasks`)."""
         known = [t.expected_s for t in tasks if t.expected_s > 0]
         self.fallback = sum(known) / len(known) if known else UNKNOWN_POINT_S
-        self.before, self.runs, self.done = done, len(tasks), 0
+        self.before, self.runs, self.done, self.gone = done, len(tasks), 0, 0
         self.repeated = len({t.point.id for t in tasks}) < len(tasks)
         self.progress.update(self.task, total=sum(map(self._weight, tasks)) or None, completed=0,
                              points=self._count())
@@ -52,10 +52,12 @@ class ProgressBar:
         return task.expected_s or self.fallback
 
     def _count(self) -> str:
-        """Points, those done before included, while each runs once; with repeats, this sweep's runs."""
+        """Points, those done before included, while each runs once; with repeats, this sweep's runs. A lost
+        run (no verdict, nothing recorded) is over but not done: it is counted apart."""
+        lost = f", {self.gone} lost" if self.gone else ""
         if not self.repeated:
-            return f"{self.before + self.done}/{self.before + self.runs} points"
-        return f"{self.done}/{self.runs} runs" + (f" ({self.before} points done before)" if self.before else "")
+            return f"{self.before + self.done}/{self.before + self.runs} points{lost}"
+        return f"{self.done}/{self.runs} runs{lost}" + (f" ({self.before} points done before)" if self.before else "")
 
     def __enter__(self) -> ProgressBar:
         self.progress.start()
@@ -71,4 +73,8 @@ class ProgressBar:
 
     def finished(self, task: Task, record: Record) -> None:
         self.done += 1
+        self.progress.update(self.task, advance=self._weight(task), points=self._count())
+
+    def lost(self, task: Task, why: str) -> None:
+        self.gone += 1
         self.progress.update(self.task, advance=self._weight(task), points=self._count())

@@ -39,6 +39,10 @@ class Observer(Protocol):
 
     def finished(self, task: Task, record: Record) -> None: ...
 
+    def lost(self, task: Task, why: str) -> None:
+        """`task` ended with no verdict (`RunLost`): nothing is recorded, and nothing runs it any more."""
+        ...
+
 
 class NullObserver:
     def begin(self, total: int, done: int, tasks: Sequence[Task] = ()) -> None:
@@ -48,6 +52,9 @@ class NullObserver:
         pass
 
     def finished(self, task: Task, record: Record) -> None:
+        pass
+
+    def lost(self, task: Task, why: str) -> None:
         pass
 
 

@@ -210,6 +210,7 @@ class GpuExecutor:
                 free = sorted([*free, *taken])
                 if isinstance(outcome, RunLost):
                     work.lost[task.point.id] = str(outcome)
+                    observer.lost(task, str(outcome))
                     continue
                 if isinstance(outcome, BaseException):
                     raise outcome

@@ -17,6 +17,7 @@ class LocalExecutor:
                 record = work.run(task)
             except RunLost as lost:
                 work.lost[task.point.id] = str(lost)
+                observer.lost(task, str(lost))
                 continue
             work.deliver(record)
             observer.finished(task, record)
