@@ -66,7 +66,9 @@ def test_options_yaml_by_era(cli, write_spec, tmp_path, fake_bench):
     options = yaml.safe_load(options_file.read_text())
     assert options["kv_cache_config"] == {"dtype": "fp8", "free_gpu_memory_fraction": 0.9, "enable_block_reuse": False}
     assert options["cuda_graph_config"]["enable_padding"] is True
-    assert options["cuda_graph_config"]["batch_sizes"][-1] == 8192
+    # NVIDIA's perf-overview llm_options.yml, copied from the doc (powers of two to 8192, and 384)
+    assert options["cuda_graph_config"]["batch_sizes"] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048,
+                                                          4096, 8192]
 
     fake_bench.version("0.18.0")
     spec = write_spec(TRTLLM_SPEC + "trtllm: {backend: pytorch}\n")
