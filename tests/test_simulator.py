@@ -7,13 +7,14 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from trtbench.deployment import make_deployment
+from tests.conftest import SMALL_SPEC
+from trtbench.deployment import deployment_for, make_deployment
 from trtbench.sim import calibration, roofline
-from trtbench.sim.memory import GIB, captured_sizes, plan_memory
+from trtbench.sim.memory import GIB, captured_sizes, overhead_gib, plan_memory
 from trtbench.sim.scheduler import SchedulerLimits, simulate
 from trtbench.sim.steptime import Batch
 from trtbench.sim.table import mape_by, predict, predict_frame, score
-from trtbench.spec import RuntimeSpec
+from trtbench.spec import RuntimeSpec, parse_spec
 
 CAL = calibration.data_path(calibration.CALIBRATION_DATA[0])  # NVIDIA's H100 SXM 8B table
 STUDY = calibration.data_path("h100_study_002.csv")
@@ -227,3 +228,23 @@ def test_captured_sizes_stop_at_the_smaller_limit():
     # min(3584, max_num_tokens) and that cap added
     assert captured_sizes(3584, 7168)[-5:] == (256, 512, 1024, 2048, 3584)
     assert captured_sizes(3584, 1500)[-4:] == (256, 512, 1024, 1500)
+
+
+def test_a_spec_run_pads_to_the_graph_sizes_trtbench_sends_and_counts_their_pools():
+    """With trtllm.cuda_graphs (the default) trtbench sends NVIDIA's perf-overview sizes (1, 2, 4 ... 256, 384,
+    512 ... 8192), so a simulated point pads as its run will: 300 sequences to 384, where trtllm-bench's own sizes
+    (8..128 by 8, then powers of two) give 512; and below max_batch_size 2048 it keeps 13 graph pools, not 23."""
+    spec = parse_spec(SMALL_SPEC)
+    dep = deployment_for(spec)
+    assert dep.graph_sizes == (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192)
+    asked = captured_sizes(2048, 8192, dep.graph_sizes)
+    assert asked == (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048)
+    assert next(s for s in asked if s >= 300) == 384
+    assert next(s for s in captured_sizes(2048, 8192) if s >= 300) == 512
+    assert overhead_gib(dep, 2048) == pytest.approx(1 + 13 * 60 / 1024)
+    own = deployment_for(parse_spec(SMALL_SPEC + "trtllm: {cuda_graphs: false}\n"))
+    assert own.graph_sizes is None and overhead_gib(own, 2048) == pytest.approx(1 + 23 * 60 / 1024)
+    # 0.20's YAML has no cuda_graph_config and an engine has no PyTorch graphs: trtllm-bench's own there
+    assert deployment_for(parse_spec(SMALL_SPEC + "trtllm: {version: 0.20.0}\n")).graph_sizes is None
+    assert deployment_for(parse_spec(SMALL_SPEC + "trtllm: {engine_dir: /engines/x}\n")).graph_sizes is None
+

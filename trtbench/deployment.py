@@ -13,6 +13,12 @@ from trtbench.errors import SpecError, TrtbenchError, Unsupported
 from trtbench.precision import KvDtype, Precision, default_kv
 from trtbench.spec import BenchMode, RuntimeSpec, SweepSpec
 
+# The CUDA-graph batch sizes NVIDIA's perf-overview YAML asks for (docs/source/developer-guide/perf-overview.md
+# @03e27c7d, every model's llm_options.yml): what trtbench sends with `trtllm.cuda_graphs` (backends/trtllm/command),
+# so its runs pad as NVIDIA's published ones, and what the simulator pads such a run to.
+PERF_OVERVIEW_GRAPH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192)
+GRAPH_CONFIG_FROM = (0, 21)  # the first release whose LLM-API YAML takes cuda_graph_config (version.py's gate)
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -26,6 +32,7 @@ class Deployment:
     release: str | None = None  # TensorRT-LLM major.minor ("1.0"); None: unstated
     ep: int = 1  # expert parallelism within the TP ranks: each holds experts / ep whole experts, tp / ep wide
     attention_dp: bool = False  # each TP rank its own requests, batch limit and KV cache; attention whole on each
+    graph_sizes: tuple[int, ...] | None = None  # CUDA-graph batch sizes the run asks for; None: trtllm-bench's own
 
     @property
     def attention_tp(self) -> int:
@@ -66,8 +73,23 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     _check_tp(arch, spec.tp)
     _check_ep(arch, spec.tp, spec.ep or 1)
     _check_attention_dp(arch, spec.tp, spec.ep or 1, bool(spec.attention_dp))
+    release = release_of(spec.trtllm.version)
     return Deployment(arch, gpu, spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
-                      runtime_of(spec), release_of(spec.trtllm.version), spec.ep or 1, bool(spec.attention_dp))
+                      runtime_of(spec), release, spec.ep or 1, bool(spec.attention_dp), graph_sizes_of(spec, release))
+
+
+def graph_sizes_of(spec: SweepSpec, release: str | None) -> tuple[int, ...] | None:
+    """The CUDA-graph batch sizes a spec's run asks trtllm-bench for: with `trtllm.cuda_graphs`, on the PyTorch
+    path (no engine), in throughput mode, `sent_graph_sizes`; else None, and trtllm-bench's own sizes apply."""
+    asked = spec.trtllm.cuda_graphs and spec.trtllm.backend != "tensorrt" and not spec.trtllm.engine_dir
+    return sent_graph_sizes(release) if asked and spec.mode is not BenchMode.LATENCY else None
+
+
+def sent_graph_sizes(release: str | None) -> tuple[int, ...] | None:
+    """NVIDIA's list where the release's LLM-API YAML takes `cuda_graph_config` (0.21 on; an unstated release
+    plans for the newest), else None: what trtbench sends with CUDA graphs on the PyTorch path."""
+    newer = release is None or tuple(map(int, release.split("."))) >= GRAPH_CONFIG_FROM
+    return PERF_OVERVIEW_GRAPH_SIZES if newer else None
 
 
 def runtime_of(spec: SweepSpec) -> RuntimeSpec:
@@ -178,10 +200,12 @@ def release_of(version: str | None) -> str | None:
 def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: int = 1,
                     kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None,
                     release: str | None = None, config: str | None = None,
-                    attention_dp: bool = False) -> Deployment:
+                    attention_dp: bool = False, graph_sizes: tuple[int, ...] | None = None) -> Deployment:
     """A deployment from loose values (a CSV row, CLI options) instead of a sweep spec; names resolve as
     in specs (GPU aliases, HF model names, or a config.json); the KV cache dtype unset is `default_kv`'s, as in
-    a spec. `attention_dp` runs DEP: the experts spread over all tp ranks (ep = tp)."""
+    a spec. `attention_dp` runs DEP: the experts spread over all tp ranks (ep = tp). `graph_sizes`: the CUDA-graph
+    batch sizes the run asks for (`sent_graph_sizes` for what trtbench sends; None, a published table's row:
+    trtllm-bench's own)."""
     try:
         prec = Precision(precision.lower())
     except ValueError:
@@ -197,4 +221,4 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
     _check_ep(arch, tp, ep)
     _check_attention_dp(arch, tp, ep, attention_dp)
     return Deployment(arch, device, prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release), ep,
-                      attention_dp)
+                      attention_dp, graph_sizes)

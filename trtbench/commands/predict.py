@@ -12,7 +12,7 @@ from rich.table import Table
 from trtbench.commands.console import out
 from trtbench.commands.utils import console, read_csv
 from trtbench.cost import CLI_SOURCE, priced_at, usd_per_mtok
-from trtbench.deployment import make_deployment, release_of
+from trtbench.deployment import make_deployment, release_of, sent_graph_sizes
 from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
 from trtbench.sim.calibration import CALIBRATION_FRACTION, coverage
@@ -38,7 +38,7 @@ def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str
         raise TrtbenchError(f"--release {release!r} is not a TensorRT-LLM version (e.g. 1.0 or 0.21.0)")
     dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
                           runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction), release=release,
-                          config=config, attention_dp=attention_dp)
+                          config=config, attention_dp=attention_dp, graph_sizes=sent_graph_sizes(release_of(release)))
     perf = IfbModel()
     outcome = predict(dep, isl, osl, requests, perf)
     covered = coverage(dep, perf.info)

@@ -196,8 +196,8 @@ def coverage(dep: Deployment, info: dict[str, Any] | None = None) -> Coverage:
     if dep.attention_dp:
         outside.append("attention data parallelism (" + (
             f"its calibration rows are off by {max(dep_fit.values()):.0f}% on average within the fit: what it "
-            f"costs per GPU is not understood" if dep_fit else "never calibrated: per-rank batches and the EP "
-            "all-to-all") + ")")
+            f"costs per GPU is not understood" if dep_fit else "never calibrated: per-rank batches and the MoE's "
+            "all-gather") + ")")
     if dep.arch.sliding_layers or dep.arch.chunked_layers:
         outside.append("sliding-window or chunked attention layers (fitted on full attention; the per-window KV "
                        "pools' split is assumed)")

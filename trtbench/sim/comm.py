@@ -45,14 +45,14 @@ def link(gpu: GPU, ranks: int) -> tuple[float, float, float]:
     return PCIE_LATENCY_S, pcie * 1e9 * 2 ** (gen - 4), PCIE_HALF_BYTES
 
 
-def alltoall_s(gpu: GPU, ranks: int, message_bytes: float) -> float:
-    """One all-to-all in which each rank holds `message_bytes` and keeps 1/ranks of it (an expert-parallel
-    dispatch or combine): (n-1)/n of it crosses the links, at the bus bandwidth an all-reduce of that size
-    gets (0 on one GPU)."""
+def gather_s(gpu: GPU, ranks: int, total_bytes: float) -> float:
+    """One all-gather (`total_bytes`: what every rank holds after it) or reduce-scatter (what every rank holds
+    before it), as NCCL's ring runs them: (n-1)/n of it crosses each rank's links, at the bus bandwidth an
+    all-reduce of that size gets (0 on one GPU)."""
     if ranks <= 1:
         return 0.0
     latency, peak, half = link(gpu, ranks)
-    return latency + (ranks - 1) / ranks * (message_bytes + half) / peak
+    return latency + (ranks - 1) / ranks * (total_bytes + half) / peak
 
 
 def allreduce_s(gpu: GPU, ranks: int, message_bytes: float) -> float:

@@ -28,7 +28,7 @@ class IfbModel:
             kv_blocks=plan.kv_tokens // plan.tokens_per_block, tokens_per_block=plan.tokens_per_block,
             max_batch_size=plan.max_batch_size, max_num_tokens=plan.max_num_tokens,
             chunked_context=rt.chunked_context, concurrency=rt.concurrency, seq_blocks=plan.seq_blocks,
-            ranks=dep.dp_ranks, graph_sizes=captured_sizes(plan.max_batch_size, plan.max_num_tokens),
+            ranks=dep.dp_ranks, graph_sizes=captured_sizes(plan.max_batch_size, plan.max_num_tokens, dep.graph_sizes),
         )
         speed = calibration.release_factor(dep.release, self.info)[0]
         res = simulate(isl, osl, requests, limits, AnalyticStep(dep, self.factors, speed))

@@ -83,17 +83,22 @@ def graph_batch_sizes(max_batch_size: int) -> list[int]:
     return sorted({s for s in sizes if s <= max_batch_size} | {max_batch_size})
 
 
-def captured_sizes(max_batch_size: int, max_num_tokens: int) -> tuple[int, ...]:
-    """The CUDA graphs a generation-only step can run: trtllm-bench's sizes up to the smaller of max_batch_size
-    and max_num_tokens, and that cap (`_filter_cuda_graph_batch_sizes`)."""
+def captured_sizes(max_batch_size: int, max_num_tokens: int, asked: tuple[int, ...] | None = None
+                   ) -> tuple[int, ...]:
+    """The CUDA graphs a generation-only step can run: the sizes the run asks for (`Deployment.graph_sizes`;
+    None: trtllm-bench's own) up to the smaller of max_batch_size and max_num_tokens, and that cap
+    (`_filter_cuda_graph_batch_sizes`, padding on)."""
     cap = min(max_batch_size, max_num_tokens)
-    return tuple(sorted({s for s in graph_batch_sizes(max_batch_size) if s <= cap} | {cap}))
+    sizes = graph_batch_sizes(max_batch_size) if asked is None else asked
+    return tuple(sorted({s for s in sizes if s <= cap} | {cap}))
 
 
 def overhead_gib(dep: Deployment, max_batch_size: int) -> float:
     """Non-KV, non-weight, non-activation memory per rank: context, CUDA-graph pools, communication buffers."""
     comm = COMM_BUFFERS_GIB if dep.n_gpus > 1 else 0.0
-    return CONTEXT_GIB + GRAPH_POOL_GIB * len(graph_batch_sizes(max_batch_size)) + comm
+    graphs = graph_batch_sizes(max_batch_size) if dep.graph_sizes is None else \
+        captured_sizes(max_batch_size, max_batch_size, dep.graph_sizes)
+    return CONTEXT_GIB + GRAPH_POOL_GIB * len(graphs) + comm
 
 
 def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:

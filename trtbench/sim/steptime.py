@@ -10,8 +10,8 @@
   vector and the SiLU-gate + quantisation pass, memory-bound;
 - TP all-reduces: two per layer over the tokens' hidden states (`sim.comm`, by message size and topology);
 - attention data parallelism: the step is one rank's, on its own batch, with attention, dense layers and lm_head
-  whole and no all-reduce; its tokens reach the experts of every rank by the EP dispatch and combine, and its
-  experts see as many tokens from the other ranks (`ranks` x its batch over all experts);
+  whole and no all-reduce; the fused MoE all-gathers every rank's quantized tokens and routing and
+  reduce-scatters the outputs, so a rank's experts see every rank's tokens (`ranks` x its batch);
 - fixed costs: per iteration (sampling, scheduling, the graph launch) and per layer (the floors of its
   kernels, 10-15 us per GEMM call, which CUDA graphs do not remove);
 - the release: one speed factor per TensorRT-LLM release with calibration rows (software, not hardware).
@@ -21,12 +21,14 @@ microbenchmarks. A measured-kernel model (e.g. aiconfigurator's tables) can repl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from trtbench.catalog.gpus import GPU
 from trtbench.catalog.models import ModelArch, expected_experts, expected_max_load
 from trtbench.deployment import Deployment
-from trtbench.sim.comm import allreduce_s, alltoall_s
+from trtbench.sim.comm import allreduce_s, gather_s
 
 # Public H100 FP8 GEMM tables: 60-72% of peak on large shapes, 25-50% when the per-rank slice is 1-4k wide
 # (TP8). With the output width N (the tiles a GEMM spreads over the SMs): shape = N / (N + 1024) of the
@@ -38,6 +40,7 @@ SHAPE_HALF = 1024
 NORM_BYTES_PER_HIDDEN = 16
 GATE_BYTES_PER_INTERMEDIATE = 5
 ACTIVATION_BYTES = 2  # hidden states in 16 bits, also what an all-reduce carries
+ROUTE_BYTES_PER_EXPERT = 8  # a token's routing as the fused MoE gathers it: an int32 expert id and an fp32 weight
 
 
 @dataclass(frozen=True)
@@ -149,16 +152,20 @@ class AnalyticStep:
         self.elementwise_s_per_token = (layers * NORM_BYTES_PER_HIDDEN * arch.hidden + GATE_BYTES_PER_INTERMEDIATE / atp
                                         * ((layers - moe_layers) * arch.intermediate + moe_layers * arch.active_ffn)
                                         ) / bandwidth
-        # (calls per iteration, all-reduce or all-to-all, ranks, bytes per token): the attention output's and the
-        # FFN's all-reduce in every layer. Expert parallelism alone changes none of it: every TP rank holds every
-        # token, runs its own experts on them, and the partial outputs meet in the FFN's all-reduce as a
+        # (calls per iteration, collective, ranks, bytes per token of this rank's batch): the attention output's
+        # and the FFN's all-reduce in every layer. Expert parallelism alone changes none of it: every TP rank holds
+        # every token, runs its own experts on them, and the partial outputs meet in the FFN's all-reduce as a
         # tensor-parallel FFN's do (TensorRT-LLM's fused MoE: forward -> reducescatter_or_allreduce). Under
-        # attention DP each rank's tokens reach the ranks of their top-k experts and come back instead: a
-        # dispatch and a combine all-to-all over the EP ranks in MoE layers (ep = tp there, spec refusals).
+        # attention DP the fused MoE (CUTLASS, on NVLink boards: its all-to-all needs multi-node NVLink and more EP
+        # ranks than top-k) all-gathers every rank's tokens, quantized as the weights, with their top-k expert
+        # ids and weights, and reduce-scatters the 16-bit outputs back, in every MoE layer (ep = tp there).
         hidden_bytes = arch.hidden * ACTIVATION_BYTES
-        self.comms = [(2 * layers, allreduce_s, atp, hidden_bytes)] if atp > 1 else []
+        self.comms: list[tuple[float, Callable[[GPU, int, float], float], int, float]] = (
+            [(2 * layers, allreduce_s, atp, hidden_bytes)] if atp > 1 else [])
         if dep.attention_dp and dep.ep > 1 and moe_layers:
-            self.comms.append((2 * moe_layers, alltoall_s, dep.ep, hidden_bytes * min(arch.top_k, dep.ep)))
+            routed = arch.hidden * dep.weight_bytes + arch.top_k * ROUTE_BYTES_PER_EXPERT
+            self.comms += [(moe_layers, gather_s, dep.ep, dep.ep * routed),
+                           (moe_layers, gather_s, dep.ep, dep.ep * hidden_bytes)]
         self.fixed_s = factors.t_iter_s + factors.t_layer_s * layers
 
     def iteration_s(self, b: Batch) -> float:

@@ -184,7 +184,8 @@ class TrtllmSpec(Strict):
     workspace: PathText | None = None
     log_level: Literal["internal_error", "error", "warning", "info", "verbose", "debug", "trace"] = "info"
     streaming: bool = Field(False, description="read as runtime.streaming (where it used to be)")
-    cuda_graphs: bool = True
+    cuda_graphs: bool = Field(True, description="send NVIDIA's perf-overview CUDA-graph batch sizes (padded); false "
+                              "leaves trtllm-bench's own, which also captures padded graphs")
     extra_llm_api_options: dict[str, Any] = Field(default_factory=dict, description="merged over ours")
 
 

@@ -14,13 +14,11 @@ from typing import Any, Literal
 
 from trtbench.backends.trtllm.build.quantize import prequantized_checkpoint
 from trtbench.backends.trtllm.version import TrtllmVersion
+from trtbench.deployment import PERF_OVERVIEW_GRAPH_SIZES
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.precision import KvDtype, Precision
 from trtbench.spec import BenchMode, SweepSpec, TrtllmSpec
 
-# The CUDA-graph batch sizes NVIDIA's perf-overview YAML asks for (docs/source/developer-guide/perf-overview.md
-# @03e27c7d, every model's llm_options.yml), so trtbench's runs are comparable with NVIDIA's published tables.
-CUDA_GRAPH_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192]
 DEFAULT_LOG_LEVEL = TrtllmSpec.model_fields["log_level"].default  # trtllm-bench's own default too
 
 
@@ -93,7 +91,8 @@ def llm_api_options(spec: SweepSpec, version: TrtllmVersion, mode: str) -> dict[
         options = {"kv_cache_config": {"dtype": spec.kv.value, **kv_cache}} if style == "kv_cache_config" \
             else {"kv_cache_dtype": spec.kv.value, "kv_cache_config": kv_cache}
         if spec.trtllm.cuda_graphs:
-            options["cuda_graph_config"] = {version.cuda_graph_padding_key: True, "batch_sizes": CUDA_GRAPH_BATCH_SIZES}
+            options["cuda_graph_config"] = {version.cuda_graph_padding_key: True,
+                                            "batch_sizes": list(PERF_OVERVIEW_GRAPH_SIZES)}
     if spec.runtime.chunked_context and not version.chunked_context_flags:
         options["enable_chunked_prefill"] = True  # before 1.0 the PyTorch path takes it only here
     if spec.attention_dp:  # refuse_unrunnable_attention_dp has held it to releases that take it
