@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from trtbench.cli import main
+from trtbench.executors.base import NullObserver, Task
+from trtbench.records import Record
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -262,3 +264,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("measured")
         if getattr(item, "originalname", item.name) in HEAVY.get(item.path.name, ()):
             item.add_marker("heavy")
+
+
+class EndsSeen(NullObserver):
+    """What a progress bar hears of how each run ends: (point id, "finished" or why it was lost)."""
+
+    def __init__(self) -> None:
+        self.ended: list[tuple[str, str]] = []
+
+    def finished(self, task: Task, record: Record) -> None:
+        self.ended.append((task.point.id, "finished"))
+
+    def lost(self, task: Task, why: str) -> None:
+        self.ended.append((task.point.id, why))

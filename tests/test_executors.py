@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from tests.conftest import SMALL_SPEC, TRTLLM_SPEC, load_records
+from tests.conftest import SMALL_SPEC, TRTLLM_SPEC, EndsSeen, load_records
 from trtbench.errors import RunLost
-from trtbench.executors.base import NullObserver, Task, Work
+from trtbench.executors.base import Task, Work
 from trtbench.executors.gpus import Gpu, GpuExecutor, makespan, schedule
 from trtbench.executors.local import LocalExecutor
 from trtbench.grid import IdentityRule, expand
@@ -209,19 +209,9 @@ def test_a_run_with_no_verdict_is_named_lost_and_the_others_are_delivered(execut
     def refuse(task: Task, status: Status, cause: str) -> Record:
         raise AssertionError(cause)
 
-    class Seen(NullObserver):  # what a progress bar hears: every run ends, finished or lost
-        def __init__(self) -> None:
-            self.ended: list[tuple[str, str]] = []
-
-        def finished(self, task: Task, record: Record) -> None:
-            self.ended.append((task.point.id, "finished"))
-
-        def lost(self, task: Task, why: str) -> None:
-            self.ended.append((task.point.id, why))
-
     delivered: list[Record] = []
     work = Work(tasks, run, delivered.append, refuse, lambda: None)
-    seen = Seen()
+    seen = EndsSeen()
     executor.execute(work, seen)
     assert sorted(r.point_id for r in delivered) == sorted([tasks[0].point.id, tasks[2].point.id])
     assert work.lost == {gone: why}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_SPEC, load_records
+from tests.conftest import SMALL_SPEC, EndsSeen, load_records
 from trtbench.commands import slurm_job
 from trtbench.errors import RunLost, SpecError, TrtbenchError
 from trtbench.executors.base import NullObserver, Task, Work
@@ -325,3 +325,17 @@ def test_a_point_whose_keeper_was_killed_in_its_job_is_submitted_again(cli, writ
     assert again.code == 0, again.err
     assert len(cluster.submitted()) == 5 and lost[0] in cluster.submitted()[-1][3]  # --comment= names the point
     assert len(RunStore(tmp_path / "runs" / "tiny").records()) == 4
+
+
+def test_a_point_its_job_ended_before_reaching_ends_its_share_of_the_progress_unrecorded(monkeypatch, tmp_path):
+    """The job is cancelled while pending: the point gets no record and is not `Work.lost` (the sweep counts it
+    as not run and submits it again), but the progress bar hears that it will not finish in this sweep."""
+    _answer(monkeypatch, {"sbatch": (0, "7\n"), "squeue": (0, "7|CANCELLED by 1000\n")})
+
+    delivered: list[Record] = []
+    base = _work(delivered)
+    work = Work([Task(POINT)], base.run, base.deliver, base.refuse, base.cancel)
+    seen = EndsSeen()
+    SlurmExecutor(tmp_path, "trtllm", SlurmSpec()).execute(work, seen)
+    assert delivered == [] and work.lost == {}
+    assert seen.ended == [(POINT.id, "Slurm job 7 ended CANCELLED by 1000 before reaching it")]

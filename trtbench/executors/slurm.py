@@ -124,9 +124,12 @@ class SlurmExecutor:
                     if written is None and state in ACTIVE:
                         continue
                     del watched[point_id]
-                    if written is None and not started_path(self.dir, job).exists():
-                        continue  # never reached: no record; the next sweep submits it again
                     task = tasks[point_id]
+                    if written is None and not started_path(self.dir, job).exists():
+                        # never reached: no record (the sweep counts it as not run) and the next sweep submits
+                        # it again; its share of the progress ends here
+                        observer.lost(task, f"Slurm job {job.job_id} ended {state or 'unseen'} before reaching it")
+                        continue
                     _finish(work, observer, task, written or work.refuse(task, *self._ending(job, state)))
                 if watched:
                     time.sleep(self.poll_s)
