@@ -107,19 +107,19 @@ def test_ep_below_tp_under_attention_dp_is_one_line(cli, write_spec):
 
 
 def test_deepseek_r1_fp8_dep8_on_h200_memory_per_rank_by_hand():
-    """DeepSeek-R1 FP8, 8 H200s (140.40 GiB each), DEP8, ISL 1024 + OSL 1024, fraction 0.90.
+    """DeepSeek-R1 FP8, 8 H200s (140.40 GiB each), DEP8, ISL 1024 + OSL 1024, fraction 0.90, on 1.2.
     Weights per GPU: attention, the 3 dense layers' FFN, the shared experts and norms (15,157,844,992 FP8
     parameters) whole, 1 B each; the routed experts 58 layers x 256 x 3 x 7168 x 2048 = 653,908,770,816 over 8
     ranks = 81,738,596,352 B; the routers (106,430,464) and the embedding and head (1,853,358,080) whole at 2 B =
     3,919,577,088 B. Sum 100,816,018,432 B = 93.89 GiB (TP8 splits all of it: 78.35 GiB).
-    KV budget per rank: trtllm-bench's heuristic ignores attention DP, so its max_batch_size 384 and
-    max_num_tokens 2048 are each rank's. Activations for 2048 tokens of whole hidden states, 2 x (2 x 18432 +
+    KV budget per rank: 1.2's trtllm-bench heuristic ignores attention DP (to 1.3.0rc13), so its max_batch_size
+    384 and max_num_tokens 2048 are each rank's. Activations for 2048 tokens of whole hidden states, 2 x (2 x 18432 +
     4 x 7168) x 2048 = 268,435,456 B, plus fp32 logits 384 x 129,280 x 4 = 198,574,080 B: 0.4349 GiB. Runtime:
     1 GiB context + 21 graph sizes x 60 MiB + 0.36 GiB buffers = 2.5905 GiB. Pool (140.4014 - 93.8922 - 0.4349 -
     2.5905) x 0.90 = 39.135 GiB; at 61 x 576 = 35,136 B per token (the latent, for this rank's own sequences only)
     that is 1,195,936 tokens in 32-token blocks, 37,373 blocks / 64 per sequence = 583 sequences per rank:
     4,664 over the 8 ranks, where TP8 keeps every sequence's latent on every rank (795 in all)."""
-    dep = make_deployment("deepseek-ai/DeepSeek-R1", "h200-sxm", "fp8", tp=8, attention_dp=True)
+    dep = make_deployment("deepseek-ai/DeepSeek-R1", "h200-sxm", "fp8", tp=8, attention_dp=True, release="1.2")
     plan = plan_memory(dep, 1024, 1024)
     assert plan.verdict is Status.OK
     assert plan.weights_gib == pytest.approx(100_816_018_432 / 2**30, abs=1e-6)
@@ -130,21 +130,39 @@ def test_deepseek_r1_fp8_dep8_on_h200_memory_per_rank_by_hand():
     assert plan.kv_pool_gib == pytest.approx(39.135, abs=0.001)
     assert plan.kv_bytes_per_token == 35_136
     assert plan.kv_tokens == 1_195_936 and plan.max_concurrent_seqs == 583
-    tp8 = plan_memory(make_deployment("deepseek-ai/DeepSeek-R1", "h200-sxm", "fp8", tp=8), 1024, 1024)
+    tp8 = plan_memory(make_deployment("deepseek-ai/DeepSeek-R1", "h200-sxm", "fp8", tp=8, release="1.2"), 1024, 1024)
     assert tp8.max_concurrent_seqs == 795 < 8 * plan.max_concurrent_seqs
 
 
+def test_deepseek_r1_fp8_dep8_from_1_3_rc23_sizes_each_rank_by_hand():
+    """As above on a release whose trtllm-bench sizes attention DP per rank (NVIDIA/TensorRT-LLM#13498, from
+    1.3.0rc14) with latent attention's compressed KV (#16707, from 1.3.0rc23). Engine: the checkpoint's bytes,
+    15,157,844,992 + 653,908,770,816 at 1 B and 1,959,788,544 at 2 B = 672,986,404,352 B, / 8 ranks = 78.3459 GiB
+    against one GPU's 140.4014 GiB: cache (140.4014 - 78.3459) x 0.90 = 55.850 GiB; 61 x 576 x 1 = 35,136 B a
+    token, 72 MiB a 1k/1k request: 833.4 requests -> max_batch_size 896 (a multiple of 128); tokens 1,666.7 ->
+    2048. Where 1.2 read K and V of 128 heads of hidden / heads = 56 over the group, 2 x 61 x 128 x 56 x 1 =
+    874,496 B a token, and settled on 384."""
+    for version in ("1.3.0rc23", "1.4.0rc1", None):
+        dep = make_deployment("deepseek-ai/DeepSeek-R1", "h200-sxm", "fp8", tp=8, attention_dp=True, release=version)
+        plan = plan_memory(dep, 1024, 1024)
+        assert (plan.max_batch_size, plan.max_num_tokens) == (896, 2048), version
+    mha = make_deployment("deepseek-ai/DeepSeek-R1", "h200-sxm", "fp8", tp=8, attention_dp=True, release="1.3.0rc22")
+    assert plan_memory(mha, 1024, 1024).max_batch_size < 896  # per rank, but each token as 128 heads' K and V
+
+
 def test_plan_prints_per_rank_limits_for_a_dep8_deepseek_r1(cli, write_spec):
-    """As worked above, except that a spec's run asks trtllm-bench for NVIDIA's CUDA-graph sizes: 10 pools up to
-    max_batch_size 384 (1, 2, 4 ... 256, 384), not trtllm-bench's 21, so the runtime takes 1 + 10 x 60 / 1024 +
-    0.36 = 1.9459 GiB; pool (140.4014 - 93.8922 - 0.4349 - 1.9459) x 0.90 = 39.7155 GiB = 1,213,690 tokens of
-    35,136 B, 37,927 whole blocks = 1,213,664 tokens, 592 sequences of 64 blocks per rank."""
+    """As worked above for the newest release (the spec states none), and a spec's run asks trtllm-bench for
+    NVIDIA's CUDA-graph sizes: up to max_batch_size 896, 11 of them (1, 2, 4 ... 256, 384, 512) and 896, 12 pools
+    not trtllm-bench's 21+, so the runtime takes 1 + 12 x 60 / 1024 + 0.36 = 2.0631 GiB. Activations 268,435,456 B
+    + fp32 logits 896 x 129,280 x 4 = 731,774,976 B = 0.6815 GiB. Pool (140.4014 - 93.8922 - 0.6815 - 2.0631) x
+    0.90 = 39.388 GiB = 1,203,683 tokens of 35,136 B, 37,615 whole blocks = 1,203,680 tokens, 587 sequences of 64
+    blocks per rank."""
     result = cli("plan", str(write_spec(DEP8)))
     text = " ".join(result.out.split())
     assert result.code == 0, result.err
     for header in ("DP ranks", "max_batch_size per rank", "KV tokens per rank", "Max seqs per rank"):
         assert header in text, header
-    assert "1,213,664" in text and " 592 " in text and " 384 " in text
+    assert "1,203,680" in text and " 587 " in text and " 896 " in text
 
 
 def test_dep_beats_tp_on_a_decode_heavy_moe_workload_and_is_outside_the_calibration():
@@ -169,5 +187,5 @@ def test_predict_takes_attention_dp(cli):
                  "--isl", "1024", "--osl", "1024", "--requests", "1000", "--json")
     assert result.code == 0, result.err
     shown = json.loads(result.out)
-    assert shown["attention_dp"] is True and shown["memory"]["max_batch_size"] == 384  # each rank's
+    assert shown["attention_dp"] is True and shown["memory"]["max_batch_size"] == 896  # each rank's, as worked above
     assert any("attention data parallelism" in o for o in shown["calibration"]["outside"])

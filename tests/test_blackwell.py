@@ -9,7 +9,7 @@ import pytest
 from trtbench.backends.trtllm.validate import label_problems
 from trtbench.catalog.gpus import resolve_gpu
 from trtbench.catalog.models import PRESETS
-from trtbench.deployment import make_deployment
+from trtbench.deployment import Sizing, make_deployment, sizing_of
 from trtbench.errors import SpecError
 from trtbench.precision import KvDtype, Precision, default_kv
 from trtbench.sim import calibration
@@ -65,6 +65,21 @@ def test_trtllm_bench_sizes_an_nvfp4_checkpoint_by_its_elements():
     3,489,794,048 U8 packs and 436,224,256 FP8 scales, the 1,050,673,152 kept weights one BF16 element each:
     4,976,691,456 elements x 0.5 = 2,488,345,728 B = 2.3175 GiB."""
     assert engine_gib(PRESETS["Llama-3.1-8B"], Precision.NVFP4) == pytest.approx(2_488_345_728 / 2**30)
+
+
+def test_from_1_3_rc14_trtllm_bench_sizes_a_checkpoint_by_its_bytes():
+    """NVIDIA/TensorRT-LLM#13498 (its DeepSeek-V3.2-NVFP4: 183.70 GB by elements, 386.54 by bytes, 2.10x): each
+    tensor at its dtype's width, as the checkpoint holds it, so the same 8B checkpoint is the 6,027,364,608 B
+    worked above (2.42x its element estimate), and an FP8 one 6,979,588,096 x 1 + 1,050,673,152 x 2 =
+    9,080,934,400 B where elements x 1 gave 8,030,261,248. From that release a point's limits use it."""
+    arch = PRESETS["Llama-3.1-8B"]
+    assert engine_gib(arch, Precision.NVFP4, Sizing.BYTES) == pytest.approx(6_027_364_608 / 2**30)
+    assert engine_gib(arch, Precision.FP8, Sizing.BYTES) == pytest.approx(9_080_934_400 / 2**30)
+    assert engine_gib(arch, Precision.FP8) == pytest.approx(8_030_261_248 / 2**30)
+    assert [sizing_of(v) for v in ("1.2.0", "1.3.0rc13", "1.3.0rc14", "1.3.0rc22", "1.3.0rc23", "1.3", "1.4.0rc1",
+                                   None)] == [Sizing.ELEMENTS, Sizing.ELEMENTS, Sizing.BYTES, Sizing.BYTES,
+                                              Sizing.MLA, Sizing.MLA, Sizing.MLA, Sizing.MLA]
+    assert make_deployment("meta-llama/Llama-3.1-8B", "b200", "nvfp4", release="1.3.0rc14").sizing is Sizing.BYTES
 
 
 def test_nvfp4_before_blackwell_is_refused_in_one_line(cli):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from trtbench.catalog.gpus import GPU, resolve_gpu
@@ -20,6 +22,31 @@ PERF_OVERVIEW_GRAPH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2
 GRAPH_CONFIG_FROM = (0, 21)  # the first release whose LLM-API YAML takes cuda_graph_config (version.py's gate)
 
 
+class Sizing(IntEnum):
+    """How a release's trtllm-bench sizes the model and its KV cache when it picks max_batch_size and
+    max_num_tokens (calc_engine_setting); each later one keeps what the earlier changed."""
+
+    ELEMENTS = 0  # the checkpoint's safetensors elements x its quant algo's bytes, the KV over every GPU
+    BYTES = 1  # NVIDIA/TensorRT-LLM#13498: the checkpoint's bytes; under attention DP one rank's GPU and share
+    MLA = 2  # NVIDIA/TensorRT-LLM#16707: latent attention's one compressed entry per token, not per-head K and V
+
+
+# The first version with each, (major, minor, patch, rc). PyPI's upload dates bound them: #13498 is dated
+# 2026-04-27, 1.3.0rc13 was uploaded 04-29 and rc14 05-07; #16707 merged 07-22, the day rc22 was uploaded (rc23
+# 07-30). Each is the later candidate: the fix is certainly there.
+SIZING_FROM = ((Sizing.MLA, (1, 3, 0, 23)), (Sizing.BYTES, (1, 3, 0, 14)))
+
+
+def sizing_of(version: str | None) -> Sizing:
+    """The heuristic `version`'s trtllm-bench runs. An unstated version plans for the newest, and so does one
+    without its candidate number ("1.3"): a final release has every fix of its candidates."""
+    found = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:rc(\d+))?", version.strip()) if version else None
+    if found is None:
+        return Sizing.MLA
+    at = (int(found[1]), int(found[2]), int(found[3] or 0), int(found[4]) if found[4] else math.inf)
+    return next((sizing for sizing, since in SIZING_FROM if at >= since), Sizing.ELEMENTS)
+
+
 @dataclass(frozen=True)
 class Deployment:
     arch: ModelArch
@@ -33,6 +60,7 @@ class Deployment:
     ep: int = 1  # expert parallelism within the TP ranks: each holds experts / ep whole experts, tp / ep wide
     attention_dp: bool = False  # each TP rank its own requests, batch limit and KV cache; attention whole on each
     graph_sizes: tuple[int, ...] | None = None  # CUDA-graph batch sizes the run asks for; None: trtllm-bench's own
+    sizing: Sizing = Sizing.MLA  # how the release's trtllm-bench sizes the model for its limits (`sizing_of`)
 
     @property
     def attention_tp(self) -> int:
@@ -75,7 +103,8 @@ def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     _check_attention_dp(arch, spec.tp, spec.ep or 1, bool(spec.attention_dp))
     release = release_of(spec.trtllm.version)
     return Deployment(arch, gpu, spec.precision, spec.kv_dtype_bytes, spec.tp, spec.pp,
-                      runtime_of(spec), release, spec.ep or 1, bool(spec.attention_dp), graph_sizes_of(spec, release))
+                      runtime_of(spec), release, spec.ep or 1, bool(spec.attention_dp), graph_sizes_of(spec, release),
+                      sizing_of(spec.trtllm.version))
 
 
 def graph_sizes_of(spec: SweepSpec, release: str | None) -> tuple[int, ...] | None:
@@ -209,7 +238,7 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
     try:
         prec = Precision(precision.lower())
     except ValueError:
-        raise SpecError(f"unknown precision {precision!r}; expected fp8, fp16, bf16 or mxfp4") from None
+        raise SpecError(f"unknown precision {precision!r}; expected fp8, fp16, bf16, mxfp4 or nvfp4") from None
     try:
         kv = KvDtype(kv_cache_dtype.lower()) if kv_cache_dtype else default_kv(prec)
     except ValueError:
@@ -221,4 +250,4 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
     _check_ep(arch, tp, ep)
     _check_attention_dp(arch, tp, ep, attention_dp)
     return Deployment(arch, device, prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release), ep,
-                      attention_dp, graph_sizes)
+                      attention_dp, graph_sizes, sizing_of(release))

@@ -1,4 +1,5 @@
-"""trtllm-bench's choice of max_batch_size and max_num_tokens (TB/build/tuning.py), reproduced exactly.
+"""trtllm-bench's choice of max_batch_size and max_num_tokens (TB/build/tuning.py, later TB/tuning/heuristics.py),
+reproduced exactly, as each release runs it (`Sizing`).
 
 The sim predicts what trtllm-bench will do, and the builder sizes engines the same way, so both
 must pick the numbers trtllm-bench would pick when the spec leaves them out.
@@ -10,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from trtbench.catalog.models import ModelArch
+from trtbench.deployment import Sizing
 from trtbench.precision import Precision
 
 MAX_BATCH_SIZE_CAP = 4096
@@ -58,13 +60,21 @@ def checkpoint_elements(arch: ModelArch, precision: Precision) -> float:
     return quantized * _elements(precision.bytes) + experts * _elements(precision.expert_bytes) + kept
 
 
-def engine_gib(arch: ModelArch, precision: Precision) -> float:
-    """tuning.py's engine size: elements x BYTES_PER_ELEM, so an NVFP4 checkpoint's packed halves count half again."""
-    return checkpoint_elements(arch, precision) * BYTES_PER_ELEM.get(precision, 2.0) / 2**30
+def engine_gib(arch: ModelArch, precision: Precision, sizing: Sizing = Sizing.ELEMENTS) -> float:
+    """The heuristic's engine size. Sizing.ELEMENTS: elements x BYTES_PER_ELEM, so an NVFP4 checkpoint's packed
+    halves count half again and an FP8 one's 16-bit embedding half; from Sizing.BYTES the checkpoint's bytes
+    (`checkpoint_size_in_gb`: each tensor at its dtype's width, FP4 packs and their FP8 scales included)."""
+    if sizing is Sizing.ELEMENTS:
+        return checkpoint_elements(arch, precision) * BYTES_PER_ELEM.get(precision, 2.0) / 2**30
+    quantized, experts, kept = weight_split(arch, arch.experts)
+    return (quantized * precision.bytes + experts * precision.expert_bytes + kept * 2) / 2**30
 
 
-def kv_gib_per_token(arch: ModelArch, kv_dtype_bytes: int, tp: int) -> float:
-    """The heuristic's own KV size: it uses max(tp, kv_heads) across the group, not per rank."""
+def kv_gib_per_token(arch: ModelArch, kv_dtype_bytes: int, tp: int, sizing: Sizing = Sizing.ELEMENTS) -> float:
+    """The heuristic's own KV size: K and V of max(tp, kv_heads) heads, across the group (under attention DP too),
+    not per rank; from Sizing.MLA latent attention's one entry of kv_lora + rope_dim per layer."""
+    if sizing >= Sizing.MLA and arch.is_mla:
+        return arch.layers * (arch.kv_lora + arch.rope_dim) * kv_dtype_bytes / 2**30
     return 2 * arch.layers * max(tp, arch.kv_heads) * arch.head_dim * kv_dtype_bytes / 2**30
 
 
@@ -98,18 +108,24 @@ def heuristic_limits(
     fraction: float,
     pytorch_backend: bool = True,
     chunked_context: bool = False,
+    sizing: Sizing = Sizing.ELEMENTS,
+    attention_dp: bool = False,
 ) -> BatchLimits:
+    """`sizing`: the release's (`deployment.sizing_of`). From Sizing.BYTES attention DP sizes one rank: one GPU's
+    memory (per pipeline stage) against the engine / tp, each rank its own batch; before, the group's."""
     if precision in UNTUNED:
         return _with_rule_7(DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_NUM_TOKENS, isl, 0.0, math.inf,
                             pytorch_backend and not chunked_context)
+    engine = engine_gib(arch, precision, sizing)
     total = gpu_total_gib * n_gpus
-    engine = engine_gib(arch, precision)
+    if sizing >= Sizing.BYTES and attention_dp:
+        total, engine = gpu_total_gib * pp, engine / tp
     if total < engine:
         raise InsufficientMemory(
             f"The model requires at least: {engine:.2f} GB, the total GPU memory of {total:.2f} is insufficient."
         )
     cache = (total - engine) * fraction
-    max_requests = cache / (kv_gib_per_token(arch, kv_dtype_bytes, tp) * (isl + osl))
+    max_requests = cache / (kv_gib_per_token(arch, kv_dtype_bytes, tp, sizing) * (isl + osl))
     if max_requests < 1:
         raise InsufficientMemory(
             "The amount of KV cache memory is insufficient to run this model. Please try with more GPUs."

@@ -125,7 +125,8 @@ def plan_memory(dep: Deployment, isl: int, osl: int) -> MemoryPlan:
         limits = heuristic_limits(
             dep.arch, gpu_total_gib=gpu_total, n_gpus=dep.n_gpus, precision=dep.precision,
             kv_dtype_bytes=dep.kv_dtype_bytes, tp=dep.tp, pp=dep.pp, isl=isl, osl=osl,
-            fraction=rt.kv_cache_free_gpu_mem_fraction, chunked_context=rt.chunked_context,
+            fraction=rt.kv_cache_free_gpu_mem_fraction, chunked_context=rt.chunked_context, sizing=dep.sizing,
+            attention_dp=dep.attention_dp,
         )
         bs = rt.max_batch_size or limits.max_batch_size
         tok = rt.max_num_tokens or limits.max_num_tokens

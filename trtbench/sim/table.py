@@ -61,7 +61,7 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
     for number, row in enumerate(rows.to_dict("records"), 1):
         get = {k: row.get(k) if _present(row.get(k)) else defaults.get(k)
                for k in ("gpu", "model", "precision", "tp", "pp", "kv_cache_dtype", "attention_dp")}
-        release = row_release(row)
+        version = row_version(row)
         try:
             isl, osl = checked(row["isl"], "isl"), checked(row["osl"], "osl")
             n = (checked(row["num_requests"], "num_requests") if _present(row.get("num_requests"))
@@ -72,11 +72,11 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
             dep_on = yes(get["attention_dp"])
             _check_ep(row.get("ep"), tp, dep_on)
             row_fraction = float(row["kv_fraction"]) if _present(row.get("kv_fraction")) else fraction
-            key = (get["model"], get["gpu"], precision, tp, pp, kv, release, dep_on, row_fraction)
+            key = (get["model"], get["gpu"], precision, tp, pp, kv, version, dep_on, row_fraction)
             if key not in deployments:
                 runtime = RuntimeSpec(kv_cache_free_gpu_mem_fraction=row_fraction)
                 deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), precision, tp=tp, pp=pp,
-                                                   kv_cache_dtype=kv, runtime=runtime, release=release,
+                                                   kv_cache_dtype=kv, runtime=runtime, release=version,
                                                    attention_dp=dep_on)
         except TrtbenchError as exc:
             raise TrtbenchError(f"row {number}: {exc}") from None
@@ -149,9 +149,14 @@ def _or_default(row: Mapping[Any, Any], column: str) -> Any:
     return row.get(column) if _present(row.get(column)) else ROW_DEFAULTS[column]
 
 
+def row_version(row: Mapping[Any, Any]) -> str | None:
+    """The TensorRT-LLM version a row names in its first present release column, as written ("1.3.0rc20")."""
+    return next((str(row[c]) for c in RELEASE_COLUMNS if _present(row.get(c))), None)
+
+
 def row_release(row: Mapping[Any, Any]) -> str | None:
-    """The TensorRT-LLM release (major.minor) a row names in its first present release column."""
-    return release_of(next((str(row[c]) for c in RELEASE_COLUMNS if _present(row.get(c))), None))
+    """The TensorRT-LLM release (major.minor) a row names."""
+    return release_of(row_version(row))
 
 
 def regime(isl: int, osl: int) -> str:
