@@ -174,3 +174,23 @@ def test_compare_refuses_runs_without_shared_points(cli, write_spec, tmp_path):
     result = cli("compare", "runs/tiny", "runs/other")
     assert result.code == 2 and "share no (ISL, OSL) point" in result.err
     assert not Path(tmp_path / "runs" / "compare_tiny_vs_other").exists()
+
+
+def test_a_measurement_is_predicted_for_the_release_that_ran_it(cli, write_spec, tmp_path, fake_bench):
+    """The spec names no version; the fake trtllm-bench is 1.1.0. The simulator beside each measurement predicts
+    1.1 (trtllm-bench's 1.1 heuristic, 1.1's borrowed speed factor), exactly what a simulated sweep pinned to 1.1.0
+    records, not what it says with no release known (no speed factor: 1.1 borrows 1.0's, 1.018)."""
+    assert cli("sweep", "--no-plots", str(write_spec(TRTLLM_SPEC))).code == 0
+    beside = {r["point_id"]: r["prediction"]["output_tok_per_s"]
+              for r in load_records(tmp_path / "runs/tiny/results.jsonl")}
+
+    def simulated(name: str, version: str | None) -> list[float]:
+        pin = f"trtllm: {{version: {version}}}\n" if version else ""
+        spec = write_spec(SMALL_SPEC.replace("name: tiny", f"name: {name}") + pin)
+        assert cli("sweep", "--no-plots", str(spec)).code == 0
+        return sorted(r["metrics"]["output_tok_per_s"] for r in load_records(tmp_path / f"runs/{name}/results.jsonl"))
+
+    pinned = simulated("pinned", "1.1.0")
+    assert sorted(beside.values()) == pytest.approx(pinned, rel=1e-9)
+    unknown = simulated("unknown", None)
+    assert [p / u for p, u in zip(pinned, unknown, strict=True)] == pytest.approx([1.018] * 4, abs=0.002)

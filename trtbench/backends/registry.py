@@ -59,9 +59,13 @@ def select_backend(spec: SweepSpec, override: str | None = None, run_dir: Path |
 
 def companion_for(spec: SweepSpec, backend: Backend, gpus: list[GpuInfo]) -> Backend | None:
     """For a measuring backend, the predictor whose view is recorded beside each measurement (None where
-    the GPU or model is unknown to it)."""
+    the GPU or model is unknown to it). A spec that names no TensorRT-LLM version is predicted for the one that
+    runs (its limits, graph sizes and speed factor), not for the newest."""
     if backend.capabilities().source.value != "measured":
         return None
+    ran = backend.provenance().get("trtllm_version")
+    if ran and not spec.trtllm.version:
+        spec = spec.model_copy(update={"trtllm": spec.trtllm.model_copy(update={"version": str(ran)})})
     try:
         return PREDICTOR.create(spec, spec.run_dir(), gpus, False)[0]
     except TrtbenchError:
