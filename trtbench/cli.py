@@ -180,8 +180,8 @@ def predict(
     requests: int = typer.Option(None, "--requests", min=1),
     fraction: float = typer.Option(None, "--kv-fraction", min=0.01, max=1.0,
                                    help="kv_cache_free_gpu_mem_fraction (default: the calibration's, 0.95)"),
-    release: str = typer.Option(None, "--release", help="TensorRT-LLM release, e.g. 1.0 (its speed factor); "
-                                "default: unstated"),
+    release: str = typer.Option(None, "--release", help="TensorRT-LLM version, e.g. 1.0 or 1.3.0rc20 (its speed "
+                                "factor, CUDA graphs and trtllm-bench's sizing); default: unstated (the newest)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     csv: Path = typer.Option(None, "--csv", help="rows gpu,model,precision,tp,isl,osl,num_requests[,release]"),
     out: Path = typer.Option(None, "--out", help="with --csv: where to write the predictions (default: stdout)"),
