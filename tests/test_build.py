@@ -19,7 +19,7 @@ from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.plan import build_config, plan_engines
 from trtbench.backends.trtllm.build.steps import Toolchain, build_steps
 from trtbench.backends.trtllm.command import choose_mode
-from trtbench.backends.trtllm.version import TrtllmVersion
+from trtbench.backends.trtllm.version import TrtllmVersion, known_version
 from trtbench.commands import build as build_cmd
 from trtbench.commands.plan import print_engines
 from trtbench.errors import TrtbenchError
@@ -379,7 +379,8 @@ def local_fp8(tmp_path: Path, hf_quant: dict | None = None) -> tuple[Path, str]:
 def engines_state(capsys: pytest.CaptureFixture[str], spec: Path) -> str:
     """The State cell of `trtbench plan`'s engines table (one engine), its folded lines joined, spaces dropped."""
     parsed = load_spec(spec)
-    print_engines(parsed, expand(parsed, IdentityRule(())))
+    version = known_version(parsed.trtllm.version, parsed.trtllm.executable)
+    print_engines(parsed, expand(parsed, IdentityRule(())), version)
     text = capsys.readouterr()
     lines = (text.out + text.err).splitlines()
     header = next(line for line in lines if "Engine" in line and "State" in line)

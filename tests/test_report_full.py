@@ -194,3 +194,19 @@ def test_a_measurement_is_predicted_for_the_release_that_ran_it(cli, write_spec,
     assert sorted(beside.values()) == pytest.approx(pinned, rel=1e-9)
     unknown = simulated("unknown", None)
     assert [p / u for p, u in zip(pinned, unknown, strict=True)] == pytest.approx([1.018] * 4, abs=0.002)
+
+
+def test_plan_predicts_the_real_path_for_the_installed_release(cli, write_spec, fake_bench):
+    """`plan` on a trtllm spec that names no version predicts what its sweep's records will carry beside the
+    measurements: the installed release's (0.21.0 here, speed factor 0.972), the same table as a spec pinned to
+    it, and another than on 1.1.0 (1.018)."""
+    def verdicts(spec: str) -> str:
+        result = cli("plan", str(write_spec(spec)))
+        assert result.code == 0, result.err
+        return result.out.split("model:", 1)[0]
+
+    fake_bench.version("0.21.0")
+    installed = verdicts(TRTLLM_SPEC)
+    assert installed == verdicts(TRTLLM_SPEC + "trtllm: {version: 0.21.0}\n")
+    fake_bench.version("1.1.0")
+    assert verdicts(TRTLLM_SPEC) != installed

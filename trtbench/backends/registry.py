@@ -63,9 +63,7 @@ def companion_for(spec: SweepSpec, backend: Backend, gpus: list[GpuInfo]) -> Bac
     runs (its limits, graph sizes and speed factor), not for the newest."""
     if backend.capabilities().source.value != "measured":
         return None
-    ran = backend.provenance().get("trtllm_version")
-    if ran and not spec.trtllm.version:
-        spec = spec.model_copy(update={"trtllm": spec.trtllm.model_copy(update={"version": str(ran)})})
+    spec = spec.on_version(backend.provenance().get("trtllm_version"))
     try:
         return PREDICTOR.create(spec, spec.run_dir(), gpus, False)[0]
     except TrtbenchError:

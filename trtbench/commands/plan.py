@@ -12,7 +12,7 @@ from rich.table import Table
 from trtbench.backends.sim import SimBackend
 from trtbench.backends.trtllm.build.cache import EngineCache
 from trtbench.backends.trtllm.build.plan import plan_engines
-from trtbench.backends.trtllm.version import known_version
+from trtbench.backends.trtllm.version import TrtllmVersion, known_version
 from trtbench.commands.console import out
 from trtbench.errors import SpecError, TrtbenchError
 from trtbench.executors.gpus import makespan, node_gpus
@@ -33,7 +33,11 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
         raise SpecError(f"--executor {executor!r}: choose one of {', '.join(get_args(EXECUTORS))}")
     gpus = visible_gpus()
     points = expand(spec, IdentityRule(()), max_points)  # ids do not matter here
-    predictor = SimBackend(spec, gpus[0].name if spec.gpu == "auto" and gpus else None)  # what a sim sweep records
+    # What a sim sweep records; for the real path, predicted for the TensorRT-LLM installed here, as a sweep's
+    # predictions beside its measurements are
+    installed = known_version(spec.trtllm.version, spec.trtllm.executable) if spec.backend != "sim" else None
+    predictor = SimBackend(spec.on_version(installed.text if installed else None),
+                           gpus[0].name if spec.gpu == "auto" and gpus else None)
     outcomes = [predictor.run(point, "plan") for point in points]
     axes = list(spec.grid.swept())
     deployments = predictor.deployments  # resolved once, for the predictions and the columns alike
@@ -75,7 +79,7 @@ def plan(spec_path: Path, max_points: int | None = None, executor: str | None = 
     cluster = (executor or spec.executor.kind) == "slurm"
     print_wall_time(spec, points, [prediction_of(o) for o in outcomes], gpus, cluster)
     if spec.backend != "sim":
-        print_engines(spec, points)
+        print_engines(spec, points, installed)
 
 
 def _cell(value: float | None) -> str:
@@ -110,9 +114,9 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h" if seconds >= 3600 else f"{seconds / 60:,.1f} min"
 
 
-def print_engines(spec: SweepSpec, points: list[Point]) -> None:
-    """The engines the trtllm backend would use (one per build configuration), and which points each serves."""
-    version = known_version(spec.trtllm.version, spec.trtllm.executable)
+def print_engines(spec: SweepSpec, points: list[Point], version: TrtllmVersion | None) -> None:
+    """The engines the trtllm backend would use (one per build configuration) on `version` (the spec's or the
+    installed one: `known_version`), and which points each serves."""
     if spec.trtllm.engine_dir:
         out.print(f"engine: {spec.trtllm.engine_dir} (given in the spec) serves all {len(points)} points")
         return

@@ -224,6 +224,12 @@ class SweepSpec(Strict):
     def run_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
 
+    def on_version(self, version: str | None) -> SweepSpec:
+        """This spec predicted for the TensorRT-LLM `version` that runs it, where it names none itself."""
+        if not version or self.trtllm.version:
+            return self
+        return self.model_copy(update={"trtllm": self.trtllm.model_copy(update={"version": version})})
+
     def canonical(self) -> dict[str, Any]:
         """The spec as data, each swept axis only under `grid:` (so it loads back as it was)."""
         data = self.model_dump(mode="json")
