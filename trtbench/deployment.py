@@ -37,13 +37,21 @@ class Sizing(IntEnum):
 SIZING_FROM = ((Sizing.MLA, (1, 3, 0, 23)), (Sizing.BYTES, (1, 3, 0, 14)))
 
 
+def version_key(version: str | None) -> tuple[int, int, int, float] | None:
+    """(major, minor, patch, candidate) of a TensorRT-LLM version or a table's label ("v0.19.0", "1.0 (doc
+    revision)", "1.1.0rc3"), a final release after all its candidates; None where it names none."""
+    found = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:rc(\d+))?", version.strip()) if version else None
+    if found is None:
+        return None
+    return int(found[1]), int(found[2]), int(found[3] or 0), int(found[4]) if found[4] else math.inf
+
+
 def sizing_of(version: str | None) -> Sizing:
     """The heuristic `version`'s trtllm-bench runs. An unstated version plans for the newest, and so does one
     without its candidate number ("1.3"): a final release has every fix of its candidates."""
-    found = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:rc(\d+))?", version.strip()) if version else None
-    if found is None:
+    at = version_key(version)
+    if at is None:
         return Sizing.MLA
-    at = (int(found[1]), int(found[2]), int(found[3] or 0), int(found[4]) if found[4] else math.inf)
     return next((sizing for sizing, since in SIZING_FROM if at >= since), Sizing.ELEMENTS)
 
 
@@ -221,9 +229,9 @@ def refuse_unsupported(spec: SweepSpec, extras: Iterable[dict[str, Any]], visibl
 
 
 def release_of(version: str | None) -> str | None:
-    """TensorRT-LLM's major.minor from a version or a table's label ("v0.19.0", "1.0 (doc revision)", "1.1.0rc3")."""
-    found = re.match(r"^v?(\d+)\.(\d+)", version.strip()) if version else None
-    return f"{int(found[1])}.{int(found[2])}" if found else None
+    """TensorRT-LLM's major.minor from a version or a table's label (`version_key`)."""
+    at = version_key(version)
+    return f"{at[0]}.{at[1]}" if at else None
 
 
 def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: int = 1,

@@ -48,6 +48,14 @@ def weight_split(arch: ModelArch, touched: float) -> tuple[float, float, int]:
     return arch.streamed_params(touched) - experts - arch.router_params, experts, kept
 
 
+def weight_bytes(arch: ModelArch, precision: Precision, touched: float) -> tuple[float, float]:
+    """(the layers other than routed experts, the routed experts) in bytes as the checkpoint holds them, with
+    `touched` experts per MoE layer: quantized layers at the precision's width (NVFP4 9/16 with its FP8 scales),
+    MXFP4 experts at 17/32, the kept layers at 16 bits."""
+    quantized, experts, kept = weight_split(arch, touched)
+    return quantized * precision.bytes + kept * 2, experts * precision.expert_bytes
+
+
 def _elements(bytes_per_weight: float) -> float:
     """Safetensors elements per weight: a 16-bit tensor holds one weight an element; FP8 (F8_E4M3) and the FP4
     packs (U8, two weights each) with their 8-bit scales are one byte an element, so as many as bytes."""
@@ -66,8 +74,7 @@ def engine_gib(arch: ModelArch, precision: Precision, sizing: Sizing = Sizing.EL
     (`checkpoint_size_in_gb`: each tensor at its dtype's width, FP4 packs and their FP8 scales included)."""
     if sizing is Sizing.ELEMENTS:
         return checkpoint_elements(arch, precision) * BYTES_PER_ELEM.get(precision, 2.0) / 2**30
-    quantized, experts, kept = weight_split(arch, arch.experts)
-    return (quantized * precision.bytes + experts * precision.expert_bytes + kept * 2) / 2**30
+    return sum(weight_bytes(arch, precision, arch.experts)) / 2**30
 
 
 def kv_gib_per_token(arch: ModelArch, kv_dtype_bytes: int, tp: int, sizing: Sizing = Sizing.ELEMENTS) -> float:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from trtbench.catalog.models import expected_experts
 from trtbench.deployment import Deployment
 from trtbench.records import Memory, Status
-from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits, weight_split
+from trtbench.sim.heuristics import InsufficientMemory, heuristic_limits, weight_bytes
 
 GIB = 2**30
 # Memory TensorRT-LLM cannot give to the KV cache besides weights and the activation workspace, by part:
@@ -60,9 +60,8 @@ def weights_bytes_per_rank(dep: Deployment, tokens: float | None = None) -> floa
     iteration reads); else all (what is held). Under attention DP all but the experts are whole on every rank."""
     arch = dep.arch
     touched = arch.experts if tokens is None else expected_experts(tokens, arch.experts, arch.top_k)
-    quantized, experts, kept = weight_split(arch, touched)
-    shared = (quantized * dep.weight_bytes + kept * 2) / dep.attention_tp
-    return (shared + experts * dep.expert_weight_bytes / dep.tp) / dep.pp
+    shared, experts = weight_bytes(arch, dep.precision, touched)
+    return (shared / dep.attention_tp + experts / dep.tp) / dep.pp
 
 
 def activation_bytes_per_rank(dep: Deployment, max_num_tokens: int, max_batch_size: int) -> float:
@@ -96,8 +95,7 @@ def captured_sizes(max_batch_size: int, max_num_tokens: int, asked: tuple[int, .
 def overhead_gib(dep: Deployment, max_batch_size: int) -> float:
     """Non-KV, non-weight, non-activation memory per rank: context, CUDA-graph pools, communication buffers."""
     comm = COMM_BUFFERS_GIB if dep.n_gpus > 1 else 0.0
-    graphs = graph_batch_sizes(max_batch_size) if dep.graph_sizes is None else \
-        captured_sizes(max_batch_size, max_batch_size, dep.graph_sizes)
+    graphs = captured_sizes(max_batch_size, max_batch_size, dep.graph_sizes)
     return CONTEXT_GIB + GRAPH_POOL_GIB * len(graphs) + comm
 
 
