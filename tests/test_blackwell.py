@@ -19,7 +19,8 @@ from trtbench.sim.memory import weights_bytes_per_rank
 # Per GPU, typed from NVIDIA's pages (rates: dense TFLOPS, the sparse figure halved where only it is given; rack and
 # HGX totals divided by their GPUs) and nvidia-smi's device total (MiB) from public logs:
 # B200: HGX B200, nvidia.com/en-us/data-center/hgx: 8 GPUs, FP4 144 PF sparse, FP8 72 PF, BF16 36 PF sparse,
-#   64 TB/s, NVLink 5, NVSwitch; 183359 MiB (NVIDIA/TensorRT-LLM#10278).
+#   NVLink 5, NVSwitch; 183359 MiB (NVIDIA/TensorRT-LLM#10278). HBM 7.7 TB/s from NVIDIA's Blackwell datasheet (the
+#   HGX page's 64 TB/s over 8 GPUs rounds up): the driver's 7680-bit bus x 3996 MHz x 2 / 8 = 7.67 TB/s.
 # GB200: GB200 NVL72, nvidia.com/en-us/data-center/gb200-nvl72: 72 GPUs, FP4 1,440 PF, FP8 720 PF, BF16 360 PF
 #   sparse, 576 TB/s, NVLink 5 domain of 72; 189471 MiB.
 # B300: HGX B300: FP4 108 PF dense, FP8 72 PF and BF16 36 PF sparse, 8 TB/s per GPU, NVLink 5; 275040 MiB.
@@ -27,7 +28,7 @@ from trtbench.sim.memory import weights_bytes_per_rank
 #   sparse, 576 TB/s, NVLink 5 domain of 72; 284208 MiB.
 # RTX PRO 6000 Blackwell Server Edition datasheet: 4 PFLOPS FP4 sparse, 1,597 GB/s GDDR7, PCIe, no NVLink; 97887 MiB.
 DATASHEET = {  # id: (names, FP4, FP8, BF16 TFLOPS, TB/s, MiB, NVLink generation, NVLink domain)
-    "b200": (("B200 180GB", "NVIDIA B200", "b200"), 144_000 / 8 / 2, 72_000 / 8 / 2, 36_000 / 8 / 2, 64 / 8,
+    "b200": (("B200 180GB", "NVIDIA B200", "b200"), 144_000 / 8 / 2, 72_000 / 8 / 2, 36_000 / 8 / 2, 7.7,
              183359, 5, 8),
     "gb200": (("GB200 192GB", "NVIDIA GB200", "gb200"), 1_440_000 / 72 / 2, 720_000 / 72 / 2, 360_000 / 72 / 2,
               576 / 72, 189471, 5, 72),

@@ -119,13 +119,15 @@ def test_the_moe_blackwell_table_reads_as_published():
 
 
 def test_the_moe_blackwell_table_holds_the_errors_the_readme_states():
-    # The committed physics and factors of 2026-12-07 (CUDA-graph padding, routing, Blackwell and NVFP4 rates):
-    # 13.4% over the table, 10.5% without its 26 attention-DP rows, 12.8% on the 52 NVFP4 Llama-3.1-405B rows
-    # (never fitted), 8.9% on Mixtral; a physics change that makes any of them worse fails here
+    # The committed physics and factors of 2026-12-07 (CUDA-graph padding, routing, Blackwell and NVFP4 rates,
+    # measured B200 collectives and NVFP4 experts): 10.3% over the table, 16.8% on its 26 attention-DP rows and 9.4%
+    # without them, 5.2% on the 52 NVFP4 Llama-3.1-405B rows (never fitted), 8.9% on Mixtral; a physics change that
+    # makes any of them worse fails here
     rows = pd.read_csv(calibration.data_path(calibration.MOE_BLACKWELL_DATA))
     scored, mape, _ = score(predict_frame(rows, fraction=0.95))
-    assert mape <= 13.5
+    assert mape <= 10.3
     dep = scored["attention_dp"].astype(str).str.startswith("yes")
-    assert scored.loc[~dep, "error_pct"].abs().mean() <= 10.5
-    assert scored.loc[scored["model"] == "Llama-3.1-405B", "error_pct"].abs().mean() <= 12.8
-    assert scored.loc[scored["model"] == "Mixtral-8x7B", "error_pct"].abs().mean() <= 8.9
+    assert scored.loc[dep, "error_pct"].abs().mean() <= 16.8
+    assert scored.loc[~dep, "error_pct"].abs().mean() <= 9.45
+    assert scored.loc[scored["model"] == "Llama-3.1-405B", "error_pct"].abs().mean() <= 5.2
+    assert scored.loc[scored["model"] == "Mixtral-8x7B", "error_pct"].abs().mean() <= 8.92

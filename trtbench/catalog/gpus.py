@@ -121,9 +121,10 @@ GPUS: dict[str, GPU] = {
         # Blackwell. Rates: NVIDIA's sparse figures halved where NVIDIA gives no dense one; per GPU from the
         # 8-GPU HGX and 72-GPU NVL72 totals. Memory: the nvidia-smi total of public logs; TDP: its power limit.
         # B200: HGX B200 (nvidia.com/en-us/data-center/hgx): FP4 144 PF sparse / 72 dense, FP8 72 PF and
-        # BF16 36 PF sparse, 64 TB/s, NVLink 5 at 1.8 TB/s per GPU, 8 GPUs per NVSwitch domain; 183359 MiB, 1000 W
-        # (NVIDIA/TensorRT-LLM#10278).
-        GPU("b200", "B200 180GB", 2250, 4500, 183359, 8.0, 1000,
+        # BF16 36 PF sparse, NVLink 5 at 1.8 TB/s per GPU, 8 GPUs per NVSwitch domain; 183359 MiB, 1000 W
+        # (NVIDIA/TensorRT-LLM#10278). HBM: 7.7 TB/s, NVIDIA's Blackwell datasheet (ai-dynamo/aiconfigurator#1246),
+        # not the HGX page's 64 TB/s over 8: the driver reports a 7680-bit bus at 3996 MHz, 7.67 TB/s (pytorch/ao#4002).
+        GPU("b200", "B200 180GB", 2250, 4500, 183359, 7.7, 1000,
             ("NVIDIA B200",), ("B200-180GB", "B200"), NVSWITCH, 800, 5, (("bf16", 0.776), ("fp8", 0.763)),
             family="blackwell", fp4_tflops=9000,
             nvlink_gen=5, nvlink_domain=8),

@@ -18,9 +18,20 @@ All from public measurements, none fitted to throughput rows:
   link.
 - Unknown interconnects (a GH200 system that does not say how its superchips connect) are costed as a
   Gen5 PCIe ring, and flagged as outside calibration where the prediction is shown.
+- Measured curves where they exist (`MEASURED`): the same two forms fitted to aiconfigurator's collector tables
+  (ai-dynamo, the aiconfigurator_core 0.12.0 wheel on PyPI: TensorRT-LLM 1.3.0rc20's all-reduce, strategy AUTO
+  under CUDA graphs, bf16; NCCL 2.29.2 all_gather and reduce_scatter, fp16; 2, 4 and 8 GPUs, 16 KB to 1 GB, least
+  squares on log time). Blackwell on NVSwitch takes both: the generic curve, a guess from NVLink 5's line rate,
+  was 32% faster than B200's all-reduce measurements and 28% than its all-gathers. Hopper takes the measured
+  all-gather / reduce-scatter (attention DP's MoE traffic) but keeps the nccl-tests curve above for its TP
+  all-reduce: the measured, unfused all-reduce is 20% slower, and the dense tables' Llama runs, which fuse it
+  with the residual add and RMSNorm, fit the nccl-tests curve (3.5% on H200's table) better than the unfused one
+  (4.0% after a refit).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from trtbench.catalog.gpus import GPU, Interconnect
 
@@ -31,6 +42,33 @@ PCIE_HALF_BYTES = 1e6
 # Gen4 bus bandwidth by ranks in the ring (beyond 8: the 8-GPU figure), peer to peer and through host memory
 PCIE_GEN4_P2P_BUSBW_GB_S = {2: 25.0, 4: 25.0, 8: 14.0}
 PCIE_GEN4_HOST_BUSBW_GB_S = {2: 20.0, 4: 10.0, 8: 5.0}
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A collective's measured time on one NVSwitch generation: latency + the faster of a one-shot pass
+    ((n-1) S / one_shot) and a ring (its bytes + half over ring_bps); no one-shot for all-gather/reduce-scatter."""
+
+    latency_s: float
+    ring_bps: float
+    half_bytes: float
+    one_shot_bps: float = 0.0
+
+
+# Fitted to the tables named above; mean error over their 2-8-GPU points: B200's all-reduce 8.3%, all-gather /
+# reduce-scatter 16.3% (B200) and 15.5% (H100 and H200 together).
+MEASURED: dict[str, dict[str, Curve]] = {
+    "hopper": {"gather": Curve(1.14e-6, 248e9, 2.9e6)},
+    "blackwell": {"all_reduce": Curve(4.89e-6, 594e9, 9.0e6, one_shot_bps=531e9),
+                  "gather": Curve(1.56e-6, 439e9, 8.2e6)},
+}
+
+
+def measured(gpu: GPU, collective: str) -> Curve | None:
+    """The measured curve of `collective` on the GPU's NVSwitch generation, if there is one."""
+    if gpu.interconnect is not Interconnect.NVSWITCH:
+        return None
+    return MEASURED.get(gpu.family, {}).get(collective)
 
 
 def link(gpu: GPU, ranks: int) -> tuple[float, float, float]:
@@ -51,7 +89,8 @@ def gather_s(gpu: GPU, ranks: int, total_bytes: float) -> float:
     all-reduce of that size gets (0 on one GPU)."""
     if ranks <= 1:
         return 0.0
-    latency, peak, half = link(gpu, ranks)
+    curve = measured(gpu, "gather")
+    latency, peak, half = ((curve.latency_s, curve.ring_bps, curve.half_bytes) if curve else link(gpu, ranks))
     return latency + (ranks - 1) / ranks * (total_bytes + half) / peak
 
 
@@ -59,6 +98,11 @@ def allreduce_s(gpu: GPU, ranks: int, message_bytes: float) -> float:
     """One all-reduce of `message_bytes` per rank across `ranks` GPUs (0 on one GPU)."""
     if ranks <= 1:
         return 0.0
+    curve = measured(gpu, "all_reduce")
+    if curve:
+        one_shot = (ranks - 1) * message_bytes / curve.one_shot_bps
+        ring = 2 * (ranks - 1) / ranks * (message_bytes + curve.half_bytes) / curve.ring_bps
+        return curve.latency_s + min(one_shot, ring)
     latency, peak, half = link(gpu, ranks)
     one_shot = (ranks - 1) * message_bytes / peak
     ring = 2 * (ranks - 1) / ranks * (message_bytes + half) / peak  # S / busbw(S), busbw = peak S / (S + half)

@@ -4,6 +4,8 @@
   max(2 M N K / (peak x MAMF x shape x eta_gemm), N K bytes / (HBM x eta_mem)) for M tokens: compute at
   the GPU's measured best-shape rate (`GPU.best_gemm_fraction`), lower on narrow TP slices
   (`shape_efficiency`, from public H100 FP8 GEMM tables), or streaming the weights.
+- a mixture's routed experts as grouped GEMMs (their own factor, eta_moe); NVFP4 experts on Blackwell as their FP8
+  twin times the NVFP4 / FP8 time TensorRT-LLM's fused MoE measures at that batch (`sim.moekernels`);
 - the lm_head (16-bit) for every sampled token, the same way;
 - attention: causal context pairs and decode KV reads (FP8 FMHA with FP8 weights and KV, else 16-bit);
 - the work every rank repeats whatever the TP: the fused residual-add + RMSNorm passes over the full hidden
@@ -15,7 +17,7 @@
 - fixed costs: per iteration (sampling, scheduling, the graph launch) and per layer (the floors of its
   kernels, 10-15 us per GEMM call, which CUDA graphs do not remove);
 - the release: one speed factor per TensorRT-LLM release with calibration rows (software, not hardware).
-Six factors are fitted (sim/calibration.py); everything else comes from datasheets and public
+Seven factors are fitted (sim/calibration.py); everything else comes from datasheets and public
 microbenchmarks. A measured-kernel model (e.g. aiconfigurator's tables) can replace this behind `StepModel`.
 """
 
@@ -28,7 +30,9 @@ from typing import Protocol
 from trtbench.catalog.gpus import GPU
 from trtbench.catalog.models import ModelArch, expected_experts, expected_max_load
 from trtbench.deployment import Deployment
+from trtbench.precision import Precision
 from trtbench.sim.comm import allreduce_s, gather_s
+from trtbench.sim.moekernels import nvfp4_experts_measured
 
 # Public H100 FP8 GEMM tables: 60-72% of peak on large shapes, 25-50% when the per-rank slice is 1-4k wide
 # (TP8). With the output width N (the tiles a GEMM spreads over the SMs): shape = N / (N + 1024) of the
@@ -121,10 +125,15 @@ class AnalyticStep:
         # slice of the expert; the SMs share out the tiles of every expert the batch touches on the rank, so its
         # shape efficiency is that of their summed width. Under EP the step waits for the rank with the most
         # pairs (`expected_max_load`). Each touched expert's weights are read once per iteration.
+        # NVFP4 experts on Blackwell: their FP8 twin's rates and bytes, times the measured NVFP4 / FP8 time of
+        # TensorRT-LLM's fused MoE at the batch's token count (`sim.moekernels`).
+        self.nvfp4_experts = nvfp4_experts_measured(gpu, dep.precision, arch)
+        experts_as = Precision.FP8 if self.nvfp4_experts else dep.precision
         self.expert_n = 2 * arch.moe_intermediate * dep.ep // tp  # under EP a rank holds whole experts, tp/ep wide
-        expert_rate = gemm_rate * gpu.expert_gemm_factor(dep.precision) * factors.eta_moe
+        expert_rate = (gpu.peak_flops(experts_as) * gpu.best_gemm_fraction(experts_as) * factors.eta_gemm
+                       * gpu.expert_gemm_factor(experts_as) * factors.eta_moe)
         self.expert_s_per_pair = moe_layers * 2 * arch.expert_params * dep.ep / tp / expert_rate
-        self.expert_weights_s = (moe_layers * arch.expert_params / tp * dep.expert_weight_bytes
+        self.expert_weights_s = (moe_layers * arch.expert_params / tp * experts_as.expert_bytes
                                  / (bandwidth * factors.eta_moe))
         self.experts, self.top_k, self.ep = arch.experts, arch.top_k, dep.ep
         # Routing, memory-bound on every rank over every token its experts see: the permutation reads each token's
@@ -175,7 +184,8 @@ class AnalyticStep:
             touched = expected_experts(moe_tokens, self.experts, self.top_k)
             pairs = expected_max_load(moe_tokens, self.experts, self.top_k, self.ep)  # on the busiest rank
             rate = shape_efficiency(round(self.expert_n * max(1.0, touched / self.ep)))
-            gemm += max(self.expert_s_per_pair * pairs / rate, touched * self.expert_weights_s)
+            measured = self.nvfp4_experts.at(moe_tokens) if self.nvfp4_experts else 1.0
+            gemm += max(self.expert_s_per_pair * pairs / rate, touched * self.expert_weights_s) * measured
             gemm += self.route_s_per_token * moe_tokens + self.route_s_per_pair * pairs
         head = max(self.head_s_per_sample * b.sampled, self.head_weights_s)
         # Sliding-window and chunked layers: no query reads more than `span` keys, so a batch's pairs and cached
