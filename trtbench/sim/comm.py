@@ -46,8 +46,8 @@ PCIE_GEN4_HOST_BUSBW_GB_S = {2: 20.0, 4: 10.0, 8: 5.0}
 
 @dataclass(frozen=True)
 class Curve:
-    """A collective's measured time on one NVSwitch generation: latency + the faster of a one-shot pass
-    ((n-1) S / one_shot) and a ring (its bytes + half over ring_bps); no one-shot for all-gather/reduce-scatter."""
+    """A collective's time over `ranks` GPUs: latency + the faster of a one-shot pass ((n-1) S / one_shot_bps,
+    all-reduce only) and a ring (its bytes + half over ring_bps, the bus bandwidth growing as S / (S + half))."""
 
     latency_s: float
     ring_bps: float
@@ -64,46 +64,38 @@ MEASURED: dict[str, dict[str, Curve]] = {
 }
 
 
-def measured(gpu: GPU, collective: str) -> Curve | None:
-    """The measured curve of `collective` on the GPU's NVSwitch generation, if there is one."""
-    if gpu.interconnect is not Interconnect.NVSWITCH:
-        return None
-    return MEASURED.get(gpu.family, {}).get(collective)
-
-
-def link(gpu: GPU, ranks: int) -> tuple[float, float, float]:
-    """(latency s, peak bus bandwidth B/s, half-bandwidth message bytes) of an all-reduce over `ranks`."""
+def curve_of(gpu: GPU, ranks: int, collective: str) -> Curve:
+    """`collective` ("all_reduce" or "gather") over `ranks`: the measured curve of the GPU's NVSwitch generation
+    where there is one, else the link's generic curve (NVLink, or a PCIe ring by P2P, generation and ranks)."""
+    measured = MEASURED.get(gpu.family, {}).get(collective) if gpu.interconnect is Interconnect.NVSWITCH else None
+    if measured:
+        return measured
     nvlink = gpu.interconnect is Interconnect.NVSWITCH or (gpu.interconnect is Interconnect.NVLINK_PAIRS
                                                           and ranks == 2)
     if nvlink and gpu.nvlink_busbw_gb_s:
-        return NVLINK_LATENCY_S, gpu.nvlink_busbw_gb_s * 1e9, NVLINK_HALF_BYTES
+        peak = gpu.nvlink_busbw_gb_s * 1e9
+        return Curve(NVLINK_LATENCY_S, peak, NVLINK_HALF_BYTES, one_shot_bps=peak)
     table = PCIE_GEN4_P2P_BUSBW_GB_S if gpu.pcie_p2p else PCIE_GEN4_HOST_BUSBW_GB_S
     pcie = table[min((r for r in table if r >= ranks), default=8)]
     gen = 5 if gpu.interconnect is Interconnect.UNKNOWN else gpu.pcie_gen
-    return PCIE_LATENCY_S, pcie * 1e9 * 2 ** (gen - 4), PCIE_HALF_BYTES
+    peak = pcie * 1e9 * 2 ** (gen - 4)
+    return Curve(PCIE_LATENCY_S, peak, PCIE_HALF_BYTES, one_shot_bps=peak)
 
 
 def gather_s(gpu: GPU, ranks: int, total_bytes: float) -> float:
     """One all-gather (`total_bytes`: what every rank holds after it) or reduce-scatter (what every rank holds
-    before it), as NCCL's ring runs them: (n-1)/n of it crosses each rank's links, at the bus bandwidth an
-    all-reduce of that size gets (0 on one GPU)."""
+    before it), as NCCL's ring runs them: (n-1)/n of it crosses each rank's links (0 on one GPU)."""
     if ranks <= 1:
         return 0.0
-    curve = measured(gpu, "gather")
-    latency, peak, half = ((curve.latency_s, curve.ring_bps, curve.half_bytes) if curve else link(gpu, ranks))
-    return latency + (ranks - 1) / ranks * (total_bytes + half) / peak
+    c = curve_of(gpu, ranks, "gather")
+    return c.latency_s + (ranks - 1) / ranks * (total_bytes + c.half_bytes) / c.ring_bps
 
 
 def allreduce_s(gpu: GPU, ranks: int, message_bytes: float) -> float:
     """One all-reduce of `message_bytes` per rank across `ranks` GPUs (0 on one GPU)."""
     if ranks <= 1:
         return 0.0
-    curve = measured(gpu, "all_reduce")
-    if curve:
-        one_shot = (ranks - 1) * message_bytes / curve.one_shot_bps
-        ring = 2 * (ranks - 1) / ranks * (message_bytes + curve.half_bytes) / curve.ring_bps
-        return curve.latency_s + min(one_shot, ring)
-    latency, peak, half = link(gpu, ranks)
-    one_shot = (ranks - 1) * message_bytes / peak
-    ring = 2 * (ranks - 1) / ranks * (message_bytes + half) / peak  # S / busbw(S), busbw = peak S / (S + half)
-    return latency + min(one_shot, ring)
+    c = curve_of(gpu, ranks, "all_reduce")
+    one_shot = (ranks - 1) * message_bytes / c.one_shot_bps
+    ring = 2 * (ranks - 1) / ranks * (message_bytes + c.half_bytes) / c.ring_bps  # S / busbw(S)
+    return c.latency_s + min(one_shot, ring)
