@@ -2,10 +2,11 @@
 
 The step model costs NVFP4 GEMMs at FP8's rate x 1.53 (vLLM's dense CUTLASS benchmark) and streams their 9/16-byte
 weights at the rate FP8 weights stream. The grouped GEMMs of TensorRT-LLM's CUTLASS fused MoE do not: on B200
-(`data/moe_kernels_b200.csv`) NVFP4 is *slower* than FP8 at every batch for Qwen3's 768- and 1536-wide experts
-(1.10-1.35x the time) and 1.2-1.45x faster only for Mixtral's 14336-wide ones, the block scales and the small
-per-expert tiles costing what the narrower weights save. So an NVFP4 expert layer is costed as its FP8 twin's, times
-the measured time ratio at the same token count for the nearest measured expert shape.
+(`data/moe_kernels_b200.csv`) NVFP4 is *slower* than FP8 at nearly every batch for Qwen3's 768- and 1536-wide
+experts (0.98-1.5x the time, 1.1-1.35x at most batch sizes) and 1.2-1.45x faster only for Mixtral's 14336-wide
+ones, the block scales and the small per-expert tiles costing what the narrower weights save. So an NVFP4 expert
+layer is costed as its FP8 twin's, times the measured time ratio at the same token count for the nearest measured
+expert shape.
 
 Source: ai-dynamo's aiconfigurator collector data as released on PyPI in aiconfigurator_core 0.12.0
 (`systems/data/b200_sxm/moe/trtllm/1.3.0rc20/moe_perf.parquet`): the whole fused-MoE op (routing, permutation,
