@@ -91,11 +91,6 @@ class Deployment:
         layers: 2)."""
         return self.precision.bytes
 
-    @property
-    def expert_weight_bytes(self) -> float:
-        """Bytes per weight of the routed experts (MXFP4: 17/32; else as the other layers)."""
-        return self.precision.expert_bytes
-
 
 def deployment_for(spec: SweepSpec, gpu_name: str | None = None) -> Deployment:
     """`spec` is one point's spec (`SweepSpec.at`); `gpu_name` replaces `gpu: auto` with the device

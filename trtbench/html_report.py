@@ -17,7 +17,6 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ import pandas as pd
 
 from trtbench import analyze as an
 from trtbench import report as rp
+from trtbench.bundled import data_path
 from trtbench.compare import Comparison
 from trtbench.escape import html_text, script_json, visible
 from trtbench.files import atomic_write
@@ -278,7 +278,7 @@ def compare_page(cmp: Comparison, a_label: str, b_label: str, simulated: bool) -
 
 @cache
 def _asset(name: str) -> str:
-    return (resources.files("trtbench") / "data" / name).read_text(encoding="utf-8")
+    return data_path(name).read_text(encoding="utf-8")
 
 
 @cache

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtbench.bundled import data_path
 from trtbench.catalog.gpus import Interconnect, resolve_gpu
 from trtbench.records import now_iso
 from trtbench.sim.steptime import Factors
@@ -49,10 +49,6 @@ BOUNDS = {
     "eta_moe": (0.3, 1.0),
 }
 DEFAULT = Factors(eta_mem=0.8, eta_kv=0.7, eta_gemm=0.8, eta_attn=0.4, t_iter_s=5e-4, t_layer_s=10e-6, eta_moe=0.8)
-
-
-def data_path(name: str) -> Path:
-    return Path(str(resources.files("trtbench") / "data" / name))
 
 
 def bundled_rows() -> pd.DataFrame:

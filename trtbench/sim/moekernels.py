@@ -24,8 +24,8 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
+from trtbench.bundled import data_path
 from trtbench.catalog.gpus import GPU
 from trtbench.catalog.models import ModelArch
 from trtbench.precision import Precision
@@ -62,7 +62,7 @@ class RatioCurve:
 @lru_cache(maxsize=1)
 def measured_curves() -> tuple[RatioCurve, ...]:
     points: dict[Shape, list[tuple[float, float]]] = {}
-    text = (resources.files("trtbench") / "data" / MOE_KERNELS_B200).read_text(encoding="utf-8")
+    text = data_path(MOE_KERNELS_B200).read_text(encoding="utf-8")
     for row in csv.DictReader(io.StringIO(text)):
         shape = Shape(int(row["hidden"]), int(row["inter"]), int(row["experts"]), int(row["topk"]))
         points.setdefault(shape, []).append(
