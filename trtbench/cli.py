@@ -175,6 +175,8 @@ def predict(
     tp: int = typer.Option(1, "--tp", min=1),
     attention_dp: bool = typer.Option(False, "--attention-dp", help="attention data parallelism over the --tp ranks, "
                                       "experts spread over all of them (DEP; mixtures of experts)"),
+    ep: int = typer.Option(None, "--ep", min=1, help="expert parallelism within the --tp ranks: each holds whole "
+                           "experts (default: 1, every expert split over the ranks; --tp with --attention-dp)"),
     isl: int = typer.Option(None, "--isl", min=1),
     osl: int = typer.Option(None, "--osl", min=1),
     requests: int = typer.Option(None, "--requests", min=1),
@@ -196,7 +198,7 @@ def predict(
     if None in (isl, osl, requests):
         raise typer.BadParameter("give --isl, --osl and --requests (or --csv)")
     predict_cmd.predict_one(gpu, model, precision, kv_cache_dtype, tp, isl, osl, requests, fraction, as_json, release,
-                            str(config) if config else None, attention_dp, usd_per_gpu_hour)
+                            str(config) if config else None, attention_dp, usd_per_gpu_hour, ep)
 
 
 @app.command(epilog=_examples("trtbench calibrate runs/h100_grid/results.csv"))

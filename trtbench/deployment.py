@@ -232,10 +232,12 @@ def release_of(version: str | None) -> str | None:
 def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: int = 1,
                     kv_cache_dtype: str | None = None, runtime: RuntimeSpec | None = None,
                     release: str | None = None, config: str | None = None,
-                    attention_dp: bool = False, graph_sizes: tuple[int, ...] | None = None) -> Deployment:
+                    attention_dp: bool = False, graph_sizes: tuple[int, ...] | None = None,
+                    ep: int | None = None) -> Deployment:
     """A deployment from loose values (a CSV row, CLI options) instead of a sweep spec; names resolve as
     in specs (GPU aliases, HF model names, or a config.json); the KV cache dtype unset is `default_kv`'s, as in
-    a spec. `attention_dp` runs DEP: the experts spread over all tp ranks (ep = tp). `graph_sizes`: the CUDA-graph
+    a spec. `attention_dp` runs DEP: the experts spread over all tp ranks (ep = tp). `ep` unset: tp under attention
+    DP, else 1 (trtllm-bench without --ep: every expert split over the TP ranks). `graph_sizes`: the CUDA-graph
     batch sizes the run asks for (`sent_graph_sizes` for what trtbench sends; None, a published table's row:
     trtllm-bench's own)."""
     try:
@@ -249,7 +251,7 @@ def make_deployment(model: str, gpu: str, precision: str, *, tp: int = 1, pp: in
     arch, device = resolve_model(model, config=config), resolve_gpu(gpu)
     _check_precision(arch, device, prec, kv)
     _check_tp(arch, tp)
-    ep = tp if attention_dp else 1
+    ep = ep or (tp if attention_dp else 1)
     _check_ep(arch, tp, ep)
     _check_attention_dp(arch, tp, ep, attention_dp)
     return Deployment(arch, device, prec, kv.bytes, tp, pp, runtime or RuntimeSpec(), release_of(release), ep,

@@ -58,7 +58,7 @@ class GPU:
     def mem_total_gib(self) -> float:
         return self.mem_total_mib / 1024
 
-    def _gemm_dtype(self, precision: str) -> str:
+    def gemm_dtype(self, precision: str) -> str:
         """The tensor-core input a GEMM in `precision` runs at: NVFP4 at FP4, FP8 at FP8, where the GPU has them;
         16-bit otherwise (MXFP4 experts on Hopper are dequantized to 16 bits in the kernel)."""
         if precision == "nvfp4" and self.fp4_tflops is not None:
@@ -67,14 +67,14 @@ class GPU:
 
     def peak_flops(self, precision: str) -> float:
         """Tensor-core peak for GEMMs in `precision`."""
-        rate = {"fp4": self.fp4_tflops, "fp8": self.fp8_tflops}.get(self._gemm_dtype(precision)) or self.bf16_tflops
+        rate = {"fp4": self.fp4_tflops, "fp8": self.fp8_tflops}.get(self.gemm_dtype(precision)) or self.bf16_tflops
         return rate * 1e12
 
     def best_gemm_fraction(self, precision: str) -> float:
         """The measured best-shape GEMM fraction of peak in `precision` (16-bit where FP8 is missing), else
         the family's (its measured GPU's). No public FP4 MAMF exists: FP4 is FP8's fraction times what NVFP4
         gains over FP8 at one shape in one benchmark, over the 2x of its peak (`FP4_OVER_FP8`)."""
-        dtype = self._gemm_dtype(precision)
+        dtype = self.gemm_dtype(precision)
         if dtype == "fp4":
             return self.best_gemm_fraction("fp8") * FP4_OVER_FP8 / 2
         return dict(self.mamf).get(dtype) or FAMILY_MAMF[self.family][dtype]

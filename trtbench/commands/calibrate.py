@@ -162,9 +162,9 @@ def _rows_table(scored: pd.DataFrame, title: str, caption: str) -> Table:
     for col in (*extra.values(), "ISL", "OSL", "Requests", "Regime", "Measured", "Predicted", "Error %"):
         table.add_column(col, justify="left" if col in ("Model", "GPU", "Regime") else "right")
 
-    def cell(r: dict[Any, Any], column: str) -> str:  # TP: its size, or DEP4 under attention data parallelism
-        return r["parallelism"] if column == "tp" and str(r.get("parallelism", "")).startswith("DEP") else str(
-            r[column])
+    def cell(r: dict[Any, Any], column: str) -> str:  # TP: its size, or the parallelism where there is more to it
+        plain = str(r.get("parallelism", "")) in ("", f"TP{r.get('tp')}")
+        return str(r[column]) if column != "tp" or plain else str(r["parallelism"])
 
     for r in scored.to_dict("records"):
         table.add_row(*(cell(r, c) for c in extra), str(r["isl"]), str(r["osl"]), f"{r['pred_requests']:,}",

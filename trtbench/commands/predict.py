@@ -25,10 +25,12 @@ DEFAULT_MODEL = "meta-llama/Llama-3.1-8B"
 
 def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str | None, tp: int, isl: int, osl: int,
                 requests: int, fraction: float | None, as_json: bool, release: str | None = None,
-                config: str | None = None, attention_dp: bool = False, usd_per_gpu_hour: float | None = None) -> None:
+                config: str | None = None, attention_dp: bool = False, usd_per_gpu_hour: float | None = None,
+                ep: int | None = None) -> None:
     """`model` None: the config's own name (`config_name`), or DEFAULT_MODEL without a config. `attention_dp`:
-    DEP, the experts spread over the tp ranks; memory figures are then each rank's. `usd_per_gpu_hour`: the
-    predicted throughput's cost per million tokens on the tp GPUs."""
+    DEP, the experts spread over the tp ranks; memory figures are then each rank's. `ep`: whole experts over that
+    many of the tp ranks (`make_deployment`'s default unset). `usd_per_gpu_hour`: the predicted throughput's cost
+    per million tokens on the tp GPUs."""
     price = priced_at(usd_per_gpu_hour) if usd_per_gpu_hour is not None else None
     fraction = fraction or CALIBRATION_FRACTION
     model = model or (config_name(Path(config)) if config else DEFAULT_MODEL)
@@ -38,12 +40,14 @@ def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str
         raise TrtbenchError(f"--release {release!r} is not a TensorRT-LLM version (e.g. 1.0 or 0.21.0)")
     dep = make_deployment(model, gpu, precision, tp=tp, kv_cache_dtype=kv_cache_dtype,
                           runtime=RuntimeSpec(kv_cache_free_gpu_mem_fraction=fraction), release=release,
-                          config=config, attention_dp=attention_dp, graph_sizes=sent_graph_sizes(release_of(release)))
+                          config=config, attention_dp=attention_dp, graph_sizes=sent_graph_sizes(release_of(release)),
+                          ep=ep)
     perf = IfbModel()
     outcome = predict(dep, isl, osl, requests, perf)
     covered = coverage(dep, perf.info)
     result: dict[str, Any] = {
-              "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "attention_dp": attention_dp,
+              "gpu": dep.gpu.id, "model": model, "precision": precision, "tp": tp, "ep": dep.ep,
+              "attention_dp": attention_dp,
               "release": dep.release,
               "isl": isl, "osl": osl,
               "requests": requests, "source": "simulated", "status": outcome.status.value, "cause": outcome.cause,
@@ -62,7 +66,7 @@ def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    parallel = f"DEP{tp} (memory per rank)" if attention_dp else f"TP{tp}"
+    parallel = f"DEP{tp} (memory per rank)" if attention_dp else f"TP{tp}" + (f" EP{dep.ep}" if dep.ep > 1 else "")
     table = Table(title=f"{model} {precision} on {dep.gpu.name}, {parallel}: ISL={isl} OSL={osl} N={requests} "
                         f"(simulated)")
     table.add_column("Quantity")

@@ -1,6 +1,6 @@
 """The step model's free factors: the committed fit, and what it was fitted on. `make calibrate` refits
 jointly on the bundled NVIDIA tables (H100 SXM 8B TP1, H200 SXM 8B TP1 and 70B TP1-8, and the MoE/Blackwell
-table: Mixtral-8x7B on five GPUs, Qwen3-235B-A22B TP8 and DEP4, Llama-3.1-405B NVFP4 on B200).
+table: Mixtral-8x7B on five GPUs, Qwen3-235B-A22B TP8 EP8 and DEP4, Llama-3.1-405B NVFP4 on B200).
 
 Fit physics, not rows: seven factors with physical bounds (the seventh, eta_moe, only moves mixtures), fitted
 on log error so a 300 tok/s row counts as much as a 28,000 tok/s one (`sim.fit` says which rows fit which

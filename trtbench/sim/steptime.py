@@ -4,8 +4,9 @@
   max(2 M N K / (peak x MAMF x shape x eta_gemm), N K bytes / (HBM x eta_mem)) for M tokens: compute at
   the GPU's measured best-shape rate (`GPU.best_gemm_fraction`), lower on narrow TP slices
   (`shape_efficiency`, from public H100 FP8 GEMM tables), or streaming the weights.
-- a mixture's routed experts as grouped GEMMs (their own factor, eta_moe); NVFP4 experts on Blackwell as their FP8
-  twin times the NVFP4 / FP8 time TensorRT-LLM's fused MoE measures at that batch (`sim.moekernels`);
+- a mixture's routed experts as grouped GEMMs at the rate TensorRT-LLM's fused MoE measures for their shape and
+  split (`sim.moekernels.grouped_gemm`), times their own factor, eta_moe; NVFP4 experts on Blackwell as their FP8
+  twin times the NVFP4 / FP8 time the fused MoE measures at that batch (`sim.moekernels`);
 - the lm_head (16-bit) for every sampled token, the same way;
 - attention: causal context pairs and decode KV reads (FP8 FMHA with FP8 weights and KV, else 16-bit);
 - the work every rank repeats whatever the TP: the fused residual-add + RMSNorm passes over the full hidden
@@ -32,7 +33,7 @@ from trtbench.catalog.models import ModelArch, expected_experts, expected_max_lo
 from trtbench.deployment import Deployment
 from trtbench.precision import Precision
 from trtbench.sim.comm import allreduce_s, gather_s
-from trtbench.sim.moekernels import nvfp4_experts_measured
+from trtbench.sim.moekernels import grouped_gemm, nvfp4_experts_measured
 
 # Public H100 FP8 GEMM tables: 60-72% of peak on large shapes, 25-50% when the per-rank slice is 1-4k wide
 # (TP8). With the output width N (the tiles a GEMM spreads over the SMs): shape = N / (N + 1024) of the
@@ -122,16 +123,18 @@ class AnalyticStep:
         self.gemms = [(n_layers * 2 * n * k / (gemm_rate * shape_efficiency(n)), n_layers * n * k * dep.weight_bytes
                        / bandwidth) for n_layers, n, k in shapes]
         # Routed experts, one grouped GEMM per projection: compute for each (token, expert) pair at the rank's
-        # slice of the expert; the SMs share out the tiles of every expert the batch touches on the rank, so its
-        # shape efficiency is that of their summed width. Under EP the step waits for the rank with the most
-        # pairs (`expected_max_load`). Each touched expert's weights are read once per iteration.
+        # slice of the expert, at the fused MoE's measured rate for that slice's width, the hidden size and the
+        # experts the batch touches on the rank (`grouped_gemm`). Under EP the step waits for the rank with the
+        # most pairs (`expected_max_load`). Each touched expert's weights are read once per iteration.
         # NVFP4 experts on Blackwell: their FP8 twin's rates and bytes, times the measured NVFP4 / FP8 time of
         # TensorRT-LLM's fused MoE at the batch's token count (`sim.moekernels`).
         self.nvfp4_experts = nvfp4_experts_measured(gpu, dep.precision, arch)
         experts_as = Precision.FP8 if self.nvfp4_experts else dep.precision
-        self.expert_n = 2 * arch.moe_intermediate * dep.ep // tp  # under EP a rank holds whole experts, tp/ep wide
-        expert_rate = (gpu.peak_flops(experts_as) * gpu.best_gemm_fraction(experts_as) * factors.eta_gemm
-                       * gpu.expert_gemm_factor(experts_as) * factors.eta_moe)
+        self.grouped = grouped_gemm(gpu, experts_as)
+        self.expert_width = arch.moe_intermediate * dep.ep / tp  # under EP a rank holds whole experts, tp/ep wide
+        self.hidden = arch.hidden
+        expert_rate = (gpu.peak_flops(experts_as) * factors.eta_gemm * gpu.expert_gemm_factor(experts_as)
+                       * factors.eta_moe)
         self.expert_s_per_pair = moe_layers * 2 * arch.expert_params * dep.ep / tp / expert_rate
         self.expert_weights_s = (moe_layers * arch.expert_params / tp * experts_as.expert_bytes
                                  / (bandwidth * factors.eta_moe))
@@ -183,7 +186,7 @@ class AnalyticStep:
             moe_tokens = b.tokens * self.ranks  # under attention DP every rank's batch meets at the experts
             touched = expected_experts(moe_tokens, self.experts, self.top_k)
             pairs = expected_max_load(moe_tokens, self.experts, self.top_k, self.ep)  # on the busiest rank
-            rate = shape_efficiency(round(self.expert_n * max(1.0, touched / self.ep)))
+            rate = self.grouped.efficiency(self.expert_width, self.hidden, max(1.0, touched / self.ep))
             measured = self.nvfp4_experts.at(moe_tokens) if self.nvfp4_experts else 1.0
             gemm += max(self.expert_s_per_pair * pairs / rate, touched * self.expert_weights_s) * measured
             gemm += self.route_s_per_token * moe_tokens + self.route_s_per_pair * pairs

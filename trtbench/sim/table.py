@@ -70,14 +70,14 @@ def predict_frame(rows: pd.DataFrame, perf: PerformanceModel | None = None,
             precision = row_precision(get["precision"])
             kv = kv_dtype(get["kv_cache_dtype"])
             dep_on = yes(get["attention_dp"])
-            _check_ep(row.get("ep"), tp, dep_on)
+            ep = checked(row["ep"], "ep") if _present(row.get("ep")) else None
             row_fraction = float(row["kv_fraction"]) if _present(row.get("kv_fraction")) else fraction
-            key = (get["model"], get["gpu"], precision, tp, pp, kv, version, dep_on, row_fraction)
+            key = (get["model"], get["gpu"], precision, tp, pp, kv, version, dep_on, ep, row_fraction)
             if key not in deployments:
                 runtime = RuntimeSpec(kv_cache_free_gpu_mem_fraction=row_fraction)
                 deployments[key] = make_deployment(str(get["model"]), str(get["gpu"]), precision, tp=tp, pp=pp,
                                                    kv_cache_dtype=kv, runtime=runtime, release=version,
-                                                   attention_dp=dep_on)
+                                                   attention_dp=dep_on, ep=ep)
         except TrtbenchError as exc:
             raise TrtbenchError(f"row {number}: {exc}") from None
         outcome = predict_point(deployments[key], perf, isl, osl, n)
@@ -135,16 +135,6 @@ def yes(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower().startswith(("yes", "true", "1"))
 
 
-def _check_ep(value: Any, tp: int, attention_dp: bool) -> None:
-    """A row's stated EP size must be what trtbench models: all TP ranks under attention DP, else none."""
-    if not _present(value):
-        return
-    ep, expected = checked(value, "ep"), tp if attention_dp else 1
-    if ep != expected:
-        raise TrtbenchError(f"ep {ep} with tp {tp}{' and attention DP' if attention_dp else ''} is not modelled "
-                            f"(expected ep {expected})")
-
-
 def _or_default(row: Mapping[Any, Any], column: str) -> Any:
     return row.get(column) if _present(row.get(column)) else ROW_DEFAULTS[column]
 
@@ -191,7 +181,8 @@ def checked(value: Any, name: str) -> int:
 def with_groups(scored: pd.DataFrame, defaults: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """`scored` plus what `calibrate` breaks its error down by: `family` (the model's name without its size:
     Llama-3.1, Mixtral, Qwen3), `gpu_name` (the catalog's, so "H100-SXM-80GB" and "H100 SXM 80GB" are one GPU)
-    and `parallelism` (TP4, TP4 PP2, DEP4: attention data parallelism with experts over the 4 ranks)."""
+    and `parallelism` (TP4, TP4 PP2, TP8 EP8: whole experts over 8 ranks, DEP4: attention data parallelism with
+    experts over the 4 ranks)."""
     from trtbench.catalog.gpus import resolve_gpu
 
     defaults = {**ROW_DEFAULTS, **(defaults or {})}
@@ -201,8 +192,9 @@ def with_groups(scored: pd.DataFrame, defaults: Mapping[str, Any] | None = None)
         return row.get(column) if _present(row.get(column)) else defaults[column]
 
     def parallelism(row: Mapping[Any, Any]) -> str:
-        tp, pp = int(get(row, "tp")), int(get(row, "pp"))
-        return f"{'DEP' if yes(get(row, 'attention_dp')) else 'TP'}{tp}" + (f" PP{pp}" if pp > 1 else "")
+        tp, pp, dep = int(get(row, "tp")), int(get(row, "pp")), yes(get(row, "attention_dp"))
+        ep = int(row["ep"]) if not dep and _present(row.get("ep")) else 1
+        return f"{'DEP' if dep else 'TP'}{tp}" + (f" EP{ep}" if ep > 1 else "") + (f" PP{pp}" if pp > 1 else "")
 
     return scored.assign(family=[model_family(str(get(r, "model"))) for r in rows],
                          gpu_name=[resolve_gpu(str(get(r, "gpu"))).name for r in rows],
