@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from tests.conftest import SMALL_SPEC
@@ -189,3 +190,21 @@ def test_predict_takes_attention_dp(cli):
     shown = json.loads(result.out)
     assert shown["attention_dp"] is True and shown["memory"]["max_batch_size"] == 896  # each rank's, as worked above
     assert any("attention data parallelism" in o for o in shown["calibration"]["outside"])
+
+
+def test_results_csv_carries_ep_and_attention_dp_so_predict_csv_models_the_run(cli, tmp_path):
+    """A DEP8 run's results.csv names its ep and attention DP, unswept, so `predict --csv` on it predicts the
+    deployment that ran (the same simulated throughput), not TP8 with every expert split."""
+    (tmp_path / "dep8.yaml").write_text(DEP8)
+    assert cli("sweep", "dep8.yaml", "--no-plots").code == 0
+    results = pd.read_csv(tmp_path / "runs/dep8/results.csv")
+    assert (results["ep"] == 8).all() and results["attention_dp"].all()
+    assert cli("predict", "--csv", "runs/dep8/results.csv", "--out", "again.csv").code == 0
+    again = pd.read_csv(tmp_path / "again.csv")["pred_output_tok_per_s"]
+    # the same model of the same deployment; the run's CUDA-graph sizes (trtbench's list) and the CSV's (trtllm-bench's
+    # own) differ a little
+    assert again.tolist() == pytest.approx(results["output_tok_per_s"].tolist(), rel=0.01)
+    results.drop(columns=["ep", "attention_dp"]).to_csv(tmp_path / "as_tp8.csv", index=False)
+    assert cli("predict", "--csv", "as_tp8.csv", "--out", "tp8.csv").code == 0  # what the CSV used to say
+    tp8 = pd.read_csv(tmp_path / "tp8.csv")["pred_output_tok_per_s"]
+    assert abs(tp8[0] / results["output_tok_per_s"][0] - 1) > 0.2

@@ -50,8 +50,9 @@ def test_tp_and_precision_axes_on_the_simulator(cli, write_spec, tmp_path):
     combos = {(r["tp"], r["precision"], r["isl"], r["osl"]) for r in records}
     assert len(records) == 16 and len(combos) == 16
     table = pd.read_csv(tmp_path / "runs/axes/results.csv")
-    assert list(table.columns[:10]) == ["model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "trtllm_version",
-                                        "isl", "osl", "requests"]  # what ran first, swept or not
+    assert list(table.columns[:12]) == ["model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "ep", "attention_dp",
+                                        "trtllm_version", "isl", "osl", "requests"]  # what ran first, swept or not
+    assert (table["ep"] == 1).all() and not table["attention_dp"].any()  # unset: what the run gets
     # 70B in FP16 is 141 GB of weights: 70.5 GB per GPU at TP2 leaves a KV pool, at TP4 twice the room.
     kv = table.set_index(["precision", "tp", "isl", "osl"])["kv_pool_gib"]
     assert kv[("fp16", 4, 128, 128)] > kv[("fp16", 2, 128, 128)] > 0

@@ -49,7 +49,7 @@ TELEMETRY = {"mean_power_w": "mean_power_w", "peak_power_w": "peak_power_w", "sm
 ENERGY_COLUMNS = ("tok_per_joule", *TELEMETRY)
 # What ran, on every row of results.csv / results.parquet (first, whether swept or not), so runs concatenate and
 # `trtbench calibrate` / `predict --csv` read them back without the spec.
-IDENTITY_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "trtllm_version")
+IDENTITY_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "ep", "attention_dp", "trtllm_version")
 # results.csv / results.parquet columns after the identity and axis columns, in order; documented in the README.
 COLUMNS = ("isl", "osl", "requests", "status", "cause", "borderline", "source", "backend", *METRIC_COLUMNS,
            "total_tokens", *MEMORY_COLUMNS, "point_id", "started_at", "duration_s", *DERIVED_COLUMNS,
@@ -279,8 +279,11 @@ def with_identity(df: pd.DataFrame, records: list[Record], spec: SweepSpec) -> p
     values: dict[str, list[Any]] = {"model": [spec.model.name] * len(df), "gpu": [_gpu(r, spec) for r in records],
                                     "trtllm_version": [r.detail.get("trtllm_version") or spec.trtllm.version
                                                        for r in records]}
-    for column in ("precision", "kv_cache_dtype", "tp", "pp"):
+    for column in ("precision", "kv_cache_dtype", "tp", "pp", "ep", "attention_dp"):
         values[column] = df[column].tolist() if column in df.columns else [scalars[column]] * len(df)
+    # unset: what the run gets (trtllm-bench without --ep splits every expert over the TP ranks; no attention DP)
+    values["ep"] = [1 if ep is None else ep for ep in values["ep"]]
+    values["attention_dp"] = [bool(on) for on in values["attention_dp"]]
     if "kv_cache_dtype" not in df.columns and spec.kv_cache_dtype is None:  # unset: each row's precision's default
         values["kv_cache_dtype"] = [default_kv(Precision(p)).value for p in values["precision"]]
     rest = [c for c in df.columns if c not in IDENTITY_COLUMNS]

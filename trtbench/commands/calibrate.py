@@ -19,9 +19,19 @@ from trtbench.errors import TrtbenchError
 from trtbench.sim import calibration, crossval
 from trtbench.sim.calibration import BOUNDS, coverage
 from trtbench.sim.ifb import IfbModel
-from trtbench.sim.table import ROW_DEFAULTS, mape_by, measured, predict_frame, row_release, score, with_groups
+from trtbench.sim.table import (
+    ROW_DEFAULTS,
+    mape_by,
+    measured,
+    parallelism_label,
+    predict_frame,
+    row_release,
+    score,
+    with_groups,
+    yes,
+)
 
-DEPLOYMENT_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp")
+DEPLOYMENT_COLUMNS = ("model", "gpu", "precision", "kv_cache_dtype", "tp", "pp", "ep", "attention_dp")
 
 
 def calibrate(paths: list[Path], gpus: list[str], fraction: float | None, fit: bool, write: bool,
@@ -121,11 +131,12 @@ def claims(scored: pd.DataFrame, info: dict[str, Any]) -> list[str]:
             for row in scored.to_dict("records")]
     lines = []
     for key, group in scored.groupby(pd.Series(keys, index=scored.index), sort=False):
-        model, gpu, precision, kv, tp, pp, release = key
+        model, gpu, precision, kv, tp, pp, ep, attention_dp, release = key
         dep = make_deployment(str(model), str(gpu), str(precision), tp=int(tp), pp=int(pp),
-                              kv_cache_dtype=str(kv) if kv else None, release=release)
+                              kv_cache_dtype=str(kv) if kv else None, release=release, ep=int(ep) if ep else None,
+                              attention_dp=yes(attention_dp))
         covered, mape = coverage(dep, info), float(group["error_pct"].abs().mean())
-        where = f"{model} {precision} on {dep.gpu.name}, TP{tp}" + (f" PP{pp}" if int(pp) > 1 else "")
+        where = f"{model} {precision} on {dep.gpu.name}, {parallelism_label(dep.tp, dep.pp, dep.ep, dep.attention_dp)}"
         if covered.lower_bound:
             claim = (f"at least {covered.error_pct:.1f}% (outside the calibration: {'; '.join(covered.outside)})"
                      f": {'consistent with that' if mape >= covered.error_pct else 'better than that bound'}")

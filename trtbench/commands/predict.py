@@ -17,7 +17,7 @@ from trtbench.errors import TrtbenchError
 from trtbench.files import atomic_write
 from trtbench.sim.calibration import CALIBRATION_FRACTION, coverage
 from trtbench.sim.ifb import IfbModel
-from trtbench.sim.table import checked, predict, predict_frame
+from trtbench.sim.table import checked, parallelism_label, predict, predict_frame
 from trtbench.spec import RuntimeSpec
 
 DEFAULT_MODEL = "meta-llama/Llama-3.1-8B"
@@ -66,7 +66,8 @@ def predict_one(gpu: str, model: str | None, precision: str, kv_cache_dtype: str
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    parallel = f"DEP{tp} (memory per rank)" if attention_dp else f"TP{tp}" + (f" EP{dep.ep}" if dep.ep > 1 else "")
+    per_rank = " (memory per rank)" if attention_dp else ""
+    parallel = parallelism_label(dep.tp, dep.pp, dep.ep, dep.attention_dp) + per_rank
     table = Table(title=f"{model} {precision} on {dep.gpu.name}, {parallel}: ISL={isl} OSL={osl} N={requests} "
                         f"(simulated)")
     table.add_column("Quantity")

@@ -23,7 +23,7 @@ MEASURED = "output_tok_per_s"  # a row's measured throughput, what predictions a
 RELEASE_COLUMNS = ("release", "version", "trtllm_version")  # the TensorRT-LLM release a row ran (optional)
 # What a row may leave out: NVIDIA's tables omit some request counts; the study names no GPU.
 ROW_DEFAULTS: dict[str, Any] = {"gpu": "h100-sxm", "model": "meta-llama/Llama-3.1-8B", "precision": "fp8", "tp": 1,
-                                "pp": 1, "kv_cache_dtype": None, "attention_dp": False}
+                                "pp": 1, "kv_cache_dtype": None, "attention_dp": False, "ep": None}
 # NVIDIA's tables spell some settings their own way (published_moe_blackwell.csv): "FP4" is an NVFP4 checkpoint,
 # the KV dtype and attention DP come as prose ("fp8 (ModelOpt FP8 checkpoint, assumed)", "yes (DEP)").
 PUBLISHED_PRECISION = {"fp4": "nvfp4"}
@@ -192,13 +192,19 @@ def with_groups(scored: pd.DataFrame, defaults: Mapping[str, Any] | None = None)
         return row.get(column) if _present(row.get(column)) else defaults[column]
 
     def parallelism(row: Mapping[Any, Any]) -> str:
-        tp, pp, dep = int(get(row, "tp")), int(get(row, "pp")), yes(get(row, "attention_dp"))
-        ep = int(row["ep"]) if not dep and _present(row.get("ep")) else 1
-        return f"{'DEP' if dep else 'TP'}{tp}" + (f" EP{ep}" if ep > 1 else "") + (f" PP{pp}" if pp > 1 else "")
+        ep = get(row, "ep")
+        return parallelism_label(int(get(row, "tp")), int(get(row, "pp")), int(ep) if ep else 1,
+                                 yes(get(row, "attention_dp")))
 
     return scored.assign(family=[model_family(str(get(r, "model"))) for r in rows],
                          gpu_name=[resolve_gpu(str(get(r, "gpu"))).name for r in rows],
                          parallelism=[parallelism(r) for r in rows])
+
+
+def parallelism_label(tp: int, pp: int, ep: int, attention_dp: bool) -> str:
+    """TP4, TP4 PP2, TP8 EP8 (whole experts over 8 ranks), DEP4 (attention DP, experts over all 4)."""
+    extra = f" EP{ep}" if ep > 1 and not attention_dp else ""
+    return f"{'DEP' if attention_dp else 'TP'}{tp}{extra}" + (f" PP{pp}" if pp > 1 else "")
 
 
 def model_family(model: str) -> str:
