@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from trtbench.sim.table import predict_frame, score
+from trtbench.sim.table import predict_frame, score, with_groups
 
 SEQUENCES = ["1000/1000", "1024/1024", "1024/8192", "1024/32768", "8192/1024", "32768/1024"]
 REQUESTS = {"1000/1000": 3000, "1024/1024": 3000, "1024/8192": 1500, "1024/32768": 1000, "8192/1024": 1500,
@@ -57,7 +57,7 @@ def main() -> None:
     predicted = predict_frame(rows(), fraction=0.95)
     scored, mape, _ = score(predicted[predicted["pred_status"] == "ok"])
     dep = scored["attention_dp"] == "yes"
-    label = scored["model"] + " " + scored["gpu"] + " " + dep.map({True: "DEP", False: "TP"}) + scored["tp"].astype(str)
+    label = scored["model"] + " " + scored["gpu"] + " " + with_groups(scored)["parallelism"]
     table = scored.groupby(label, sort=False)["error_pct"].agg(rows="count", mape=lambda e: e.abs().mean(),
                                                                 mean="mean")
     print(table.round(1).to_string())

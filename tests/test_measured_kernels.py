@@ -18,7 +18,7 @@ from trtbench.deployment import make_deployment
 from trtbench.precision import Precision
 from trtbench.sim import calibration
 from trtbench.sim.comm import allreduce_s, gather_s
-from trtbench.sim.moekernels import GROUPED, Shape, grouped_gemm, nvfp4_experts_measured
+from trtbench.sim.moekernels import GROUPED, GroupedGemm, Shape, grouped_gemm, nvfp4_experts_measured
 from trtbench.sim.steptime import AnalyticStep, Batch
 
 B200 = resolve_gpu("b200")
@@ -75,15 +75,12 @@ def test_nvfp4_experts_are_costed_as_their_fp8_twin():
 # 16,384 tokens, moe_tp and moe_ep 1-8, H100, H200 (fp8, bf16) and B200 (fp8, bf16, nvfp4)
 GROUPED_POINTS = Path(__file__).parent / "data" / "grouped_gemm_points.csv"
 CATALOG = {"H100": "h100-sxm", "H200": "h200-sxm", "B200": "b200"}
-PRECISION = {"fp8": "fp8", "bf16": "bf16", "nvfp4": "nvfp4"}
-
-
 def measured_and_modelled(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Each point's measured fraction of tensor peak (its FLOPs over its time: 2 x routed pairs on the rank x the
     three projections of a slice) and the fit's."""
     measured, modelled = [], []
     for p in points.itertuples():
-        gpu, precision = resolve_gpu(CATALOG[p.gpu]), PRECISION[p.dtype]
+        gpu, precision = resolve_gpu(CATALOG[p.gpu]), p.dtype
         width = p.inter / p.moe_tp
         flops = 2 * p.tokens * p.topk / p.moe_ep * 3 * p.hidden * width
         measured.append(flops / (p.ms * 1e-3) / gpu.peak_flops(precision))
@@ -118,11 +115,10 @@ def test_the_committed_constants_are_the_fit_of_the_measured_points(family, gpus
     points = points[points.gpu.isin(gpus) & (points.dtype == ("nvfp4" if dtype == "fp4" else dtype))]
     measured, _ = measured_and_modelled(points)
     width, hidden = (points.inter / points.moe_tp).to_numpy(), points.hidden.to_numpy()
-    summed = width * (points.experts / points.moe_ep).to_numpy()
+    experts = (points.experts / points.moe_ep).to_numpy()
 
     def log_error(p: np.ndarray) -> np.ndarray:
-        rate = p[0] * width / (width + p[1]) * hidden / (hidden + p[2]) * summed / (summed + p[3])
-        return np.log(rate / measured)
+        return np.log(GroupedGemm(*p).efficiency(width, hidden, experts) / measured)
 
     fit = least_squares(log_error, [0.8, 800, 1000, 1000], bounds=(0, [3, 1e5, 1e5, 1e5]), loss="soft_l1",
                         f_scale=0.1).x
